@@ -1,0 +1,55 @@
+"""Gravityengine: an OpenAI-compatible chat completions service, as a providerhub plugin.
+
+The module keeps the shape of the seed's provider module (``url``, ``model``,
+``supports_stream``, ``needs_auth``, ``_create_completion``, ``params``), so it can be read,
+and called, as one. The HTTP work is providerhub's shared OpenAI-compatible helper.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from providerhub import hookimpl, settings
+from providerhub.openai_compat import chat_completion
+from providerhub.params import render
+
+NAME = "gravityengine"
+PATH = "/api/openai/v1/chat/completions"
+DEFAULTS = {"temperature": 0.7, "presence_penalty": 0}
+"""Body fields sent unless the caller passes its own."""
+
+url = "https://gpt4.gravityengine.cc"
+model = ["gpt-3.5-turbo-16k", "gpt-3.5-turbo-0613"]
+supports_stream = True
+needs_auth = False
+working = True
+
+
+def _create_completion(
+    model: str,
+    messages: list,  # type: ignore[type-arg]  # the seed's signature, which params shows
+    stream: bool,
+    **kwargs: Any,
+) -> Iterator[str]:
+    """Yield the answer: each content delta as it arrives when ``stream`` is true, the whole
+    ``choices[0].message.content`` otherwise.
+
+    ``kwargs`` are OpenAI chat parameters (``temperature``, ``max_tokens``, ...), and what the
+    router passes: ``auth``, ``timeout``, ``session``. Without ``auth``,
+    ``PROVIDERHUB_GRAVITYENGINE_API_KEY`` is used when set.
+    """
+    auth = kwargs.pop("auth", None) or settings.api_key(NAME)
+    base = settings.url(NAME, url)
+    yield from chat_completion(
+        NAME, base + PATH, model, messages, stream, defaults=DEFAULTS, auth=auth, **kwargs
+    )
+
+
+params = render(NAME, _create_completion)
+
+
+@hookimpl
+def register_providers(register: Any) -> None:
+    register(sys.modules[__name__], name=NAME)

@@ -1,0 +1,246 @@
+"""The ``providerhub`` command: list providers, models and params, chat, and a demo.
+
+Every failure prints one line, ``providerhub: error: ...``, and exits non-zero: 2 for a
+usage mistake, 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from . import __version__
+from .errors import InvalidRequestError, ProviderHubError
+from .hub import Hub
+
+__all__ = ["build_parser", "main"]
+
+DEMO_MODEL = "gpt-3.5-turbo-16k"
+DEMO_PROVIDER = "gravityengine"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="providerhub",
+        description="Route chat completions across the LLM providers installed as plugins.",
+    )
+    parser.add_argument("--version", action="version", version=f"providerhub {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    providers = sub.add_parser("providers", help="list installed providers and plugin errors")
+    providers.add_argument("--json", action="store_true", help="print JSON")
+
+    models = sub.add_parser("models", help="list models and the providers serving each")
+    models.add_argument("--json", action="store_true", help="print JSON")
+
+    params = sub.add_parser("params", help="list what each provider's completion accepts")
+    params.add_argument("--json", action="store_true", help="print JSON")
+
+    chat = sub.add_parser("chat", help="send one prompt and print the answer as it arrives")
+    chat.add_argument("-m", "--model", required=True, help="model name")
+    chat.add_argument(
+        "-p",
+        "--provider",
+        action="append",
+        help="provider to use (repeat to give a fallback order)",
+    )
+    chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+    chat.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter for the provider, e.g. -o temperature=0.2 (VALUE is read as JSON "
+        "when it parses, else as text)",
+    )
+    chat.add_argument("--timeout", type=float, help="seconds for the whole call")
+    chat.add_argument("prompt", help="the prompt; '-' reads it from standard input")
+
+    sub.add_parser(
+        "demo",
+        help="start a local stand-in server and stream a routed chat through gravityengine",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = COMMANDS[args.command](args, sys.stdout)
+        return result
+    except ProviderHubError as exc:
+        _error(str(exc))
+        return 2 if isinstance(exc, InvalidRequestError) else 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); nothing more can be said to it.
+        sys.stderr.close()
+        return 1
+
+
+def _error(message: str) -> None:
+    lines = message.splitlines() or [""]
+    print(f"providerhub: error: {lines[0]}", file=sys.stderr)
+    for line in lines[1:]:
+        print(f"  {line.strip()}", file=sys.stderr)
+
+
+def _providers(args: argparse.Namespace, out: TextIO) -> int:
+    hub = Hub()
+    rows: list[dict[str, Any]] = []
+    for p in hub.providers.values():
+        rows.append(
+            {
+                "name": p.name,
+                "distribution": p.distribution,
+                "version": p.version,
+                "url": p.url,
+                "models": list(p.model),
+                "stream": p.supports_stream,
+                "needs_auth": p.needs_auth,
+                "auth_variable": p.api_key_variable,
+                "working": p.working,
+                "disabled": p.disabled,
+            }
+        )
+    errors = [
+        {"plugin": e.name, "distribution": e.distribution, "error": e.error}
+        for e in hub.plugin_errors
+    ]
+    if args.json:
+        doc = {"providers": rows, "plugin_errors": errors, "disabled_plugins": hub.disabled_plugins}
+        json.dump(doc, out, indent=2)
+        out.write("\n")
+        return 0
+    if not rows:
+        out.write("no providers installed (pip install providerhub-gravityengine, for one)\n")
+    for row in rows:
+        origin = row["distribution"] or "registered in code"
+        if row["version"]:
+            origin += f" {row['version']}"
+        state = "working" if row["working"] else ("disabled" if row["disabled"] else "not working")
+        auth = f"needs auth ({row['auth_variable']})" if row["needs_auth"] else "no auth"
+        stream = "streams" if row["stream"] else "no stream"
+        out.write(f"{row['name']}  [{origin}]  {state}, {stream}, {auth}\n")
+        out.write(f"  url:    {row['url']}\n")
+        out.write(f"  models: {', '.join(row['models'])}\n")
+    for name in hub.disabled_plugins:
+        out.write(f"{name}  skipped: named in PROVIDERHUB_DISABLE_PLUGINS\n")
+    for e in hub.plugin_errors:
+        out.write(f"error: {e}\n")
+    return 0
+
+
+def _models(args: argparse.Namespace, out: TextIO) -> int:
+    models = Hub().models()
+    if args.json:
+        json.dump([{"model": m, "providers": ps} for m, ps in models.items()], out, indent=2)
+        out.write("\n")
+        return 0
+    width = max((len(m) for m in models), default=0)
+    for m, ps in models.items():
+        out.write(f"{m.ljust(width)}  {', '.join(ps)}\n")
+    return 0
+
+
+def _params(args: argparse.Namespace, out: TextIO) -> int:
+    hub = Hub()
+    if args.json:
+        doc = [
+            {
+                "provider": p.name,
+                "params": p.params,
+                "parameters": [param.as_dict() for param in p.params_info],
+            }
+            for p in hub.providers.values()
+        ]
+        json.dump(doc, out, indent=2)
+        out.write("\n")
+        return 0
+    for p in hub.providers.values():
+        out.write(p.params + "\n")
+    return 0
+
+
+def _chat(args: argparse.Namespace, out: TextIO) -> int:
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    options = dict(_option(text) for text in args.option)
+    provider: str | list[str] | None = args.provider
+    if provider is not None and len(provider) == 1:
+        provider = provider[0]
+    hub = Hub()
+    messages = [{"role": "user", "content": prompt}]
+    if args.no_stream:
+        text = hub.create(args.model, messages, provider=provider, timeout=args.timeout, **options)
+        out.write(text + "\n")
+        return 0
+    with hub.create(
+        args.model, messages, stream=True, provider=provider, timeout=args.timeout, **options
+    ) as pieces:
+        for piece in pieces:
+            out.write(piece)
+            out.flush()
+    out.write("\n")
+    return 0
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise InvalidRequestError(f"-o takes KEY=VALUE, not {text!r}")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
+
+
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    from .testing import OpenAIServer
+
+    with OpenAIServer() as server:
+        os.environ["PROVIDERHUB_GRAVITYENGINE_URL"] = server.url
+        with Hub() as hub:
+            if DEMO_PROVIDER not in hub.providers:
+                raise InvalidRequestError(
+                    "the gravityengine plugin is not installed: "
+                    "pip install ./plugins/gravityengine (or providerhub-gravityengine)"
+                )
+            out.write(
+                f"A local stand-in server at {server.url} answers for Gravityengine "
+                "(the real service is not reachable from here).\n"
+            )
+            candidates = hub.route(DEMO_MODEL, stream=True)
+            out.write(
+                f"Routing {DEMO_MODEL!r} with stream=True: candidates "
+                f"{[p.name for p in candidates]}\n\n"
+            )
+            prompt = "Hi! What are you?"
+            out.write(f"> {prompt}\n")
+            stream = hub.create(
+                DEMO_MODEL, [{"role": "user", "content": prompt}], stream=True, timeout=30
+            )
+            with stream:
+                for piece in stream:
+                    out.write(piece)
+                    out.flush()
+            out.write(f"\n\n(streamed by {stream.provider}, from the local stand-in server)\n")
+    return 0
+
+
+COMMANDS = {
+    "providers": _providers,
+    "models": _models,
+    "params": _params,
+    "chat": _chat,
+    "demo": _demo,
+}

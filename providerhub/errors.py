@@ -1,0 +1,189 @@
+"""Every error providerhub raises, in one hierarchy.
+
+Catch :class:`ProviderHubError` to catch them all. The tree::
+
+    ProviderHubError
+    ├── InvalidRequestError          (also ValueError)  bad input, raised before any network call
+    ├── ModelNotFoundError           (also LookupError) no provider lists the model
+    ├── NoProviderError              (also LookupError) the model is known, but no provider
+    │                                                    fits these needs (stream, auth, ...)
+    ├── ProviderError                                   one provider failed; ``.provider``
+    │   ├── ProviderConnectionError                     could not connect, connection reset
+    │   ├── ProviderTimeoutError                        connect, read or total deadline passed
+    │   ├── ProviderHTTPError                           HTTP error status; ``.status_code``
+    │   │   ├── AuthenticationError                     401/403: missing or rejected credential
+    │   │   └── RateLimitError                          429; ``.retry_after`` in seconds
+    │   ├── ProviderResponseError                       malformed answer: not JSON, an HTML page,
+    │   │                                               no ``choices``, an error event
+    │   └── StreamInterruptedError                      a stream cut off before its end
+    └── AllProvidersFailedError                         every candidate failed; ``.errors``
+
+Messages are meant for the person running the program: they name the provider, say what
+happened, and say what to do. They never contain a credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "AllProvidersFailedError",
+    "AuthenticationError",
+    "InvalidRequestError",
+    "ModelNotFoundError",
+    "NoProviderError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderHTTPError",
+    "ProviderHubError",
+    "ProviderResponseError",
+    "ProviderTimeoutError",
+    "RateLimitError",
+    "StreamInterruptedError",
+]
+
+
+class ProviderHubError(Exception):
+    """Root of every error providerhub raises."""
+
+
+class InvalidRequestError(ProviderHubError, ValueError):
+    """The caller's input is wrong; nothing was sent anywhere."""
+
+
+class ModelNotFoundError(ProviderHubError, LookupError):
+    """No registered provider lists the model.
+
+    ``suggestions`` holds the closest known model names (possibly none).
+    """
+
+    def __init__(self, model: str, suggestions: Sequence[str] = (), *, hint: str = "") -> None:
+        self.model = model
+        self.suggestions = list(suggestions)
+        message = f"no provider lists the model {model!r}"
+        if self.suggestions:
+            message += "; did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
+        else:
+            message += "; run 'providerhub models' to see the models installed providers serve"
+        if hint:
+            message += f" ({hint})"
+        super().__init__(message)
+
+
+class NoProviderError(ProviderHubError, LookupError):
+    """The model is known, but no provider serving it fits the request's needs.
+
+    ``reasons`` maps each provider that serves the model to why it was excluded.
+    """
+
+    def __init__(self, model: str, reasons: Mapping[str, str], *, stream: bool = False) -> None:
+        self.model = model
+        self.reasons = dict(reasons)
+        self.stream = stream
+        lines = [f"no provider can serve model {model!r} for this request:"]
+        lines += [f"  {name}: {why}" for name, why in self.reasons.items()]
+        super().__init__("\n".join(lines))
+
+
+class ProviderError(ProviderHubError):
+    """A provider failed. ``provider`` names it; ``url`` is the address it was asked at.
+
+    ``hint`` says what the caller can do about it, and is part of the message.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        url: str | None = None,
+        hint: str = "",
+        body: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.url = url
+        self.hint = hint
+        self.body = body
+        self.detail = message
+        full = f"{provider}: {message}"
+        if body:
+            full += f": {body}"
+        if hint:
+            full += f" ({hint})"
+        super().__init__(full)
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached, or dropped the connection before answering."""
+
+
+class ProviderTimeoutError(ProviderError):
+    """The provider did not answer, or stopped sending, within the timeout."""
+
+
+class ProviderHTTPError(ProviderError):
+    """The provider answered with an HTTP error status, in ``status_code``."""
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        status_code: int,
+        url: str | None = None,
+        hint: str = "",
+        body: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        super().__init__(provider, message, url=url, hint=hint, body=body)
+
+
+class AuthenticationError(ProviderHTTPError):
+    """The provider refused the credential (401/403), or needs one that was not given."""
+
+
+class RateLimitError(ProviderHTTPError):
+    """The provider is rate limiting (429). ``retry_after`` is in seconds, or None."""
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        status_code: int = 429,
+        retry_after: float | None = None,
+        url: str | None = None,
+        hint: str = "",
+        body: str | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(provider, message, status_code=status_code, url=url, hint=hint, body=body)
+
+
+class ProviderResponseError(ProviderError):
+    """The provider's answer could not be understood: not JSON, an HTML page, no
+    ``choices``, or an error event in the stream."""
+
+
+class StreamInterruptedError(ProviderError):
+    """The stream ended before its end marker: the answer is incomplete."""
+
+
+class AllProvidersFailedError(ProviderHubError):
+    """Every candidate provider failed. ``errors`` maps provider name to its error, in the
+    order they were tried."""
+
+    def __init__(self, model: str, errors: Mapping[str, ProviderError]) -> None:
+        self.model = model
+        self.errors = dict(errors)
+        count = len(self.errors)
+        noun = "provider" if count == 1 else "providers"
+        lines = [f"all {count} {noun} failed for model {model!r}:"]
+        lines += [f"  {name}: {_without_prefix(err, name)}" for name, err in self.errors.items()]
+        super().__init__("\n".join(lines))
+
+
+def _without_prefix(err: ProviderError, name: str) -> str:
+    text = str(err).replace("\n", " ")
+    prefix = f"{name}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text

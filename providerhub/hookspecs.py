@@ -1,0 +1,47 @@
+"""The hooks a providerhub plugin implements.
+
+A plugin is a module (or object) declared under the ``providerhub`` entry-point group. It
+implements the hooks below, marked with :data:`providerhub.hookimpl`::
+
+    from providerhub import hookimpl
+
+    @hookimpl
+    def register_providers(register):
+        register(my_provider_module, name="myprovider")
+
+A module that follows the provider contract and implements no hook is a plugin too: the
+hub registers it as one provider named after its entry point.
+
+Hook calls take keyword arguments only, and a hook implementation cannot receive
+``**kwargs``; so the hooks register and describe providers, and the router calls each
+provider's ``_create_completion`` itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pluggy
+
+__all__ = ["PROJECT", "Register", "hookimpl", "hookspec", "register_providers"]
+
+PROJECT = "providerhub"
+"""The pluggy project name, which is also the entry-point group."""
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class Register(Protocol):
+    """The ``register`` callable a plugin's :func:`register_providers` receives."""
+
+    def __call__(self, provider: Any, name: str | None = None) -> None:
+        """Register ``provider`` (a module or object following the provider contract) under
+        ``name``; by default its ``name`` attribute, or its module's last dotted part."""
+
+
+@hookspec
+def register_providers(register: Register) -> None:
+    """Register this plugin's providers by calling ``register(provider, name=...)`` once
+    for each. A plugin may register any number of them; if this hook raises, none of the
+    plugin's providers is kept and the error shows in ``Hub.plugin_errors``."""

@@ -1,0 +1,150 @@
+"""The hub's view of one registered provider: its contract fields, its settings from the
+environment, and the one way to call it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from . import params as _params
+from . import settings
+
+__all__ = ["Provider"]
+
+logger = logging.getLogger(__name__)
+
+# Where the url a module declared is kept once the hub has written an override over it, so
+# that a later hub, or a removed override, still finds the original.
+_DECLARED_URL = "_providerhub_declared_url"
+
+
+class Provider:
+    """A registered provider.
+
+    ``name`` is the name it was registered under (unique in a hub, matched
+    case-insensitively); ``plugin``, ``distribution`` and ``version`` say where it came
+    from. ``url`` is the base URL after ``PROVIDERHUB_<NAME>_URL``. ``working`` is the
+    module's own flag (True when absent) unless the provider is disabled. ``params`` is the
+    module's own ``params`` string if it has one, else one built by introspection.
+    """
+
+    __slots__ = (
+        "_accepts",
+        "_declared_url",
+        "disabled",
+        "distribution",
+        "model",
+        "name",
+        "needs_auth",
+        "obj",
+        "plugin",
+        "supports_stream",
+        "version",
+    )
+
+    def __init__(
+        self,
+        obj: Any,
+        name: str,
+        *,
+        plugin: str | None = None,
+        distribution: str | None = None,
+        version: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        self.obj = obj
+        self.name = name
+        self.plugin = plugin
+        self.distribution = distribution
+        self.version = version
+        self.disabled = disabled
+        self.model: tuple[str, ...] = tuple(obj.model)
+        self.supports_stream = bool(obj.supports_stream)
+        self.needs_auth = bool(obj.needs_auth)
+        self._declared_url: str = getattr(obj, _DECLARED_URL, None) or obj.url
+        self._accepts = _keyword_names(obj._create_completion)
+
+    def __repr__(self) -> str:
+        return f"<Provider {self.name!r} models={list(self.model)!r}>"
+
+    @property
+    def url(self) -> str:
+        return settings.url(self.name, self._declared_url)
+
+    @property
+    def working(self) -> bool:
+        return not self.disabled and bool(getattr(self.obj, "working", True))
+
+    @property
+    def params(self) -> str:
+        own = getattr(self.obj, "params", None)
+        if isinstance(own, str):
+            return own
+        return _params.render(self.name, self.obj._create_completion)
+
+    @property
+    def params_info(self) -> list[_params.Param]:
+        """The structured form of ``params``: one :class:`providerhub.params.Param` each."""
+        return _params.describe(self.obj._create_completion)
+
+    @property
+    def api_key_variable(self) -> str:
+        return settings.api_key_variable(self.name)
+
+    def credential(self, auth: str | Mapping[str, str] | None) -> str | None:
+        """The credential for this provider: from ``auth`` (a string meant for it, or a
+        ``{name: credential}`` mapping), else from ``PROVIDERHUB_<NAME>_API_KEY``."""
+        if isinstance(auth, str):
+            return auth
+        if auth:
+            for key, value in auth.items():
+                if key.lower() == self.name.lower():
+                    return value
+        return settings.api_key(self.name)
+
+    def complete(
+        self, model: str, messages: list[Any], stream: bool, **kwargs: Any
+    ) -> Iterator[str]:
+        """Call the module's ``_create_completion``; keyword arguments it cannot take are
+        left out (the router offers ``auth``, ``timeout`` and ``session`` to every provider).
+        """
+        self._apply_url()
+        if self._accepts is not None:
+            kwargs = {k: v for k, v in kwargs.items() if k in self._accepts}
+        result: Iterator[str] = self.obj._create_completion(model, messages, stream, **kwargs)
+        return result
+
+    def _apply_url(self) -> None:
+        # A seed-contract module reads its own module-level ``url`` when it builds the
+        # request, so an override only reaches it written there.
+        effective = self.url
+        if getattr(self.obj, "url", None) != effective:
+            try:
+                if not hasattr(self.obj, _DECLARED_URL):
+                    setattr(self.obj, _DECLARED_URL, self._declared_url)
+                self.obj.url = effective
+            except (AttributeError, TypeError):
+                # A read-only provider object cannot take the override: say so, loudly.
+                logger.warning(
+                    "provider %s ignores %s: its 'url' attribute is read-only",
+                    self.name,
+                    settings.url_variable(self.name),
+                )
+
+
+def _keyword_names(func: Any) -> frozenset[str] | None:
+    """Names ``func`` takes by keyword, or None when it takes ``**kwargs``."""
+    import inspect
+
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+    names = set()
+    for p in signature.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            return None
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            names.add(p.name)
+    return frozenset(names)

@@ -1,0 +1,59 @@
+"""Per-provider settings read from the environment, one scheme for every provider.
+
+``NAME`` is the provider's name upper-cased, with every character that is not a letter or a
+digit written as ``_``:
+
+- ``PROVIDERHUB_<NAME>_URL`` overrides the provider's ``url``;
+- ``PROVIDERHUB_<NAME>_API_KEY`` is its credential;
+- ``PROVIDERHUB_DISABLE_PLUGINS=name,name`` skips plugins (and providers) by name.
+
+The environment is read when a value is needed, not cached, so a change shows at once.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "DISABLE_VARIABLE",
+    "api_key",
+    "api_key_variable",
+    "disabled_names",
+    "env_prefix",
+    "url",
+    "url_variable",
+]
+
+DISABLE_VARIABLE = "PROVIDERHUB_DISABLE_PLUGINS"
+
+
+def env_prefix(provider_name: str) -> str:
+    """``PROVIDERHUB_<NAME>_`` for ``provider_name``."""
+    upper = "".join(c if c.isascii() and c.isalnum() else "_" for c in provider_name.upper())
+    return f"PROVIDERHUB_{upper}_"
+
+
+def url_variable(provider_name: str) -> str:
+    return env_prefix(provider_name) + "URL"
+
+
+def api_key_variable(provider_name: str) -> str:
+    return env_prefix(provider_name) + "API_KEY"
+
+
+def url(provider_name: str, default: str) -> str:
+    """The provider's base URL: the environment's override, else ``default``; no trailing
+    slash."""
+    value = os.environ.get(url_variable(provider_name)) or default
+    return value.rstrip("/")
+
+
+def api_key(provider_name: str) -> str | None:
+    """The provider's credential from the environment, or None when unset or empty."""
+    return os.environ.get(api_key_variable(provider_name)) or None
+
+
+def disabled_names() -> frozenset[str]:
+    """Lower-cased names listed in ``PROVIDERHUB_DISABLE_PLUGINS``."""
+    raw = os.environ.get(DISABLE_VARIABLE, "")
+    return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())

@@ -1,0 +1,105 @@
+"""An incremental parser of Server-Sent Events, fed bytes as they arrive from the network.
+
+It follows the event-stream rules of the HTML standard: lines end with LF, CRLF or CR;
+a line starting with ``:`` is a comment; ``data:`` lines of one event are joined with LF;
+an empty line ends an event; an event without data is not dispatched; a partial event at
+the end of the stream is dropped. Text is decoded only once a whole line is in, so a UTF-8
+character split across two network reads arrives whole; bytes that are not UTF-8 decode to
+U+FFFD rather than raising.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "Event", "EventTooLargeError", "SSEParser"]
+
+DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024
+
+
+class Event(NamedTuple):
+    """One dispatched event. ``event`` is ``"message"`` unless the stream named it."""
+
+    data: str
+    event: str = "message"
+    id: str | None = None
+
+
+class EventTooLargeError(ValueError):
+    """One event, or one unfinished line, grew past the parser's ``max_event_bytes``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"a server-sent event grew past {limit} bytes")
+
+
+class SSEParser:
+    """Feed it bytes with :meth:`feed`; it returns the events those bytes completed.
+
+    ``max_event_bytes`` bounds the memory one event may take, so a stream that never ends
+    its event cannot grow without limit.
+    """
+
+    __slots__ = ("_data", "_event", "_id", "_last_id", "_max", "_pending", "_size", "_tail_cr")
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._max = max_event_bytes
+        self._pending = b""  # the unfinished last line
+        self._tail_cr = False  # the previous chunk ended in CR: a LF starting this one pairs
+        self._data: list[bytes] = []
+        self._size = 0
+        self._event = ""
+        self._id: str | None = None
+        self._last_id: str | None = None
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        if not chunk:
+            return []
+        if self._tail_cr:
+            self._tail_cr = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        buf = self._pending + chunk if self._pending else chunk
+        if b"\r" in buf:
+            if buf[-1:] == b"\r":
+                self._tail_cr = True
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buf.split(b"\n")
+        self._pending = lines.pop()
+        if len(self._pending) > self._max:
+            raise EventTooLargeError(self._max)
+        events: list[Event] = []
+        for line in lines:
+            if not line:
+                if self._data:
+                    events.append(self._dispatch())
+                else:
+                    self._event = ""
+                continue
+            if line[0] == 58:  # b":": a comment, kept-alive pings among them
+                continue
+            name, colon, value = line.partition(b":")
+            if colon and value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":
+                self._size += len(value) + 1
+                if self._size > self._max:
+                    raise EventTooLargeError(self._max)
+                self._data.append(value)
+            elif name == b"event":
+                self._event = value.decode("utf-8", "replace")
+            elif name == b"id" and b"\0" not in value:
+                self._id = value.decode("utf-8", "replace")
+            # "retry" and unknown fields carry nothing a completion needs.
+        return events
+
+    def _dispatch(self) -> Event:
+        data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+        if self._id is not None:
+            self._last_id = self._id
+        event = Event(data.decode("utf-8", "replace"), self._event or "message", self._last_id)
+        self._data = []
+        self._size = 0
+        self._event = ""
+        self._id = None
+        return event

@@ -1,0 +1,313 @@
+"""A local OpenAI-compatible chat completions server: real HTTP on 127.0.0.1, one thread
+per connection, real streaming, and scripted replies and faults."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["FAULTS", "OpenAIServer", "RecordedRequest", "Reply"]
+
+FAULTS = ("reset", "stall", "cut", "error_event")
+"""What a :class:`Reply` can do wrong: ``reset`` the connection, ``stall`` for ``delay``
+seconds, ``cut`` the stream short (no finish_reason, no ``[DONE]``), or send an
+``error_event``; ``after`` events, or before the headers when ``after`` is None."""
+
+
+@dataclass
+class Reply:
+    """What the server does for one request.
+
+    By default it answers in the protocol the request asked for: Server-Sent Events, one
+    event per item of ``chunks``, for ``"stream": true``; one JSON document otherwise.
+    ``chunks=None`` echoes the last user message. ``body`` replaces all of that with a raw
+    body of ``content_type``; ``status`` and ``headers`` go out as given.
+    """
+
+    chunks: Sequence[str] | None = None
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | str | None = None
+    content_type: str | None = None
+    fault: str | None = None
+    after: int | None = 0
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+    wait: threading.Event | None = None
+    """Stream ``after`` events, then hold the rest until this event is set."""
+    json_for_stream: bool = False
+    """Answer a stream request with one JSON document, as some servers do."""
+
+    def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ValueError(f"fault must be one of {', '.join(FAULTS)}, not {self.fault!r}")
+
+    @classmethod
+    def text(cls, *chunks: str, **options: Any) -> Reply:
+        """Answer with these pieces of text."""
+        return cls(chunks=list(chunks), **options)
+
+    @classmethod
+    def error(cls, status: int, message: str = "error", *, retry_after: str | None = None) -> Reply:
+        """An HTTP error status with an OpenAI-style JSON error body."""
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        body = json.dumps({"error": {"message": message, "type": "server_error"}})
+        return cls(status=status, headers=headers, body=body, content_type="application/json")
+
+    @classmethod
+    def html(cls, status: int = 200) -> Reply:
+        """An HTML page, as a bot-protection challenge answers."""
+        page = "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>" + (
+            "Checking your browser before accessing the site.</body></html>"
+        )
+        return cls(status=status, body=page, content_type="text/html; charset=utf-8")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request the server received."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class OpenAIServer:
+    """Serves ``POST <any path ending in /chat/completions>`` on 127.0.0.1.
+
+    ::
+
+        with OpenAIServer() as server:
+            server.script(Reply.error(503), Reply.text("Hel", "lo"))
+            ...  # point a provider at server.url
+
+    Replies queued with :meth:`script` are used in order, one per request; then
+    ``default`` answers. Every request is kept in :attr:`requests`.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.default = Reply()
+        self.requests: list[RecordedRequest] = []
+        self._queue: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd = _HTTPServer((host, port), _Handler)
+        self._httpd.owner = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, ``http://127.0.0.1:<port>``."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def script(self, *replies: Reply) -> None:
+        """Queue replies for the next requests, in order."""
+        with self._lock:
+            self._queue.extend(replies)
+
+    def start(self) -> OpenAIServer:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="providerhub-test-server",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; stalled replies are cut short."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> OpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _next_reply(self, request: RecordedRequest) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            return self._queue.popleft() if self._queue else self.default
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    owner: OpenAIServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read :attr:`OpenAIServer.requests` instead of a log."""
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        owner = self.server.owner
+        recorded = RecordedRequest("POST", self.path, dict(self.headers.items()), body)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send(404, b'{"error": {"message": "not found"}}', "application/json", {})
+            owner._next_reply(recorded)
+            return
+        reply = owner._next_reply(recorded)
+        try:
+            request = json.loads(body) if body else {}
+        except ValueError:
+            request = {}
+        if not isinstance(request, dict):
+            request = {}
+        self._answer(reply, request)
+
+    def _answer(self, reply: Reply, request: dict[str, Any]) -> None:
+        stopping = self.server.owner._stopping
+        if reply.fault is not None and reply.after is None:
+            if reply.fault == "reset":
+                self._reset()
+                return
+            if reply.fault == "stall":
+                stopping.wait(reply.delay)
+        if reply.body is not None:
+            raw = reply.body.encode() if isinstance(reply.body, str) else reply.body
+            ctype = reply.content_type or "application/octet-stream"
+            self._send(reply.status, raw, ctype, reply.headers)
+            return
+        model = str(request.get("model", "unknown-model"))
+        chunks = list(reply.chunks) if reply.chunks is not None else _echo(request, model)
+        if request.get("stream") and not reply.json_for_stream:
+            self._stream(reply, chunks, model)
+            return
+        doc = {
+            "id": "chatcmpl-local",
+            "object": "chat.completion",
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(chunks)},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        if reply.fault == "cut":
+            data = json.dumps(doc).encode()
+            self._send(reply.status, data[: len(data) // 2], "application/json", reply.headers)
+            return
+        self._send(reply.status, json.dumps(doc).encode(), "application/json", reply.headers)
+
+    def _stream(self, reply: Reply, chunks: list[str], model: str) -> None:
+        stopping = self.server.owner._stopping
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        for key, value in reply.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        role = {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
+        self._event(json.dumps(role))
+        for index, text in enumerate(chunks):
+            if reply.fault is not None and reply.after == index and self._fault(reply):
+                return
+            if reply.wait is not None and reply.after == index:
+                reply.wait.wait(30)
+            if reply.chunk_delay:
+                stopping.wait(reply.chunk_delay)
+            delta = {
+                "id": "chatcmpl-local",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+            }
+            self._event(json.dumps(delta))
+        after = reply.after
+        if (
+            reply.fault is not None
+            and after is not None
+            and after >= len(chunks)
+            and (self._fault(reply))
+        ):
+            return
+        last = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        self._event(json.dumps(last))
+        self._event("[DONE]")
+        self._write_chunk(b"")
+
+    def _fault(self, reply: Reply) -> bool:
+        """Do the reply's fault mid-stream; True when the stream must end here."""
+        if reply.fault == "reset":
+            self._reset()
+            return True
+        if reply.fault == "stall":
+            self.server.owner._stopping.wait(reply.delay)
+            return False
+        if reply.fault == "error_event":
+            error = {"error": {"message": "the model failed mid-answer", "type": "server_error"}}
+            self._event(json.dumps(error))
+            self._write_chunk(b"")
+            return True
+        # "cut": end the body cleanly, but without finish_reason or [DONE].
+        self._write_chunk(b"")
+        return True
+
+    def _event(self, data: str) -> None:
+        self._write_chunk(f"data: {data}\n\n".encode())
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _send(self, status: int, body: bytes, ctype: str, headers: Mapping[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _reset(self) -> None:
+        # SO_LINGER with a zero timeout makes close() send RST: a reset, not a clean end.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            # The reply reset the connection on purpose; there is nothing left to flush.
+            self.close_connection = True
+
+
+def _echo(request: dict[str, Any], model: str) -> list[str]:
+    said = ""
+    messages = request.get("messages")
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                said = str(message.get("content", ""))
+                break
+    text = f"This is providerhub's local stand-in server answering as {model}. You said: {said}"
+    words = text.split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]

@@ -1,0 +1,70 @@
+"""How long a call may take."""
+
+from __future__ import annotations
+
+import math
+from typing import Union
+
+from .errors import InvalidRequestError
+
+__all__ = ["DEFAULT_TIMEOUT", "Timeout", "TimeoutLike", "to_timeout"]
+
+
+class Timeout(tuple[float, float]):
+    """Seconds to wait: ``connect`` for the connection, ``read`` between two pieces of the
+    answer, and ``total`` (or None) for the whole call.
+
+    It is a ``(connect, read)`` tuple, so a provider can hand it to ``requests`` as it is.
+    """
+
+    total: float | None
+
+    def __new__(
+        cls, connect: float = 10.0, read: float = 60.0, total: float | None = None
+    ) -> Timeout:
+        for label, value in (("connect", connect), ("read", read), ("total", total)):
+            if value is None and label == "total":
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise InvalidRequestError(
+                    f"timeout {label} must be a positive number of seconds, not {value!r}"
+                )
+        self = super().__new__(cls, (float(connect), float(read)))
+        self.total = None if total is None else float(total)
+        return self
+
+    @property
+    def connect(self) -> float:
+        return self[0]
+
+    @property
+    def read(self) -> float:
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f"Timeout(connect={self[0]}, read={self[1]}, total={self.total})"
+
+
+DEFAULT_TIMEOUT = Timeout(connect=10.0, read=60.0)
+"""Connect within 10 s; then no more than 60 s of silence between two pieces."""
+
+TimeoutLike = Union[Timeout, float, int, None]
+
+
+def to_timeout(value: TimeoutLike) -> Timeout:
+    """``None`` gives the default; a number of seconds bounds connect, each read and the
+    whole call."""
+    if value is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(value, Timeout):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Timeout(connect=value, read=value, total=value)
+    raise InvalidRequestError(
+        f"timeout must be a number of seconds or a providerhub.Timeout, not {type(value).__name__}"
+    )

@@ -1,0 +1,261 @@
+"""HTTP for providers: pooled sessions, reading bodies within limits, and turning what the
+network and the server did into providerhub's typed errors.
+
+This module knows HTTP, not any API on top of it (that is :mod:`providerhub.openai_compat`).
+``requests`` is imported only when a session is first needed, so importing providerhub and
+listing providers stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable
+from email.utils import parsedate_to_datetime
+from time import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from . import settings
+from .errors import (
+    AuthenticationError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+    RateLimitError,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "POOL_SIZE",
+    "default_session",
+    "dumps",
+    "error_for_exception",
+    "error_for_status",
+    "excerpt",
+    "new_session",
+    "read_body",
+    "redact",
+    "safe_url",
+]
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+POOL_SIZE = 64
+EXCERPT_CHARS = 200
+
+_default_session: requests.Session | None = None
+_default_lock = threading.Lock()
+
+
+def new_session(pool_size: int = POOL_SIZE) -> requests.Session:
+    """A ``requests.Session`` whose pool keeps ``pool_size`` connections per host, so
+    concurrent calls through one hub reuse connections instead of opening new ones."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def default_session() -> requests.Session:
+    """The session shared by calls made outside any hub (a provider called directly)."""
+    global _default_session
+    if _default_session is None:
+        with _default_lock:
+            if _default_session is None:
+                _default_session = new_session()
+    return _default_session
+
+
+def safe_url(url: str) -> str:
+    """``url`` without user info and query, fit for an error message."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+_BEARER = re.compile(r"(?i)(bearer|token|api[_-]?key)([\s:=\"']+)[A-Za-z0-9._~+/=-]{6,}")
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` with every given secret, and anything that looks like a bearer token or API
+    key, replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _BEARER.sub(r"\1\2***", text)
+
+
+def excerpt(body: bytes | str, secrets: Iterable[str | None] = ()) -> str:
+    """A short, one-line, redacted excerpt of a response body."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    if len(text) > EXCERPT_CHARS:
+        text = text[:EXCERPT_CHARS] + "..."
+    return redact(text, secrets)
+
+
+def read_body(response: requests.Response, limit: int, provider: str) -> bytes:
+    """The whole body, or :class:`ProviderResponseError` once it passes ``limit`` bytes."""
+    raw = response.raw
+    data = raw.read(limit + 1, decode_content=True)
+    if len(data) > limit:
+        raise ProviderResponseError(
+            provider,
+            f"the answer is larger than {limit} bytes",
+            url=safe_url(response.url),
+            hint="raise max_body_bytes if such answers are expected",
+        )
+    return bytes(data)
+
+
+def error_for_status(
+    provider: str,
+    response: requests.Response,
+    secrets: Iterable[str | None] = (),
+) -> ProviderError:
+    """The typed error for an HTTP error status, with an excerpt of the body."""
+    secrets = list(secrets)
+    status = response.status_code
+    url = safe_url(response.url)
+    try:
+        body = response.raw.read(64 * 1024, decode_content=True)
+    except Exception:
+        # The excerpt is a courtesy; the status alone is the error.
+        body = b""
+    found = _error_message(body)
+    detail = excerpt(found if found is not None else body, secrets) or None
+    reason = f"HTTP {status} {response.reason or ''}".rstrip()
+    message = f"{reason} from {url}"
+    if status in (401, 403):
+        return AuthenticationError(
+            provider,
+            message,
+            status_code=status,
+            url=url,
+            body=detail,
+            hint=f"the service refused the credential: set {settings.api_key_variable(provider)} "
+            f"or pass auth={{'{provider}': ...}}",
+        )
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        wait = f"retry after {retry_after:g} s" if retry_after is not None else "retry later"
+        return RateLimitError(
+            provider,
+            message,
+            status_code=status,
+            retry_after=retry_after,
+            url=url,
+            body=detail,
+            hint=f"rate limited: {wait}, or use another provider",
+        )
+    if status == 404:
+        hint = f"no chat completions endpoint there: check {settings.url_variable(provider)}"
+    elif status >= 500:
+        hint = "the service failed: try again later or use another provider"
+    else:
+        hint = "the service rejected the request"
+    return ProviderHTTPError(provider, message, status_code=status, url=url, body=detail, hint=hint)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def _error_message(body: bytes) -> str | None:
+    """The ``error.message`` of an OpenAI-style JSON error body, if it is one."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(doc, dict):
+        err = doc.get("error", doc.get("detail"))
+        if isinstance(err, dict):
+            err = err.get("message")
+        if isinstance(err, str):
+            return err
+    return None
+
+
+def error_for_exception(
+    provider: str, exc: BaseException, url: str, *, started: bool = False
+) -> ProviderError:
+    """The typed error for what ``requests``/``urllib3`` raised while talking to ``url``.
+
+    ``started`` says whether the answer had begun to arrive, which turns a dropped
+    connection into an interrupted stream.
+    """
+    import requests
+    import urllib3.exceptions as u3
+
+    from .errors import StreamInterruptedError
+
+    url = safe_url(url)
+    if isinstance(exc, (requests.Timeout, u3.TimeoutError, TimeoutError)):
+        phase = "connecting" if isinstance(exc, requests.ConnectTimeout) else "waiting"
+        return ProviderTimeoutError(
+            provider,
+            f"timed out {phase} for {url}",
+            url=url,
+            hint="the service is slow or down: raise timeout= or try another provider",
+        )
+    if started:
+        return StreamInterruptedError(
+            provider,
+            f"the connection to {url} broke mid-answer ({_short(exc)})",
+            url=url,
+            hint="the answer is incomplete: try again",
+        )
+    return ProviderConnectionError(
+        provider,
+        f"could not connect to {url} ({_short(exc)})",
+        url=url,
+        hint=f"is the service up, and is the url right? it can be set with "
+        f"{settings.url_variable(provider)}",
+    )
+
+
+def _short(exc: BaseException) -> str:
+    """The innermost reason of a wrapped network error, on one line."""
+    inner: BaseException = exc
+    for _ in range(5):
+        nxt = getattr(inner, "reason", None) or inner.__context__
+        if not isinstance(nxt, BaseException):
+            break
+        inner = nxt
+    text = str(inner) or type(inner).__name__
+    for marker in ("Connection refused", "Connection reset", "Name or service not known"):
+        if marker.lower() in text.lower():
+            return marker.lower()
+    return redact(" ".join(text.split()))[:160]
+
+
+def dumps(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
