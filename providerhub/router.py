@@ -82,7 +82,12 @@ def _exclusion(p: Provider, model: str, stream: bool, auth: Auth) -> str | None:
 def _pinned(hub: Hub, provider: ProviderChoice) -> list[Provider] | None:
     if provider is None:
         return None
-    names = [provider] if isinstance(provider, str) else list(provider)
+    if isinstance(provider, str):
+        names = [provider]
+    elif isinstance(provider, (list, tuple)):
+        names = list(provider)
+    else:
+        names = []
     if not names or not all(isinstance(n, str) for n in names):
         raise InvalidRequestError(
             f"provider must be a provider name or a list of names, not {provider!r}"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import sys
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,13 +29,14 @@ class Reply:
     By default it answers in the protocol the request asked for: Server-Sent Events, one
     event per item of ``chunks``, for ``"stream": true``; one JSON document otherwise.
     ``chunks=None`` echoes the last user message. ``body`` replaces all of that with a raw
-    body of ``content_type``; ``status`` and ``headers`` go out as given.
+    body of ``content_type`` (or a function of the request that returns one); ``status``
+    and ``headers`` go out as given.
     """
 
     chunks: Sequence[str] | None = None
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes | str | None = None
+    body: bytes | str | Callable[[RecordedRequest], bytes | str] | None = None
     content_type: str | None = None
     fault: str | None = None
     after: int | None = 0
@@ -99,6 +101,8 @@ class OpenAIServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.default = Reply()
         self.requests: list[RecordedRequest] = []
+        self.errors: list[BaseException] = []
+        """Errors met while answering, such as clients that hung up mid-answer."""
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -154,6 +158,13 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: OpenAIServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer is what fault tests do on purpose; keep the
+        # error for the test to read instead of printing a traceback.
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            self.owner.errors.append(exc)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -178,9 +189,9 @@ class _Handler(BaseHTTPRequestHandler):
             request = {}
         if not isinstance(request, dict):
             request = {}
-        self._answer(reply, request)
+        self._answer(reply, request, recorded)
 
-    def _answer(self, reply: Reply, request: dict[str, Any]) -> None:
+    def _answer(self, reply: Reply, request: dict[str, Any], recorded: RecordedRequest) -> None:
         stopping = self.server.owner._stopping
         if reply.fault is not None and reply.after is None:
             if reply.fault == "reset":
@@ -189,7 +200,8 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.fault == "stall":
                 stopping.wait(reply.delay)
         if reply.body is not None:
-            raw = reply.body.encode() if isinstance(reply.body, str) else reply.body
+            content = reply.body(recorded) if callable(reply.body) else reply.body
+            raw = content.encode() if isinstance(content, str) else content
             ctype = reply.content_type or "application/octet-stream"
             self._send(reply.status, raw, ctype, reply.headers)
             return

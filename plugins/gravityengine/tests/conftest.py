@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+import providerhub
+import providerhub_gravityengine
+from providerhub.testing import OpenAIServer
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("PROVIDERHUB_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAIServer]:
+    with OpenAIServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def hub(server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[providerhub.Hub]:
+    """A hub holding only Gravityengine, pointed at the local server."""
+    monkeypatch.setenv("PROVIDERHUB_GRAVITYENGINE_URL", server.url)
+    with providerhub.Hub(load_entrypoints=False) as h:
+        h.register_plugin(providerhub_gravityengine, name="gravityengine")
+        yield h

@@ -1,0 +1,99 @@
+"""Shared fixtures: a real local server, empty hubs, and plugins installed as real
+distributions (a ``*.dist-info`` with ``entry_points.txt`` on a temporary ``sys.path``)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+import providerhub
+from providerhub import settings
+from providerhub.testing import OpenAIServer
+
+from ._support import FakeProvider
+
+MakeDist = Callable[..., Path]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's own providerhub settings."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("PROVIDERHUB_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAIServer]:
+    with OpenAIServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def hub() -> Iterator[providerhub.Hub]:
+    """A hub with no installed plugins."""
+    with providerhub.Hub(load_entrypoints=False) as h:
+        yield h
+
+
+@pytest.fixture
+def gravity_hub(server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[providerhub.Hub]:
+    """A hub with only the Gravityengine plugin, pointed at the local server."""
+    import providerhub_gravityengine
+
+    monkeypatch.setenv(settings.url_variable("gravityengine"), server.url)
+    with providerhub.Hub(load_entrypoints=False) as h:
+        h.register_plugin(providerhub_gravityengine, name="gravityengine")
+        yield h
+
+
+@pytest.fixture
+def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A directory on ``sys.path`` where :func:`make_dist` installs distributions."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    before = set(sys.modules)
+    yield site
+    for name in set(sys.modules) - before:
+        if name.startswith("phtest_"):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def make_dist(site_dir: Path) -> MakeDist:
+    """Install a distribution into ``site_dir``: ``make_dist(name, modules={module: source},
+    entry_points={ep_name: "module"})``."""
+
+    def make(
+        name: str,
+        *,
+        modules: dict[str, str],
+        entry_points: dict[str, str],
+        version: str = "1.0",
+        group: str = "providerhub",
+    ) -> Path:
+        for module, source in modules.items():
+            (site_dir / f"{module}.py").write_text(textwrap.dedent(source))
+        info = site_dir / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        lines = [f"[{group}]"] + [f"{k} = {v}" for k, v in entry_points.items()]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        importlib.invalidate_caches()
+        return info
+
+    return make
+
+
+@pytest.fixture
+def fake() -> Callable[..., FakeProvider]:
+    return FakeProvider
