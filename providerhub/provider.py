@@ -4,6 +4,7 @@ environment, and the one way to call it."""
 from __future__ import annotations
 
 import logging
+import types
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -13,10 +14,6 @@ from . import settings
 __all__ = ["Provider"]
 
 logger = logging.getLogger(__name__)
-
-# Where the url a module declared is kept once the hub has written an override over it, so
-# that a later hub, or a removed override, still finds the original.
-_DECLARED_URL = "_providerhub_declared_url"
 
 
 class Provider:
@@ -62,7 +59,7 @@ class Provider:
         self.model: tuple[str, ...] = tuple(obj.model)
         self.supports_stream = bool(obj.supports_stream)
         self.needs_auth = bool(obj.needs_auth)
-        self._declared_url: str = getattr(obj, _DECLARED_URL, None) or obj.url
+        self._declared_url: str = obj.url
         self._accepts = _keyword_names(obj._create_completion)
 
     def __repr__(self) -> str:
@@ -109,28 +106,43 @@ class Provider:
         """Call the module's ``_create_completion``; keyword arguments it cannot take are
         left out (the router offers ``auth``, ``timeout`` and ``session`` to every provider).
         """
-        self._apply_url()
         if self._accepts is not None:
             kwargs = {k: v for k, v in kwargs.items() if k in self._accepts}
-        result: Iterator[str] = self.obj._create_completion(model, messages, stream, **kwargs)
+        result: Iterator[str] = self._completion()(model, messages, stream, **kwargs)
         return result
 
-    def _apply_url(self) -> None:
-        # A seed-contract module reads its own module-level ``url`` when it builds the
-        # request, so an override only reaches it written there.
+    def _completion(self) -> Any:
+        """``_create_completion``, made to see the effective url.
+
+        A seed-contract module reads its module-level ``url`` when it builds the request.
+        Rather than write the override into the module (which every other user of the
+        module would then see), the function runs over a copy of its globals holding the
+        override. An object's ``url`` attribute is set instead.
+        """
+        func = self.obj._create_completion
         effective = self.url
-        if getattr(self.obj, "url", None) != effective:
-            try:
-                if not hasattr(self.obj, _DECLARED_URL):
-                    setattr(self.obj, _DECLARED_URL, self._declared_url)
-                self.obj.url = effective
-            except (AttributeError, TypeError):
-                # A read-only provider object cannot take the override: say so, loudly.
-                logger.warning(
-                    "provider %s ignores %s: its 'url' attribute is read-only",
-                    self.name,
-                    settings.url_variable(self.name),
+        if getattr(self.obj, "url", None) == effective:
+            return func
+        if isinstance(self.obj, types.ModuleType):
+            if isinstance(func, types.FunctionType) and "url" in func.__code__.co_names:
+                scope = dict(func.__globals__)
+                scope["url"] = effective
+                clone = types.FunctionType(
+                    func.__code__, scope, func.__name__, func.__defaults__, func.__closure__
                 )
+                clone.__kwdefaults__ = func.__kwdefaults__
+                return clone
+            return func
+        try:
+            self.obj.url = effective
+        except (AttributeError, TypeError):
+            # A read-only provider object cannot take the override: say so, loudly.
+            logger.warning(
+                "provider %s ignores %s: its 'url' attribute is read-only",
+                self.name,
+                settings.url_variable(self.name),
+            )
+        return func
 
 
 def _keyword_names(func: Any) -> frozenset[str] | None:

@@ -197,3 +197,19 @@ def test_each_hub_has_its_own_plugin_manager() -> None:
     with providerhub.Hub() as one, providerhub.Hub() as two:
         assert one.plugin_manager is not two.plugin_manager
         assert set(one.providers) == set(two.providers)
+
+
+def test_a_url_override_reaches_a_seed_module_without_changing_it(
+    make_dist: Callable[..., Any], server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_dist(
+        "phtest-seedurl",
+        modules={"phtest_seedurl": seed_module(["url-model"])},
+        entry_points={"seedurl": "phtest_seedurl"},
+    )
+    monkeypatch.setenv("PROVIDERHUB_SEEDURL_URL", server.url)
+    with providerhub.Hub() as hub:
+        assert "You said: Hi" in hub.create("url-model", HI)
+    module = sys.modules["phtest_seedurl"]
+    assert module.url == "http://127.0.0.1:9"  # as declared: other users see no change
+    assert len(module.received) == 1  # the module's own state is shared, not copied

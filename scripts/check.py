@@ -1,0 +1,45 @@
+"""Run every check the project holds itself to, in order, stopping at the first failure:
+lint, formatting, strict typing, and the test suites of the core and the plugins.
+
+Run it with the virtual environment's Python, after installing the dev extra (the README's
+test command does both).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TYPED = [
+    "providerhub",
+    *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("plugins/*/providerhub_*")),
+]
+
+STEPS = [
+    ("ruff check", ["-m", "ruff", "check", "."]),
+    ("ruff format --check", ["-m", "ruff", "format", "--check", "."]),
+    ("mypy --strict", ["-m", "mypy", "--strict", *TYPED]),
+    ("pytest", ["-m", "pytest", "-q"]),
+]
+
+
+def main() -> int:
+    for label, args in STEPS:
+        print(f"== {label}", flush=True)
+        started = time.monotonic()
+        code = subprocess.call([sys.executable, *args], cwd=ROOT)
+        print(
+            f"== {label}: {'ok' if code == 0 else f'FAILED ({code})'} "
+            f"in {time.monotonic() - started:.1f} s",
+            flush=True,
+        )
+        if code != 0:
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""The command line, run as a user runs it: a separate process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from providerhub.cli import build_parser
+from providerhub.testing import OpenAIServer, Reply
+
+from ._support import seed_module
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PROVIDERHUB_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "providerhub", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=stdin,
+        timeout=timeout,
+    )
+
+
+def test_providers_lists_gravityengine_with_its_distribution() -> None:
+    result = run("providers")
+    assert result.returncode == 0, result.stderr
+    assert "gravityengine  [providerhub-gravityengine 0.1.0]  working, streams, no auth" in (
+        result.stdout
+    )
+    assert "gpt-3.5-turbo-16k, gpt-3.5-turbo-0613" in result.stdout
+
+
+def test_providers_json_reports_a_broken_plugin_and_still_lists_the_others(
+    make_dist: Callable[..., Any], site_dir: Path
+) -> None:
+    make_dist(
+        "phtest-broken",
+        modules={"phtest_cli_broken": "import no_such_module_anywhere\n"},
+        entry_points={"broken": "phtest_cli_broken"},
+    )
+    make_dist(
+        "phtest-seed",
+        modules={"phtest_cli_seed": seed_module(["seed-model"], needs_auth=True)},
+        entry_points={"seedling": "phtest_cli_seed"},
+    )
+    result = run("providers", "--json", env={"PYTHONPATH": str(site_dir)})
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    by_name = {p["name"]: p for p in doc["providers"]}
+    assert by_name["gravityengine"]["distribution"] == "providerhub-gravityengine"
+    assert by_name["seedling"]["needs_auth"] is True
+    assert by_name["seedling"]["auth_variable"] == "PROVIDERHUB_SEEDLING_API_KEY"
+    [error] = doc["plugin_errors"]
+    assert error["plugin"] == "broken"
+    assert error["distribution"] == "phtest-broken"
+    assert "ModuleNotFoundError" in error["error"]
+    text = run("providers", env={"PYTHONPATH": str(site_dir)}).stdout
+    assert "error: plugin 'broken' (from phtest-broken): failed to import" in text
+
+
+def test_models_and_params() -> None:
+    models = run("models")
+    assert models.returncode == 0
+    assert "gpt-3.5-turbo-16k   gravityengine\n" in models.stdout
+    assert json.loads(run("models", "--json").stdout)[0]["providers"] == ["gravityengine"]
+    params = run("params")
+    assert (
+        "providerhub.providers.gravityengine supports: "
+        "(model: str, messages: list, stream: bool, **kwargs)" in params.stdout
+    )
+    [entry] = json.loads(run("params", "--json").stdout)
+    assert [p["name"] for p in entry["parameters"]] == ["model", "messages", "stream", "kwargs"]
+    assert entry["parameters"][3]["kind"] == "var_keyword"
+
+
+def test_chat_streams_from_the_routed_provider(server: OpenAIServer) -> None:
+    server.script(Reply.text("Hello", " from", " the server"))
+    env = {"PROVIDERHUB_GRAVITYENGINE_URL": server.url}
+    result = run("chat", "-m", "gpt-3.5-turbo-16k", "-o", "temperature=0.2", "Hi", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hello from the server\n"
+    body = server.requests[0].json()
+    assert body["stream"] is True
+    assert body["temperature"] == 0.2
+    assert body["messages"] == [{"role": "user", "content": "Hi"}]
+
+
+def test_chat_reads_the_prompt_from_stdin_and_can_wait_for_the_whole_answer(
+    server: OpenAIServer,
+) -> None:
+    env = {"PROVIDERHUB_GRAVITYENGINE_URL": server.url}
+    result = run(
+        "chat",
+        "-m",
+        "gpt-3.5-turbo-16k",
+        "-p",
+        "Gravityengine",
+        "--no-stream",
+        "-",
+        env=env,
+        stdin="from stdin",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("You said: from stdin\n")
+    assert "stream" not in server.requests[0].json()
+
+
+@pytest.mark.parametrize(
+    ("args", "says", "code"),
+    [
+        (["chat", "-m", "gpt-3.5-turbo-16", "Hi"], "did you mean 'gpt-3.5-turbo-16k'", 1),
+        (["chat", "-m", "gpt-3.5-turbo-16k", "-p", "nosuch", "Hi"], "no provider named", 2),
+        (["chat", "-m", "gpt-3.5-turbo-16k", "-o", "nonsense", "Hi"], "KEY=VALUE", 2),
+        (["chat", "-m", "gpt-3.5-turbo-16k", "-o", "colour=red", "Hi"], "'colour'", 2),
+    ],
+)
+def test_errors_are_one_clear_line_without_traceback(args: list[str], says: str, code: int) -> None:
+    result = run(*args)
+    assert result.returncode == code
+    assert result.stderr.startswith("providerhub: error: ")
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_failing_provider_exits_non_zero_naming_it(server: OpenAIServer) -> None:
+    server.script(Reply.error(503, "overloaded"))
+    env = {"PROVIDERHUB_GRAVITYENGINE_URL": server.url}
+    result = run("chat", "-m", "gpt-3.5-turbo-16k", "Hi", env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("providerhub: error: gravityengine: HTTP 503")
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_streams_from_a_local_stand_in() -> None:
+    result = run("demo")
+    assert result.returncode == 0, result.stderr
+    assert "local stand-in server" in result.stdout
+    assert "candidates ['gravityengine']" in result.stdout
+    assert "You said: Hi! What are you?" in result.stdout
+    assert "streamed by gravityengine" in result.stdout
+
+
+def test_the_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "providerhub"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert result.stdout.startswith("providerhub ")
+
+
+def test_every_subcommand_has_help() -> None:
+    parser = build_parser()
+    text = parser.format_help()
+    for command in ("providers", "models", "params", "chat", "demo"):
+        assert command in text
