@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .contract import ProviderModule
 from .errors import (
@@ -36,6 +36,9 @@ from .plugins import PluginFailure
 from .provider import Provider
 from .router import Auth, ProviderChoice, Stream
 from .timeout import Timeout, TimeoutLike
+
+if TYPE_CHECKING:
+    from urllib3.util import Retry
 
 __version__ = "0.1.0"
 
@@ -76,6 +79,7 @@ def create(
     provider: ProviderChoice = None,
     auth: Auth = None,
     timeout: TimeoutLike = None,
+    retries: int | Retry | None = None,
     **kwargs: Any,
 ) -> str: ...
 
@@ -89,6 +93,7 @@ def create(
     provider: ProviderChoice = None,
     auth: Auth = None,
     timeout: TimeoutLike = None,
+    retries: int | Retry | None = None,
     **kwargs: Any,
 ) -> Stream: ...
 
@@ -102,6 +107,7 @@ def create(
     provider: ProviderChoice = None,
     auth: Auth = None,
     timeout: TimeoutLike = None,
+    retries: int | Retry | None = None,
     **kwargs: Any,
 ) -> str | Stream: ...
 
@@ -114,6 +120,7 @@ def create(
     provider: ProviderChoice = None,
     auth: Auth = None,
     timeout: TimeoutLike = None,
+    retries: int | Retry | None = None,
     **kwargs: Any,
 ) -> str | Stream:
     """Complete ``messages`` with ``model`` on the default hub (:func:`get_hub`).
@@ -127,5 +134,6 @@ def create(
         provider=provider,
         auth=auth,
         timeout=timeout,
+        retries=retries,
         **kwargs,
     )

@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         "when it parses, else as text)",
     )
     chat.add_argument("--timeout", type=float, help="seconds for the whole call")
+    chat.add_argument(
+        "--retries", type=int, help="retries of each provider for transient failures (default 2)"
+    )
     chat.add_argument("prompt", help="the prompt; '-' reads it from standard input")
 
     sub.add_parser(
@@ -180,11 +183,24 @@ def _chat(args: argparse.Namespace, out: TextIO) -> int:
     hub = Hub()
     messages = [{"role": "user", "content": prompt}]
     if args.no_stream:
-        text = hub.create(args.model, messages, provider=provider, timeout=args.timeout, **options)
+        text = hub.create(
+            args.model,
+            messages,
+            provider=provider,
+            timeout=args.timeout,
+            retries=args.retries,
+            **options,
+        )
         out.write(text + "\n")
         return 0
     with hub.create(
-        args.model, messages, stream=True, provider=provider, timeout=args.timeout, **options
+        args.model,
+        messages,
+        stream=True,
+        provider=provider,
+        timeout=args.timeout,
+        retries=args.retries,
+        **options,
     ) as pieces:
         for piece in pieces:
             out.write(piece)

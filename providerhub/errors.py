@@ -122,7 +122,8 @@ class ProviderTimeoutError(ProviderError):
 
 
 class ProviderHTTPError(ProviderError):
-    """The provider answered with an HTTP error status, in ``status_code``."""
+    """The provider answered with an HTTP error status, in ``status_code``;
+    ``retry_after`` holds the seconds its ``Retry-After`` header asked for, or None."""
 
     def __init__(
         self,
@@ -130,11 +131,13 @@ class ProviderHTTPError(ProviderError):
         message: str,
         *,
         status_code: int,
+        retry_after: float | None = None,
         url: str | None = None,
         hint: str = "",
         body: str | None = None,
     ) -> None:
         self.status_code = status_code
+        self.retry_after = retry_after
         super().__init__(provider, message, url=url, hint=hint, body=body)
 
 
@@ -156,8 +159,15 @@ class RateLimitError(ProviderHTTPError):
         hint: str = "",
         body: str | None = None,
     ) -> None:
-        self.retry_after = retry_after
-        super().__init__(provider, message, status_code=status_code, url=url, hint=hint, body=body)
+        super().__init__(
+            provider,
+            message,
+            status_code=status_code,
+            retry_after=retry_after,
+            url=url,
+            hint=hint,
+            body=body,
+        )
 
 
 class ProviderResponseError(ProviderError):

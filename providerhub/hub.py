@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from . import hookspecs, router, settings
 from .contract import missing_fields
 from .errors import InvalidRequestError, NoProviderError
+from .health import Health
 from .plugins import PluginFailure, discover
 from .provider import Provider
 from .timeout import TimeoutLike, to_timeout
@@ -19,6 +20,9 @@ from .validation import validate_messages, validate_model
 if TYPE_CHECKING:
     import pluggy
     import requests
+    from urllib3.util import Retry
+
+DEFAULT_RETRIES = 2
 
 __all__ = ["Hub", "get_hub"]
 
@@ -32,10 +36,29 @@ class Hub:
     empty, for tests and for programs that register their own providers.
 
     The hub owns a pooled ``requests.Session``, made on the first request; :meth:`close`
-    (or ``with Hub() as hub:``) releases it.
+    (or ``with Hub() as hub:``) releases it. It also keeps the retry settings and the
+    cooldowns of its providers: after ``failure_threshold`` failures in a row a provider is
+    left alone for ``cooldown`` seconds (doubling while it keeps failing, up to
+    ``max_cooldown``); see :mod:`providerhub.health`.
     """
 
-    def __init__(self, load_entrypoints: bool = True) -> None:
+    def __init__(
+        self,
+        load_entrypoints: bool = True,
+        *,
+        retries: int | Retry = DEFAULT_RETRIES,
+        retry_after_max: float = 30.0,
+        failure_threshold: int = 3,
+        cooldown: float = 30.0,
+        max_cooldown: float = 600.0,
+    ) -> None:
+        self.retries = retries
+        """Default retries of each provider, per call: a count, or a ``urllib3`` ``Retry``
+        for full control of the backoff."""
+        self.retry_after_max = retry_after_max
+        """The longest ``Retry-After`` worth waiting for; a longer one means: fall back."""
+        self.health = Health(failure_threshold, cooldown, max_cooldown)
+        """The cooldown (circuit breaker) state of this hub's providers."""
         self.plugin_errors: list[PluginFailure] = []
         """Plugins that were skipped, and why."""
         self.disabled_plugins: list[str] = []
@@ -260,6 +283,7 @@ class Hub:
         provider: router.ProviderChoice = None,
         auth: router.Auth = None,
         timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
         **kwargs: Any,
     ) -> str: ...
 
@@ -273,6 +297,7 @@ class Hub:
         provider: router.ProviderChoice = None,
         auth: router.Auth = None,
         timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
         **kwargs: Any,
     ) -> router.Stream: ...
 
@@ -286,6 +311,7 @@ class Hub:
         provider: router.ProviderChoice = None,
         auth: router.Auth = None,
         timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
         **kwargs: Any,
     ) -> str | router.Stream: ...
 
@@ -298,6 +324,7 @@ class Hub:
         provider: router.ProviderChoice = None,
         auth: router.Auth = None,
         timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
         **kwargs: Any,
     ) -> str | router.Stream:
         """Complete ``messages`` with ``model``: the whole text, or with ``stream=True`` an
@@ -305,7 +332,8 @@ class Hub:
 
         Everything is checked before any provider is asked: bad input raises
         :class:`InvalidRequestError`, an unknown model :class:`ModelNotFoundError`, a model
-        no provider can serve for these needs :class:`NoProviderError`.
+        no provider can serve for these needs :class:`NoProviderError`. ``retries``
+        overrides the hub's retries for this call.
         """
         model = validate_model(model)
         checked = validate_messages(messages)
@@ -319,12 +347,37 @@ class Hub:
         candidates, reasons = router.plan(self, model, stream=stream, auth=auth, provider=provider)
         if not candidates:
             raise NoProviderError(model, reasons, stream=stream)
+        call = router.Call(
+            self,
+            model,
+            checked,
+            stream=stream,
+            auth=auth,
+            timeout=limits,
+            retries=self._retry(self.retries if retries is None else retries),
+            kwargs=kwargs,
+        )
         if stream:
-            return router.stream(
-                self, candidates, model, checked, auth=auth, timeout=limits, kwargs=kwargs
+            return router.Stream(call, candidates)
+        return router.complete(call, candidates)
+
+    @staticmethod
+    def _retry(retries: int | Retry) -> Retry:
+        from urllib3.util import Retry
+
+        if isinstance(retries, Retry):
+            return retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidRequestError(
+                f"retries must be a whole number >= 0 or a urllib3 Retry, not {retries!r}"
             )
-        return router.complete(
-            self, candidates, model, checked, auth=auth, timeout=limits, kwargs=kwargs
+        return Retry(
+            total=retries,
+            backoff_factor=0.5,
+            backoff_jitter=0.25,
+            backoff_max=10.0,
+            allowed_methods=None,
+            raise_on_status=False,
         )
 
     @property

@@ -74,6 +74,12 @@ class Provider:
         return not self.disabled and bool(getattr(self.obj, "working", True))
 
     @property
+    def honors_timeout(self) -> bool:
+        """Whether the provider keeps the ``timeout`` it is given. Those that do not (the
+        default, for modules written to the bare seed contract) run under a watchdog."""
+        return bool(getattr(self.obj, "honors_timeout", False))
+
+    @property
     def params(self) -> str:
         own = getattr(self.obj, "params", None)
         if isinstance(own, str):

@@ -20,16 +20,23 @@ from .errors import (
     AllProvidersFailedError,
     InvalidRequestError,
     ModelNotFoundError,
+    ProviderConnectionError,
     ProviderError,
+    ProviderHTTPError,
     ProviderResponseError,
+    ProviderTimeoutError,
+    StreamInterruptedError,
 )
 from .provider import Provider
 from .timeout import Timeout
+from .watchdog import Watched
 
 if TYPE_CHECKING:
+    from urllib3.util import Retry
+
     from .hub import Hub
 
-__all__ = ["Auth", "ProviderChoice", "Stream", "complete", "plan", "stream"]
+__all__ = ["Auth", "Call", "ProviderChoice", "Stream", "complete", "is_transient", "plan"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +59,21 @@ def plan(
     considered = serving if pinned is None else pinned
     candidates: list[Provider] = []
     reasons: dict[str, str] = {}
+    cooling: list[tuple[float, Provider]] = []
     for p in considered:
         why = _exclusion(p, model, stream, auth)
         if why is None:
-            candidates.append(p)
-        else:
-            reasons[p.name] = why
+            cooldown = hub.health.cooling(p.name)
+            if cooldown is None:
+                candidates.append(p)
+                continue
+            cooling.append((cooldown.remaining, p))
+            why = cooldown.describe()
+        reasons[p.name] = why
+    if not candidates and cooling:
+        # Refusing outright would fail a call that one of them may well serve by now: try
+        # the provider whose cooldown ends first.
+        candidates.append(min(cooling, key=lambda pair: pair[0])[1])
     if pinned is not None:
         for p in serving:
             if p not in pinned:
@@ -143,21 +159,135 @@ def check_auth(auth: object, provider: ProviderChoice) -> None:
     )
 
 
-def _call(
-    hub: Hub,
-    p: Provider,
-    model: str,
-    messages: list[Any],
-    stream: bool,
-    auth: Auth,
-    timeout: Timeout,
-    kwargs: dict[str, Any],
-) -> tuple[Iterator[str], str | None]:
-    credential = p.credential(auth)
-    extra: dict[str, Any] = {"timeout": timeout, "session": hub.session}
-    if credential:
-        extra["auth"] = credential
-    return p.complete(model, messages, stream, **kwargs, **extra), credential
+class Call:
+    """One ``create()``: what was asked, and the budget of time and retries it has.
+
+    Each candidate gets up to ``retries`` more attempts for a transient failure (connection,
+    timeout, 429, 500, 502, 503, 504) that came before any text. Retrying a POST is safe
+    here because a failed attempt produced nothing the caller saw: no text was yielded,
+    so nothing can be duplicated. The counting, the backoff (exponential, with jitter) and
+    its cap are urllib3's ``Retry``, the machinery ``requests`` ships; the loop is the
+    router's because most of these failures (a reset or a stall before the first event, an
+    error status from a provider that is not HTTP-based) happen where urllib3 cannot see
+    them.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        model: str,
+        messages: list[Any],
+        *,
+        stream: bool,
+        auth: Auth,
+        timeout: Timeout,
+        retries: Retry,
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.hub = hub
+        self.model = model
+        self.messages = messages
+        self.stream = stream
+        self.auth = auth
+        self.timeout = timeout
+        self.retries = retries
+        self.kwargs = kwargs
+        self.deadline = None if timeout.total is None else time.monotonic() + timeout.total
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def attempt_timeout(self, p: Provider) -> Timeout:
+        """The timeout of one attempt: the call's, shrunk to what is left of the total."""
+        left = self.remaining()
+        if left is None:
+            return self.timeout
+        if left <= 0:
+            raise ProviderTimeoutError(
+                p.name,
+                "the call's total timeout was spent before this provider could be asked",
+                hint="raise timeout= to leave room for retries and fallbacks",
+            )
+        return Timeout(min(self.timeout.connect, left), min(self.timeout.read, left), left)
+
+    def start(self, p: Provider) -> tuple[Iterator[str], str]:
+        """Call ``p``, retrying transient failures, until it gives its first non-empty
+        piece of text (or ends without one). Returns the rest of its pieces and that first
+        piece. Raises the last failure, a :class:`ProviderError` naming ``p``."""
+        retry = self.retries
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            pieces: Iterator[str] | None = None
+            secret = None
+            try:
+                limits = self.attempt_timeout(p)
+                secret = p.credential(self.auth)
+                extra: dict[str, Any] = {"timeout": limits, "session": self.hub.session}
+                if secret:
+                    extra["auth"] = secret
+                self.hub.health.begin(p.name)
+                pieces = p.complete(self.model, self.messages, self.stream, **self.kwargs, **extra)
+                if not p.honors_timeout:
+                    pieces = Watched(pieces, p.name, limits.read, self.deadline)
+                first = ""
+                for first in pieces:
+                    if type(first) is not str:
+                        raise _non_string(p, first)
+                    if first:
+                        break
+            except InvalidRequestError:
+                raise
+            except Exception as exc:
+                _close(pieces)
+                err = _as_provider_error(p, exc, secret)
+                self.hub.health.failure(p.name, err)
+                wait, retry = self._next_wait(retry, err)
+                outcome = type(err).__name__ + (" (retrying)" if wait is not None else "")
+                _log(p, self.model, attempt, outcome, started)
+                if wait is None:
+                    raise err from None
+                time.sleep(wait)
+                continue
+            _log(p, self.model, attempt, "started", started)
+            return pieces, first
+
+    def _next_wait(self, retry: Retry, err: ProviderError) -> tuple[float | None, Retry]:
+        """How long to wait before retrying after ``err``, or None not to retry."""
+        if not is_transient(err):
+            return None, retry
+        from urllib3.exceptions import MaxRetryError
+
+        try:
+            retry = retry.increment(method="POST", url=err.url or "")
+        except MaxRetryError:
+            return None, retry
+        wait = retry.get_backoff_time()
+        after = getattr(err, "retry_after", None)
+        if after is not None:
+            if after > self.hub.retry_after_max:
+                return None, retry  # better to ask the next provider than to wait that long
+            wait = max(wait, after)
+        left = self.remaining()
+        if left is not None and wait >= left:
+            return None, retry
+        return wait, retry
+
+    def finish(self, p: Provider, pieces: Iterator[str], started: float) -> None:
+        self.hub.health.success(p.name)
+        _log(p, self.model, 0, "ok", started)
+
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""HTTP statuses worth retrying: the provider may well answer the same request later."""
+
+
+def is_transient(err: ProviderError) -> bool:
+    """Whether ``err`` may pass if the same request is sent again."""
+    if isinstance(err, ProviderHTTPError):
+        return err.status_code in RETRY_STATUSES
+    return isinstance(err, (ProviderConnectionError, ProviderTimeoutError, StreamInterruptedError))
 
 
 def _as_provider_error(p: Provider, exc: BaseException, secret: str | None) -> ProviderError:
@@ -166,7 +296,7 @@ def _as_provider_error(p: Provider, exc: BaseException, secret: str | None) -> P
         return exc
     origin = type(exc).__module__.split(".")[0]
     if origin in ("requests", "urllib3"):
-        return transport.error_for_exception(p.name, exc, p.url)
+        return transport.error_for_exception(p.name, exc, p.url, secrets=[secret])
     text = transport.redact(f"{type(exc).__name__}: {exc}", [secret])
     if isinstance(exc, (KeyError, IndexError, ValueError)):
         return ProviderResponseError(
@@ -198,6 +328,7 @@ def _failed(model: str, errors: dict[str, ProviderError]) -> Exception:
 
 
 def _log(p: Provider, model: str, attempt: int, outcome: str, started: float) -> None:
+    # Names, counts and times only: never message contents or credentials.
     logger.info(
         "provider=%s model=%s attempt=%d outcome=%s latency_ms=%.1f",
         p.name,
@@ -208,25 +339,19 @@ def _log(p: Provider, model: str, attempt: int, outcome: str, started: float) ->
     )
 
 
-def complete(
-    hub: Hub,
-    candidates: list[Provider],
-    model: str,
-    messages: list[Any],
-    *,
-    auth: Auth,
-    timeout: Timeout,
-    kwargs: dict[str, Any],
-) -> str:
+def complete(call: Call, candidates: list[Provider]) -> str:
     """The whole answer of the first candidate that gives one. Nothing has reached the
     caller until it returns, so a failure at any point makes way for the next candidate."""
     errors: dict[str, ProviderError] = {}
-    for attempt, p in enumerate(candidates, 1):
+    for p in candidates:
         started = time.perf_counter()
-        secret = None
         try:
-            pieces, secret = _call(hub, p, model, messages, False, auth, timeout, kwargs)
-            text = []
+            pieces, first = call.start(p)
+        except ProviderError as err:
+            errors[p.name] = err
+            continue
+        text = [first]
+        try:
             for piece in pieces:
                 if type(piece) is not str:
                     raise _non_string(p, piece)
@@ -234,13 +359,16 @@ def complete(
         except InvalidRequestError:
             raise
         except Exception as exc:
-            err = _as_provider_error(p, exc, secret)
-            _log(p, model, attempt, type(err).__name__, started)
-            errors[p.name] = err
+            failure = _as_provider_error(p, exc, p.credential(call.auth))
+            call.hub.health.failure(p.name, failure)
+            _log(p, call.model, 0, type(failure).__name__, started)
+            errors[p.name] = failure
             continue
-        _log(p, model, attempt, "ok", started)
+        finally:
+            _close(pieces)
+        call.finish(p, pieces, started)
         return "".join(text)
-    raise _failed(model, errors)
+    raise _failed(call.model, errors)
 
 
 class Stream(Iterator[str]):
@@ -251,22 +379,10 @@ class Stream(Iterator[str]):
     connection.
     """
 
-    def __init__(
-        self,
-        hub: Hub,
-        candidates: list[Provider],
-        model: str,
-        messages: list[Any],
-        *,
-        auth: Auth,
-        timeout: Timeout,
-        kwargs: dict[str, Any],
-    ) -> None:
+    def __init__(self, call: Call, candidates: list[Provider]) -> None:
         self.provider: str | None = None
-        self.model = model
-        self._pieces: Generator[str, None, None] = self._run(
-            hub, candidates, model, messages, auth, timeout, kwargs
-        )
+        self.model = call.model
+        self._pieces: Generator[str, None, None] = self._run(call, candidates)
 
     def __iter__(self) -> Stream:
         return self
@@ -283,39 +399,16 @@ class Stream(Iterator[str]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _run(
-        self,
-        hub: Hub,
-        candidates: list[Provider],
-        model: str,
-        messages: list[Any],
-        auth: Auth,
-        timeout: Timeout,
-        kwargs: dict[str, Any],
-    ) -> Generator[str, None, None]:
+    def _run(self, call: Call, candidates: list[Provider]) -> Generator[str, None, None]:
         errors: dict[str, ProviderError] = {}
-        for attempt, p in enumerate(candidates, 1):
+        for p in candidates:
             started = time.perf_counter()
-            secret = None
-            pieces: Iterator[str] | None = None
             try:
-                pieces, secret = _call(hub, p, model, messages, True, auth, timeout, kwargs)
-                first = ""
-                for first in pieces:
-                    if type(first) is not str:
-                        raise _non_string(p, first)
-                    if first:
-                        break
-            except InvalidRequestError:
-                raise
-            except Exception as exc:
-                err = _as_provider_error(p, exc, secret)
-                _log(p, model, attempt, type(err).__name__, started)
+                pieces, first = call.start(p)
+            except ProviderError as err:
                 errors[p.name] = err
-                _close(pieces)
                 continue
             self.provider = p.name
-            assert pieces is not None
             try:
                 if first:
                     yield first
@@ -325,36 +418,23 @@ class Stream(Iterator[str]):
                     if piece:
                         yield piece
             except GeneratorExit:
-                _log(p, model, attempt, "closed", started)
+                _log(p, call.model, 0, "closed", started)
                 raise
-            except ProviderError as exc:
-                _log(p, model, attempt, type(exc).__name__, started)
+            except InvalidRequestError:
                 raise
             except Exception as exc:
-                err = _as_provider_error(p, exc, secret)
-                _log(p, model, attempt, type(err).__name__, started)
-                raise err from None
+                failure = _as_provider_error(p, exc, p.credential(call.auth))
+                call.hub.health.failure(p.name, failure)
+                _log(p, call.model, 0, type(failure).__name__, started)
+                raise failure from None
             finally:
                 _close(pieces)
-            _log(p, model, attempt, "ok", started)
+            call.finish(p, pieces, started)
             return
-        raise _failed(model, errors)
+        raise _failed(call.model, errors)
 
 
 def _close(pieces: Iterator[str] | None) -> None:
     close = getattr(pieces, "close", None)  # a provider may return any iterator
     if close is not None:
         close()
-
-
-def stream(
-    hub: Hub,
-    candidates: list[Provider],
-    model: str,
-    messages: list[Any],
-    *,
-    auth: Auth,
-    timeout: Timeout,
-    kwargs: dict[str, Any],
-) -> Stream:
-    return Stream(hub, candidates, model, messages, auth=auth, timeout=timeout, kwargs=kwargs)

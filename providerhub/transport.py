@@ -89,14 +89,16 @@ def safe_url(url: str) -> str:
 
 
 _BEARER = re.compile(r"(?i)(bearer|token|api[_-]?key)([\s:=\"']+)[A-Za-z0-9._~+/=-]{6,}")
+_QUERY_VALUE = re.compile(r"(?<=[?&])([A-Za-z0-9_.-]+)=[^\s&)'\"]+")
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` with every given secret, and anything that looks like a bearer token or API
-    key, replaced by ``***``."""
+    """``text`` with every given secret, anything that looks like a bearer token or API
+    key, and every query-string value (where keys often travel), replaced by ``***``."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
+    text = _QUERY_VALUE.sub(r"\1=***", text)
     return _BEARER.sub(r"\1\2***", text)
 
 
@@ -205,7 +207,12 @@ def _error_message(body: bytes) -> str | None:
 
 
 def error_for_exception(
-    provider: str, exc: BaseException, url: str, *, started: bool = False
+    provider: str,
+    exc: BaseException,
+    url: str,
+    *,
+    started: bool = False,
+    secrets: Iterable[str | None] = (),
 ) -> ProviderError:
     """The typed error for what ``requests``/``urllib3`` raised while talking to ``url``.
 
@@ -218,6 +225,7 @@ def error_for_exception(
     from .errors import StreamInterruptedError
 
     url = safe_url(url)
+    reason = _short(exc, list(secrets))
     if isinstance(exc, (requests.Timeout, u3.TimeoutError, TimeoutError)):
         phase = "connecting" if isinstance(exc, requests.ConnectTimeout) else "waiting"
         return ProviderTimeoutError(
@@ -229,20 +237,20 @@ def error_for_exception(
     if started:
         return StreamInterruptedError(
             provider,
-            f"the connection to {url} broke mid-answer ({_short(exc)})",
+            f"the connection to {url} broke mid-answer ({reason})",
             url=url,
             hint="the answer is incomplete: try again",
         )
     return ProviderConnectionError(
         provider,
-        f"could not connect to {url} ({_short(exc)})",
+        f"could not connect to {url} ({reason})",
         url=url,
         hint=f"is the service up, and is the url right? it can be set with "
         f"{settings.url_variable(provider)}",
     )
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException, secrets: list[str | None]) -> str:
     """The innermost reason of a wrapped network error, on one line."""
     inner: BaseException = exc
     for _ in range(5):
@@ -254,7 +262,7 @@ def _short(exc: BaseException) -> str:
     for marker in ("Connection refused", "Connection reset", "Name or service not known"):
         if marker.lower() in text.lower():
             return marker.lower()
-    return redact(" ".join(text.split()))[:160]
+    return redact(" ".join(text.split()), secrets)[:160]
 
 
 def dumps(body: Any) -> bytes:

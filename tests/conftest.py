@@ -39,8 +39,9 @@ def server() -> Iterator[OpenAIServer]:
 
 @pytest.fixture
 def hub() -> Iterator[providerhub.Hub]:
-    """A hub with no installed plugins."""
-    with providerhub.Hub(load_entrypoints=False) as h:
+    """A hub with no installed plugins, and no retries (tests/test_reliability.py tests
+    those)."""
+    with providerhub.Hub(load_entrypoints=False, retries=0) as h:
         yield h
 
 
@@ -50,7 +51,7 @@ def gravity_hub(server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> Iterat
     import providerhub_gravityengine
 
     monkeypatch.setenv(settings.url_variable("gravityengine"), server.url)
-    with providerhub.Hub(load_entrypoints=False) as h:
+    with providerhub.Hub(load_entrypoints=False, retries=0) as h:
         h.register_plugin(providerhub_gravityengine, name="gravityengine")
         yield h
 

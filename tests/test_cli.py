@@ -136,7 +136,7 @@ def test_errors_are_one_clear_line_without_traceback(args: list[str], says: str,
 def test_a_failing_provider_exits_non_zero_naming_it(server: OpenAIServer) -> None:
     server.script(Reply.error(503, "overloaded"))
     env = {"PROVIDERHUB_GRAVITYENGINE_URL": server.url}
-    result = run("chat", "-m", "gpt-3.5-turbo-16k", "Hi", env=env)
+    result = run("chat", "-m", "gpt-3.5-turbo-16k", "--retries", "0", "Hi", env=env)
     assert result.returncode == 1
     assert result.stderr.startswith("providerhub: error: gravityengine: HTTP 503")
     assert "Traceback" not in result.stderr

@@ -132,7 +132,10 @@ def test_kwargs_reach_the_provider_with_timeout_and_session(
     hub.create("m", HI, temperature=0.1, timeout=5)
     call = prov.calls[-1]
     assert call["temperature"] == 0.1
-    assert call["timeout"] == providerhub.Timeout(5, 5, 5)
+    limits = call["timeout"]
+    assert isinstance(limits, providerhub.Timeout)
+    assert 4 < limits.connect <= 5 and 4 < limits.read <= 5  # what is left of the total
+    assert limits.total is not None and 4 < limits.total <= 5
     assert call["session"] is hub.session
     assert "auth" not in call
     assert call["messages"] == HI
@@ -250,6 +253,7 @@ def test_closing_a_stream_closes_the_provider_generator(hub: providerhub.Hub) ->
         model = ["m"]
         supports_stream = True
         needs_auth = False
+        honors_timeout = True  # called in the caller's thread, so closing is immediate
 
         def _create_completion(self, model: str, messages: Any, stream: bool, **kw: Any) -> Any:
             try:

@@ -95,11 +95,15 @@ class OpenAIServer:
             ...  # point a provider at server.url
 
     Replies queued with :meth:`script` are used in order, one per request; then
-    ``default`` answers. Every request is kept in :attr:`requests`.
+    ``responder`` (if set) or ``default`` answers. Every request is kept in
+    :attr:`requests`.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.default = Reply()
+        self.responder: Callable[[int, RecordedRequest], Reply] | None = None
+        """When set, answers every request not scripted: called with the request's number
+        (1 for the first) and the request."""
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []
         """Errors met while answering, such as clients that hung up mid-answer."""
@@ -150,7 +154,12 @@ class OpenAIServer:
     def _next_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
             self.requests.append(request)
-            return self._queue.popleft() if self._queue else self.default
+            if self._queue:
+                return self._queue.popleft()
+            number = len(self.requests)
+        if self.responder is not None:
+            return self.responder(number, request)
+        return self.default
 
 
 class _HTTPServer(ThreadingHTTPServer):

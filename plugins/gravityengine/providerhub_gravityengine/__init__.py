@@ -25,6 +25,7 @@ model = ["gpt-3.5-turbo-16k", "gpt-3.5-turbo-0613"]
 supports_stream = True
 needs_auth = False
 working = True
+honors_timeout = True  # providerhub's transport keeps the router's timeouts
 
 
 def _create_completion(

@@ -25,8 +25,9 @@ def server() -> Iterator[OpenAIServer]:
 
 @pytest.fixture
 def hub(server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[providerhub.Hub]:
-    """A hub holding only Gravityengine, pointed at the local server."""
+    """A hub holding only Gravityengine, pointed at the local server; no retries, so each
+    failure shows as the server gave it."""
     monkeypatch.setenv("PROVIDERHUB_GRAVITYENGINE_URL", server.url)
-    with providerhub.Hub(load_entrypoints=False) as h:
+    with providerhub.Hub(load_entrypoints=False, retries=0) as h:
         h.register_plugin(providerhub_gravityengine, name="gravityengine")
         yield h
