@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from .errors import InvalidRequestError, ProviderHubError
-from .hub import Hub
+from .hub import Hub, get_hub
 
 __all__ = ["build_parser", "main"]
 
@@ -65,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("prompt", help="the prompt; '-' reads it from standard input")
 
+    check = sub.add_parser(
+        "check",
+        help="send a short prompt to every provider and model; exit 1 if any fails",
+    )
+    check.add_argument("-p", "--provider", action="append", help="check only this provider")
+    check.add_argument("-m", "--model", action="append", help="check only this model")
+    check.add_argument(
+        "--timeout", type=float, default=15.0, help="seconds for each check (default 15)"
+    )
+    check.add_argument("--workers", type=int, default=8, help="checks at the same time (default 8)")
+    check.add_argument("--json", action="store_true", help="print JSON")
+
     sub.add_parser(
         "demo",
         help="start a local stand-in server and stream a routed chat through gravityengine",
@@ -98,7 +110,7 @@ def _error(message: str) -> None:
 
 
 def _providers(args: argparse.Namespace, out: TextIO) -> int:
-    hub = Hub()
+    hub = get_hub()
     rows: list[dict[str, Any]] = []
     for p in hub.providers.values():
         rows.append(
@@ -113,6 +125,7 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
                 "auth_variable": p.api_key_variable,
                 "working": p.working,
                 "disabled": p.disabled,
+                "cooldown": _cooldown(hub, p.name),
             }
         )
     errors = [
@@ -136,6 +149,12 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"{row['name']}  [{origin}]  {state}, {stream}, {auth}\n")
         out.write(f"  url:    {row['url']}\n")
         out.write(f"  models: {', '.join(row['models'])}\n")
+        if row["cooldown"]:
+            cooldown = row["cooldown"]
+            out.write(
+                f"  cooldown: {cooldown['remaining']:.0f} s left, after "
+                f"{cooldown['failures']} failures in a row (last: {cooldown['last_error']})\n"
+            )
     for name in hub.disabled_plugins:
         out.write(f"{name}  skipped: named in PROVIDERHUB_DISABLE_PLUGINS\n")
     for e in hub.plugin_errors:
@@ -143,8 +162,19 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _cooldown(hub: Hub, name: str) -> dict[str, Any] | None:
+    cooling = hub.health.cooling(name)
+    if cooling is None:
+        return None
+    return {
+        "remaining": round(cooling.remaining, 1),
+        "failures": cooling.failures,
+        "last_error": cooling.last_error,
+    }
+
+
 def _models(args: argparse.Namespace, out: TextIO) -> int:
-    models = Hub().models()
+    models = get_hub().models()
     if args.json:
         json.dump([{"model": m, "providers": ps} for m, ps in models.items()], out, indent=2)
         out.write("\n")
@@ -156,7 +186,7 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _params(args: argparse.Namespace, out: TextIO) -> int:
-    hub = Hub()
+    hub = get_hub()
     if args.json:
         doc = [
             {
@@ -180,7 +210,7 @@ def _chat(args: argparse.Namespace, out: TextIO) -> int:
     provider: str | list[str] | None = args.provider
     if provider is not None and len(provider) == 1:
         provider = provider[0]
-    hub = Hub()
+    hub = get_hub()
     messages = [{"role": "user", "content": prompt}]
     if args.no_stream:
         text = hub.create(
@@ -218,6 +248,40 @@ def _option(text: str) -> tuple[str, Any]:
     except ValueError:
         value = raw
     return key, value
+
+
+def _check(args: argparse.Namespace, out: TextIO) -> int:
+    from .check import run_checks
+
+    if args.timeout <= 0 or args.workers < 1:
+        raise InvalidRequestError("--timeout must be positive and --workers at least 1")
+    results = run_checks(
+        get_hub(),
+        providers=args.provider,
+        models=args.model,
+        timeout=args.timeout,
+        workers=args.workers,
+    )
+    if args.json:
+        json.dump([r.as_dict() for r in results], out, indent=2)
+        out.write("\n")
+    else:
+        header = ("provider", "model", "status", "latency", "reason")
+        rows = [
+            (
+                r.provider,
+                r.model,
+                r.status,
+                "-" if r.latency is None else f"{r.latency * 1000:.0f} ms",
+                r.reason if len(r.reason) <= 160 else r.reason[:157] + "...",
+            )
+            for r in results
+        ]
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+        for row in [header, *rows]:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+            out.write("  ".join([*cells, row[4]]).rstrip() + "\n")
+    return 1 if any(r.failed for r in results) else 0
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -258,5 +322,6 @@ COMMANDS = {
     "models": _models,
     "params": _params,
     "chat": _chat,
+    "check": _check,
     "demo": _demo,
 }

@@ -30,6 +30,11 @@ class Cooldown:
     last_error: str
 
     def describe(self) -> str:
+        if self.remaining <= 0:
+            return (
+                f"cooling down: a probe call is under way after {self.failures} "
+                f"failure{'s' if self.failures != 1 else ''} in a row (last: {self.last_error})"
+            )
         return (
             f"cooling down for {self.remaining:.0f} s more after {self.failures} "
             f"failure{'s' if self.failures != 1 else ''} in a row (last: {self.last_error})"

@@ -67,7 +67,8 @@ def plan(
             if cooldown is None:
                 candidates.append(p)
                 continue
-            cooling.append((cooldown.remaining, p))
+            if cooldown.remaining > 0:  # one mid-probe is left to its probe
+                cooling.append((cooldown.remaining, p))
             why = cooldown.describe()
         reasons[p.name] = why
     if not candidates and cooling:

@@ -153,8 +153,8 @@ def error_for_status(
             hint=f"the service refused the credential: set {settings.api_key_variable(provider)} "
             f"or pass auth={{'{provider}': ...}}",
         )
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if status == 429:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
         wait = f"retry after {retry_after:g} s" if retry_after is not None else "retry later"
         return RateLimitError(
             provider,
@@ -171,7 +171,15 @@ def error_for_status(
         hint = "the service failed: try again later or use another provider"
     else:
         hint = "the service rejected the request"
-    return ProviderHTTPError(provider, message, status_code=status, url=url, body=detail, hint=hint)
+    return ProviderHTTPError(
+        provider,
+        message,
+        status_code=status,
+        retry_after=retry_after,
+        url=url,
+        body=detail,
+        hint=hint,
+    )
 
 
 def parse_retry_after(value: str | None) -> float | None:
