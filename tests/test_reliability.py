@@ -95,12 +95,22 @@ def test_client_errors_are_never_retried(server: OpenAIServer, status: int) -> N
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize("retry_after", [None, "0"])
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
-def test_transient_statuses_are_retried(server: OpenAIServer, status: int) -> None:
-    server.script(Reply.error(status), Reply.text("ok"))
+def test_transient_statuses_are_retried(
+    server: OpenAIServer, status: int, retry_after: str | None
+) -> None:
+    server.script(Reply.error(status, retry_after=retry_after), Reply.text("ok"))
     with make_hub(server, retries=FAST) as hub:
+        started = time.monotonic()
         assert hub.create(MODEL, HI) == "ok"
+        assert time.monotonic() - started < 1
     assert len(server.requests) == 2
+    server.script(Reply.error(status, retry_after=retry_after))
+    with make_hub(server, retries=0) as hub, pytest.raises(ProviderHTTPError) as info:
+        hub.create(MODEL, HI)
+    assert info.value.status_code == status
+    assert info.value.retry_after == (None if retry_after is None else 0.0)
 
 
 @pytest.mark.parametrize(
