@@ -4,6 +4,7 @@ environment, and the one way to call it."""
 from __future__ import annotations
 
 import logging
+import os
 import types
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -93,18 +94,29 @@ class Provider:
 
     @property
     def api_key_variable(self) -> str:
+        """The environment variable to set for a credential: the provider's own
+        ``api_key_env`` when it names one, else ``PROVIDERHUB_<NAME>_API_KEY``."""
+        own = getattr(self.obj, "api_key_env", None)
+        if isinstance(own, str) and own:
+            return own
         return settings.api_key_variable(self.name)
 
     def credential(self, auth: str | Mapping[str, str] | None) -> str | None:
         """The credential for this provider: from ``auth`` (a string meant for it, or a
-        ``{name: credential}`` mapping), else from ``PROVIDERHUB_<NAME>_API_KEY``."""
+        ``{name: credential}`` mapping), else ``PROVIDERHUB_<NAME>_API_KEY``, else the
+        variable the provider names in its optional ``api_key_env``."""
         if isinstance(auth, str):
             return auth
         if auth:
             for key, value in auth.items():
                 if key.lower() == self.name.lower():
                     return value
-        return settings.api_key(self.name)
+        found = settings.api_key(self.name)
+        if found is None:
+            own = getattr(self.obj, "api_key_env", None)
+            if isinstance(own, str) and own:
+                found = os.environ.get(own) or None
+        return found
 
     def complete(
         self, model: str, messages: list[Any], stream: bool, **kwargs: Any

@@ -332,3 +332,20 @@ def test_module_level_create_uses_the_default_hub(
     assert providerhub.get_hub() is own
     assert providerhub.create("m", HI) == "from default-one"
     assert list(providerhub.create("m", HI, stream=True)) == ["from default-one"]
+
+
+def test_a_provider_may_name_its_own_credential_variable(
+    hub: providerhub.Hub, fake: Fake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = fake("own-var", ["m"], needs_auth=True)
+    locked.api_key_env = "OWN_VAR_KEY"
+    hub.register(locked)
+    with pytest.raises(NoProviderError) as info:
+        hub.create("m", HI)
+    assert "set OWN_VAR_KEY or pass auth={'own-var': ...}" in info.value.reasons["own-var"]
+    monkeypatch.setenv("OWN_VAR_KEY", "k-own")
+    hub.create("m", HI)
+    assert locked.calls[-1]["auth"] == "k-own"
+    monkeypatch.setenv("PROVIDERHUB_OWN_VAR_API_KEY", "k-scheme")
+    hub.create("m", HI)
+    assert locked.calls[-1]["auth"] == "k-scheme"  # the common scheme comes first
