@@ -174,14 +174,23 @@ def _cooldown(hub: Hub, name: str) -> dict[str, Any] | None:
 
 
 def _models(args: argparse.Namespace, out: TextIO) -> int:
-    models = get_hub().models()
+    hub = get_hub()
+    models = hub.models()
     if args.json:
-        json.dump([{"model": m, "providers": ps} for m, ps in models.items()], out, indent=2)
+        doc = {
+            "models": [{"model": m, "providers": ps} for m, ps in models.items()],
+            "aliases": dict(hub.aliases),
+        }
+        json.dump(doc, out, indent=2)
         out.write("\n")
         return 0
-    width = max((len(m) for m in models), default=0)
+    width = max((len(m) for m in [*models, *hub.aliases]), default=0)
     for m, ps in models.items():
         out.write(f"{m.ljust(width)}  {', '.join(ps)}\n")
+    if hub.aliases:
+        out.write("\naliases:\n")
+        for alias, target in sorted(hub.aliases.items()):
+            out.write(f"{alias.ljust(width)}  -> {target}\n")
     return 0
 
 

@@ -63,6 +63,7 @@ class Hub:
         """Plugins that were skipped, and why."""
         self.disabled_plugins: list[str] = []
         """Entry points skipped because ``PROVIDERHUB_DISABLE_PLUGINS`` names them."""
+        self._aliases: dict[str, str] = settings.aliases()
         self._providers: dict[str, Provider] = {}  # lower-cased name -> provider
         self._by_model: dict[str, list[Provider]] = {}
         self._lock = threading.RLock()
@@ -236,6 +237,32 @@ class Hub:
                     del self._by_model[model]
         return provider
 
+    # -- aliases -------------------------------------------------------------------------
+
+    def alias(self, alias: str, model: str) -> None:
+        """Let ``alias`` stand for ``model`` (which may pin a provider, as
+        ``"gravityengine/gpt-3.5-turbo-16k"``) in :meth:`route` and :meth:`create`."""
+        for label, value in (("alias", alias), ("model", model)):
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidRequestError(f"{label} must be a non-empty string, not {value!r}")
+        if alias == model:
+            raise InvalidRequestError(f"{alias!r} cannot be an alias of itself")
+        if self._serving(alias):
+            raise InvalidRequestError(
+                f"{alias!r} is a model a provider serves; an alias of that name would hide it"
+            )
+        self._aliases[alias] = model
+
+    def unalias(self, alias: str) -> None:
+        if self._aliases.pop(alias, None) is None:
+            raise InvalidRequestError(f"no alias {alias!r}")
+
+    @property
+    def aliases(self) -> Mapping[str, str]:
+        """Aliases and the models they stand for (read-only); ``PROVIDERHUB_ALIASES`` gives
+        the first ones."""
+        return MappingProxyType(self._aliases)
+
     # -- looking things up ---------------------------------------------------------------
 
     @property
@@ -270,6 +297,7 @@ class Hub:
         none. Raises :class:`ModelNotFoundError` when no provider lists ``model``."""
         validate_model(model)
         router.check_auth(auth, provider)
+        model, provider = router.resolve(self, model, provider)
         candidates, _ = router.plan(self, model, stream=stream, auth=auth, provider=provider)
         return candidates
 
@@ -340,6 +368,7 @@ class Hub:
         if not isinstance(stream, bool):
             raise InvalidRequestError(f"stream must be True or False, not {stream!r}")
         router.check_auth(auth, provider)
+        model, provider = router.resolve(self, model, provider)
         limits = to_timeout(timeout)
         for reserved in ("session",):
             if reserved in kwargs:

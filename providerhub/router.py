@@ -44,6 +44,32 @@ Auth = Union[str, Mapping[str, str], None]
 ProviderChoice = Union[str, Sequence[str], None]
 
 
+def resolve(hub: Hub, model: str, provider: ProviderChoice) -> tuple[str, ProviderChoice]:
+    """The model to ask for, and the providers pinned, after aliases and pinned names.
+
+    An alias (``hub.alias("fast", ...)``) stands for its model. ``name/model`` and
+    ``name:model`` pin the provider ``name``, unless a provider serves the whole string as
+    a model of its own (Ollama's ``llama3.2:1b``, say).
+    """
+    model = hub._aliases.get(model, model)
+    if hub._serving(model):
+        return model, provider
+    for separator in ("/", ":"):
+        head, found, rest = model.partition(separator)
+        pinned = hub._lookup(head) if found and rest else None
+        if pinned is None:
+            continue
+        if provider is not None and not (
+            isinstance(provider, str) and provider.lower() == pinned.name.lower()
+        ):
+            raise InvalidRequestError(
+                f"model {model!r} pins the provider {pinned.name!r}, but provider={provider!r} "
+                "asks for another: give one or the other"
+            )
+        return hub._aliases.get(rest, rest), pinned.name
+    return model, provider
+
+
 def plan(
     hub: Hub, model: str, *, stream: bool, auth: Auth, provider: ProviderChoice
 ) -> tuple[list[Provider], dict[str, str]]:

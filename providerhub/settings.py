@@ -5,7 +5,8 @@ digit written as ``_``:
 
 - ``PROVIDERHUB_<NAME>_URL`` overrides the provider's ``url``;
 - ``PROVIDERHUB_<NAME>_API_KEY`` is its credential;
-- ``PROVIDERHUB_DISABLE_PLUGINS=name,name`` skips plugins (and providers) by name.
+- ``PROVIDERHUB_DISABLE_PLUGINS=name,name`` skips plugins (and providers) by name;
+- ``PROVIDERHUB_ALIASES=alias=model,alias=model`` gives a new hub its first aliases.
 
 The environment is read when a value is needed, not cached, so a change shows at once.
 """
@@ -15,7 +16,9 @@ from __future__ import annotations
 import os
 
 __all__ = [
+    "ALIASES_VARIABLE",
     "DISABLE_VARIABLE",
+    "aliases",
     "api_key",
     "api_key_variable",
     "disabled_names",
@@ -25,6 +28,7 @@ __all__ = [
 ]
 
 DISABLE_VARIABLE = "PROVIDERHUB_DISABLE_PLUGINS"
+ALIASES_VARIABLE = "PROVIDERHUB_ALIASES"
 
 
 def env_prefix(provider_name: str) -> str:
@@ -57,3 +61,22 @@ def disabled_names() -> frozenset[str]:
     """Lower-cased names listed in ``PROVIDERHUB_DISABLE_PLUGINS``."""
     raw = os.environ.get(DISABLE_VARIABLE, "")
     return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+
+
+def aliases() -> dict[str, str]:
+    """``alias=model`` pairs from ``PROVIDERHUB_ALIASES``, comma-separated. A malformed
+    pair raises :class:`providerhub.InvalidRequestError` naming the variable."""
+    from .errors import InvalidRequestError
+
+    found: dict[str, str] = {}
+    for part in os.environ.get(ALIASES_VARIABLE, "").split(","):
+        if not part.strip():
+            continue
+        alias, sep, model = (piece.strip() for piece in part.partition("="))
+        if not sep or not alias or not model:
+            raise InvalidRequestError(
+                f"{ALIASES_VARIABLE} holds {part.strip()!r}; write alias=model pairs "
+                "separated by commas"
+            )
+        found[alias] = model
+    return found

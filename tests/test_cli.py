@@ -73,7 +73,10 @@ def test_models_and_params() -> None:
     models = run("models")
     assert models.returncode == 0
     assert "gpt-3.5-turbo-16k   gravityengine\n" in models.stdout
-    assert json.loads(run("models", "--json").stdout)[0]["providers"] == ["gravityengine"]
+    assert json.loads(run("models", "--json").stdout)["models"][0]["providers"] == ["gravityengine"]
+    aliased = run("models", env={"PROVIDERHUB_ALIASES": "fast=gpt-3.5-turbo-16k"})
+    assert "aliases:\n" in aliased.stdout
+    assert "fast  " in aliased.stdout and "-> gpt-3.5-turbo-16k" in aliased.stdout
     params = run("params")
     assert (
         "providerhub.providers.gravityengine supports: "

@@ -349,3 +349,48 @@ def test_a_provider_may_name_its_own_credential_variable(
     monkeypatch.setenv("PROVIDERHUB_OWN_VAR_API_KEY", "k-scheme")
     hub.create("m", HI)
     assert locked.calls[-1]["auth"] == "k-scheme"  # the common scheme comes first
+
+
+def test_provider_slash_model_and_colon_pin_the_provider(hub: providerhub.Hub, fake: Fake) -> None:
+    a = fake("a", ["m", "tag:1b"])
+    b = fake("b", ["m"])
+    hub.register(a)
+    hub.register(b)
+    assert names(hub.route("b/m")) == ["b"]
+    assert names(hub.route("B:m")) == ["b"]
+    assert hub.create("b/m", HI) == "from b"
+    assert b.calls[-1]["model"] == "m"  # the provider is asked for its own model name
+    assert names(hub.route("tag:1b")) == ["a"]  # a model that holds a colon stays whole
+    assert names(hub.route("b/m", provider="b")) == ["b"]
+    with pytest.raises(InvalidRequestError, match="pins the provider 'b'"):
+        hub.route("b/m", provider="a")
+    with pytest.raises(NoProviderError):
+        hub.create("b/tag:1b", HI)  # b does not serve it
+    with pytest.raises(ModelNotFoundError):
+        hub.route("nosuch/m")
+
+
+def test_aliases_stand_for_models(
+    hub: providerhub.Hub, fake: Fake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub.register(fake("a", ["gpt-3.5-turbo-16k"]))
+    hub.register(fake("b", ["gpt-3.5-turbo-16k"]))
+    hub.alias("fast", "gpt-3.5-turbo-16k")
+    hub.alias("fast-b", "b/gpt-3.5-turbo-16k")
+    assert names(hub.route("fast")) == ["a", "b"]
+    assert names(hub.route("fast-b")) == ["b"]
+    assert names(hub.route("a/fast")) == ["a"]
+    assert dict(hub.aliases) == {"fast": "gpt-3.5-turbo-16k", "fast-b": "b/gpt-3.5-turbo-16k"}
+    with pytest.raises(InvalidRequestError, match="would hide it"):
+        hub.alias("gpt-3.5-turbo-16k", "other")
+    hub.unalias("fast")
+    with pytest.raises(ModelNotFoundError):
+        hub.route("fast")
+    monkeypatch.setenv("PROVIDERHUB_ALIASES", "quick=gpt-3.5-turbo-16k, big = b/gpt-3.5-turbo-16k")
+    assert dict(providerhub.Hub(load_entrypoints=False).aliases) == {
+        "quick": "gpt-3.5-turbo-16k",
+        "big": "b/gpt-3.5-turbo-16k",
+    }
+    monkeypatch.setenv("PROVIDERHUB_ALIASES", "broken")
+    with pytest.raises(InvalidRequestError, match="PROVIDERHUB_ALIASES"):
+        providerhub.Hub(load_entrypoints=False)
