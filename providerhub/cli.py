@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     providers = sub.add_parser("providers", help="list installed providers and plugin errors")
     providers.add_argument("--json", action="store_true", help="print JSON")
+    providers.add_argument(
+        "--legacy-dir",
+        metavar="DIR",
+        help="also load the old gpt4free-layout provider modules (*.py) of DIR",
+    )
 
     models = sub.add_parser("models", help="list models and the providers serving each")
     models.add_argument("--json", action="store_true", help="print JSON")
@@ -111,6 +116,10 @@ def _error(message: str) -> None:
 
 def _providers(args: argparse.Namespace, out: TextIO) -> int:
     hub = get_hub()
+    if args.legacy_dir:
+        from .legacy import load_dir
+
+        load_dir(args.legacy_dir, hub=hub)
     rows: list[dict[str, Any]] = []
     for p in hub.providers.values():
         rows.append(

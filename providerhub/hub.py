@@ -4,7 +4,7 @@ through them."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -267,8 +267,9 @@ class Hub:
 
     @property
     def providers(self) -> Mapping[str, Provider]:
-        """Registered providers by name, in registration order (read-only)."""
-        return MappingProxyType({p.name: p for p in self._providers.values()})
+        """Registered providers by name, in registration order (read-only); looking a name
+        up ignores case, as routing does."""
+        return _ProviderView(self._providers)
 
     def models(self) -> dict[str, list[str]]:
         """Every model, with the names of the providers that list it, in routing order."""
@@ -426,6 +427,30 @@ class Hub:
             session, self._session = self._session, None
         if session is not None:
             session.close()
+
+
+class _ProviderView(Mapping[str, Provider]):
+    """The registry seen by name: keys as registered, lookups in any case."""
+
+    __slots__ = ("_by_key",)
+
+    def __init__(self, by_key: dict[str, Provider]) -> None:
+        self._by_key = by_key
+
+    def __getitem__(self, name: str) -> Provider:
+        return self._by_key[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._by_key
+
+    def __iter__(self) -> Iterator[str]:
+        return (p.name for p in list(self._by_key.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def __repr__(self) -> str:
+        return f"<providers {list(self)!r}>"
 
 
 def _has_hookimpls(obj: Any) -> bool:
