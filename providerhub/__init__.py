@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .contract import ProviderModule
@@ -40,10 +40,24 @@ from .timeout import Timeout, TimeoutLike
 if TYPE_CHECKING:
     from urllib3.util import Retry
 
+    from .aio import AsyncStream
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # AsyncStream lives with asyncio, whose import a program that never awaits should not
+    # pay for (PEP 562).
+    if name == "AsyncStream":
+        from .aio import AsyncStream
+
+        return AsyncStream
+    raise AttributeError(f"module 'providerhub' has no attribute {name!r}")
+
 
 __all__ = [
     "AllProvidersFailedError",
+    "AsyncStream",
     "AuthenticationError",
     "Hub",
     "InvalidRequestError",
@@ -63,6 +77,7 @@ __all__ = [
     "StreamInterruptedError",
     "Timeout",
     "__version__",
+    "acreate",
     "create",
     "get_hub",
     "hookimpl",
@@ -128,6 +143,76 @@ def create(
     See :meth:`Hub.create`.
     """
     return get_hub().create(
+        model,
+        messages,
+        stream=stream,
+        provider=provider,
+        auth=auth,
+        timeout=timeout,
+        retries=retries,
+        **kwargs,
+    )
+
+
+@overload
+def acreate(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    stream: Literal[False] = False,
+    provider: ProviderChoice = None,
+    auth: Auth = None,
+    timeout: TimeoutLike = None,
+    retries: int | Retry | None = None,
+    **kwargs: Any,
+) -> Coroutine[Any, Any, str]: ...
+
+
+@overload
+def acreate(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    stream: Literal[True],
+    provider: ProviderChoice = None,
+    auth: Auth = None,
+    timeout: TimeoutLike = None,
+    retries: int | Retry | None = None,
+    **kwargs: Any,
+) -> AsyncStream: ...
+
+
+@overload
+def acreate(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    stream: bool,
+    provider: ProviderChoice = None,
+    auth: Auth = None,
+    timeout: TimeoutLike = None,
+    retries: int | Retry | None = None,
+    **kwargs: Any,
+) -> Coroutine[Any, Any, str] | AsyncStream: ...
+
+
+def acreate(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    stream: bool = False,
+    provider: ProviderChoice = None,
+    auth: Auth = None,
+    timeout: TimeoutLike = None,
+    retries: int | Retry | None = None,
+    **kwargs: Any,
+) -> Coroutine[Any, Any, str] | AsyncStream:
+    """:func:`create` for asyncio, on the default hub: ``await acreate(...)`` gives the
+    text; ``async for piece in acreate(..., stream=True)`` the pieces as they arrive.
+
+    See :meth:`Hub.acreate`.
+    """
+    return get_hub().acreate(
         model,
         messages,
         stream=stream,

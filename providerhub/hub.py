@@ -4,7 +4,7 @@ through them."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import pluggy
     import requests
     from urllib3.util import Retry
+
+    from .aio import AsyncStream
 
 DEFAULT_RETRIES = 2
 
@@ -364,6 +366,33 @@ class Hub:
         no provider can serve for these needs :class:`NoProviderError`. ``retries``
         overrides the hub's retries for this call.
         """
+        call, candidates = self._prepare(
+            model,
+            messages,
+            stream=stream,
+            provider=provider,
+            auth=auth,
+            timeout=timeout,
+            retries=retries,
+            kwargs=kwargs,
+        )
+        if stream:
+            return router.Stream(call, candidates)
+        return router.complete(call, candidates)
+
+    def _prepare(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: bool,
+        provider: router.ProviderChoice,
+        auth: router.Auth,
+        timeout: TimeoutLike,
+        retries: int | Retry | None,
+        kwargs: dict[str, Any],
+    ) -> tuple[router.Call, list[Provider]]:
+        """Check a request and choose its candidates: everything but the network."""
         model = validate_model(model)
         checked = validate_messages(messages)
         if not isinstance(stream, bool):
@@ -387,9 +416,83 @@ class Hub:
             retries=self._retry(self.retries if retries is None else retries),
             kwargs=kwargs,
         )
+        return call, candidates
+
+    @overload
+    def acreate(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: Literal[False] = False,
+        provider: router.ProviderChoice = None,
+        auth: router.Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+        **kwargs: Any,
+    ) -> Coroutine[Any, Any, str]: ...
+
+    @overload
+    def acreate(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: Literal[True],
+        provider: router.ProviderChoice = None,
+        auth: router.Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+        **kwargs: Any,
+    ) -> AsyncStream: ...
+
+    @overload
+    def acreate(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: bool,
+        provider: router.ProviderChoice = None,
+        auth: router.Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+        **kwargs: Any,
+    ) -> Coroutine[Any, Any, str] | AsyncStream: ...
+
+    def acreate(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: bool = False,
+        provider: router.ProviderChoice = None,
+        auth: router.Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+        **kwargs: Any,
+    ) -> Coroutine[Any, Any, str] | AsyncStream:
+        """:meth:`create` for asyncio: ``await hub.acreate(...)`` gives the text, and
+        ``async for piece in hub.acreate(..., stream=True)`` the pieces as they arrive.
+
+        The request is checked, and its candidates chosen, at once, as with :meth:`create`;
+        cancelling the awaiting task closes the HTTP response. See :mod:`providerhub.aio`.
+        """
+        from . import aio
+
+        call, candidates = self._prepare(
+            model,
+            messages,
+            stream=stream,
+            provider=provider,
+            auth=auth,
+            timeout=timeout,
+            retries=retries,
+            kwargs=kwargs,
+        )
         if stream:
-            return router.Stream(call, candidates)
-        return router.complete(call, candidates)
+            return aio.AsyncStream(router.Stream(call, candidates))
+        return aio.complete(call, candidates)
 
     @staticmethod
     def _retry(retries: int | Retry) -> Retry:

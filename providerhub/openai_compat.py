@@ -163,6 +163,9 @@ def _exchange(
         response = http.post(endpoint, data=payload, headers=headers, timeout=limits, stream=True)
     except Exception as exc:
         raise transport.error_for_exception(provider, exc, endpoint) from None
+    abort = transport.current_abort()
+    if abort is not None:
+        abort.register(response)
     try:
         if response.status_code >= 400:
             raise transport.error_for_status(provider, response, [auth])

@@ -9,9 +9,12 @@ listing providers stays fast.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import socket
 import threading
 from collections.abc import Iterable
+from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import TYPE_CHECKING, Any
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "POOL_SIZE",
+    "Abort",
+    "current_abort",
     "default_session",
     "dumps",
     "error_for_exception",
@@ -43,7 +48,10 @@ __all__ = [
     "read_body",
     "redact",
     "safe_url",
+    "set_abort",
 ]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 POOL_SIZE = 64
@@ -74,6 +82,60 @@ def default_session() -> requests.Session:
             if _default_session is None:
                 _default_session = new_session()
     return _default_session
+
+
+class Abort:
+    """Lets another thread cut a call's HTTP exchanges short.
+
+    The asyncio API runs a call in a worker thread; when its task is cancelled it calls
+    :meth:`abort`, which shuts down the sockets of the responses registered so far, so
+    the worker's blocked read returns at once and the worker ends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._responses: list[requests.Response] = []
+        self.aborted = False
+
+    def register(self, response: requests.Response) -> None:
+        with self._lock:
+            if not self.aborted:
+                self._responses.append(response)
+                return
+        _shutdown(response)
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            responses, self._responses = self._responses, []
+        for response in responses:
+            _shutdown(response)
+
+
+_ABORT: ContextVar[Abort | None] = ContextVar("providerhub_abort", default=None)
+
+
+def current_abort() -> Abort | None:
+    """The :class:`Abort` of the call running in this thread, if anyone can cancel it."""
+    return _ABORT.get()
+
+
+def set_abort(abort: Abort) -> None:
+    """Make ``abort`` the one of the calls this thread makes from now on."""
+    _ABORT.set(abort)
+
+
+def _shutdown(response: requests.Response) -> None:
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        response.close()  # not mid-read on a socket we can reach: closing is enough
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        # Already closed or reset by the peer: either way the reader is not blocked.
+        logger.debug("socket of %s was already closed", safe_url(response.url))
 
 
 def safe_url(url: str) -> str:
