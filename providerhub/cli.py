@@ -89,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def help_texts() -> dict[str, str]:
+    """``--help`` of the command and of each subcommand, keyed by the command line that
+    prints it; the docs' CLI reference is made from these, so it cannot drift."""
+    parser = build_parser()
+    texts = {"providerhub": parser.format_help()}
+    # argparse has no public way to list subcommands; its actions hold them.
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                texts[f"providerhub {name}"] = sub.format_help()
+    return texts
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
