@@ -36,7 +36,17 @@ if TYPE_CHECKING:
 
     from .hub import Hub
 
-__all__ = ["Auth", "Call", "ProviderChoice", "Stream", "complete", "is_transient", "plan"]
+__all__ = [
+    "Auth",
+    "Call",
+    "ProviderChoice",
+    "Stream",
+    "check_auth",
+    "complete",
+    "is_transient",
+    "plan",
+    "resolve",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +311,14 @@ class Call:
             return None, retry
         return wait, retry
 
-    def finish(self, p: Provider, pieces: Iterator[str], started: float) -> None:
+    def failed(self, p: Provider, exc: Exception, started: float) -> ProviderError:
+        """Record that ``p`` failed after its answer began, and give the typed error."""
+        failure = _as_provider_error(p, exc, p.credential(self.auth))
+        self.hub.health.failure(p.name, failure)
+        _log(p, self.model, 0, type(failure).__name__, started)
+        return failure
+
+    def finish(self, p: Provider, started: float) -> None:
         self.hub.health.success(p.name)
         _log(p, self.model, 0, "ok", started)
 
@@ -386,14 +403,11 @@ def complete(call: Call, candidates: list[Provider]) -> str:
         except InvalidRequestError:
             raise
         except Exception as exc:
-            failure = _as_provider_error(p, exc, p.credential(call.auth))
-            call.hub.health.failure(p.name, failure)
-            _log(p, call.model, 0, type(failure).__name__, started)
-            errors[p.name] = failure
+            errors[p.name] = call.failed(p, exc, started)
             continue
         finally:
             _close(pieces)
-        call.finish(p, pieces, started)
+        call.finish(p, started)
         return "".join(text)
     raise _failed(call.model, errors)
 
@@ -450,13 +464,10 @@ class Stream(Iterator[str]):
             except InvalidRequestError:
                 raise
             except Exception as exc:
-                failure = _as_provider_error(p, exc, p.credential(call.auth))
-                call.hub.health.failure(p.name, failure)
-                _log(p, call.model, 0, type(failure).__name__, started)
-                raise failure from None
+                raise call.failed(p, exc, started) from None
             finally:
                 _close(pieces)
-            call.finish(p, pieces, started)
+            call.finish(p, started)
             return
         raise _failed(call.model, errors)
 

@@ -205,35 +205,25 @@ def error_for_status(
     detail = excerpt(found if found is not None else body, secrets) or None
     reason = f"HTTP {status} {response.reason or ''}".rstrip()
     message = f"{reason} from {url}"
-    if status in (401, 403):
-        return AuthenticationError(
-            provider,
-            message,
-            status_code=status,
-            url=url,
-            body=detail,
-            hint=f"the service refused the credential: set {settings.api_key_variable(provider)} "
-            f"or pass auth={{'{provider}': ...}}",
-        )
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    if status == 429:
-        wait = f"retry after {retry_after:g} s" if retry_after is not None else "retry later"
-        return RateLimitError(
-            provider,
-            message,
-            status_code=status,
-            retry_after=retry_after,
-            url=url,
-            body=detail,
-            hint=f"rate limited: {wait}, or use another provider",
+    kind: type[ProviderHTTPError] = ProviderHTTPError
+    if status in (401, 403):
+        kind = AuthenticationError
+        hint = (
+            f"the service refused the credential: set {settings.api_key_variable(provider)} "
+            f"or pass auth={{'{provider}': ...}}"
         )
-    if status == 404:
+    elif status == 429:
+        kind = RateLimitError
+        wait = f"retry after {retry_after:g} s" if retry_after is not None else "retry later"
+        hint = f"rate limited: {wait}, or use another provider"
+    elif status == 404:
         hint = f"no chat completions endpoint there: check {settings.url_variable(provider)}"
     elif status >= 500:
         hint = "the service failed: try again later or use another provider"
     else:
         hint = "the service rejected the request"
-    return ProviderHTTPError(
+    return kind(
         provider,
         message,
         status_code=status,
