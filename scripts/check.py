@@ -28,7 +28,8 @@ STEPS = [
     ("ruff format --check", ["-m", "ruff", "format", "--check", "."]),
     ("mypy --strict", ["-m", "mypy", "--strict", *TYPED]),
     ("pytest", ["-m", "pytest", "-q"]),
-    ("mkdocs build --strict", ["-m", "mkdocs", "build", "--strict", "-q"]),
+    ("template plugin", ["scripts/check_template.py"]),
+    ("mkdocs build --strict", ["-m", "mkdocs", "build", "--strict"]),
 ]
 
 

@@ -2,8 +2,31 @@
 
 :class:`OpenAIServer` is a real OpenAI-compatible HTTP server on 127.0.0.1, with scripted
 replies and faults; the tests, plugin authors and ``providerhub demo`` use it.
+
+:func:`check_provider` is the conformance check a plugin author runs in one test; it
+raises :class:`ProviderCheckError` listing every problem, or returns a
+:class:`ProviderCheckReport`. The pytest fixtures ``providerhub_hub``, ``openai_server``
+and ``register_provider`` come from :mod:`providerhub.testing.pytest_plugin`, which pytest
+loads by itself wherever providerhub is installed.
 """
 
+from ._conformance import (
+    DEFAULT_PROMPT,
+    SERVER_CHUNKS,
+    ProviderCheckError,
+    ProviderCheckReport,
+    check_provider,
+)
 from ._server import FAULTS, OpenAIServer, RecordedRequest, Reply
 
-__all__ = ["FAULTS", "OpenAIServer", "RecordedRequest", "Reply"]
+__all__ = [
+    "DEFAULT_PROMPT",
+    "FAULTS",
+    "SERVER_CHUNKS",
+    "OpenAIServer",
+    "ProviderCheckError",
+    "ProviderCheckReport",
+    "RecordedRequest",
+    "Reply",
+    "check_provider",
+]

@@ -120,6 +120,12 @@ class OpenAIServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    @property
+    def pending(self) -> int:
+        """How many scripted replies are still waiting for a request."""
+        with self._lock:
+            return len(self._queue)
+
     def script(self, *replies: Reply) -> None:
         """Queue replies for the next requests, in order."""
         with self._lock:

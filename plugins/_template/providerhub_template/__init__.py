@@ -1,0 +1,50 @@
+"""Template: an OpenAI-compatible chat completions service, as a providerhub plugin.
+
+Copy this plugin to start your own (see the README): rename it, then set ``NAME``, ``url``,
+``PATH`` and ``model`` for your service. The module follows the provider contract (``url``,
+``model``, ``supports_stream``, ``needs_auth``, ``_create_completion``), and the HTTP work
+is providerhub's shared OpenAI-compatible helper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from providerhub import settings
+from providerhub.openai_compat import chat_completion
+from providerhub.params import render
+
+NAME = "template"
+"""The provider's name: the entry point's name in pyproject.toml, and the ``<NAME>`` of
+``PROVIDERHUB_<NAME>_URL`` and ``PROVIDERHUB_<NAME>_API_KEY``."""
+PATH = "/v1/chat/completions"
+"""Where the service's chat completions live, under ``url``."""
+
+url = "https://api.example.invalid"
+model = ["template-model"]
+supports_stream = True
+needs_auth = True
+working = True
+honors_timeout = True  # providerhub's transport keeps the router's timeouts
+
+
+def _create_completion(
+    model: str,
+    messages: list,  # type: ignore[type-arg]  # the contract's signature, which params shows
+    stream: bool,
+    **kwargs: Any,
+) -> Iterator[str]:
+    """Yield the answer: each content delta as it arrives when ``stream`` is true, the whole
+    ``choices[0].message.content`` otherwise.
+
+    ``kwargs`` are OpenAI chat parameters (``temperature``, ``max_tokens``, ...) and what the
+    router passes: ``auth``, ``timeout`` and ``session``. Without ``auth``, the
+    credential in ``PROVIDERHUB_<NAME>_API_KEY`` is used when set.
+    """
+    auth = kwargs.pop("auth", None) or settings.api_key(NAME)
+    base = settings.url(NAME, url)
+    yield from chat_completion(NAME, base + PATH, model, messages, stream, auth=auth, **kwargs)
+
+
+params = render(NAME, _create_completion)

@@ -1,0 +1,97 @@
+"""providerhub's pytest plugin: fixtures for testing providers and plugins.
+
+Installing providerhub registers this module with pytest through the ``pytest11`` entry
+point ``providerhub``, so any test suite run in the same environment can ask for:
+
+``providerhub_hub``
+    A fresh, empty :class:`providerhub.Hub` (``load_entrypoints=False``, ``retries=0``, so
+    each failure shows as the server gave it), closed after the test.
+``openai_server``
+    A running :class:`providerhub.testing.OpenAIServer` on 127.0.0.1, stopped after the
+    test. Script replies and faults with its ``script()`` and read what it received in its
+    ``requests``.
+``register_provider``
+    A :class:`RegisterProvider`: ``register_provider(obj, name=None, *, hub=None)``
+    registers a provider on ``providerhub_hub`` (or on ``hub``) for this test only and
+    returns its :class:`providerhub.Provider`; it is unregistered after the test.
+
+The names are prefixed so they cannot clash with a project's own ``hub`` or ``server``
+fixtures. ``pytest -p no:providerhub`` turns the plugin off. The fixtures do nothing until
+a test asks for one; pytest's start-up pays only for importing providerhub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from providerhub.hub import Hub
+    from providerhub.provider import Provider
+    from providerhub.testing import OpenAIServer
+
+__all__ = ["RegisterProvider", "openai_server", "providerhub_hub", "register_provider"]
+
+
+class RegisterProvider:
+    """Registers providers for one test, and unregisters them when it ends.
+
+    Calling it registers ``obj`` (a module or object following the provider contract)
+    under ``name`` (by default its ``name`` attribute, or its module's last dotted part),
+    on ``hub`` or else on the hub given at construction, and returns the
+    :class:`providerhub.Provider`. :meth:`undo` unregisters, newest first, every provider
+    it registered that is still registered; the ``register_provider`` fixture calls it
+    after the test, so a test that unregistered one itself is fine.
+    """
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        """The hub providers go to when no ``hub`` is given."""
+        self._registered: list[tuple[Hub, Provider]] = []
+
+    def __call__(self, obj: object, name: str | None = None, *, hub: Hub | None = None) -> Provider:
+        target = self.hub if hub is None else hub
+        provider = target.register(obj, name)
+        self._registered.append((target, provider))
+        return provider
+
+    def undo(self) -> None:
+        """Unregister what was registered, newest first, leaving alone a provider that
+        has since been unregistered or replaced by another of the same name."""
+        while self._registered:
+            hub, provider = self._registered.pop()
+            if hub.providers.get(provider.name) is provider:
+                hub.unregister(provider.name)
+
+
+@pytest.fixture
+def providerhub_hub() -> Iterator[Hub]:
+    """A fresh hub with no plugins loaded and no retries, closed after the test."""
+    from providerhub.hub import Hub
+
+    with Hub(load_entrypoints=False, retries=0) as hub:
+        yield hub
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAIServer]:
+    """A running local OpenAI-compatible server (``.url`` is its base URL), stopped after
+    the test."""
+    from providerhub.testing import OpenAIServer
+
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def register_provider(providerhub_hub: Hub) -> Iterator[RegisterProvider]:
+    """Register providers for this test only: ``register_provider(obj, name=None, *,
+    hub=None)`` returns the :class:`providerhub.Provider`; by default the provider goes on
+    ``providerhub_hub``. Each is unregistered after the test."""
+    registrar = RegisterProvider(providerhub_hub)
+    try:
+        yield registrar
+    finally:
+        registrar.undo()
