@@ -1,0 +1,96 @@
+"""One configured endpoint as a providerhub provider."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from providerhub import settings
+from providerhub.errors import InvalidRequestError
+from providerhub.openai_compat import chat_completion
+
+from .config import Endpoint
+
+__all__ = ["EndpointProvider"]
+
+
+class EndpointProvider:
+    """The provider for one ``[endpoints.<name>]`` table: the provider contract's fields
+    (``url``, ``model``, ``supports_stream``, ``needs_auth``, ``working``,
+    ``_create_completion``), and the endpoint's own ``path``, ``headers``, ``api_key_env``
+    and ``source`` (the file it came from).
+
+    ``url`` is an attribute the hub may overwrite with ``PROVIDERHUB_<NAME>_URL`` before a
+    call, so each call builds its address from it afresh.
+    """
+
+    working = True
+    honors_timeout = True
+    """The shared helper keeps the router's timeouts, so no watchdog thread is needed."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.name: str = endpoint.name
+        self.url: str = endpoint.url
+        self.path: str = endpoint.path
+        self.model: list[str] = list(endpoint.models)
+        self.supports_stream: bool = endpoint.stream
+        self.api_key_env: str | None = endpoint.api_key_env
+        """The environment variable holding the key, or None when the endpoint needs none."""
+        self.needs_auth: bool = endpoint.api_key_env is not None
+        self.headers: dict[str, str] = dict(endpoint.headers)
+        self.source: str = endpoint.source
+
+    def __repr__(self) -> str:
+        return f"<EndpointProvider {self.name!r} {self.url}{self.path} models={self.model!r}>"
+
+    @property
+    def endpoint(self) -> str:
+        """The full address requests go to: ``url`` followed by ``path``."""
+        return self.url.rstrip("/") + self.path
+
+    def credential(self) -> str | None:
+        """The key from the environment: ``PROVIDERHUB_<NAME>_API_KEY``, else the variable
+        named by ``api_key_env``; None when neither is set (an empty value counts as unset).
+        ``auth=`` given to the call comes before both; the router passes it as ``auth``."""
+        found = settings.api_key(self.name)
+        if found is None and self.api_key_env:
+            found = os.environ.get(self.api_key_env) or None
+        return found
+
+    def _create_completion(
+        self, model: str, messages: list[Any], stream: bool, **kwargs: Any
+    ) -> Iterator[str]:
+        """Yield the answer from the endpoint: each content delta as it arrives when
+        ``stream`` is true (and the endpoint streams), the whole message otherwise.
+
+        ``kwargs`` are OpenAI chat parameters (``temperature``, ``max_tokens``, ...) and what
+        the router passes (``auth``, ``timeout``, ``session``). The credential, sent as
+        ``Authorization: Bearer``, is ``auth``, else :meth:`credential`. An endpoint that
+        needs a key and has none raises :class:`InvalidRequestError` before anything is
+        sent, naming the variable to set.
+        """
+        auth = kwargs.pop("auth", None) or self.credential()
+        if auth is None and self.needs_auth:
+            raise InvalidRequestError(
+                f"{self.name} needs a key: set {self.api_key_env} (as {self.source} says) or "
+                f"{settings.api_key_variable(self.name)}, or pass auth={{{self.name!r}: ...}}"
+            )
+        headers: Mapping[str, str] = self.headers
+        extra = kwargs.pop("headers", None)
+        if extra:
+            # The helper takes headers= too; a caller's own are added over the file's
+            # rather than colliding with them as a duplicate keyword argument.
+            headers = {**headers, **extra}
+        # An endpoint configured with stream = false is never asked to stream, even when
+        # called directly: it may not speak Server-Sent Events at all.
+        yield from chat_completion(
+            self.name,
+            self.endpoint,
+            model,
+            messages,
+            stream and self.supports_stream,
+            auth=auth,
+            headers=headers,
+            **kwargs,
+        )

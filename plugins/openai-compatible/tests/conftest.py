@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+import providerhub
+from providerhub.testing import OpenAIServer
+
+WriteConfig = Callable[[str], Path]
+MakeHub = Callable[[str], providerhub.Hub]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's own providerhub settings, nor their configuration
+    file: ``PROVIDERHUB_CONFIG`` names an empty file until a test writes its own."""
+    for key in list(os.environ):
+        if key.startswith("PROVIDERHUB_"):
+            monkeypatch.delenv(key)
+    empty = tmp_path / "empty-config.toml"
+    empty.write_text("")
+    monkeypatch.setenv("PROVIDERHUB_CONFIG", str(empty))
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAIServer]:
+    with OpenAIServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WriteConfig:
+    """Write TOML text to ``config.toml`` in the test's directory and point
+    ``PROVIDERHUB_CONFIG`` at it; returns the file's path."""
+
+    def write(text: str) -> Path:
+        path = tmp_path / "config.toml"
+        path.write_text(text, encoding="utf-8")
+        monkeypatch.setenv("PROVIDERHUB_CONFIG", str(path))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_hub(write_config: WriteConfig) -> Iterator[MakeHub]:
+    """Write a configuration file, then build a hub with every installed plugin (this one
+    through its real entry point) and no retries, so each failure shows as the server gave
+    it."""
+    hubs: list[providerhub.Hub] = []
+
+    def make(text: str) -> providerhub.Hub:
+        write_config(text)
+        hub = providerhub.Hub(retries=0)
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in hubs:
+        hub.close()
+
+
+@pytest.fixture
+def hub(make_hub: MakeHub, server: OpenAIServer) -> providerhub.Hub:
+    """A hub whose configuration has the endpoint ``local`` (serving ``local-llama`` and
+    ``local-qwen``) pointed at the local server."""
+    return make_hub(
+        f"""
+        [endpoints.local]
+        url = "{server.url}"
+        models = ["local-llama", "local-qwen"]
+        """
+    )
