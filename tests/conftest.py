@@ -22,13 +22,19 @@ MakeDist = Callable[..., Path]
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's own providerhub settings."""
+def _clean_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test sees the developer's own providerhub settings, nor their configuration file
+    (the openai-compatible plugin reads it): ``PROVIDERHUB_CONFIG`` names an empty file."""
     import os
 
     for key in list(os.environ):
         if key.startswith("PROVIDERHUB_"):
             monkeypatch.delenv(key)
+    empty = tmp_path_factory.getbasetemp() / "empty-config.toml"
+    empty.touch()
+    monkeypatch.setenv("PROVIDERHUB_CONFIG", str(empty))
 
 
 @pytest.fixture

@@ -20,7 +20,9 @@ from ._support import seed_module
 def run(
     *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 30
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PROVIDERHUB_")}
+    full_env = dict(
+        os.environ
+    )  # as the autouse fixture left it: no PROVIDERHUB_* of the developer's
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "providerhub", *args],

@@ -124,7 +124,7 @@ def test_each_attempt_is_logged_once_with_its_outcome(
 
 def test_cli_output_holds_no_credential(server: OpenAIServer, tmp_path: Path) -> None:
     server.script(Reply(status=401, body=echo_everything, content_type="text/plain"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVIDERHUB_")}
+    env = dict(os.environ)  # as the autouse fixture left it: no PROVIDERHUB_* of the developer's
     env["PROVIDERHUB_GRAVITYENGINE_URL"] = server.url
     env["PROVIDERHUB_GRAVITYENGINE_API_KEY"] = SECRET
     for args in (["chat", "-m", MODEL, "Hi"], ["providers", "--json"], ["providers"]):

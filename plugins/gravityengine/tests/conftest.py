@@ -11,10 +11,16 @@ from providerhub.testing import OpenAIServer
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test sees the developer's own providerhub settings or configuration file."""
     for key in list(os.environ):
         if key.startswith("PROVIDERHUB_"):
             monkeypatch.delenv(key)
+    empty = tmp_path_factory.getbasetemp() / "empty-config.toml"
+    empty.touch()
+    monkeypatch.setenv("PROVIDERHUB_CONFIG", str(empty))
 
 
 @pytest.fixture
