@@ -23,13 +23,21 @@ from typing import Any, Protocol
 
 import pluggy
 
-__all__ = ["PROJECT", "Register", "hookimpl", "hookspec", "register_providers"]
+__all__ = ["PROJECT", "Register", "Report", "hookimpl", "hookspec", "register_providers"]
 
 PROJECT = "providerhub"
 """The pluggy project name, which is also the entry-point group."""
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class Report(Protocol):
+    """The ``report`` callable a plugin's :func:`register_providers` may take."""
+
+    def __call__(self, error: str) -> None:
+        """Report a problem that cost the plugin some of its providers, not all: it shows
+        in ``Hub.plugin_errors`` as one line, and the providers registered still load."""
 
 
 class Register(Protocol):
@@ -41,7 +49,12 @@ class Register(Protocol):
 
 
 @hookspec
-def register_providers(register: Register) -> None:
+def register_providers(register: Register, report: Report) -> None:
     """Register this plugin's providers by calling ``register(provider, name=...)`` once
-    for each. A plugin may register any number of them; if this hook raises, none of the
-    plugin's providers is kept and the error shows in ``Hub.plugin_errors``."""
+    for each. A plugin may register any number of them.
+
+    If this hook raises, none of the plugin's providers is kept and the error shows in
+    ``Hub.plugin_errors``. A problem that spoils only some providers (one bad entry of a
+    configuration file, say) goes to ``report(error)`` instead: it shows there too, and the
+    providers registered load. A hook implementation takes only the arguments it names, so
+    ``def register_providers(register)`` is fine."""

@@ -145,11 +145,17 @@ class Hub:
         def register(provider: Any, name: str | None = None) -> None:
             pending.append((provider, name))
 
+        reported: list[str] = []
+
+        def report(error: str) -> None:
+            reported.append(" ".join(str(error).split()))
+
+        offered = {"register": register, "report": report}
         pm.register(obj, name=plugin)
         try:
             for impl in pm.hook.register_providers.get_hookimpls():
                 if impl.plugin is obj:
-                    impl.function(register=register)
+                    impl.function(**{arg: offered[arg] for arg in impl.argnames})
             # Check every provider before adopting any, so a plugin is all in or all out.
             for provider, name in pending:
                 problems = missing_fields(provider)
@@ -161,6 +167,8 @@ class Hub:
         except BaseException:
             pm.unregister(obj)
             raise
+        for error in reported:
+            self._fail(plugin, distribution, error)
         adopted = []
         for provider, name in pending:
             try:

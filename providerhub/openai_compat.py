@@ -86,6 +86,7 @@ def chat_completion(
     headers: Mapping[str, str] | None = None,
     max_body_bytes: int = transport.DEFAULT_MAX_BODY_BYTES,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    credential_variable: str | None = None,
     **params: Any,
 ) -> Iterator[str]:
     """POST a chat completion to ``endpoint`` and yield the answer's text.
@@ -98,8 +99,10 @@ def chat_completion(
     ``defaults`` are body fields the caller's ``params`` override; ``params`` must be
     standard OpenAI chat parameters (:data:`CHAT_PARAMETERS`), or
     :class:`InvalidRequestError` names the stray one before anything is sent. ``auth`` is
-    sent as ``Authorization: Bearer``. Failures raise the typed errors of
-    :mod:`providerhub.errors`, naming ``provider``.
+    sent as ``Authorization: Bearer``; ``credential_variable`` is the environment variable
+    an authentication error tells the user to set (``PROVIDERHUB_<NAME>_API_KEY`` by
+    default). Failures raise the typed errors of :mod:`providerhub.errors`, naming
+    ``provider``.
     """
     unknown = [key for key in params if key not in CHAT_PARAMETERS]
     if unknown:
@@ -135,11 +138,12 @@ def chat_completion(
         payload,
         request_headers,
         stream,
-        auth,
-        limits,
-        session,
-        max_body_bytes,
-        max_event_bytes,
+        auth=auth,
+        limits=limits,
+        session=session,
+        max_body_bytes=max_body_bytes,
+        max_event_bytes=max_event_bytes,
+        credential_variable=credential_variable,
     )
 
 
@@ -149,11 +153,13 @@ def _exchange(
     payload: bytes,
     headers: dict[str, str],
     stream: bool,
+    *,
     auth: str | None,
     limits: Any,
     session: requests.Session | None,
     max_body_bytes: int,
     max_event_bytes: int,
+    credential_variable: str | None,
 ) -> Iterator[str]:
     # A generator of its own, so that chat_completion() checks its arguments eagerly and
     # nothing touches the network until the first piece is asked for.
@@ -168,7 +174,9 @@ def _exchange(
         abort.register(response)
     try:
         if response.status_code >= 400:
-            raise transport.error_for_status(provider, response, [auth])
+            raise transport.error_for_status(
+                provider, response, [auth], credential_variable=credential_variable
+            )
         content_type = response.headers.get("Content-Type", "")
         if stream and content_type.startswith("text/event-stream"):
             yield from _events(provider, response, auth, deadline, max_event_bytes)

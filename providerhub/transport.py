@@ -191,8 +191,12 @@ def error_for_status(
     provider: str,
     response: requests.Response,
     secrets: Iterable[str | None] = (),
+    *,
+    credential_variable: str | None = None,
 ) -> ProviderError:
-    """The typed error for an HTTP error status, with an excerpt of the body."""
+    """The typed error for an HTTP error status, with an excerpt of the body; an
+    authentication error names ``credential_variable`` (by default
+    ``PROVIDERHUB_<NAME>_API_KEY``) as the one to set."""
     secrets = list(secrets)
     status = response.status_code
     url = safe_url(response.url)
@@ -210,7 +214,8 @@ def error_for_status(
     if status in (401, 403):
         kind = AuthenticationError
         hint = (
-            f"the service refused the credential: set {settings.api_key_variable(provider)} "
+            "the service refused the credential: set "
+            f"{credential_variable or settings.api_key_variable(provider)} "
             f"or pass auth={{'{provider}': ...}}"
         )
     elif status == 429:

@@ -213,3 +213,28 @@ def test_a_url_override_reaches_a_seed_module_without_changing_it(
     module = sys.modules["phtest_seedurl"]
     assert module.url == "http://127.0.0.1:9"  # as declared: other users see no change
     assert len(module.received) == 1  # the module's own state is shared, not copied
+
+
+def test_a_plugin_may_report_a_problem_and_keep_its_other_providers(
+    make_dist: Callable[..., Any],
+) -> None:
+    make_dist(
+        "phtest-partial",
+        modules={
+            "phtest_partial": (
+                "from providerhub import hookimpl\n"
+                "from phtest_echo import Echo\n"
+                "@hookimpl\n"
+                "def register_providers(register, report):\n"
+                "    register(Echo('kept', ['kept-model']))\n"
+                "    report('[endpoints.bad] url: must start with http')\n"
+            ),
+            "phtest_echo": HOOK_PLUGIN,
+        },
+        entry_points={"partial": "phtest_partial"},
+    )
+    with providerhub.Hub() as hub:
+        assert "kept" in hub.providers
+        [error] = [e for e in hub.plugin_errors if e.name == "partial"]
+        assert error.error == "[endpoints.bad] url: must start with http"
+        assert error.distribution == "phtest-partial"
