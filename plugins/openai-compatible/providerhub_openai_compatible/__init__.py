@@ -10,7 +10,7 @@ providerhub's shared helper, :func:`providerhub.openai_compat.chat_completion`.
 from __future__ import annotations
 
 from providerhub import hookimpl
-from providerhub.hookspecs import Register
+from providerhub.hookspecs import Register, Report
 
 from .config import (
     CONFIG_VARIABLE,
@@ -39,14 +39,21 @@ __all__ = [
 
 
 @hookimpl
-def register_providers(register: Register) -> None:
-    """Register one :class:`EndpointProvider` per endpoint of the configuration file, in
-    the file's order.
+def register_providers(register: Register, report: Report) -> None:
+    """Register one :class:`EndpointProvider` per valid endpoint of the configuration file,
+    in the file's order, and ``report`` each problem of the file, one line each naming the
+    file, the entry and the field: the hub shows them in ``hub.plugin_errors`` while the
+    valid endpoints load.
 
-    A file with any problem registers nothing and raises :class:`ConfigError` listing every
-    problem: the hub then shows it in ``hub.plugin_errors`` and loads the other plugins.
-    All or nothing, because the hook can only report by raising, and raising drops what was
-    registered before it; loading the good entries silently would hide the bad ones.
+    A file that cannot be used at all (a ``PROVIDERHUB_CONFIG`` naming no file, an
+    unreadable file, invalid TOML) registers nothing and is reported the same way, so every
+    problem of the file reads alike and the other plugins load as usual.
     """
-    for endpoint in load():
+    try:
+        endpoints, problems = check()
+    except ConfigError as exc:
+        endpoints, problems = [], list(exc.problems)
+    for endpoint in endpoints:
         register(EndpointProvider(endpoint), name=endpoint.name)
+    for problem in problems:
+        report(str(problem))

@@ -10,8 +10,10 @@
     stream = true                         # the default
     headers = { "X-Team" = "search" }     # optional
 
-Every problem is a :class:`Problem` naming the file, the entry and the field; :func:`load`
-raises one :class:`ConfigError` holding all of them. Values that may be secrets (an
+Every problem is a :class:`Problem` naming the file, the entry and the field.
+:func:`check` returns the valid endpoints and the problems of the others apart (the plugin
+registers the first and reports the second); :func:`load` is all or nothing, raising one
+:class:`ConfigError` that holds every problem. Values that may be secrets (an
 ``api_key_env`` that holds a key instead of a variable name, header values, a URL with a
 password in it) are never repeated in a message.
 """
@@ -125,9 +127,10 @@ class Problem:
 
 
 class ConfigError(ValueError):
-    """The configuration file could not be used. ``problems`` holds every problem found,
-    each naming the file, the entry and the field; the message lists them all on one line
-    (the hub shows plugin errors one line each)."""
+    """What is wrong with the configuration file: raised by :func:`check` for a file that
+    cannot be used at all, and by :func:`load` for any problem. ``problems`` holds every
+    problem found, each naming the file, the entry and the field; the message lists them
+    all on one line."""
 
     def __init__(self, problems: Sequence[Problem], consequence: str = "") -> None:
         self.problems = tuple(problems)
@@ -191,17 +194,19 @@ def config_path(environ: Mapping[str, str] | None = None) -> tuple[Path, bool]:
 
 
 def load(path: Path | None = None, *, required: bool | None = None) -> list[Endpoint]:
-    """The endpoints of the configuration file, in the file's order; all or nothing.
+    """The endpoints of the configuration file, in the file's order, for a program that
+    wants the file right or not at all (the plugin itself uses :func:`check`, and loads the
+    valid entries of a file that has bad ones).
 
     ``path`` defaults to :func:`config_path`. A missing file is no endpoints when
     ``required`` is false, and a :class:`ConfigError` when it is true; by default it is
     required when ``path`` is given or ``PROVIDERHUB_CONFIG`` names it. Any other problem
     (unreadable file, invalid TOML, a bad entry) raises :class:`ConfigError` listing every
-    problem in the file; then none of its endpoints is returned, not even the valid ones.
+    problem in the file, and no endpoint is returned, not even the valid ones.
     """
     endpoints, problems = check(path, required=required)
     if problems:
-        raise ConfigError(problems, "no endpoint of this file was loaded")
+        raise ConfigError(problems)
     return endpoints
 
 
@@ -209,8 +214,8 @@ def check(
     path: Path | None = None, *, required: bool | None = None
 ) -> tuple[list[Endpoint], list[Problem]]:
     """The valid endpoints of the configuration file, in the file's order, and the
-    problems of the others: what :func:`load` finds, without giving up the valid entries
-    for the bad ones.
+    problems of the others: what the plugin registers and what it reports. Unlike
+    :func:`load`, the valid entries are kept when others are bad.
 
     A file that cannot be used at all (missing when ``required``, unreadable, not TOML)
     raises :class:`ConfigError`; ``path`` and ``required`` are as for :func:`load`.
@@ -282,15 +287,18 @@ def parse(document: Mapping[str, Any], source: str) -> tuple[list[Endpoint], lis
     prefixes: dict[str, str] = {}  # PROVIDERHUB_<NAME>_ -> the entry that has it
     for name, entry in table.items():
         found = _check_entry(name, entry, source)
-        if isinstance(found, Endpoint):
-            endpoints.append(found)
-        else:
+        if isinstance(found, list):
             problems.extend(found)
         # Names that differ only in case or punctuation would share their
         # PROVIDERHUB_<NAME>_URL and _API_KEY variables (and the hub matches names
-        # regardless of case), so one could not be configured without the other.
+        # regardless of case), so one could not be configured without the other: the
+        # first keeps them, and a later one is left out even when its fields are right.
         prefix = settings.env_prefix(name)
-        if prefix in prefixes:
+        if prefix not in prefixes:
+            prefixes[prefix] = name
+            if isinstance(found, Endpoint):
+                endpoints.append(found)
+        else:
             problems.append(
                 Problem(
                     source,
@@ -301,8 +309,6 @@ def parse(document: Mapping[str, Any], source: str) -> tuple[list[Endpoint], lis
                     "ignore case); rename one",
                 )
             )
-        else:
-            prefixes[prefix] = name
     return endpoints, problems
 
 

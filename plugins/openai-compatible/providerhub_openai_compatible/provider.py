@@ -58,6 +58,14 @@ class EndpointProvider:
             found = os.environ.get(self.api_key_env) or None
         return found
 
+    def credential_variable(self) -> str | None:
+        """The variable an authentication error tells the user to set: the one named by
+        ``api_key_env``, unless ``PROVIDERHUB_<NAME>_API_KEY`` is set, which comes before
+        it (and which the shared helper names when this returns None)."""
+        if self.api_key_env and settings.api_key(self.name) is None:
+            return self.api_key_env
+        return None
+
     def _create_completion(
         self, model: str, messages: list[Any], stream: bool, **kwargs: Any
     ) -> Iterator[str]:
@@ -68,7 +76,9 @@ class EndpointProvider:
         the router passes (``auth``, ``timeout``, ``session``). The credential, sent as
         ``Authorization: Bearer``, is ``auth``, else :meth:`credential`. An endpoint that
         needs a key and has none raises :class:`InvalidRequestError` before anything is
-        sent, naming the variable to set.
+        sent, naming the variable to set; a key the server refuses (401, 403) raises
+        :class:`~providerhub.errors.AuthenticationError` naming
+        :meth:`credential_variable`.
         """
         auth = kwargs.pop("auth", None) or self.credential()
         if auth is None and self.needs_auth:
@@ -92,5 +102,6 @@ class EndpointProvider:
             stream and self.supports_stream,
             auth=auth,
             headers=headers,
+            credential_variable=self.credential_variable(),
             **kwargs,
         )

@@ -334,6 +334,47 @@ def test_a_key_echoed_by_the_server_never_reaches_the_message(
     assert "***" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("config", "environment", "says"),
+    [
+        # The variable the file names, not PROVIDERHUB_LOCKED_API_KEY.
+        (key_config, {"OLLAMA_API_KEY": "sk-refused"}, "OLLAMA_API_KEY"),
+        # PROVIDERHUB_<NAME>_API_KEY comes first: it holds the refused key, and setting
+        # the file's variable would change nothing.
+        (
+            key_config,
+            {"PROVIDERHUB_LOCKED_API_KEY": "sk-refused", "OLLAMA_API_KEY": "sk-other"},
+            "PROVIDERHUB_LOCKED_API_KEY",
+        ),
+        # Without api_key_env, the variable every providerhub provider reads.
+        (None, {"PROVIDERHUB_LOCKED_API_KEY": "sk-refused"}, "PROVIDERHUB_LOCKED_API_KEY"),
+    ],
+)
+def test_a_refused_key_names_the_variable_to_set(
+    make_hub: MakeHub,
+    server: OpenAIServer,
+    monkeypatch: pytest.MonkeyPatch,
+    config: Callable[[OpenAIServer, str], str] | None,
+    environment: dict[str, str],
+    says: str,
+) -> None:
+    if config is None:
+        text = f'[endpoints.locked]\nurl = "{server.url}"\nmodels = ["locked-model"]\n'
+    else:
+        text = config(server, "OLLAMA_API_KEY")
+    hub = make_hub(text)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    server.script(Reply.error(401, "invalid api key"))
+    with pytest.raises(AuthenticationError) as info:
+        hub.create("locked-model", HI)
+    assert info.value.provider == "locked"
+    assert f"set {says} or pass auth={{'locked': ...}}" in str(info.value)
+    others = {"OLLAMA_API_KEY", "PROVIDERHUB_LOCKED_API_KEY"} - {says}
+    assert not any(other in str(info.value) for other in others)
+    assert only_request(server).headers["Authorization"] == "Bearer sk-refused"
+
+
 # -- failures: the shared helper's, naming the endpoint ------------------------------------
 
 
@@ -415,7 +456,7 @@ def test_providerhub_chat_streams_from_the_configured_endpoint(
     assert body["messages"] == [{"role": "user", "content": "Say hello"}]
 
 
-def test_providerhub_providers_reports_a_bad_file_and_lists_the_rest(
+def test_providerhub_providers_reports_a_bad_entry_and_lists_the_rest(
     write_config: WriteConfig,
 ) -> None:
     config = write_config(
@@ -423,18 +464,36 @@ def test_providerhub_providers_reports_a_bad_file_and_lists_the_rest(
         [endpoints.ollama]
         url = "http://localhost:11434"
         models = "llama3"
+
+        [endpoints.vllm]
+        url = "http://localhost:8000"
+        models = ["qwen2.5"]
         """
+    )
+    said = (
+        f"{config}: [endpoints.ollama] models: must be a non-empty list of model names, "
+        'not "llama3"'
     )
     result = providerhub_cli("providers", "--json", config=config)
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     names = [p["name"] for p in doc["providers"]]
     assert "gravityengine" in names
+    assert "vllm" in names
     assert "ollama" not in names
-    [error] = doc["plugin_errors"]
-    assert error["plugin"] == "openai-compatible"
-    assert error["distribution"] == "providerhub-openai-compatible"
-    assert (
-        f"{config}: [endpoints.ollama] models: must be a non-empty list of model names, "
-        'not "llama3"'
-    ) in error["error"]
+    assert doc["plugin_errors"] == [
+        {
+            "plugin": "openai-compatible",
+            "distribution": "providerhub-openai-compatible",
+            "error": said,
+        }
+    ]
+    # As the documentation shows it: the good entry listed, the bad one on the last line.
+    result = providerhub_cli("providers", config=config)
+    assert result.returncode == 0, result.stderr
+    [vllm] = [line for line in result.stdout.splitlines() if line.startswith("vllm  ")]
+    assert vllm.startswith("vllm  [providerhub-openai-compatible ")
+    assert vllm.endswith("]  working, streams, no auth")
+    assert result.stdout.endswith(
+        f"error: plugin 'openai-compatible' (from providerhub-openai-compatible): {said}\n"
+    )

@@ -1,5 +1,6 @@
 """The configuration file: where it is looked for, and every check of its fields, seen as
-a user sees it, in ``hub.plugin_errors`` while the other plugins load."""
+a user sees it, in ``hub.plugin_errors`` while the valid entries and the other plugins
+load."""
 
 from __future__ import annotations
 
@@ -27,12 +28,19 @@ MakeHub = Callable[[str], providerhub.Hub]
 PLUGIN = "openai-compatible"
 
 
-def plugin_error(hub: providerhub.Hub) -> str:
-    """The one error of this plugin in ``hub``, after checking the other plugins loaded."""
+def plugin_errors(hub: providerhub.Hub) -> list[str]:
+    """The errors of this plugin in ``hub``, one per problem, after checking that the other
+    plugins loaded."""
     assert "gravityengine" in hub.providers
-    [failure] = [f for f in hub.plugin_errors if f.name == PLUGIN]
-    assert failure.distribution == "providerhub-openai-compatible"
-    return failure.error
+    failures = [f for f in hub.plugin_errors if f.name == PLUGIN]
+    assert all(f.distribution == "providerhub-openai-compatible" for f in failures)
+    return [f.error for f in failures]
+
+
+def plugin_error(hub: providerhub.Hub) -> str:
+    """The one error of this plugin in ``hub``."""
+    [error] = plugin_errors(hub)
+    return error
 
 
 def endpoint_names(hub: providerhub.Hub) -> list[str]:
@@ -128,7 +136,8 @@ def test_a_missing_file_named_by_providerhub_config_is_reported(
     monkeypatch.setenv("PROVIDERHUB_CONFIG", str(missing))
     with providerhub.Hub() as hub:
         error = plugin_error(hub)
-    assert error == f"ConfigError: {missing}: no such file (named by PROVIDERHUB_CONFIG)"
+        assert endpoint_names(hub) == []
+    assert error == f"{missing}: no such file (named by PROVIDERHUB_CONFIG)"
 
 
 def test_a_file_given_to_load_must_exist(tmp_path: Path) -> None:
@@ -152,7 +161,8 @@ def test_a_file_that_is_not_toml_is_reported_with_the_line(
     path.write_bytes(content)
     with providerhub.Hub() as hub:
         error = plugin_error(hub)
-    assert error.startswith(f"ConfigError: {path}: ")
+        assert endpoint_names(hub) == []
+    assert error.startswith(f"{path}: is not ")
     assert says in error
 
 
@@ -160,6 +170,8 @@ def test_a_directory_is_not_a_config_file(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("PROVIDERHUB_CONFIG", str(tmp_path))
     with pytest.raises(ConfigError, match="is a directory, not a TOML file"):
         load()
+    with providerhub.Hub() as hub:
+        assert plugin_error(hub) == f"{tmp_path}: is a directory, not a TOML file"
 
 
 def test_an_empty_file_or_one_without_endpoints_is_fine(write_config: WriteConfig) -> None:
@@ -309,38 +321,60 @@ def entry(name: str = "ollama", **fields: str) -> str:
 def test_each_bad_field_is_reported_naming_file_entry_and_field(
     make_hub: MakeHub, toml: str, where: str, says: str
 ) -> None:
-    hub = make_hub(toml)
+    # A valid entry follows the bad one, and loads, unless the whole [endpoints] table is
+    # wrong (then there is no room for one).
+    whole_table = where == "endpoints"
+    hub = make_hub(toml if whole_table else toml + entry("sound"))
     error = plugin_error(hub)
     path = os.environ["PROVIDERHUB_CONFIG"]
-    assert error.startswith(f"ConfigError: {path}: {where}: ")
+    assert error.startswith(f"{path}: {where}: ")
     assert says in error
-    assert error.endswith("(no endpoint of this file was loaded)")
-    assert endpoint_names(hub) == []
+    assert endpoint_names(hub) == ([] if whole_table else ["sound"])
 
 
-def test_every_problem_of_the_file_is_listed_and_none_of_its_endpoints_loads(
+def test_each_problem_is_reported_apart_and_the_valid_entries_load(
     make_hub: MakeHub,
 ) -> None:
     hub = make_hub(
         entry("good")
         + entry("bad-models", models='"llama3"')
+        + entry("also-good", models='["qwen2.5"]')
         + entry("bad-url", url='"localhost"', stream='"no"')
     )
-    error = plugin_error(hub)
     path = os.environ["PROVIDERHUB_CONFIG"]
-    assert error.startswith(f"ConfigError: 3 problems: {path}: [endpoints.bad-models] models: ")
-    assert f"; {path}: [endpoints.bad-url] url: " in error
-    assert f"; {path}: [endpoints.bad-url] stream: " in error
-    assert endpoint_names(hub) == []
+    errors = plugin_errors(hub)
+    assert [error.split(": ")[:2] for error in errors] == [
+        [path, "[endpoints.bad-models] models"],
+        [path, "[endpoints.bad-url] url"],
+        [path, "[endpoints.bad-url] stream"],
+    ]
+    assert errors[0] == (
+        f"{path}: [endpoints.bad-models] models: must be a non-empty list of model names, "
+        'not "llama3"'
+    )
+    # The valid entries load, in the file's order, and serve their models.
+    assert endpoint_names(hub) == ["good", "also-good"]
+    assert hub.models()["qwen2.5"] == ["also-good"]
+    assert [p.name for p in hub.route("llama3")] == ["good"]
+
+
+def test_load_is_all_or_nothing(write_config: WriteConfig) -> None:
+    path = write_config(
+        entry("good") + entry("bad-models", models='"llama3"') + entry("bad-url", url="1")
+    )
     with pytest.raises(ConfigError) as info:
         load()
     assert [(p.entry, p.field) for p in info.value.problems] == [
         ("bad-models", "models"),
         ("bad-url", "url"),
-        ("bad-url", "stream"),
     ]
     assert info.value.problems[0] == Problem(
-        path, "bad-models", "models", 'must be a non-empty list of model names, not "llama3"'
+        str(path), "bad-models", "models", 'must be a non-empty list of model names, not "llama3"'
+    )
+    assert str(info.value) == (
+        f"2 problems: {path}: [endpoints.bad-models] models: must be a non-empty list of model "
+        f'names, not "llama3"; {path}: [endpoints.bad-url] url: must be a string, like '
+        '"http://localhost:11434", not 1'
     )
 
 
@@ -359,9 +393,10 @@ def test_a_secret_put_in_the_file_is_not_repeated_in_the_error(
     make_hub: MakeHub, toml: str, secret: str
 ) -> None:
     hub = make_hub(toml)
-    error = plugin_error(hub)
-    assert "[endpoints.ollama]" in error
-    assert secret not in error
+    errors = plugin_errors(hub)
+    assert errors
+    assert all("[endpoints.ollama]" in error for error in errors)
+    assert not any(secret in error for error in errors)
 
 
 def test_check_keeps_the_valid_entries_and_lists_the_problems_of_the_others(
@@ -380,12 +415,21 @@ def test_check_keeps_the_valid_entries_and_lists_the_problems_of_the_others(
 
 
 def test_names_sharing_their_variables_are_refused(make_hub: MakeHub) -> None:
-    hub = make_hub(entry("my-llm") + entry("My_LLM"))
-    error = plugin_error(hub)
-    assert (
-        "[endpoints.My_LLM]: clashes with [endpoints.my-llm]: the two names share the "
-        "variables PROVIDERHUB_MY_LLM_URL and PROVIDERHUB_MY_LLM_API_KEY"
-    ) in error
+    hub = make_hub(entry("my-llm") + entry("My_LLM") + entry("MY-llm", url="1"))
+    path = os.environ["PROVIDERHUB_CONFIG"]
+    clash = (
+        "clashes with [endpoints.my-llm]: the two names share the variables "
+        "PROVIDERHUB_MY_LLM_URL and PROVIDERHUB_MY_LLM_API_KEY (and provider names ignore "
+        "case); rename one"
+    )
+    assert plugin_errors(hub) == [
+        f"{path}: [endpoints.My_LLM]: {clash}",
+        f'{path}: [endpoints.MY-llm] url: must be a string, like "http://localhost:11434", not 1',
+        f"{path}: [endpoints.MY-llm]: {clash}",
+    ]
+    # The first keeps the name; the later one is left out though its fields are right.
+    assert endpoint_names(hub) == ["my-llm"]
+    assert [e.name for e in check()[0]] == ["my-llm"]
 
 
 def test_a_name_another_plugin_has_is_reported_and_the_rest_of_the_file_loads(
