@@ -132,13 +132,11 @@ class ConfigError(ValueError):
     problem found, each naming the file, the entry and the field; the message lists them
     all on one line."""
 
-    def __init__(self, problems: Sequence[Problem], consequence: str = "") -> None:
+    def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
         text = "; ".join(str(p) for p in self.problems)
         if len(self.problems) > 1:
             text = f"{len(self.problems)} problems: {text}"
-        if consequence:
-            text += f" ({consequence})"
         super().__init__(text)
 
 
