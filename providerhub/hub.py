@@ -3,6 +3,7 @@ through them."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from types import MappingProxyType
@@ -504,21 +505,14 @@ class Hub:
 
     @staticmethod
     def _retry(retries: int | Retry) -> Retry:
+        if isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0:
+            return _retry_policy(retries)
         from urllib3.util import Retry
 
         if isinstance(retries, Retry):
             return retries
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise InvalidRequestError(
-                f"retries must be a whole number >= 0 or a urllib3 Retry, not {retries!r}"
-            )
-        return Retry(
-            total=retries,
-            backoff_factor=0.5,
-            backoff_jitter=0.25,
-            backoff_max=10.0,
-            allowed_methods=None,
-            raise_on_status=False,
+        raise InvalidRequestError(
+            f"retries must be a whole number >= 0 or a urllib3 Retry, not {retries!r}"
         )
 
     @property
@@ -538,6 +532,22 @@ class Hub:
             session, self._session = self._session, None
         if session is not None:
             session.close()
+
+
+@functools.lru_cache(maxsize=16)
+def _retry_policy(retries: int) -> Retry:
+    """The ``Retry`` of a plain count of retries. A ``Retry`` never changes (``increment``
+    makes a new one), so one per count serves every call."""
+    from urllib3.util import Retry
+
+    return Retry(
+        total=retries,
+        backoff_factor=0.5,
+        backoff_jitter=0.25,
+        backoff_max=10.0,
+        allowed_methods=None,
+        raise_on_status=False,
+    )
 
 
 class _ProviderView(Mapping[str, Provider]):

@@ -17,9 +17,11 @@ A provider for such an endpoint is a few lines::
 from __future__ import annotations
 
 import difflib
+import functools
 import json
+import json.scanner
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import transport
@@ -68,8 +70,6 @@ CHAT_PARAMETERS = frozenset(
     }
 )
 """The standard OpenAI chat parameters a caller may pass through ``**kwargs``."""
-
-_READ_SIZE = 64 * 1024
 
 
 def chat_completion(
@@ -267,15 +267,9 @@ def _events(
     max_event_bytes: int,
 ) -> Iterator[str]:
     url = transport.safe_url(response.url)
-    raw = response.raw
-    read = getattr(raw, "read1", None)
-    chunks: Iterator[bytes] = (
-        iter(lambda: read(_READ_SIZE), b"")
-        if read is not None
-        else raw.stream(None, decode_content=True)
-    )
+    chunks = transport.body_chunks(response)
     parser = SSEParser(max_event_bytes)
-    loads = json.loads
+    loads = _json_loads()
     finished = False
     started = False
     try:
@@ -287,11 +281,11 @@ def _events(
                     url=url,
                     hint="raise timeout= for long answers",
                 )
-            for event in parser.feed(chunk):
-                data = event.data
+            for data, kind, _ in parser.feed(chunk):
                 if data == "[DONE]":
+                    _drain(chunks)
                     return
-                if event.event == "error":
+                if kind == "error":
                     raise _error_event(provider, data, url, auth)
                 try:
                     doc = loads(data)
@@ -313,10 +307,10 @@ def _events(
                     continue  # a usage-only or keep-alive chunk
                 try:
                     choice = choices[0]
-                    delta = choice.get("delta") or {}
-                    text = delta.get("content")
                     if choice.get("finish_reason"):
                         finished = True
+                    delta = choice.get("delta")
+                    text = delta.get("content") if delta else None
                 except (AttributeError, TypeError, IndexError, KeyError):
                     raise ProviderResponseError(
                         provider,
@@ -325,7 +319,7 @@ def _events(
                         body=transport.excerpt(data, [auth]),
                     ) from None
                 if text:
-                    if not isinstance(text, str):
+                    if type(text) is not str:
                         raise ProviderResponseError(
                             provider, f"sent content of type {type(text).__name__}", url=url
                         )
@@ -349,6 +343,48 @@ def _events(
             url=url,
             hint="the answer is incomplete: try again",
         )
+
+
+def _drain(chunks: Iterator[bytes]) -> None:
+    """Read what follows ``[DONE]``, normally just the end of the body, so the connection
+    goes back to the pool instead of being closed; a body that goes on is left to close."""
+    for _ in zip(range(4), chunks):
+        pass
+
+
+@functools.cache
+def _json_loads() -> Callable[[str], Any]:
+    """orjson's ``loads`` when it is installed (``providerhub[fast]``), else the standard
+    library's scanner: stream events are parsed once each, so this is the hot path."""
+    try:
+        import orjson  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return _scan
+    loads: Callable[[str], Any] = orjson.loads
+    return loads
+
+
+# typeshed types make_scanner's argument as a scanner; it takes the decoder whose options
+# it scans with.
+_scan_once: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    json.JSONDecoder()  # type: ignore[arg-type]
+)
+
+
+def _scan(text: str) -> Any:
+    """``json.loads`` for one JSON value, with less work per call.
+
+    ``json.loads`` wraps the C scanner in two Python calls and two regular-expression
+    matches for surrounding whitespace; an event's data has none, so the scanner is called
+    directly, and ``json.loads`` gets the rare text the scanner does not take whole (it
+    allows the whitespace, or raises its usual error)."""
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
 
 
 def _error_event(provider: str, data: str, url: str, auth: str | None) -> Exception:

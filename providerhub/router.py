@@ -425,8 +425,10 @@ class Stream(Iterator[str]):
         self.model = call.model
         self._pieces: Generator[str, None, None] = self._run(call, candidates)
 
-    def __iter__(self) -> Stream:
-        return self
+    def __iter__(self) -> Iterator[str]:
+        # The generator itself, so a ``for`` loop pays no Python-level __next__ per piece;
+        # next(stream) advances the same generator.
+        return self._pieces
 
     def __next__(self) -> str:
         return next(self._pieces)

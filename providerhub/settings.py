@@ -13,6 +13,7 @@ The environment is read when a value is needed, not cached, so a change shows at
 
 from __future__ import annotations
 
+import functools
 import os
 
 __all__ = [
@@ -31,6 +32,7 @@ DISABLE_VARIABLE = "PROVIDERHUB_DISABLE_PLUGINS"
 ALIASES_VARIABLE = "PROVIDERHUB_ALIASES"
 
 
+@functools.lru_cache(maxsize=4096)
 def env_prefix(provider_name: str) -> str:
     """``PROVIDERHUB_<NAME>_`` for ``provider_name``."""
     upper = "".join(c if c.isascii() and c.isalnum() else "_" for c in provider_name.upper())

@@ -13,7 +13,7 @@ import logging
 import re
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from time import time
@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "POOL_SIZE",
+    "READ_SIZE",
     "Abort",
+    "body_chunks",
     "current_abort",
     "default_session",
     "dumps",
@@ -171,6 +173,27 @@ def excerpt(body: bytes | str, secrets: Iterable[str | None] = ()) -> str:
     if len(text) > EXCERPT_CHARS:
         text = text[:EXCERPT_CHARS] + "..."
     return redact(text, secrets)
+
+
+READ_SIZE = 64 * 1024
+
+
+def body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body's bytes as they arrive, for a streamed response.
+
+    A chunked body is read one HTTP chunk at a time with urllib3's ``read_chunked``, the
+    cheapest read per call it has (servers that flush every token send one event per
+    chunk, so this cost is paid per event); any other body with ``read1``, which returns
+    what has arrived instead of waiting for a full buffer.
+    """
+    raw = response.raw
+    if getattr(raw, "chunked", False) and raw.supports_chunked_reads():
+        chunks: Iterator[bytes] = raw.read_chunked(READ_SIZE, decode_content=True)
+        return chunks
+    read1 = getattr(raw, "read1", None)
+    if read1 is not None:
+        return iter(lambda: read1(READ_SIZE), b"")
+    return raw.stream(READ_SIZE, decode_content=True)  # urllib3 1.x
 
 
 def read_body(response: requests.Response, limit: int, provider: str) -> bytes:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from typing import Any
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import providerhub
-from providerhub.openai_compat import chat_completion
+from providerhub.openai_compat import _json_loads, _scan, chat_completion
 from providerhub.testing import OpenAIServer, Reply
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -29,3 +36,44 @@ def test_arguments_are_checked_before_anything_is_sent(server: OpenAIServer) -> 
     with pytest.raises(providerhub.InvalidRequestError, match="credential"):
         chat_completion("p", endpoint, "m", HI, False, auth="")
     assert server.requests == []
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values, st.sampled_from(["", " ", "\n\t "]))
+def test_the_event_scanner_reads_what_json_loads_reads(value: Any, pad: str) -> None:
+    text = pad + json.dumps(value) + pad
+    assert _scan(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ["", "{", '{"a": 1} x', "[1,]", "nul"])
+def test_the_event_scanner_raises_json_loads_errors(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        _scan(text)
+
+
+def test_streams_without_orjson_use_the_standard_library(server: OpenAIServer) -> None:
+    # A fresh interpreter where importing orjson fails, as where it is not installed.
+    script = (
+        "import sys; sys.modules['orjson'] = None\n"
+        "from providerhub import openai_compat as oc\n"
+        "assert oc._json_loads() is oc._scan\n"
+        f"print(''.join(oc.chat_completion('p', {server.url + '/v1/chat/completions'!r},"
+        " 'm', [{'role': 'user', 'content': 'Hi'}], True)))\n"
+    )
+    server.script(Reply.text("plain", " json"))
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "plain json\n"
+
+
+def test_orjson_parses_events_when_installed() -> None:
+    orjson = pytest.importorskip("orjson")
+    assert _json_loads() is orjson.loads
