@@ -8,6 +8,7 @@ listing providers stays fast.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -65,11 +66,14 @@ _default_lock = threading.Lock()
 
 def new_session(pool_size: int = POOL_SIZE) -> requests.Session:
     """A ``requests.Session`` whose pool keeps ``pool_size`` connections per host, so
-    concurrent calls through one hub reuse connections instead of opening new ones."""
-    import requests
+    concurrent calls through one hub reuse connections instead of opening new ones, and
+    which reads proxy settings from the environment once per origin (see
+    :mod:`providerhub._session`)."""
     from requests.adapters import HTTPAdapter
 
-    session = requests.Session()
+    from ._session import Session
+
+    session = Session()
     adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -140,6 +144,7 @@ def _shutdown(response: requests.Response) -> None:
         logger.debug("socket of %s was already closed", safe_url(response.url))
 
 
+@functools.lru_cache(maxsize=256)
 def safe_url(url: str) -> str:
     """``url`` without user info and query, fit for an error message."""
     try:
@@ -353,5 +358,9 @@ def _short(exc: BaseException, secrets: list[str | None]) -> str:
     return redact(" ".join(text.split()), secrets)[:160]
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """``body`` as compact UTF-8 JSON."""
+    return _ENCODER.encode(body).encode("utf-8")
