@@ -13,7 +13,7 @@ import difflib
 import logging
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from . import settings, transport
 from .errors import (
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .hub import Hub
 
 __all__ = [
+    "Attempt",
     "Auth",
     "Call",
     "ProviderChoice",
@@ -196,6 +197,14 @@ def check_auth(auth: object, provider: ProviderChoice) -> None:
     )
 
 
+class Attempt(NamedTuple):
+    """One try of one provider: its ``number`` among that provider's tries in the call, and
+    when it ``started`` (``time.perf_counter()``)."""
+
+    number: int
+    started: float
+
+
 class Call:
     """One ``create()``: what was asked, and the budget of time and retries it has.
 
@@ -247,7 +256,7 @@ class Call:
             )
         return Timeout(min(self.timeout.connect, left), min(self.timeout.read, left), left)
 
-    def start(self, p: Provider) -> tuple[Iterator[str], str]:
+    def start(self, p: Provider) -> tuple[Iterator[str], str, Attempt]:
         """Call ``p``, retrying transient failures, until it gives its first non-empty
         piece of text (or ends without one). Returns the rest of its pieces and that first
         piece. Raises the last failure, a :class:`ProviderError` naming ``p``."""
@@ -287,8 +296,7 @@ class Call:
                     raise err from None
                 time.sleep(wait)
                 continue
-            _log(p, self.model, attempt, "started", started)
-            return pieces, first
+            return pieces, first, Attempt(attempt, started)
 
     def _next_wait(self, retry: Retry, err: ProviderError) -> tuple[float | None, Retry]:
         """How long to wait before retrying after ``err``, or None not to retry."""
@@ -311,16 +319,18 @@ class Call:
             return None, retry
         return wait, retry
 
-    def failed(self, p: Provider, exc: Exception, started: float) -> ProviderError:
+    def failed(self, p: Provider, exc: Exception, attempt: Attempt) -> ProviderError:
         """Record that ``p`` failed after its answer began, and give the typed error."""
         failure = _as_provider_error(p, exc, p.credential(self.auth))
         self.hub.health.failure(p.name, failure)
-        _log(p, self.model, 0, type(failure).__name__, started)
+        _log(p, self.model, attempt.number, type(failure).__name__, attempt.started)
         return failure
 
-    def finish(self, p: Provider, started: float) -> None:
-        self.hub.health.success(p.name)
-        _log(p, self.model, 0, "ok", started)
+    def finish(self, p: Provider, attempt: Attempt, outcome: str = "ok") -> None:
+        """Record that ``p``'s answer ended (``outcome`` "closed": the caller stopped)."""
+        if outcome == "ok":
+            self.hub.health.success(p.name)
+        _log(p, self.model, attempt.number, outcome, attempt.started)
 
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -388,9 +398,8 @@ def complete(call: Call, candidates: list[Provider]) -> str:
     caller until it returns, so a failure at any point makes way for the next candidate."""
     errors: dict[str, ProviderError] = {}
     for p in candidates:
-        started = time.perf_counter()
         try:
-            pieces, first = call.start(p)
+            pieces, first, attempt = call.start(p)
         except ProviderError as err:
             errors[p.name] = err
             continue
@@ -403,11 +412,11 @@ def complete(call: Call, candidates: list[Provider]) -> str:
         except InvalidRequestError:
             raise
         except Exception as exc:
-            errors[p.name] = call.failed(p, exc, started)
+            errors[p.name] = call.failed(p, exc, attempt)
             continue
         finally:
             _close(pieces)
-        call.finish(p, started)
+        call.finish(p, attempt)
         return "".join(text)
     raise _failed(call.model, errors)
 
@@ -445,9 +454,8 @@ class Stream(Iterator[str]):
     def _run(self, call: Call, candidates: list[Provider]) -> Generator[str, None, None]:
         errors: dict[str, ProviderError] = {}
         for p in candidates:
-            started = time.perf_counter()
             try:
-                pieces, first = call.start(p)
+                pieces, first, attempt = call.start(p)
             except ProviderError as err:
                 errors[p.name] = err
                 continue
@@ -461,15 +469,15 @@ class Stream(Iterator[str]):
                     if piece:
                         yield piece
             except GeneratorExit:
-                _log(p, call.model, 0, "closed", started)
+                call.finish(p, attempt, "closed")
                 raise
             except InvalidRequestError:
                 raise
             except Exception as exc:
-                raise call.failed(p, exc, started) from None
+                raise call.failed(p, exc, attempt) from None
             finally:
                 _close(pieces)
-            call.finish(p, started)
+            call.finish(p, attempt)
             return
         raise _failed(call.model, errors)
 
