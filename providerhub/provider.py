@@ -29,6 +29,7 @@ class Provider:
 
     __slots__ = (
         "_accepts",
+        "_clone",
         "_declared_url",
         "disabled",
         "distribution",
@@ -62,6 +63,7 @@ class Provider:
         self.needs_auth = bool(obj.needs_auth)
         self._declared_url: str = obj.url
         self._accepts = _keyword_names(obj._create_completion)
+        self._clone: tuple[str, Any, Any] | None = None  # (url, function, its clone)
 
     def __repr__(self) -> str:
         return f"<Provider {self.name!r} models={list(self.model)!r}>"
@@ -135,7 +137,10 @@ class Provider:
         A seed-contract module reads its module-level ``url`` when it builds the request.
         Rather than write the override into the module (which every other user of the
         module would then see), the function runs over a copy of its globals holding the
-        override. An object's ``url`` attribute is set instead.
+        override. The copy is made once per url and kept: mutable module state (a session,
+        a list) is shared with the module, but a global the module rebinds afterwards is
+        not seen; such a module should read its url through :func:`providerhub.settings.url`.
+        An object's ``url`` attribute is set instead.
         """
         func = self.obj._create_completion
         effective = self.url
@@ -143,12 +148,16 @@ class Provider:
             return func
         if isinstance(self.obj, types.ModuleType):
             if isinstance(func, types.FunctionType) and "url" in func.__code__.co_names:
+                kept = self._clone
+                if kept is not None and kept[0] == effective and kept[1] is func:
+                    return kept[2]
                 scope = dict(func.__globals__)
                 scope["url"] = effective
                 clone = types.FunctionType(
                     func.__code__, scope, func.__name__, func.__defaults__, func.__closure__
                 )
                 clone.__kwdefaults__ = func.__kwdefaults__
+                self._clone = (effective, func, clone)
                 return clone
             return func
         try:

@@ -21,8 +21,9 @@ def validate_model(model: object) -> str:
 
 
 def validate_messages(messages: object) -> list[dict[str, Any]]:
-    """Return ``messages`` as a list of dicts, or raise :class:`InvalidRequestError`
-    naming the first message that is wrong and what is wrong with it."""
+    """Return ``messages`` as a list of dicts (other mappings copied into dicts), or raise
+    :class:`InvalidRequestError` naming the first message that is wrong and what is wrong
+    with it."""
     if isinstance(messages, (str, bytes)) or not isinstance(messages, (list, tuple)):
         raise InvalidRequestError(
             "messages must be a list of {'role': ..., 'content': ...} mappings, "
@@ -33,23 +34,27 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
         raise InvalidRequestError("messages is empty: give at least one message")
     checked = []
     for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        if not isinstance(message, Mapping):
-            raise InvalidRequestError(
-                f"{where} must be a mapping with 'role' and 'content', not {type(message).__name__}"
-            )
+        if type(message) is not dict:
+            if not isinstance(message, Mapping):
+                raise InvalidRequestError(
+                    f"messages[{index}] must be a mapping with 'role' and 'content', "
+                    f"not {type(message).__name__}"
+                )
+            message = dict(message)
         role = message.get("role")
-        if not isinstance(role, str) or role not in ROLES:
+        if role not in ROLES or not isinstance(role, str):
             raise InvalidRequestError(
-                f"{where} has role {role!r}; it must be one of {', '.join(ROLES)}"
+                f"messages[{index}] has role {role!r}; it must be one of {', '.join(ROLES)}"
             )
         content = message.get("content")
         if not isinstance(content, str):
             raise InvalidRequestError(
-                f"{where} ({role}) must have string 'content', not {type(content).__name__}"
+                f"messages[{index}] ({role}) must have string 'content', "
+                f"not {type(content).__name__}"
             )
         for key in message:
             if not isinstance(key, str):
-                raise InvalidRequestError(f"{where} has a non-string key {key!r}")
-        checked.append(dict(message))
+                raise InvalidRequestError(f"messages[{index}] has a non-string key {key!r}")
+        # The caller's own dicts go on as they are: nothing downstream changes them.
+        checked.append(message)
     return checked
