@@ -56,3 +56,17 @@ def test_the_environment_is_read_once_per_origin(server: OpenAIServer) -> None:
     ask(session, server)
     assert len(session._environment_settings) == 2  # type: ignore[attr-defined]
     session.close()
+
+
+def test_the_environment_reader_sees_what_os_environ_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from providerhub import _session
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    values = dict(zip(ENVIRONMENT, _session._environment()))
+    assert values["HTTPS_PROXY"] is not None
+    assert values["NO_PROXY"] is None
+    monkeypatch.setenv("NO_PROXY", "example.com")
+    assert dict(zip(ENVIRONMENT, _session._environment()))["NO_PROXY"] is not None

@@ -74,12 +74,14 @@ class Reply:
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """A request the server received."""
+    """A request the server received; ``client`` is the (host, port) it came from, which
+    tells whether two requests shared one connection."""
 
     method: str
     path: str
     headers: Mapping[str, str]
     body: bytes
+    client: tuple[str, int] = ("", 0)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -192,7 +194,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         owner = self.server.owner
-        recorded = RecordedRequest("POST", self.path, dict(self.headers.items()), body)
+        recorded = RecordedRequest(
+            "POST", self.path, dict(self.headers.items()), body, self.client_address[:2]
+        )
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send(404, b'{"error": {"message": "not found"}}', "application/json", {})
             owner._next_reply(recorded)
