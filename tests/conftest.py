@@ -22,19 +22,9 @@ MakeDist = Callable[..., Path]
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def _clean_environment(providerhub_clean_env: None) -> None:
     """No test sees the developer's own providerhub settings, nor their configuration file
-    (the openai-compatible plugin reads it): ``PROVIDERHUB_CONFIG`` names an empty file."""
-    import os
-
-    for key in list(os.environ):
-        if key.startswith("PROVIDERHUB_"):
-            monkeypatch.delenv(key)
-    empty = tmp_path_factory.getbasetemp() / "empty-config.toml"
-    empty.touch()
-    monkeypatch.setenv("PROVIDERHUB_CONFIG", str(empty))
+    (the openai-compatible plugin reads it): the kit's fixture clears them."""
 
 
 @pytest.fixture

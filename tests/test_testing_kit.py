@@ -541,3 +541,29 @@ def test_the_fixtures_come_from_the_entry_point(pytester: pytest.Pytester) -> No
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:providerhub")
     result.assert_outcomes(passed=1, errors=2)
     result.stdout.fnmatch_lines(["*fixture 'providerhub_hub' not found*"])
+
+
+CLEAN_ENV_USER = """
+import os
+
+
+def test_the_developers_settings_are_gone(providerhub_clean_env):
+    assert "PROVIDERHUB_GRAVITYENGINE_URL" not in os.environ
+    with open(os.environ["PROVIDERHUB_CONFIG"]) as config:
+        assert config.read() == ""
+
+
+def test_they_come_back_after_the_test():
+    assert os.environ["PROVIDERHUB_GRAVITYENGINE_URL"] == "http://developer.invalid"
+"""
+
+
+def test_the_clean_env_fixture_hides_the_developers_settings(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROVIDERHUB_GRAVITYENGINE_URL", "http://developer.invalid")
+    monkeypatch.setenv("PROVIDERHUB_CONFIG", str(pytester.path / "developer.toml"))
+    (pytester.path / "developer.toml").write_text('[endpoints.mine]\nurl = "http://x"\n')
+    pytester.makepyfile(test_clean_env_user=CLEAN_ENV_USER)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

@@ -614,13 +614,9 @@ def _default_name(obj: Any) -> str:
             module, _, attr = ep.value.partition(":")
             if module.strip() == obj.__name__ and not attr.strip():
                 return ep.name
-    own = getattr(obj, "name", None)
-    if isinstance(own, str) and own:
-        return own
-    module_name = getattr(obj, "__name__", None)
-    if isinstance(module_name, str):
-        return module_name.rsplit(".", 1)[-1]
-    return type(obj).__name__.lower()
+    from ..hub import _name_of
+
+    return _name_of(obj, None)
 
 
 def _first_model(obj: Any) -> str | None:

@@ -10,6 +10,10 @@ point ``providerhub``, so any test suite run in the same environment can ask for
     A running :class:`providerhub.testing.OpenAIServer` on 127.0.0.1, stopped after the
     test. Script replies and faults with its ``script()`` and read what it received in its
     ``requests``.
+``providerhub_clean_env``
+    Removes every ``PROVIDERHUB_*`` variable for the test and points ``PROVIDERHUB_CONFIG``
+    at an empty file, so the developer's own settings and configuration file stay out of
+    it (use it from an autouse fixture of your conftest to isolate every test).
 ``register_provider``
     A :class:`RegisterProvider`: ``register_provider(obj, name=None, *, hub=None)``
     registers a provider on ``providerhub_hub`` (or on ``hub``) for this test only and
@@ -22,6 +26,7 @@ a test asks for one; pytest's start-up pays only for importing providerhub.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -32,7 +37,13 @@ if TYPE_CHECKING:
     from providerhub.provider import Provider
     from providerhub.testing import OpenAIServer
 
-__all__ = ["RegisterProvider", "openai_server", "providerhub_hub", "register_provider"]
+__all__ = [
+    "RegisterProvider",
+    "openai_server",
+    "providerhub_clean_env",
+    "providerhub_hub",
+    "register_provider",
+]
 
 
 class RegisterProvider:
@@ -64,6 +75,20 @@ class RegisterProvider:
             hub, provider = self._registered.pop()
             if hub.providers.get(provider.name) is provider:
                 hub.unregister(provider.name)
+
+
+@pytest.fixture
+def providerhub_clean_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No ``PROVIDERHUB_*`` variable of the developer's, and an empty configuration file
+    in ``PROVIDERHUB_CONFIG``, for this test; both come back after it."""
+    for key in list(os.environ):
+        if key.startswith("PROVIDERHUB_"):
+            monkeypatch.delenv(key)
+    empty = tmp_path_factory.getbasetemp() / "providerhub-empty-config.toml"
+    empty.touch()
+    monkeypatch.setenv("PROVIDERHUB_CONFIG", str(empty))
 
 
 @pytest.fixture

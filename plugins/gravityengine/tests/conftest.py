@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -11,16 +10,8 @@ from providerhub.testing import OpenAIServer
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def _clean_environment(providerhub_clean_env: None) -> None:
     """No test sees the developer's own providerhub settings or configuration file."""
-    for key in list(os.environ):
-        if key.startswith("PROVIDERHUB_"):
-            monkeypatch.delenv(key)
-    empty = tmp_path_factory.getbasetemp() / "empty-config.toml"
-    empty.touch()
-    monkeypatch.setenv("PROVIDERHUB_CONFIG", str(empty))
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
@@ -15,15 +14,9 @@ MakeHub = Callable[[str], providerhub.Hub]
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_environment(providerhub_clean_env: None) -> None:
     """No test sees the developer's own providerhub settings, nor their configuration
     file: ``PROVIDERHUB_CONFIG`` names an empty file until a test writes its own."""
-    for key in list(os.environ):
-        if key.startswith("PROVIDERHUB_"):
-            monkeypatch.delenv(key)
-    empty = tmp_path / "empty-config.toml"
-    empty.write_text("")
-    monkeypatch.setenv("PROVIDERHUB_CONFIG", str(empty))
 
 
 @pytest.fixture
