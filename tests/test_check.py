@@ -1,0 +1,70 @@
+"""`providerhub check`: every provider and model, in parallel, one line each."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from providerhub.testing import OpenAIServer, Reply
+
+from ._support import seed_module
+
+
+def check(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "providerhub", "check", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+
+
+def test_check_reports_gravityengine_ok_against_the_demo_server(server: OpenAIServer) -> None:
+    result = check("--json", env={"PROVIDERHUB_GRAVITYENGINE_URL": server.url})
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["provider"], r["model"], r["status"]) for r in rows] == [
+        ("gravityengine", "gpt-3.5-turbo-16k", "ok"),
+        ("gravityengine", "gpt-3.5-turbo-0613", "ok"),
+    ]
+    assert all(r["latency"] > 0 for r in rows)
+    assert len(server.requests) == 2  # one short prompt each, no retries
+
+
+def test_check_reports_failures_with_their_reason_and_exits_1(
+    server: OpenAIServer, make_dist: Callable[..., Any], site_dir: Path
+) -> None:
+    server.default = Reply.error(503, "overloaded")
+    make_dist(
+        "phtest-check",
+        modules={
+            "phtest_locked_check": seed_module(["locked-model"], needs_auth=True),
+            "phtest_broken_check": seed_module(["off-model"]) + "\nworking = False\n",
+        },
+        entry_points={"lockedcheck": "phtest_locked_check", "offcheck": "phtest_broken_check"},
+    )
+    env = {"PROVIDERHUB_GRAVITYENGINE_URL": server.url, "PYTHONPATH": str(site_dir)}
+    result = check(env=env)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["provider", "model", "status", "latency", "reason"]
+    by_provider = {line.split()[0] + " " + line.split()[1]: line for line in lines[1:]}
+    failing = by_provider["gravityengine gpt-3.5-turbo-16k"]
+    assert " failing " in failing and "HTTP 503" in failing and "overloaded" in failing
+    assert " needs auth " in by_provider["lockedcheck locked-model"]
+    assert "set PROVIDERHUB_LOCKEDCHECK_API_KEY" in by_provider["lockedcheck locked-model"]
+    assert " disabled " in by_provider["offcheck off-model"]
+    only = check("--json", "-p", "lockedcheck", env=env)
+    assert only.returncode == 0  # needing auth is not a failure
+    assert [r["status"] for r in json.loads(only.stdout)] == ["needs auth"]
+
+
+def test_check_with_nothing_to_check_says_so() -> None:
+    result = check("-m", "no-such-model", env={})
+    assert result.returncode == 2
+    assert result.stderr.startswith("providerhub: error: nothing to check")
