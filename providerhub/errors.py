@@ -10,7 +10,8 @@ Catch :class:`ProviderHubError` to catch them all. The tree::
     ├── ProviderError                                   one provider failed; ``.provider``
     │   ├── ProviderConnectionError                     could not connect, connection reset
     │   ├── ProviderTimeoutError                        connect, read or total deadline passed
-    │   ├── ProviderHTTPError                           HTTP error status; ``.status_code``
+    │   ├── ProviderHTTPError                           HTTP error status; ``.status_code``,
+    │   │                                               ``.retry_after``
     │   │   ├── AuthenticationError                     401/403: missing or rejected credential
     │   │   └── RateLimitError                          429; ``.retry_after`` in seconds
     │   ├── ProviderResponseError                       malformed answer: not JSON, an HTML page,
