@@ -33,7 +33,7 @@ from .errors import (
     StreamInterruptedError,
 )
 from .sse import DEFAULT_MAX_EVENT_BYTES, EventTooLargeError, SSEParser
-from .timeout import TimeoutLike, to_timeout
+from .timeout import Timeout, TimeoutLike, to_timeout
 
 if TYPE_CHECKING:
     import requests
@@ -155,7 +155,7 @@ def _exchange(
     stream: bool,
     *,
     auth: str | None,
-    limits: Any,
+    limits: Timeout,
     session: requests.Session | None,
     max_body_bytes: int,
     max_event_bytes: int,
