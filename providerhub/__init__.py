@@ -14,7 +14,12 @@ from __future__ import annotations
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from .contract import ProviderModule
+from ._contract import ProviderModule
+from ._hub import Hub, get_hub
+from ._plugins import PluginFailure
+from ._provider import Provider
+from ._router import Auth, ProviderChoice, Stream
+from ._timeout import Timeout, TimeoutLike
 from .errors import (
     AllProvidersFailedError,
     AuthenticationError,
@@ -31,16 +36,11 @@ from .errors import (
     StreamInterruptedError,
 )
 from .hookspecs import hookimpl, hookspec
-from .hub import Hub, get_hub
-from .plugins import PluginFailure
-from .provider import Provider
-from .router import Auth, ProviderChoice, Stream
-from .timeout import Timeout, TimeoutLike
 
 if TYPE_CHECKING:
     from urllib3.util import Retry
 
-    from .aio import AsyncStream
+    from ._aio import AsyncStream
 
 __version__ = "0.1.0"
 
@@ -49,7 +49,7 @@ def __getattr__(name: str) -> Any:
     # AsyncStream lives with asyncio, whose import a program that never awaits should not
     # pay for (PEP 562).
     if name == "AsyncStream":
-        from .aio import AsyncStream
+        from ._aio import AsyncStream
 
         return AsyncStream
     raise AttributeError(f"module 'providerhub' has no attribute {name!r}")

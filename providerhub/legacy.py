@@ -19,12 +19,12 @@ import typing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._plugins import PluginFailure
 from .errors import InvalidRequestError
-from .plugins import PluginFailure
 
 if TYPE_CHECKING:
-    from .hub import Hub
-    from .provider import Provider
+    from ._hub import Hub
+    from ._provider import Provider
 
 __all__ = ["ROOT", "load", "load_dir"]
 
@@ -55,7 +55,7 @@ def load(
         module = _import_file(path)
         default_name = path.stem
     if hub is None:
-        from .hub import get_hub
+        from ._hub import get_hub
 
         hub = get_hub()
     return hub.register(module, name=name or default_name)

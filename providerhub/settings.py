@@ -1,84 +1,18 @@
-"""Per-provider settings read from the environment, one scheme for every provider.
+"""Deprecated: import from :mod:`providerhub.plugin` instead.
 
-``NAME`` is the provider's name upper-cased, with every character that is not a letter or a
-digit written as ``_``:
-
-- ``PROVIDERHUB_<NAME>_URL`` overrides the provider's ``url``;
-- ``PROVIDERHUB_<NAME>_API_KEY`` is its credential;
-- ``PROVIDERHUB_DISABLE_PLUGINS=name,name`` skips plugins (and providers) by name;
-- ``PROVIDERHUB_ALIASES=alias=model,alias=model`` gives a new hub its first aliases.
-
-The environment is read when a value is needed, not cached, so a change shows at once.
+Plugins written before providerhub 0.2 imported ``providerhub.settings``; it still works, and
+warns, so that they keep running while they move to the plugin API.
 """
 
 from __future__ import annotations
 
-import functools
-import os
+import warnings
 
-__all__ = [
-    "ALIASES_VARIABLE",
-    "DISABLE_VARIABLE",
-    "aliases",
-    "api_key",
-    "api_key_variable",
-    "disabled_names",
-    "env_prefix",
-    "url",
-    "url_variable",
-]
+from ._settings import *  # noqa: F403
+from ._settings import __all__ as __all__
 
-DISABLE_VARIABLE = "PROVIDERHUB_DISABLE_PLUGINS"
-ALIASES_VARIABLE = "PROVIDERHUB_ALIASES"
-
-
-@functools.lru_cache(maxsize=4096)
-def env_prefix(provider_name: str) -> str:
-    """``PROVIDERHUB_<NAME>_`` for ``provider_name``."""
-    upper = "".join(c if c.isascii() and c.isalnum() else "_" for c in provider_name.upper())
-    return f"PROVIDERHUB_{upper}_"
-
-
-def url_variable(provider_name: str) -> str:
-    return env_prefix(provider_name) + "URL"
-
-
-def api_key_variable(provider_name: str) -> str:
-    return env_prefix(provider_name) + "API_KEY"
-
-
-def url(provider_name: str, default: str) -> str:
-    """The provider's base URL: the environment's override, else ``default``; no trailing
-    slash."""
-    value = os.environ.get(url_variable(provider_name)) or default
-    return value.rstrip("/")
-
-
-def api_key(provider_name: str) -> str | None:
-    """The provider's credential from the environment, or None when unset or empty."""
-    return os.environ.get(api_key_variable(provider_name)) or None
-
-
-def disabled_names() -> frozenset[str]:
-    """Lower-cased names listed in ``PROVIDERHUB_DISABLE_PLUGINS``."""
-    raw = os.environ.get(DISABLE_VARIABLE, "")
-    return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
-
-
-def aliases() -> dict[str, str]:
-    """``alias=model`` pairs from ``PROVIDERHUB_ALIASES``, comma-separated. A malformed
-    pair raises :class:`providerhub.InvalidRequestError` naming the variable."""
-    from .errors import InvalidRequestError
-
-    found: dict[str, str] = {}
-    for part in os.environ.get(ALIASES_VARIABLE, "").split(","):
-        if not part.strip():
-            continue
-        alias, sep, model = (piece.strip() for piece in part.partition("="))
-        if not sep or not alias or not model:
-            raise InvalidRequestError(
-                f"{ALIASES_VARIABLE} holds {part.strip()!r}; write alias=model pairs "
-                "separated by commas"
-            )
-        found[alias] = model
-    return found
+warnings.warn(
+    "providerhub.settings is internal now: import from providerhub.plugin instead",
+    DeprecationWarning,
+    stacklevel=2,
+)

@@ -13,7 +13,7 @@ from typing import Callable
 import pytest
 
 import providerhub
-from providerhub import settings
+from providerhub import _settings as settings
 from providerhub.testing import OpenAIServer
 
 from ._support import FakeProvider

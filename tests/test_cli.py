@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import pytest
 
-from providerhub.cli import build_parser
+from providerhub._cli import build_parser
 from providerhub.testing import OpenAIServer, Reply
 
 from ._support import seed_module

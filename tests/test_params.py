@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 import providerhub
-from providerhub.params import NO_DEFAULT, describe, render
+from providerhub._params import NO_DEFAULT, describe, render
 
 
 def test_gravityengine_params_are_the_seed_line() -> None:

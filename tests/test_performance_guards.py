@@ -54,7 +54,7 @@ def run(code: str) -> str:
 def test_importing_and_listing_do_not_import_requests_or_asyncio() -> None:
     code = (
         "import sys, io, contextlib, providerhub\n"
-        "from providerhub import cli\n"
+        "from providerhub import _cli as cli\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    cli.main(['providers'])\n"
         "print(sorted(m for m in ('requests', 'urllib3', 'asyncio') if m in sys.modules))\n"
@@ -63,7 +63,7 @@ def test_importing_and_listing_do_not_import_requests_or_asyncio() -> None:
 
 
 def test_calls_through_one_hub_reuse_one_connection(server: OpenAIServer) -> None:
-    from providerhub.openai_compat import chat_completion
+    from providerhub._openai_compat import chat_completion
 
     class Endpoint:
         url = server.url

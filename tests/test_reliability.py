@@ -44,7 +44,7 @@ class Endpoint:
     def _create_completion(
         self, model: str, messages: list[Any], stream: bool, **kwargs: Any
     ) -> Iterator[str]:
-        from providerhub.openai_compat import chat_completion
+        from providerhub._openai_compat import chat_completion
 
         yield from chat_completion(
             self.name, self.url + "/v1/chat/completions", model, messages, stream, **kwargs
@@ -288,8 +288,8 @@ def test_an_auth_failure_cools_down_at_once_and_shows_in_no_provider_error(
 def test_providers_command_shows_the_cooldown(
     server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from providerhub import cli
-    from providerhub import hub as hub_module
+    from providerhub import _cli as cli
+    from providerhub import _hub as hub_module
 
     server.default = Reply.error(503)
     monkeypatch.setenv("PROVIDERHUB_GRAVITYENGINE_URL", server.url)

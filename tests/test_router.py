@@ -324,7 +324,7 @@ def test_url_override_from_the_environment(
 def test_module_level_create_uses_the_default_hub(
     monkeypatch: pytest.MonkeyPatch, fake: Fake
 ) -> None:
-    from providerhub import hub as hub_module
+    from providerhub import _hub as hub_module
 
     own = providerhub.Hub(load_entrypoints=False)
     own.register(fake("default-one", ["m"]))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from providerhub import transport
+from providerhub import _transport as transport
+from providerhub._openai_compat import chat_completion
 from providerhub._session import ENVIRONMENT
-from providerhub.openai_compat import chat_completion
 from providerhub.testing import OpenAIServer
 
 HI = [{"role": "user", "content": "Hi"}]

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from providerhub.sse import Event, EventTooLargeError, SSEParser
+from providerhub._sse import Event, EventTooLargeError, SSEParser
 
 
 def parse(*chunks: bytes) -> list[Event]:

@@ -17,8 +17,9 @@ import requests
 
 import providerhub
 import providerhub_gravityengine
-from providerhub import ProviderHTTPError, ProviderResponseError, settings
-from providerhub.openai_compat import chat_completion
+from providerhub import ProviderHTTPError, ProviderResponseError
+from providerhub import _settings as settings
+from providerhub._openai_compat import chat_completion
 from providerhub.testing import (
     SERVER_CHUNKS,
     OpenAIServer,
@@ -319,7 +320,7 @@ def test_an_error_body_echoing_the_credential_is_caught(server: OpenAIServer) ->
     credentials = [p for p in info.value.problems if p.startswith("credentials:")]
     assert credentials == [
         "credentials: the ProviderHTTPError it raised holds the credential it was given (in "
-        "its str, repr, attributes); redact it, e.g. with providerhub.transport.redact(text, "
+        "its str, repr, attributes); redact it, e.g. with providerhub.plugin.redact(text, "
         "[credential])"
     ]
     secret = server.requests[-1].headers["Authorization"].removeprefix("Bearer ")

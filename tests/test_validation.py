@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import providerhub
+from providerhub._validation import ROLES, validate_messages
 from providerhub.testing import OpenAIServer
-from providerhub.validation import ROLES, validate_messages
 
 
 @pytest.mark.parametrize(

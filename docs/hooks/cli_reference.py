@@ -15,7 +15,7 @@ def reference() -> str:
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = WIDTH
     try:
-        from providerhub.cli import help_texts
+        from providerhub._cli import help_texts
 
         texts = help_texts()
     finally:

@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import settings, transport
-from ..contract import missing_fields
+from .. import _settings as settings
+from .. import _transport as transport
+from .._contract import missing_fields
+from .._hub import Hub
+from .._provider import Provider
+from .._timeout import Timeout
 from ..errors import ProviderError, ProviderHubError
-from ..hub import Hub
-from ..provider import Provider
-from ..timeout import Timeout
 from ._server import OpenAIServer, RecordedRequest, Reply
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def check_provider(
     ``provider`` is a module or object following the contract, or a
     :class:`providerhub.Provider` (a registered one keeps its name). The checks:
 
-    - **contract**: the fields and their types (:func:`providerhub.contract.missing_fields`,
+    - **contract**: the fields and their types (``missing_fields``,
       and ``params``/``honors_timeout`` when present);
     - **params**: registering it on a fresh :class:`providerhub.Hub` works and its
       ``params`` renders as ``providerhub.providers.<name> supports: (...)``;
@@ -344,7 +345,7 @@ def _params_problems(p: Provider, name: str) -> list[str]:
     if not isinstance(text, str) or not text.startswith(expected):
         return [
             f"is {text!r}; it should start with {expected!r} (build it with "
-            f"providerhub.params.render({name!r}, _create_completion))"
+            f"providerhub.plugin.render_params({name!r}, _create_completion))"
         ]
     return []
 
@@ -429,7 +430,7 @@ def _check_against_server(
                 f"no request reached the local server at a path ending in {_CHAT_PATH}: "
                 f"the provider must build its endpoint from the url that "
                 f"{settings.url_variable(p.name)} overrides (the module's 'url', or "
-                "providerhub.settings.url)"
+                "providerhub.plugin.base_url)"
             ],
         )
         run.skip("stream, errors, credentials", "the provider never reached the local server")
@@ -592,7 +593,7 @@ def _leak_problems(run: _Run, exc: BaseException) -> list[str]:
                 which = f"the {type(err).__name__} chained to the error it raised"
             problems.append(
                 f"{which} holds the credential it was given (in its {', '.join(places)}); "
-                "redact it, e.g. with providerhub.transport.redact(text, [credential])"
+                "redact it, e.g. with providerhub.plugin.redact(text, [credential])"
             )
     return problems
 
@@ -608,13 +609,13 @@ def _log_problems(records: list[logging.LogRecord], run: _Run) -> list[str]:
 
 def _default_name(obj: Any) -> str:
     if isinstance(obj, types.ModuleType):
-        from ..plugins import discover
+        from .._plugins import discover
 
         for ep in discover():
             module, _, attr = ep.value.partition(":")
             if module.strip() == obj.__name__ and not attr.strip():
                 return ep.name
-    from ..hub import _name_of
+    from .._hub import _name_of
 
     return _name_of(obj, None)
 

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from providerhub.hub import Hub
-    from providerhub.provider import Provider
+    from providerhub._hub import Hub
+    from providerhub._provider import Provider
     from providerhub.testing import OpenAIServer
 
 __all__ = [
@@ -94,7 +94,7 @@ def providerhub_clean_env(
 @pytest.fixture
 def providerhub_hub() -> Iterator[Hub]:
     """A fresh hub with no plugins loaded and no retries, closed after the test."""
-    from providerhub.hub import Hub
+    from providerhub._hub import Hub
 
     with Hub(load_entrypoints=False, retries=0) as hub:
         yield hub

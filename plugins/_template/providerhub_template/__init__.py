@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from providerhub import settings
-from providerhub.openai_compat import chat_completion
-from providerhub.params import render
+from providerhub.plugin import base_url, chat_completion, credential, render_params
 
 NAME = "template"
 """The provider's name: the entry point's name in pyproject.toml, and the ``<NAME>`` of
@@ -42,9 +40,9 @@ def _create_completion(
     router passes: ``auth``, ``timeout`` and ``session``. Without ``auth``, the
     credential in ``PROVIDERHUB_<NAME>_API_KEY`` is used when set.
     """
-    auth = kwargs.pop("auth", None) or settings.api_key(NAME)
-    base = settings.url(NAME, url)
+    auth = credential(NAME, kwargs.pop("auth", None))
+    base = base_url(NAME, url)
     yield from chat_completion(NAME, base + PATH, model, messages, stream, auth=auth, **kwargs)
 
 
-params = render(NAME, _create_completion)
+params = render_params(NAME, _create_completion)

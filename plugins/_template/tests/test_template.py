@@ -11,7 +11,7 @@ import pytest
 
 import providerhub
 import providerhub_template as plugin
-from providerhub import settings
+from providerhub.plugin import url_variable
 from providerhub.testing import OpenAIServer, Reply, check_provider
 from providerhub.testing.pytest_plugin import RegisterProvider
 
@@ -45,7 +45,7 @@ def test_routes_a_streamed_chat_with_its_credential(
     openai_server: OpenAIServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(settings.url_variable(plugin.NAME), openai_server.url)
+    monkeypatch.setenv(url_variable(plugin.NAME), openai_server.url)
     register_provider(plugin, name=plugin.NAME)
     openai_server.script(Reply.text("Hel", "lo"))
     stream = providerhub_hub.create(MODEL, HI, stream=True, auth={plugin.NAME: "sk-test-key"})

@@ -11,9 +11,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from providerhub import hookimpl, settings
-from providerhub.openai_compat import chat_completion
-from providerhub.params import render
+from providerhub.plugin import base_url, chat_completion, credential, hookimpl, render_params
 
 NAME = "gravityengine"
 PATH = "/api/openai/v1/chat/completions"
@@ -41,14 +39,14 @@ def _create_completion(
     router passes: ``auth``, ``timeout``, ``session``. Without ``auth``,
     ``PROVIDERHUB_GRAVITYENGINE_API_KEY`` is used when set.
     """
-    auth = kwargs.pop("auth", None) or settings.api_key(NAME)
-    base = settings.url(NAME, url)
+    auth = credential(NAME, kwargs.pop("auth", None))
+    base = base_url(NAME, url)
     yield from chat_completion(
         NAME, base + PATH, model, messages, stream, defaults=DEFAULTS, auth=auth, **kwargs
     )
 
 
-params = render(NAME, _create_completion)
+params = render_params(NAME, _create_completion)
 
 
 @hookimpl

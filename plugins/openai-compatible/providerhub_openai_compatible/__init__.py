@@ -4,13 +4,12 @@ file: one provider per ``[endpoints.<name>]`` table, named after it.
 The file is ``PROVIDERHUB_CONFIG``, else ``providerhub/config.toml`` in the platform's
 configuration directory (see :func:`config.default_config_path`); a missing default file
 means no endpoints. Requests, streaming, errors and ``Authorization: Bearer`` are
-providerhub's shared helper, :func:`providerhub.openai_compat.chat_completion`.
+providerhub's shared helper, :func:`providerhub.plugin.chat_completion`.
 """
 
 from __future__ import annotations
 
-from providerhub import hookimpl
-from providerhub.hookspecs import Register, Report
+from providerhub.plugin import Register, Report, hookimpl
 
 from .config import (
     CONFIG_VARIABLE,

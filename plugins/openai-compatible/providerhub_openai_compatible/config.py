@@ -31,7 +31,7 @@ from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from providerhub import settings
+from providerhub.plugin import url_variable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -291,7 +291,7 @@ def parse(document: Mapping[str, Any], source: str) -> tuple[list[Endpoint], lis
         # PROVIDERHUB_<NAME>_URL and _API_KEY variables (and the hub matches names
         # regardless of case), so one could not be configured without the other: the
         # first keeps them, and a later one is left out even when its fields are right.
-        prefix = settings.env_prefix(name)
+        prefix = url_variable(name).removesuffix("URL")
         if prefix not in prefixes:
             prefixes[prefix] = name
             if isinstance(found, Endpoint):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from providerhub import settings
-from providerhub.errors import InvalidRequestError
-from providerhub.openai_compat import chat_completion
+from providerhub.plugin import (
+    InvalidRequestError,
+    api_key_variable,
+    chat_completion,
+    credential,
+)
 
 from .config import Endpoint
 
@@ -53,16 +55,13 @@ class EndpointProvider:
         """The key from the environment: ``PROVIDERHUB_<NAME>_API_KEY``, else the variable
         named by ``api_key_env``; None when neither is set (an empty value counts as unset).
         ``auth=`` given to the call comes before both; the router passes it as ``auth``."""
-        found = settings.api_key(self.name)
-        if found is None and self.api_key_env:
-            found = os.environ.get(self.api_key_env) or None
-        return found
+        return credential(self.name, api_key_env=self.api_key_env)
 
     def credential_variable(self) -> str | None:
         """The variable an authentication error tells the user to set: the one named by
         ``api_key_env``, unless ``PROVIDERHUB_<NAME>_API_KEY`` is set, which comes before
         it (and which the shared helper names when this returns None)."""
-        if self.api_key_env and settings.api_key(self.name) is None:
+        if self.api_key_env and credential(self.name) is None:
             return self.api_key_env
         return None
 
@@ -80,11 +79,11 @@ class EndpointProvider:
         :class:`~providerhub.errors.AuthenticationError` naming
         :meth:`credential_variable`.
         """
-        auth = kwargs.pop("auth", None) or self.credential()
+        auth = credential(self.name, kwargs.pop("auth", None), self.api_key_env)
         if auth is None and self.needs_auth:
             raise InvalidRequestError(
                 f"{self.name} needs a key: set {self.api_key_env} (as {self.source} says) or "
-                f"{settings.api_key_variable(self.name)}, or pass auth={{{self.name!r}: ...}}"
+                f"{api_key_variable(self.name)}, or pass auth={{{self.name!r}: ...}}"
             )
         headers: Mapping[str, str] = self.headers
         extra = kwargs.pop("headers", None)

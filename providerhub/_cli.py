@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from . import __version__
+from ._hub import Hub, get_hub
 from .errors import InvalidRequestError, ProviderHubError
-from .hub import Hub, get_hub
 
 __all__ = ["build_parser", "main"]
 
@@ -282,7 +282,7 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def _check(args: argparse.Namespace, out: TextIO) -> int:
-    from .check import run_checks
+    from ._check import run_checks
 
     if args.timeout <= 0 or args.workers < 1:
         raise InvalidRequestError("--timeout must be positive and --workers at least 1")

@@ -21,7 +21,7 @@ from time import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from . import settings
+from . import _settings as settings
 from .errors import (
     AuthenticationError,
     ProviderConnectionError,
@@ -54,7 +54,7 @@ __all__ = [
     "set_abort",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("providerhub.transport")  # a stable name for users' logging config
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 POOL_SIZE = 64

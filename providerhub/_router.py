@@ -15,7 +15,11 @@ import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
-from . import settings, transport
+from . import _settings as settings
+from . import _transport as transport
+from ._provider import Provider
+from ._timeout import Timeout
+from ._watchdog import Watched
 from .errors import (
     AllProvidersFailedError,
     InvalidRequestError,
@@ -27,14 +31,11 @@ from .errors import (
     ProviderTimeoutError,
     StreamInterruptedError,
 )
-from .provider import Provider
-from .timeout import Timeout
-from .watchdog import Watched
 
 if TYPE_CHECKING:
     from urllib3.util import Retry
 
-    from .hub import Hub
+    from ._hub import Hub
 
 __all__ = [
     "Attempt",
@@ -49,7 +50,7 @@ __all__ = [
     "resolve",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("providerhub.router")  # a stable name for users' logging config
 
 Auth = Union[str, Mapping[str, str], None]
 ProviderChoice = Union[str, Sequence[str], None]

@@ -9,21 +9,23 @@ from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from . import hookspecs, router, settings
-from .contract import missing_fields
+from . import _router as router
+from . import _settings as settings
+from . import hookspecs
+from ._contract import missing_fields
+from ._health import Health
+from ._plugins import PluginFailure, discover
+from ._provider import Provider
+from ._timeout import TimeoutLike, to_timeout
+from ._validation import validate_messages, validate_model
 from .errors import InvalidRequestError, NoProviderError
-from .health import Health
-from .plugins import PluginFailure, discover
-from .provider import Provider
-from .timeout import TimeoutLike, to_timeout
-from .validation import validate_messages, validate_model
 
 if TYPE_CHECKING:
     import pluggy
     import requests
     from urllib3.util import Retry
 
-    from .aio import AsyncStream
+    from ._aio import AsyncStream
 
 DEFAULT_RETRIES = 2
 
@@ -487,7 +489,7 @@ class Hub:
         The request is checked, and its candidates chosen, at once, as with :meth:`create`;
         cancelling the awaiting task closes the HTTP response. See :mod:`providerhub.aio`.
         """
-        from . import aio
+        from . import _aio as aio
 
         call, candidates = self._prepare(
             model,
@@ -519,7 +521,7 @@ class Hub:
     def session(self) -> requests.Session:
         """The hub's pooled ``requests.Session``, made on first use."""
         if self._session is None:
-            from .transport import new_session
+            from ._transport import new_session
 
             with self._lock:
                 if self._session is None:

@@ -16,9 +16,9 @@ import threading
 from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any, TypeVar
 
-from . import router
-from .provider import Provider
-from .transport import Abort, set_abort
+from . import _router as router
+from ._provider import Provider
+from ._transport import Abort, set_abort
 
 __all__ = ["AsyncStream", "complete"]
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from .errors import InvalidRequestError, ProviderHubError
 
 if TYPE_CHECKING:
-    from .hub import Hub
-    from .provider import Provider
+    from ._hub import Hub
+    from ._provider import Provider
 
 __all__ = ["STATUSES", "CheckResult", "run_checks"]
 

@@ -4,17 +4,16 @@ environment, and the one way to call it."""
 from __future__ import annotations
 
 import logging
-import os
 import types
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from . import params as _params
-from . import settings
+from . import _params as _params
+from . import _settings as settings
 
 __all__ = ["Provider"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("providerhub.provider")  # a stable name for users' logging config
 
 
 class Provider:
@@ -107,18 +106,12 @@ class Provider:
         """The credential for this provider: from ``auth`` (a string meant for it, or a
         ``{name: credential}`` mapping), else ``PROVIDERHUB_<NAME>_API_KEY``, else the
         variable the provider names in its optional ``api_key_env``."""
-        if isinstance(auth, str):
-            return auth
-        if auth:
-            for key, value in auth.items():
-                if key.lower() == self.name.lower():
-                    return value
-        found = settings.api_key(self.name)
-        if found is None:
-            own = getattr(self.obj, "api_key_env", None)
-            if isinstance(own, str) and own:
-                found = os.environ.get(own) or None
-        return found
+        if auth is None or isinstance(auth, str):
+            given = auth
+        else:
+            given = next((v for k, v in auth.items() if k.lower() == self.name.lower()), None)
+        own = getattr(self.obj, "api_key_env", None)
+        return settings.credential(self.name, given, own if isinstance(own, str) else None)
 
     def complete(
         self, model: str, messages: list[Any], stream: bool, **kwargs: Any

@@ -1,0 +1,73 @@
+"""The plugin API: everything a provider plugin imports from providerhub, in one module.
+
+A plugin that imports only from here (and from :mod:`providerhub.testing` in its tests)
+keeps working across providerhub's releases; every module whose name starts with an
+underscore is internal and may change at any time. ::
+
+    from providerhub.plugin import chat_completion, credential, hookimpl, render_params
+
+The names, by what they are for:
+
+- registering: :data:`hookimpl`, and the :class:`Register` and :class:`Report` callables
+  a ``register_providers`` hook receives;
+- calling an OpenAI-compatible endpoint: :func:`chat_completion` and the parameters it
+  takes, :data:`CHAT_PARAMETERS`;
+- settings from the environment: :func:`credential`, :func:`base_url`,
+  :func:`api_key_variable`, :func:`url_variable`;
+- describing the completion function: :func:`render_params` (the seed's ``params``
+  string), :func:`describe_params` and :class:`Param`;
+- limits: :class:`Timeout`;
+- keeping secrets out of messages: :func:`redact`;
+- errors: the typed errors of :mod:`providerhub.errors`, which a provider raises to say
+  what went wrong.
+"""
+
+from __future__ import annotations
+
+from ._openai_compat import CHAT_PARAMETERS, chat_completion
+from ._params import Param
+from ._params import describe as describe_params
+from ._params import render as render_params
+from ._settings import api_key_variable, credential, url_variable
+from ._settings import url as base_url
+from ._timeout import Timeout, TimeoutLike
+from ._transport import redact
+from .errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+    RateLimitError,
+    StreamInterruptedError,
+)
+from .hookspecs import Register, Report, hookimpl
+
+__all__ = [
+    "CHAT_PARAMETERS",
+    "AuthenticationError",
+    "InvalidRequestError",
+    "Param",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderHTTPError",
+    "ProviderResponseError",
+    "ProviderTimeoutError",
+    "RateLimitError",
+    "Register",
+    "Report",
+    "StreamInterruptedError",
+    "Timeout",
+    "TimeoutLike",
+    "api_key_variable",
+    "base_url",
+    "chat_completion",
+    "credential",
+    "describe_params",
+    "hookimpl",
+    "redact",
+    "render_params",
+    "url_variable",
+]

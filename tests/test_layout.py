@@ -1,0 +1,72 @@
+"""The package's public surface: which modules users and plugins may import."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLIC = {"errors", "hookspecs", "legacy", "plugin", "testing"}
+DEPRECATED = {"openai_compat", "params", "settings"}
+
+
+def test_every_other_module_is_private() -> None:
+    names = {p.stem for p in (ROOT / "providerhub").glob("*.py")} | {
+        p.name for p in (ROOT / "providerhub").iterdir() if (p / "__init__.py").exists()
+    }
+    public = {n for n in names if not n.startswith("_")}
+    assert public == PUBLIC | DEPRECATED
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.split(".")[0] == "providerhub"}
+
+
+@pytest.mark.parametrize("plugin", sorted(p.name for p in (ROOT / "plugins").iterdir()))
+def test_bundled_plugins_import_only_the_plugin_api(plugin: str) -> None:
+    code = [p for p in (ROOT / "plugins" / plugin).glob("providerhub_*/**/*.py")]
+    tests = [p for p in (ROOT / "plugins" / plugin).glob("tests/**/*.py")]
+    assert code, plugin
+    for path in code:
+        assert _imports(path) <= {"providerhub.plugin"}, path
+    for path in tests:
+        allowed = {"providerhub", "providerhub.plugin", "providerhub.testing"}
+        assert {m for m in _imports(path) if not m.startswith("providerhub.testing")} <= (
+            allowed
+        ), path
+
+
+@pytest.mark.parametrize("name", sorted(DEPRECATED))
+def test_the_old_plugin_modules_still_work_and_warn(name: str) -> None:
+    script = (
+        "import warnings\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        f"    import providerhub.{name} as old\n"
+        f"import providerhub._{name} as new\n"
+        "assert all(getattr(old, n) is getattr(new, n) for n in new.__all__)\n"
+        "print([str(w.message) for w in caught if w.category is DeprecationWarning])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert f"providerhub.{name} is internal now: import from providerhub.plugin" in out
+
+
+def test_the_plugin_api_exports_what_it_lists() -> None:
+    api = importlib.import_module("providerhub.plugin")
+    assert all(hasattr(api, name) for name in api.__all__)
+    assert {"chat_completion", "credential", "base_url", "hookimpl", "render_params"} <= set(
+        api.__all__
+    )
