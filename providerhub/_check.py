@@ -67,7 +67,7 @@ def _providers(hub: Hub, names: list[str] | None) -> list[Provider]:
         return list(hub.providers.values())
     found = []
     for name in names:
-        p = hub._lookup(name)
+        p = hub.registry.lookup(name)
         if p is None:
             raise InvalidRequestError(
                 f"no provider named {name!r} (installed: {', '.join(hub.providers) or 'none'})"

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import _router as router
@@ -16,6 +15,7 @@ from ._contract import missing_fields
 from ._health import Health
 from ._plugins import PluginFailure, discover
 from ._provider import Provider
+from ._registry import Registry
 from ._timeout import TimeoutLike, to_timeout
 from ._validation import validate_messages, validate_model
 from .errors import InvalidRequestError, NoProviderError
@@ -68,9 +68,8 @@ class Hub:
         """Plugins that were skipped, and why."""
         self.disabled_plugins: list[str] = []
         """Entry points skipped because ``PROVIDERHUB_DISABLE_PLUGINS`` names them."""
-        self._aliases: dict[str, str] = settings.aliases()
-        self._providers: dict[str, Provider] = {}  # lower-cased name -> provider
-        self._by_model: dict[str, list[Provider]] = {}
+        self.registry = Registry(settings.aliases())
+        """The providers by name and by model, and the aliases: what the router reads."""
         self._lock = threading.RLock()
         self._pm: pluggy.PluginManager | None = None
         self._session: requests.Session | None = None
@@ -203,18 +202,7 @@ class Hub:
             version=version,
             disabled=disabled,
         )
-        with self._lock:
-            existing = self._providers.get(key)
-            if existing is not None:
-                origin = existing.distribution or existing.plugin or "hub.register"
-                raise InvalidRequestError(
-                    f"a provider named {existing.name!r} is already registered (from "
-                    f"{origin}); this one was not registered: register it under another "
-                    "name, or unregister the first"
-                )
-            self._providers[key] = provider
-            for model in provider.model:
-                self._by_model.setdefault(model, []).append(provider)
+        self.registry.add(provider)
         return provider
 
     # -- registering by hand -------------------------------------------------------------
@@ -239,42 +227,23 @@ class Hub:
 
     def unregister(self, name: str) -> Provider:
         """Remove the provider named ``name`` and return it."""
-        with self._lock:
-            provider = self._providers.pop(name.lower(), None)
-            if provider is None:
-                raise InvalidRequestError(f"no provider named {name!r} is registered")
-            for model in provider.model:
-                serving = self._by_model.get(model, [])
-                self._by_model[model] = [p for p in serving if p is not provider]
-                if not self._by_model[model]:
-                    del self._by_model[model]
-        return provider
+        return self.registry.remove(name)
 
     # -- aliases -------------------------------------------------------------------------
 
     def alias(self, alias: str, model: str) -> None:
         """Let ``alias`` stand for ``model`` (which may pin a provider, as
         ``"gravityengine/gpt-3.5-turbo-16k"``) in :meth:`route` and :meth:`create`."""
-        for label, value in (("alias", alias), ("model", model)):
-            if not isinstance(value, str) or not value.strip():
-                raise InvalidRequestError(f"{label} must be a non-empty string, not {value!r}")
-        if alias == model:
-            raise InvalidRequestError(f"{alias!r} cannot be an alias of itself")
-        if self._serving(alias):
-            raise InvalidRequestError(
-                f"{alias!r} is a model a provider serves; an alias of that name would hide it"
-            )
-        self._aliases[alias] = model
+        self.registry.set_alias(alias, model)
 
     def unalias(self, alias: str) -> None:
-        if self._aliases.pop(alias, None) is None:
-            raise InvalidRequestError(f"no alias {alias!r}")
+        self.registry.drop_alias(alias)
 
     @property
     def aliases(self) -> Mapping[str, str]:
         """Aliases and the models they stand for (read-only); ``PROVIDERHUB_ALIASES`` gives
         the first ones."""
-        return MappingProxyType(self._aliases)
+        return self.registry.aliases
 
     # -- looking things up ---------------------------------------------------------------
 
@@ -282,20 +251,11 @@ class Hub:
     def providers(self) -> Mapping[str, Provider]:
         """Registered providers by name, in registration order (read-only); looking a name
         up ignores case, as routing does."""
-        return _ProviderView(self._providers)
+        return self.registry.providers
 
     def models(self) -> dict[str, list[str]]:
         """Every model, with the names of the providers that list it, in routing order."""
-        return {m: [p.name for p in ps] for m, ps in sorted(self._by_model.items())}
-
-    def _lookup(self, name: str) -> Provider | None:
-        return self._providers.get(name.lower())
-
-    def _serving(self, model: str) -> list[Provider]:
-        return self._by_model.get(model, [])
-
-    def _models(self) -> list[str]:
-        return list(self._by_model)
+        return self.registry.by_model()
 
     # -- routing and calling -------------------------------------------------------------
 
@@ -311,8 +271,10 @@ class Hub:
         none. Raises :class:`ModelNotFoundError` when no provider lists ``model``."""
         validate_model(model)
         router.check_auth(auth, provider)
-        model, provider = router.resolve(self, model, provider)
-        candidates, _ = router.plan(self, model, stream=stream, auth=auth, provider=provider)
+        model, provider = router.resolve(self.registry, model, provider)
+        candidates, _ = router.plan(
+            self.registry, self.health, model, stream=stream, auth=auth, provider=provider
+        )
         return candidates
 
     @overload
@@ -409,23 +371,28 @@ class Hub:
         if not isinstance(stream, bool):
             raise InvalidRequestError(f"stream must be True or False, not {stream!r}")
         router.check_auth(auth, provider)
-        model, provider = router.resolve(self, model, provider)
+        model, provider = router.resolve(self.registry, model, provider)
         limits = to_timeout(timeout)
         for reserved in ("session",):
             if reserved in kwargs:
                 raise InvalidRequestError(f"{reserved!r} is set by the hub; do not pass it")
-        candidates, reasons = router.plan(self, model, stream=stream, auth=auth, provider=provider)
+        candidates, reasons = router.plan(
+            self.registry, self.health, model, stream=stream, auth=auth, provider=provider
+        )
         if not candidates:
             raise NoProviderError(model, reasons, stream=stream)
         call = router.Call(
-            self,
             model,
             checked,
             stream=stream,
             auth=auth,
             timeout=limits,
-            retries=self._retry(self.retries if retries is None else retries),
             kwargs=kwargs,
+            health=self.health,
+            session=self.session,
+            policy=router.RetryPolicy(
+                self._retry(self.retries if retries is None else retries), self.retry_after_max
+            ),
         )
         return call, candidates
 
@@ -550,30 +517,6 @@ def _retry_policy(retries: int) -> Retry:
         allowed_methods=None,
         raise_on_status=False,
     )
-
-
-class _ProviderView(Mapping[str, Provider]):
-    """The registry seen by name: keys as registered, lookups in any case."""
-
-    __slots__ = ("_by_key",)
-
-    def __init__(self, by_key: dict[str, Provider]) -> None:
-        self._by_key = by_key
-
-    def __getitem__(self, name: str) -> Provider:
-        return self._by_key[name.lower()]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._by_key
-
-    def __iter__(self) -> Iterator[str]:
-        return (p.name for p in list(self._by_key.values()))
-
-    def __len__(self) -> int:
-        return len(self._by_key)
-
-    def __repr__(self) -> str:
-        return f"<providers {list(self)!r}>"
 
 
 def _has_hookimpls(obj: Any) -> bool:

@@ -33,15 +33,18 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    import requests
     from urllib3.util import Retry
 
-    from ._hub import Hub
+    from ._health import Health
+    from ._registry import Registry
 
 __all__ = [
     "Attempt",
     "Auth",
     "Call",
     "ProviderChoice",
+    "RetryPolicy",
     "Stream",
     "check_auth",
     "complete",
@@ -56,19 +59,19 @@ Auth = Union[str, Mapping[str, str], None]
 ProviderChoice = Union[str, Sequence[str], None]
 
 
-def resolve(hub: Hub, model: str, provider: ProviderChoice) -> tuple[str, ProviderChoice]:
+def resolve(registry: Registry, model: str, provider: ProviderChoice) -> tuple[str, ProviderChoice]:
     """The model to ask for, and the providers pinned, after aliases and pinned names.
 
     An alias (``hub.alias("fast", ...)``) stands for its model. ``name/model`` and
     ``name:model`` pin the provider ``name``, unless a provider serves the whole string as
     a model of its own (Ollama's ``llama3.2:1b``, say).
     """
-    model = hub._aliases.get(model, model)
-    if hub._serving(model):
+    model = registry.unalias(model)
+    if registry.serving(model):
         return model, provider
     for separator in ("/", ":"):
         head, found, rest = model.partition(separator)
-        pinned = hub._lookup(head) if found and rest else None
+        pinned = registry.lookup(head) if found and rest else None
         if pinned is None:
             continue
         if provider is not None and not (
@@ -78,22 +81,28 @@ def resolve(hub: Hub, model: str, provider: ProviderChoice) -> tuple[str, Provid
                 f"model {model!r} pins the provider {pinned.name!r}, but provider={provider!r} "
                 "asks for another: give one or the other"
             )
-        return hub._aliases.get(rest, rest), pinned.name
+        return registry.unalias(rest), pinned.name
     return model, provider
 
 
 def plan(
-    hub: Hub, model: str, *, stream: bool, auth: Auth, provider: ProviderChoice
+    registry: Registry,
+    health: Health,
+    model: str,
+    *,
+    stream: bool,
+    auth: Auth,
+    provider: ProviderChoice,
 ) -> tuple[list[Provider], dict[str, str]]:
     """The candidates for ``model``, best first, and why each other provider that serves
     it was left out."""
-    serving = hub._serving(model)
-    pinned = _pinned(hub, provider)
+    serving = registry.serving(model)
+    pinned = _pinned(registry, provider)
     if not serving:
         hint = ""
         if pinned:
             hint = "; ".join(f"{p.name} serves {', '.join(p.model) or 'nothing'}" for p in pinned)
-        raise ModelNotFoundError(model, _close_models(hub, model), hint=hint)
+        raise ModelNotFoundError(model, _close_models(registry, model), hint=hint)
     considered = serving if pinned is None else pinned
     candidates: list[Provider] = []
     reasons: dict[str, str] = {}
@@ -101,7 +110,7 @@ def plan(
     for p in considered:
         why = _exclusion(p, model, stream, auth)
         if why is None:
-            cooldown = hub.health.cooling(p.name)
+            cooldown = health.cooling(p.name)
             if cooldown is None:
                 candidates.append(p)
                 continue
@@ -134,7 +143,7 @@ def _exclusion(p: Provider, model: str, stream: bool, auth: Auth) -> str | None:
     return None
 
 
-def _pinned(hub: Hub, provider: ProviderChoice) -> list[Provider] | None:
+def _pinned(registry: Registry, provider: ProviderChoice) -> list[Provider] | None:
     if provider is None:
         return None
     if isinstance(provider, str):
@@ -149,9 +158,9 @@ def _pinned(hub: Hub, provider: ProviderChoice) -> list[Provider] | None:
         )
     pinned = []
     for name in names:
-        found = hub._lookup(name)
+        found = registry.lookup(name)
         if found is None:
-            known = sorted(hub.providers)
+            known = sorted(registry.providers)
             close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=1)
             tip = f"; did you mean {close[0]!r}?" if close else ""
             raise InvalidRequestError(
@@ -163,8 +172,8 @@ def _pinned(hub: Hub, provider: ProviderChoice) -> list[Provider] | None:
     return pinned
 
 
-def _close_models(hub: Hub, model: str) -> list[str]:
-    known = hub._models()
+def _close_models(registry: Registry, model: str) -> list[str]:
+    known = registry.models()
     lowered = {m.lower(): m for m in known}
     if model.lower() in lowered:
         return [lowered[model.lower()]]
@@ -206,6 +215,15 @@ class Attempt(NamedTuple):
     started: float
 
 
+class RetryPolicy(NamedTuple):
+    """How a call retries: ``retries`` (urllib3's ``Retry``: the count, the backoff and its
+    jitter), and ``retry_after_max``, the longest ``Retry-After`` worth waiting for (a
+    longer one means: fall back at once)."""
+
+    retries: Retry
+    retry_after_max: float
+
+
 class Call:
     """One ``create()``: what was asked, and the budget of time and retries it has.
 
@@ -221,24 +239,26 @@ class Call:
 
     def __init__(
         self,
-        hub: Hub,
         model: str,
         messages: list[Any],
         *,
         stream: bool,
         auth: Auth,
         timeout: Timeout,
-        retries: Retry,
         kwargs: dict[str, Any],
+        health: Health,
+        session: requests.Session,
+        policy: RetryPolicy,
     ) -> None:
-        self.hub = hub
         self.model = model
         self.messages = messages
         self.stream = stream
         self.auth = auth
         self.timeout = timeout
-        self.retries = retries
         self.kwargs = kwargs
+        self.health = health
+        self.session = session
+        self.policy = policy
         self.deadline = None if timeout.total is None else time.monotonic() + timeout.total
 
     def remaining(self) -> float | None:
@@ -261,7 +281,7 @@ class Call:
         """Call ``p``, retrying transient failures, until it gives its first non-empty
         piece of text (or ends without one). Returns the rest of its pieces and that first
         piece. Raises the last failure, a :class:`ProviderError` naming ``p``."""
-        retry = self.retries
+        retry = self.policy.retries
         attempt = 0
         while True:
             attempt += 1
@@ -271,10 +291,10 @@ class Call:
             try:
                 limits = self.attempt_timeout(p)
                 secret = p.credential(self.auth)
-                extra: dict[str, Any] = {"timeout": limits, "session": self.hub.session}
+                extra: dict[str, Any] = {"timeout": limits, "session": self.session}
                 if secret:
                     extra["auth"] = secret
-                self.hub.health.begin(p.name)
+                self.health.begin(p.name)
                 pieces = p.complete(self.model, self.messages, self.stream, **self.kwargs, **extra)
                 if not p.honors_timeout:
                     pieces = Watched(pieces, p.name, limits.read, self.deadline)
@@ -289,7 +309,7 @@ class Call:
             except Exception as exc:
                 _close(pieces)
                 err = _as_provider_error(p, exc, secret)
-                self.hub.health.failure(p.name, err)
+                self.health.failure(p.name, err)
                 wait, retry = self._next_wait(retry, err)
                 outcome = type(err).__name__ + (" (retrying)" if wait is not None else "")
                 _log(p, self.model, attempt, outcome, started)
@@ -312,7 +332,7 @@ class Call:
         wait = retry.get_backoff_time()
         after = getattr(err, "retry_after", None)
         if after is not None:
-            if after > self.hub.retry_after_max:
+            if after > self.policy.retry_after_max:
                 return None, retry  # better to ask the next provider than to wait that long
             wait = max(wait, after)
         left = self.remaining()
@@ -323,14 +343,14 @@ class Call:
     def failed(self, p: Provider, exc: Exception, attempt: Attempt) -> ProviderError:
         """Record that ``p`` failed after its answer began, and give the typed error."""
         failure = _as_provider_error(p, exc, p.credential(self.auth))
-        self.hub.health.failure(p.name, failure)
+        self.health.failure(p.name, failure)
         _log(p, self.model, attempt.number, type(failure).__name__, attempt.started)
         return failure
 
     def finish(self, p: Provider, attempt: Attempt, outcome: str = "ok") -> None:
         """Record that ``p``'s answer ended (``outcome`` "closed": the caller stopped)."""
         if outcome == "ok":
-            self.hub.health.success(p.name)
+            self.health.success(p.name)
         _log(p, self.model, attempt.number, outcome, attempt.started)
 
 

@@ -70,3 +70,17 @@ def test_the_plugin_api_exports_what_it_lists() -> None:
     assert {"chat_completion", "credential", "base_url", "hookimpl", "render_params"} <= set(
         api.__all__
     )
+
+
+def test_the_router_and_the_async_api_do_not_import_the_hub() -> None:
+    # The hub builds calls and hands them what they need (registry, health, session,
+    # policy); nothing below it reaches back up, so the modules import in one direction.
+    for module in ("_router", "_aio", "_registry", "_health"):
+        imported = {
+            node.module
+            for node in ast.walk(
+                ast.parse((ROOT / "providerhub" / f"{module}.py").read_text(encoding="utf-8"))
+            )
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+        assert "_hub" not in imported, module
