@@ -1,4 +1,11 @@
-"""Checks on the caller's input, made before any provider is asked."""
+"""Checks on the caller's input, made before any provider is asked.
+
+Messages are OpenAI's chat messages, in every shape the Chat Completions API takes: string
+content or a list of content parts (``text``, ``image_url``, ``input_audio``, ``file``, and
+an assistant's ``refusal``), the ``system`` and ``developer`` roles, assistant messages that
+call tools (``tool_calls``, with ``content`` null) and ``tool`` messages answering them.
+A message that passes goes on to the provider as the caller wrote it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,28 @@ from typing import Any
 
 from .errors import InvalidRequestError
 
-__all__ = ["ROLES", "validate_messages", "validate_model"]
+__all__ = ["PART_TYPES", "ROLES", "validate_messages", "validate_model"]
 
-ROLES = ("system", "user", "assistant", "tool")
+ROLES = ("system", "developer", "user", "assistant", "tool")
+
+PART_TYPES: dict[str, tuple[str, ...]] = {
+    "system": ("text",),
+    "developer": ("text",),
+    "user": ("text", "image_url", "input_audio", "file"),
+    "assistant": ("text", "refusal"),
+    "tool": ("text",),
+}
+"""The content part types each role may send."""
+
+# What each part type must hold: its payload key, and the fields a mapping payload needs
+# (a str payload, for text and refusal, needs none).
+_PART_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "text": ("text", ()),
+    "refusal": ("refusal", ()),
+    "image_url": ("image_url", ("url",)),
+    "input_audio": ("input_audio", ("data", "format")),
+    "file": ("file", ()),
+}
 
 
 def validate_model(model: object) -> str:
@@ -46,15 +72,92 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
             raise InvalidRequestError(
                 f"messages[{index}] has role {role!r}; it must be one of {', '.join(ROLES)}"
             )
-        content = message.get("content")
-        if not isinstance(content, str):
-            raise InvalidRequestError(
-                f"messages[{index}] ({role}) must have string 'content', "
-                f"not {type(content).__name__}"
-            )
         for key in message:
             if not isinstance(key, str):
                 raise InvalidRequestError(f"messages[{index}] has a non-string key {key!r}")
+        content = message.get("content")
+        if type(content) is not str:  # the common case needs no more checks
+            _check_content(f"messages[{index}] ({role})", role, message, content)
+        if role == "tool":
+            _check_tool_message(f"messages[{index}] (tool)", message)
+        elif role == "assistant" and message.get("tool_calls") is not None:
+            _check_tool_calls(f"messages[{index}] (assistant)", message["tool_calls"])
         # The caller's own dicts go on as they are: nothing downstream changes them.
         checked.append(message)
     return checked
+
+
+def _check_content(where: str, role: str, message: dict[str, Any], content: object) -> None:
+    if content is None:
+        if role == "assistant" and (
+            message.get("tool_calls") is not None or message.get("function_call") is not None
+        ):
+            return  # an assistant turn that only called tools
+        raise InvalidRequestError(
+            f"{where} must have 'content' (a string or a list of content parts); only an "
+            "assistant message with tool_calls may have content null"
+        )
+    if not isinstance(content, list):
+        raise InvalidRequestError(
+            f"{where} must have string 'content' or a list of content parts, "
+            f"not {type(content).__name__}"
+        )
+    if not content:
+        raise InvalidRequestError(f"{where} has an empty list of content parts")
+    allowed = PART_TYPES[role]
+    for number, part in enumerate(content):
+        _check_part(f"{where} content[{number}]", allowed, part)
+
+
+def _check_part(where: str, allowed: tuple[str, ...], part: object) -> None:
+    if not isinstance(part, Mapping):
+        raise InvalidRequestError(
+            f"{where} must be a mapping with a 'type', not {type(part).__name__}"
+        )
+    kind = part.get("type")
+    if kind not in allowed or not isinstance(kind, str):
+        raise InvalidRequestError(
+            f"{where} has type {kind!r}; this role's parts may be {', '.join(allowed)}"
+        )
+    key, needs = _PART_FIELDS[kind]
+    payload = part.get(key)
+    if not needs and kind in ("text", "refusal"):
+        if not isinstance(payload, str):
+            raise InvalidRequestError(
+                f"{where} ({kind}) must have a string {key!r}, not {type(payload).__name__}"
+            )
+        return
+    if not isinstance(payload, Mapping):
+        raise InvalidRequestError(
+            f"{where} ({kind}) must have a mapping {key!r}, not {type(payload).__name__}"
+        )
+    for field in needs:
+        if not isinstance(payload.get(field), str):
+            raise InvalidRequestError(f"{where} ({kind}) must have a string {key}.{field}")
+    if kind == "file" and not any(
+        isinstance(payload.get(f), str) for f in ("file_data", "file_id")
+    ):
+        raise InvalidRequestError(f"{where} (file) must have file.file_data or file.file_id")
+
+
+def _check_tool_message(where: str, message: dict[str, Any]) -> None:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise InvalidRequestError(
+            f"{where} must have 'tool_call_id', the id of the tool call it answers"
+        )
+
+
+def _check_tool_calls(where: str, calls: object) -> None:
+    if not isinstance(calls, list):
+        raise InvalidRequestError(f"{where} must have a list of tool_calls")
+    for number, call in enumerate(calls):
+        spot = f"{where} tool_calls[{number}]"
+        if not isinstance(call, Mapping) or not isinstance(call.get("id"), str):
+            raise InvalidRequestError(f"{spot} must be a mapping with a string 'id'")
+        function = call.get("function")
+        if call.get("type", "function") != "function" or not isinstance(function, Mapping):
+            raise InvalidRequestError(f"{spot} must be of type 'function' with a 'function'")
+        for field in ("name", "arguments"):
+            if not isinstance(function.get(field), str):
+                raise InvalidRequestError(f"{spot} must have a string function.{field}")

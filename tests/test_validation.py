@@ -22,10 +22,37 @@ from providerhub.testing import OpenAIServer
         ([{"role": "robot", "content": "Hi"}], "messages[0] has role 'robot'"),
         (
             [{"role": "user", "content": "a"}, {"role": "user"}],
-            "messages[1] (user) must have string 'content'",
+            "messages[1] (user) must have 'content'",
         ),
         ([{"role": "user", "content": 3}], "not int"),
         ([{"role": "user", "content": "a", 1: "x"}], "non-string key"),
+        ([{"role": "user", "content": []}], "empty list of content parts"),
+        ([{"role": "user", "content": ["Hi"]}], "content[0] must be a mapping"),
+        ([{"role": "user", "content": [{"type": "video"}]}], "has type 'video'"),
+        ([{"role": "system", "content": [{"type": "image_url"}]}], "may be text"),
+        ([{"role": "user", "content": [{"type": "text", "text": 1}]}], "string 'text'"),
+        ([{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}], "image_url.url"),
+        (
+            [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x"}}]}],
+            "input_audio.format",
+        ),
+        ([{"role": "user", "content": [{"type": "file", "file": {}}]}], "file.file_data"),
+        ([{"role": "assistant", "content": None}], "only an assistant message with tool_calls"),
+        ([{"role": "tool", "content": "42"}], "must have 'tool_call_id'"),
+        (
+            [{"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]}],
+            "tool_calls[0] must be of type 'function'",
+        ),
+        (
+            [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f"}}],
+                }
+            ],
+            "function.arguments",
+        ),
     ],
 )
 def test_bad_messages_are_refused_naming_the_message_and_the_fault(
@@ -35,6 +62,49 @@ def test_bad_messages_are_refused_naming_the_message_and_the_fault(
         validate_messages(messages)
     assert says in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+EVERY_SHAPE: list[dict[str, Any]] = [
+    {"role": "developer", "content": "Answer briefly."},
+    {"role": "system", "content": [{"type": "text", "text": "Be kind."}]},
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "What is in these?"},
+            {
+                "type": "image_url",
+                "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"},
+            },
+            {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+            {
+                "type": "file",
+                "file": {"file_data": "data:application/pdf;base64,JVBE", "filename": "a.pdf"},
+            },
+        ],
+    },
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 3}'},
+    {"role": "assistant", "content": [{"type": "refusal", "refusal": "I cannot."}]},
+    {"role": "user", "content": "Thanks"},
+]
+
+
+def test_every_openai_message_shape_passes_and_is_forwarded_unchanged(
+    gravity_hub: providerhub.Hub, server: OpenAIServer
+) -> None:
+    assert validate_messages(EVERY_SHAPE) == EVERY_SHAPE
+    assert gravity_hub.create("gpt-3.5-turbo-16k", EVERY_SHAPE).endswith("You said: Thanks")
+    assert server.requests[0].json()["messages"] == EVERY_SHAPE
 
 
 def test_bad_input_never_reaches_the_network(
@@ -83,11 +153,16 @@ message_like = st.fixed_dictionaries(
 
 @given(st.one_of(json_values, st.lists(message_like | json_values, max_size=4)))
 def test_random_values_pass_validation_only_when_valid(value: Any) -> None:
+    # Random content is a string or never a well-formed list of parts; a tool message
+    # needs the id of the call it answers.
     valid = (
         isinstance(value, list)
         and len(value) > 0
         and all(
-            isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
+            isinstance(m, dict)
+            and m.get("role") in ROLES
+            and isinstance(m.get("content"), str)
+            and (m.get("role") != "tool" or bool(m.get("tool_call_id")))
             for m in value
         )
     )
