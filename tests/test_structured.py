@@ -1,0 +1,192 @@
+"""Structured completions: the OpenAI-shaped objects, tool-call normalization, and the
+assembly of a provider's pieces into completions and chunks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from providerhub._completions import Assembler, Chunker
+from providerhub._toolcalls import ToolCallStream, tool_calls_of
+from providerhub.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    Finish,
+    FunctionDelta,
+    ToolCallDelta,
+    Usage,
+)
+
+
+def concatenated(deltas: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """What a user following the OpenAI docs gets: calls by index, id/name from the first
+    fragment that has them, arguments concatenated."""
+    stream = ToolCallStream()
+    calls: dict[int, dict[str, str]] = {}
+    for delta in deltas:
+        for fragment in stream.feed(delta):
+            doc = fragment.to_dict()
+            call = calls.setdefault(doc["index"], {"id": "", "name": "", "arguments": ""})
+            call["id"] += doc.get("id", "")
+            function = doc.get("function", {})
+            call["name"] += function.get("name", "")
+            call["arguments"] += function.get("arguments", "")
+    return [calls[i] for i in sorted(calls)]
+
+
+def frag(**fields: Any) -> dict[str, Any]:
+    return {"tool_calls": [fields]}
+
+
+OPENAI = [
+    frag(index=0, id="call_a", type="function", function={"name": "weather", "arguments": ""}),
+    frag(index=0, function={"arguments": '{"city":'}),
+    frag(index=0, function={"arguments": ' "Oslo"}'}),
+    frag(index=1, id="call_b", type="function", function={"name": "time", "arguments": "{}"}),
+]
+LLAMA_CPP = [  # id and name repeated in every fragment
+    frag(index=0, id="call_a", type="function", function={"name": "weather", "arguments": ""}),
+    frag(
+        index=0, id="call_a", type="function", function={"name": "weather", "arguments": '{"city":'}
+    ),
+    frag(
+        index=0, id="call_a", type="function", function={"name": "weather", "arguments": ' "Oslo"}'}
+    ),
+    frag(index=1, id="call_b", type="function", function={"name": "time", "arguments": "{}"}),
+]
+OLLAMA = [  # every call at index 0, each whole, arguments as an object
+    frag(index=0, id="call_a", function={"name": "weather", "arguments": {"city": "Oslo"}}),
+    frag(index=0, id="call_b", function={"name": "time", "arguments": {}}),
+]
+NO_INDEX = [
+    frag(id="call_a", type="function", function={"name": "weather", "arguments": '{"city":'}),
+    frag(function={"arguments": ' "Oslo"}'}),
+    frag(id="call_b", type="function", function={"name": "time", "arguments": "{}"}),
+]
+LEGACY_BESIDE = [  # function_call sent next to tool_calls: the tool calls win
+    {
+        **frag(index=0, id="call_a", function={"name": "weather", "arguments": '{"city": "Oslo"}'}),
+        "function_call": {"name": "weather", "arguments": '{"city": "Oslo"}'},
+    },
+    {
+        **frag(index=1, id="call_b", function={"name": "time", "arguments": "{}"}),
+        "function_call": {"name": "time", "arguments": "{}"},
+    },
+]
+
+
+@pytest.mark.parametrize(
+    "deltas",
+    [OPENAI, LLAMA_CPP, OLLAMA, NO_INDEX, LEGACY_BESIDE],
+    ids=["openai", "llama.cpp", "ollama", "no-index", "legacy-beside"],
+)
+def test_every_server_shape_concatenates_to_valid_calls(deltas: list[dict[str, Any]]) -> None:
+    calls = concatenated(deltas)
+    assert [c["name"] for c in calls] == ["weather", "time"]
+    assert [c["id"] for c in calls] == ["call_a", "call_b"]
+    assert [json.loads(c["arguments"]) for c in calls] == [{"city": "Oslo"}, {}]
+
+
+def test_id_type_and_name_come_once_in_the_first_fragment() -> None:
+    stream = ToolCallStream()
+    out = [f for d in LLAMA_CPP for f in stream.feed(d)]
+    firsts = [f for f in out if f.id is not None]
+    assert [(f.index, f.id, f.type) for f in firsts] == [
+        (0, "call_a", "function"),
+        (1, "call_b", "function"),
+    ]
+    names = [f.function.name for f in out if f.function and f.function.name]
+    assert names == ["weather", "time"]
+
+
+def test_a_legacy_function_call_alone_is_call_0_with_an_id() -> None:
+    calls = concatenated(
+        [
+            {"function_call": {"name": "weather", "arguments": '{"city"'}},
+            {"function_call": {"arguments": ': "Oslo"}'}},
+        ]
+    )
+    assert calls[0]["name"] == "weather"
+    assert calls[0]["id"].startswith("call_")
+    assert json.loads(calls[0]["arguments"]) == {"city": "Oslo"}
+
+
+def test_whole_answers_get_ids_and_text_arguments() -> None:
+    calls = tool_calls_of(
+        {"tool_calls": [{"function": {"name": "weather", "arguments": {"city": "Oslo"}}}]}
+    )
+    assert calls is not None
+    assert calls[0].id.startswith("call_") and calls[0].type == "function"
+    assert json.loads(calls[0].function.arguments) == {"city": "Oslo"}
+    assert tool_calls_of({"content": "hi"}) is None
+    legacy = tool_calls_of({"function_call": {"name": "f", "arguments": "{}"}})
+    assert legacy is not None and legacy[0].function.name == "f"
+
+
+def test_text_only_pieces_give_stop_and_no_usage() -> None:
+    assembler = Assembler()
+    for piece in ["Hel", "lo"]:
+        assembler.add(piece)
+    r = assembler.completion("m", "p")
+    assert r.choices[0].message.content == "Hello"
+    assert r.choices[0].finish_reason == "stop"
+    assert r.usage is None
+    assert r.provider == "p"
+
+
+def test_tool_call_pieces_assemble_into_a_completion_that_round_trips() -> None:
+    assembler = Assembler()
+    pieces = [
+        ToolCallDelta(0, "call_a", "function", FunctionDelta("weather", "")),
+        ToolCallDelta(0, function=FunctionDelta(arguments='{"city":')),
+        ToolCallDelta(0, function=FunctionDelta(arguments=' "Oslo"}')),
+        Usage(10, 5, 15),
+        Finish("tool_calls"),
+    ]
+    for piece in pieces:
+        assembler.add(piece)
+    r = assembler.completion("m", "p")
+    message = r.choices[0].message
+    assert message.content is None
+    assert message.tool_calls is not None
+    assert message.tool_calls[0].function.name == "weather"
+    assert json.loads(message.tool_calls[0].function.arguments) == {"city": "Oslo"}
+    assert r.choices[0].finish_reason == "tool_calls"
+    assert r.usage == Usage(10, 5, 15)
+    doc = r.to_dict()
+    assert "provider" not in doc
+    assert doc["object"] == "chat.completion"
+    assert doc["choices"][0]["message"]["tool_calls"][0]["type"] == "function"
+    assert ChatCompletion.from_dict(json.loads(json.dumps(doc))) == r
+
+
+def test_chunks_follow_openai_and_end_with_usage_when_asked() -> None:
+    chunker = Chunker("m", include_usage=True)
+    chunks = []
+    for piece in [
+        "Hi",
+        ToolCallDelta(0, "call_a", "function", FunctionDelta("f", "{}")),
+        Usage(1, 2, 3),
+    ]:
+        chunks += chunker.feed(piece)
+    chunks += chunker.end()
+    docs = [json.loads(json.dumps(c.to_dict())) for c in chunks]
+    assert docs[0]["choices"][0]["delta"] == {"role": "assistant", "content": "Hi"}
+    assert docs[1]["choices"][0]["delta"]["tool_calls"][0]["function"] == {
+        "name": "f",
+        "arguments": "{}",
+    }
+    assert docs[-2]["choices"][0]["finish_reason"] == "tool_calls"
+    assert docs[-1]["choices"] == [] and docs[-1]["usage"]["total_tokens"] == 3
+    assert len({d["id"] for d in docs}) == 1
+    assert all(d["object"] == "chat.completion.chunk" for d in docs)
+    assert [ChatCompletionChunk.from_dict(d) for d in docs] == chunks
+
+
+def test_without_include_usage_there_is_no_usage_chunk() -> None:
+    chunker = Chunker("m")
+    chunks = chunker.feed("Hi") + chunker.feed(Usage(1, 2, 3)) + chunker.end()
+    assert [c.choices[0].finish_reason for c in chunks] == [None, "stop"]
+    assert all(c.usage is None for c in chunks)
