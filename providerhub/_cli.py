@@ -224,6 +224,7 @@ def _params(args: argparse.Namespace, out: TextIO) -> int:
                 "provider": p.name,
                 "params": p.params,
                 "parameters": [param.as_dict() for param in p.params_info],
+                "capabilities": p.capabilities,
             }
             for p in hub.providers.values()
         ]

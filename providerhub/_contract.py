@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["REQUIRED_FIELDS", "ProviderModule", "missing_fields"]
+__all__ = [
+    "CAPABILITIES",
+    "REQUIRED_FIELDS",
+    "ProviderModule",
+    "missing_fields",
+    "required_capabilities",
+]
 
 
 @runtime_checkable
@@ -32,14 +38,17 @@ class ProviderModule(Protocol):
     ``auth``, and skips the provider when none is at hand."""
 
     # ``working: bool`` is optional (default True) and ``params: str`` is optional (built by
-    # introspection); a Protocol cannot mark attributes optional, so they are documented on
-    # :class:`providerhub.Provider` and read with ``getattr``.
+    # introspection), and so are the capability fields of :data:`CAPABILITIES` (default
+    # False: a provider that does not declare one is text-only). A Protocol cannot mark
+    # attributes optional, so they are documented on :class:`providerhub.Provider` and read
+    # with ``getattr``.
 
     def _create_completion(
         self, model: str, messages: list[Any], stream: bool, **kwargs: Any
-    ) -> Iterator[str]:
+    ) -> Iterator[Any]:
         """Yield the answer's text: piece by piece as it arrives when ``stream`` is true,
-        at least once otherwise.
+        at least once otherwise. Besides ``str``, a provider may yield the structured
+        pieces of :mod:`providerhub.types` (``ToolCallDelta``, ``Usage``, ``Finish``).
 
         ``messages`` are OpenAI-style ``{"role": ..., "content": ...}`` mappings, already
         validated. ``kwargs`` hold the caller's extra parameters, plus what the router adds:
@@ -50,6 +59,15 @@ class ProviderModule(Protocol):
         """
         ...
 
+
+CAPABILITIES: dict[str, str] = {
+    "supports_tools": "takes tools= and answers with tool calls",
+    "supports_vision": "takes image_url and file content parts",
+    "supports_audio": "takes input_audio content parts",
+    "supports_json_schema": 'takes response_format={"type": "json_schema", ...}',
+}
+"""The optional capability fields, each False unless the provider declares it True, and
+what a provider that declares it can do."""
 
 REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "url": str,
@@ -71,9 +89,38 @@ def missing_fields(obj: object) -> list[str]:
     models = getattr(obj, "model", None)
     if isinstance(models, (list, tuple)) and not all(isinstance(m, str) for m in models):
         problems.append("'model' holds a non-string")
-    working = getattr(obj, "working", True)
-    if not isinstance(working, bool):
-        problems.append(f"'working' is {type(working).__name__}")
+    for optional in ("working", *CAPABILITIES):
+        value = getattr(obj, optional, False)
+        if not isinstance(value, bool):
+            problems.append(f"{optional!r} is {type(value).__name__}")
     if not callable(getattr(obj, "_create_completion", None)):
         problems.append("no callable '_create_completion'")
     return problems
+
+
+_VISION_PARTS = frozenset({"image_url", "file"})
+
+
+def required_capabilities(messages: list[dict[str, Any]], params: dict[str, Any]) -> frozenset[str]:
+    """The capability fields a request needs of its provider: ``supports_tools`` for
+    ``tools`` (or a conversation that already holds tool calls), ``supports_vision`` and
+    ``supports_audio`` for such content parts, ``supports_json_schema`` for a
+    ``response_format`` of type ``json_schema``."""
+    needs = set()
+    if params.get("tools") or params.get("functions"):
+        needs.add("supports_tools")
+    response_format = params.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        needs.add("supports_json_schema")
+    for message in messages:
+        content = message.get("content")
+        if type(content) is list:
+            for part in content:
+                kind = part.get("type")
+                if kind in _VISION_PARTS:
+                    needs.add("supports_vision")
+                elif kind == "input_audio":
+                    needs.add("supports_audio")
+        if message.get("tool_calls") or message.get("role") == "tool":
+            needs.add("supports_tools")
+    return frozenset(needs)

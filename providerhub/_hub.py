@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from . import _router as router
 from . import _settings as settings
 from . import hookspecs
-from ._contract import missing_fields
+from ._contract import missing_fields, required_capabilities
 from ._health import Health
 from ._plugins import PluginFailure, discover
 from ._provider import Provider
@@ -377,7 +377,13 @@ class Hub:
             if reserved in kwargs:
                 raise InvalidRequestError(f"{reserved!r} is set by the hub; do not pass it")
         candidates, reasons = router.plan(
-            self.registry, self.health, model, stream=stream, auth=auth, provider=provider
+            self.registry,
+            self.health,
+            model,
+            stream=stream,
+            auth=auth,
+            provider=provider,
+            needs=required_capabilities(checked, kwargs),
         )
         if not candidates:
             raise NoProviderError(model, reasons, stream=stream)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["NO_DEFAULT", "Param", "describe", "render"]
+__all__ = ["NO_DEFAULT", "Param", "ParamsInfo", "describe", "render"]
 
 
 class _NoDefault:
@@ -70,6 +70,16 @@ class Param:
             json_ready = default is None or isinstance(default, (str, int, float, bool))
             out["default"] = default if json_ready else repr(default)
         return out
+
+
+class ParamsInfo(list[Param]):
+    """The parameters of a provider's completion function (a list of :class:`Param`),
+    with ``capabilities``: its ``supports_stream``, ``needs_auth`` and optional capability
+    fields, by name."""
+
+    def __init__(self, params: list[Param], capabilities: dict[str, bool]) -> None:
+        super().__init__(params)
+        self.capabilities = dict(capabilities)
 
 
 def describe(func: Callable[..., Any]) -> list[Param]:

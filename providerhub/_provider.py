@@ -10,6 +10,7 @@ from typing import Any
 
 from . import _params as _params
 from . import _settings as settings
+from ._contract import CAPABILITIES
 
 __all__ = ["Provider"]
 
@@ -24,12 +25,16 @@ class Provider:
     from. ``url`` is the base URL after ``PROVIDERHUB_<NAME>_URL``. ``working`` is the
     module's own flag (True when absent) unless the provider is disabled. ``params`` is the
     module's own ``params`` string if it has one, else one built by introspection.
+    ``capabilities`` holds ``supports_stream``, ``needs_auth`` and the optional capability
+    fields (``supports_tools``, ``supports_vision``, ``supports_audio``,
+    ``supports_json_schema``; False when the module does not declare them).
     """
 
     __slots__ = (
         "_accepts",
         "_clone",
         "_declared_url",
+        "capabilities",
         "disabled",
         "distribution",
         "model",
@@ -60,6 +65,11 @@ class Provider:
         self.model: tuple[str, ...] = tuple(obj.model)
         self.supports_stream = bool(obj.supports_stream)
         self.needs_auth = bool(obj.needs_auth)
+        self.capabilities: dict[str, bool] = {
+            "supports_stream": self.supports_stream,
+            "needs_auth": self.needs_auth,
+            **{field: getattr(obj, field, False) is True for field in CAPABILITIES},
+        }
         self._declared_url: str = obj.url
         self._accepts = _keyword_names(obj._create_completion)
         self._clone: tuple[str, Any, Any] | None = None  # (url, function, its clone)
@@ -89,9 +99,10 @@ class Provider:
         return _params.render(self.name, self.obj._create_completion)
 
     @property
-    def params_info(self) -> list[_params.Param]:
-        """The structured form of ``params``: one :class:`providerhub.params.Param` each."""
-        return _params.describe(self.obj._create_completion)
+    def params_info(self) -> _params.ParamsInfo:
+        """The structured form of ``params``: one :class:`providerhub.plugin.Param` each,
+        and the provider's ``capabilities``."""
+        return _params.ParamsInfo(_params.describe(self.obj._create_completion), self.capabilities)
 
     @property
     def api_key_variable(self) -> str:

@@ -93,9 +93,11 @@ def plan(
     stream: bool,
     auth: Auth,
     provider: ProviderChoice,
+    needs: frozenset[str] = frozenset(),
 ) -> tuple[list[Provider], dict[str, str]]:
     """The candidates for ``model``, best first, and why each other provider that serves
-    it was left out."""
+    it was left out. ``needs`` names the capability fields the request needs (see
+    :func:`providerhub._contract.required_capabilities`)."""
     serving = registry.serving(model)
     pinned = _pinned(registry, provider)
     if not serving:
@@ -108,7 +110,7 @@ def plan(
     reasons: dict[str, str] = {}
     cooling: list[tuple[float, Provider]] = []
     for p in considered:
-        why = _exclusion(p, model, stream, auth)
+        why = _exclusion(p, model, stream, auth, needs)
         if why is None:
             cooldown = health.cooling(p.name)
             if cooldown is None:
@@ -129,7 +131,9 @@ def plan(
     return candidates, reasons
 
 
-def _exclusion(p: Provider, model: str, stream: bool, auth: Auth) -> str | None:
+def _exclusion(
+    p: Provider, model: str, stream: bool, auth: Auth, needs: frozenset[str]
+) -> str | None:
     if model not in p.model:
         return f"does not serve {model!r} (it serves {', '.join(p.model) or 'nothing'})"
     if p.disabled:
@@ -140,7 +144,19 @@ def _exclusion(p: Provider, model: str, stream: bool, auth: Auth) -> str | None:
         return "cannot stream: pass stream=False"
     if p.needs_auth and not p.credential(auth):
         return f"needs a credential: set {p.api_key_variable} or pass auth={{{p.name!r}: ...}}"
+    for need in needs:
+        if not p.capabilities[need]:
+            return f"cannot serve this request: {_LACKS[need]}"
     return None
+
+
+_LACKS = {
+    "supports_tools": "it does not take tools (it does not declare supports_tools)",
+    "supports_vision": "it does not take image or file parts (no supports_vision)",
+    "supports_audio": "it does not take audio parts (no supports_audio)",
+    "supports_json_schema": "it does not take a json_schema response_format "
+    "(no supports_json_schema)",
+}
 
 
 def _pinned(registry: Registry, provider: ProviderChoice) -> list[Provider] | None:

@@ -87,6 +87,14 @@ def test_models_and_params() -> None:
     [entry] = json.loads(run("params", "--json").stdout)
     assert [p["name"] for p in entry["parameters"]] == ["model", "messages", "stream", "kwargs"]
     assert entry["parameters"][3]["kind"] == "var_keyword"
+    assert entry["capabilities"] == {
+        "supports_stream": True,
+        "needs_auth": False,
+        "supports_tools": True,
+        "supports_vision": False,
+        "supports_audio": False,
+        "supports_json_schema": False,
+    }
 
 
 def test_chat_streams_from_the_routed_provider(server: OpenAIServer) -> None:

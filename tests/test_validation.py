@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 
 import providerhub
 from providerhub._validation import ROLES, validate_messages
+from providerhub.plugin import chat_completion
 from providerhub.testing import OpenAIServer
 
 
@@ -64,6 +66,7 @@ def test_bad_messages_are_refused_naming_the_message_and_the_fault(
     assert isinstance(info.value, ValueError)
 
 
+HI = [{"role": "user", "content": "Hi"}]
 EVERY_SHAPE: list[dict[str, Any]] = [
     {"role": "developer", "content": "Answer briefly."},
     {"role": "system", "content": [{"type": "text", "text": "Be kind."}]},
@@ -99,12 +102,54 @@ EVERY_SHAPE: list[dict[str, Any]] = [
 ]
 
 
+class Capable:
+    """An OpenAI-compatible provider that takes tools, images, files and audio."""
+
+    url = ""
+    model = ["omni"]
+    supports_stream = True
+    needs_auth = False
+    supports_tools = True
+    supports_vision = True
+    supports_audio = True
+    honors_timeout = True
+
+    def __init__(self, server: OpenAIServer) -> None:
+        self.url = server.url
+
+    def _create_completion(
+        self, model: str, messages: list[Any], stream: bool, **kwargs: Any
+    ) -> Iterator[str]:
+        endpoint = self.url + "/v1/chat/completions"
+        yield from chat_completion("capable", endpoint, model, messages, stream, **kwargs)
+
+
 def test_every_openai_message_shape_passes_and_is_forwarded_unchanged(
-    gravity_hub: providerhub.Hub, server: OpenAIServer
+    hub: providerhub.Hub, server: OpenAIServer
 ) -> None:
     assert validate_messages(EVERY_SHAPE) == EVERY_SHAPE
-    assert gravity_hub.create("gpt-3.5-turbo-16k", EVERY_SHAPE).endswith("You said: Thanks")
+    hub.register(Capable(server), name="capable")
+    assert hub.create("omni", EVERY_SHAPE).endswith("You said: Thanks")
     assert server.requests[0].json()["messages"] == EVERY_SHAPE
+
+
+def test_a_request_goes_only_to_providers_with_the_capabilities_it_needs(
+    gravity_hub: providerhub.Hub, server: OpenAIServer
+) -> None:
+    image = [
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}],
+        }
+    ]
+    with pytest.raises(providerhub.NoProviderError) as info:
+        gravity_hub.create("gpt-3.5-turbo-16k", image)
+    assert "gravityengine: cannot serve this request: it does not take image" in str(info.value)
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}
+    with pytest.raises(providerhub.NoProviderError) as info:
+        gravity_hub.create("gpt-3.5-turbo-16k", HI, response_format=schema)
+    assert "json_schema" in str(info.value)
+    assert server.requests == []
 
 
 def test_bad_input_never_reaches_the_network(

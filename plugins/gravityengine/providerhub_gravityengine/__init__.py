@@ -23,6 +23,9 @@ model = ["gpt-3.5-turbo-16k", "gpt-3.5-turbo-0613"]
 supports_stream = True
 needs_auth = False
 working = True
+supports_tools = True  # its models (gpt-3.5-turbo-0613 on) call functions
+supports_vision = False
+supports_json_schema = False
 honors_timeout = True  # providerhub's transport keeps the router's timeouts
 
 
