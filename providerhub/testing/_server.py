@@ -14,12 +14,21 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FAULTS", "OpenAIServer", "RecordedRequest", "Reply"]
+__all__ = ["DIALECTS", "FAULTS", "OpenAIServer", "RecordedRequest", "Reply"]
 
 FAULTS = ("reset", "stall", "cut", "error_event")
 """What a :class:`Reply` can do wrong: ``reset`` the connection, ``stall`` for ``delay``
 seconds, ``cut`` the stream short (no finish_reason, no ``[DONE]``), or send an
 ``error_event``; ``after`` events, or before the headers when ``after`` is None."""
+
+
+DIALECTS = ("openai", "llama.cpp", "ollama", "no-index", "legacy")
+"""How a :class:`Reply` streams its tool calls: as OpenAI does (``openai``: id, type and
+name in a call's first fragment, then pieces of the arguments, calls told apart by
+``index``); repeating the id and name in every fragment (``llama.cpp``); each call whole,
+every one at index 0, arguments as a JSON object (``ollama``); without ``index``
+(``no-index``); or with a legacy ``function_call`` beside each ``tool_calls`` (``legacy``).
+"""
 
 
 @dataclass
@@ -46,10 +55,33 @@ class Reply:
     """Stream ``after`` events, then hold the rest until this event is set."""
     json_for_stream: bool = False
     """Answer a stream request with one JSON document, as some servers do."""
+    tool_calls: Sequence[Mapping[str, Any]] = ()
+    """Tool calls to answer with: ``{"name": ..., "arguments": {...} or "json text"}``,
+    with an optional ``"id"`` (one is made up when absent)."""
+    finish_reason: str | None = None
+    """The finish reason sent; by default ``"tool_calls"`` when there are tool calls,
+    else ``"stop"``."""
+    usage: Mapping[str, int] | None = None
+    """Token usage: sent in a document, and in a stream asked for with
+    ``stream_options={"include_usage": true}`` as a last chunk with empty ``choices``."""
+    dialect: str = "openai"
+    """How tool calls are streamed: one of :data:`DIALECTS`."""
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
             raise ValueError(f"fault must be one of {', '.join(FAULTS)}, not {self.fault!r}")
+        if self.dialect not in DIALECTS:
+            raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}")
+
+    @property
+    def finish(self) -> str:
+        return self.finish_reason or ("tool_calls" if self.tool_calls else "stop")
+
+    @classmethod
+    def tools(cls, *calls: Mapping[str, Any], **options: Any) -> Reply:
+        """Answer with these tool calls (and the text of ``chunks=``, if any)."""
+        options.setdefault("chunks", [])
+        return cls(tool_calls=list(calls), **options)
 
     @classmethod
     def text(cls, *chunks: str, **options: Any) -> Reply:
@@ -227,27 +259,38 @@ class _Handler(BaseHTTPRequestHandler):
         model = str(request.get("model", "unknown-model"))
         chunks = list(reply.chunks) if reply.chunks is not None else _echo(request, model)
         if request.get("stream") and not reply.json_for_stream:
-            self._stream(reply, chunks, model)
+            options = request.get("stream_options")
+            usage = isinstance(options, dict) and options.get("include_usage") is True
+            self._stream(reply, chunks, model, usage)
             return
-        doc = {
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(chunks) or None}
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": _call_id(call, i),
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": _arguments(call)},
+                }
+                for i, call in enumerate(reply.tool_calls)
+            ]
+        elif message["content"] is None:
+            message["content"] = ""
+        doc: dict[str, Any] = {
             "id": "chatcmpl-local",
             "object": "chat.completion",
+            "created": 1700000000,
             "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(chunks)},
-                    "finish_reason": "stop",
-                }
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish}],
         }
+        if reply.usage is not None:
+            doc["usage"] = dict(reply.usage)
         if reply.fault == "cut":
             data = json.dumps(doc).encode()
             self._send(reply.status, data[: len(data) // 2], "application/json", reply.headers)
             return
         self._send(reply.status, json.dumps(doc).encode(), "application/json", reply.headers)
 
-    def _stream(self, reply: Reply, chunks: list[str], model: str) -> None:
+    def _stream(self, reply: Reply, chunks: list[str], model: str, usage: bool) -> None:
         stopping = self.server.owner._stopping
         self.send_response(reply.status)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -280,8 +323,12 @@ class _Handler(BaseHTTPRequestHandler):
             and (self._fault(reply))
         ):
             return
-        last = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        for delta in _tool_call_deltas(reply):
+            self._event(json.dumps({"choices": [{"index": 0, "delta": delta}]}))
+        last = {"choices": [{"index": 0, "delta": {}, "finish_reason": reply.finish}]}
         self._event(json.dumps(last))
+        if usage and reply.usage is not None:
+            self._event(json.dumps({"choices": [], "usage": dict(reply.usage)}))
         self._event("[DONE]")
         self._write_chunk(b"")
 
@@ -342,3 +389,37 @@ def _echo(request: dict[str, Any], model: str) -> list[str]:
     text = f"This is providerhub's local stand-in server answering as {model}. You said: {said}"
     words = text.split(" ")
     return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+def _call_id(call: Mapping[str, Any], number: int) -> str:
+    return str(call.get("id") or f"call_local_{number}")
+
+
+def _arguments(call: Mapping[str, Any]) -> str:
+    arguments = call.get("arguments", {})
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
+def _tool_call_deltas(reply: Reply) -> list[dict[str, Any]]:
+    """The deltas that stream ``reply``'s tool calls, in its dialect."""
+    deltas: list[dict[str, Any]] = []
+    for number, call in enumerate(reply.tool_calls):
+        call_id, name, text = _call_id(call, number), call["name"], _arguments(call)
+        if reply.dialect == "ollama":
+            whole = call.get("arguments", {})
+            fn = {"name": name, "arguments": whole if not isinstance(whole, str) else text}
+            deltas.append({"tool_calls": [{"id": call_id, "index": 0, "function": fn}]})
+            continue
+        cut = max(1, len(text) // 2)
+        for piece_number, piece in enumerate((text[:cut], text[cut:])):
+            item: dict[str, Any] = {"index": number, "function": {"arguments": piece}}
+            if piece_number == 0 or reply.dialect == "llama.cpp":
+                item.update(id=call_id, type="function")
+                item["function"]["name"] = name
+            if reply.dialect == "no-index":
+                del item["index"]
+            delta: dict[str, Any] = {"tool_calls": [item]}
+            if reply.dialect == "legacy":
+                delta["function_call"] = dict(item["function"])
+            deltas.append(delta)
+    return deltas
