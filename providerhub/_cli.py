@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser(
         "check",
-        help="send a short prompt to every provider and model; exit 1 if any fails",
+        help="send a short prompt, asking for at most 16 tokens back, to every provider and "
+        "model; exit 1 if any fails",
     )
     check.add_argument("-p", "--provider", action="append", help="check only this provider")
     check.add_argument("-m", "--model", action="append", help="check only this model")
