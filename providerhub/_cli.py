@@ -156,7 +156,12 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
         for e in hub.plugin_errors
     ]
     if args.json:
-        doc = {"providers": rows, "plugin_errors": errors, "disabled_plugins": hub.disabled_plugins}
+        doc = {
+            "providers": rows,
+            "plugin_errors": errors,
+            "disabled_plugins": hub.disabled_plugins,
+            "alias_errors": hub.alias_errors,
+        }
         json.dump(doc, out, indent=2)
         out.write("\n")
         return 0
@@ -182,6 +187,8 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"{name}  skipped: named in PROVIDERHUB_DISABLE_PLUGINS\n")
     for e in hub.plugin_errors:
         out.write(f"error: {e}\n")
+    for alias_error in hub.alias_errors:
+        out.write(f"error: {alias_error}\n")
     return 0
 
 
@@ -203,6 +210,7 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
         doc = {
             "models": [{"model": m, "providers": ps} for m, ps in models.items()],
             "aliases": dict(hub.aliases),
+            "alias_errors": hub.alias_errors,
         }
         json.dump(doc, out, indent=2)
         out.write("\n")
@@ -214,6 +222,10 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\naliases:\n")
         for alias, target in sorted(hub.aliases.items()):
             out.write(f"{alias.ljust(width)}  -> {target}\n")
+    if hub.alias_errors and not hub.aliases:
+        out.write("\n")
+    for alias_error in hub.alias_errors:
+        out.write(f"error: {alias_error}\n")
     return 0
 
 

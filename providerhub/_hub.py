@@ -68,7 +68,12 @@ class Hub:
         """Plugins that were skipped, and why."""
         self.disabled_plugins: list[str] = []
         """Entry points skipped because ``PROVIDERHUB_DISABLE_PLUGINS`` names them."""
-        self._aliases: dict[str, str] = settings.aliases()
+        self.alias_errors: list[str] = []
+        """Aliases of ``PROVIDERHUB_ALIASES`` that were not applied, and why, one line each."""
+        # Read now, so that a malformed value fails before any plugin is imported; applied
+        # once the plugins are in, so that the check of alias() sees the models they serve.
+        environment_aliases = settings.aliases()
+        self._aliases: dict[str, str] = {}
         self._providers: dict[str, Provider] = {}  # lower-cased name -> provider
         self._by_model: dict[str, list[Provider]] = {}
         self._lock = threading.RLock()
@@ -76,6 +81,7 @@ class Hub:
         self._session: requests.Session | None = None
         if load_entrypoints:
             self.load_entrypoints()
+        self._apply_environment_aliases(environment_aliases)
 
     def __repr__(self) -> str:
         return f"<Hub providers={list(self.providers)!r}>"
@@ -117,6 +123,18 @@ class Hub:
                 self._add(obj, ep.name, ep.distribution, ep.version, ep.name)
             except (Exception, SystemExit) as exc:
                 self._fail(ep.name, ep.distribution, _one_line(exc))
+
+    def _apply_environment_aliases(self, pairs: Mapping[str, str]) -> None:
+        """Apply the aliases of ``PROVIDERHUB_ALIASES`` through :meth:`alias`, which refuses
+        one that would hide a model a provider serves. A refused alias is left out and
+        recorded in :attr:`alias_errors`; the others apply, and the hub is built."""
+        for alias, model in pairs.items():
+            try:
+                self.alias(alias, model)
+            except InvalidRequestError as exc:
+                self.alias_errors.append(
+                    f"{settings.ALIASES_VARIABLE}: {alias}={model} was left out: {exc}"
+                )
 
     def _fail(self, name: str, distribution: str | None, error: str) -> None:
         self.plugin_errors.append(PluginFailure(name, distribution, error))

@@ -89,6 +89,19 @@ def test_models_and_params() -> None:
     assert entry["parameters"][3]["kind"] == "var_keyword"
 
 
+def test_an_environment_alias_hiding_a_served_model_is_shown_as_an_error() -> None:
+    env = {"PROVIDERHUB_ALIASES": "gpt-3.5-turbo-16k=gpt-3.5-turbo-0613,fast=gpt-3.5-turbo-16k"}
+    said = "error: PROVIDERHUB_ALIASES: gpt-3.5-turbo-16k=gpt-3.5-turbo-0613 was left out: "
+    models = run("models", env=env)
+    assert models.returncode == 0, models.stderr
+    assert said in models.stdout
+    assert "fast  " in models.stdout and "-> gpt-3.5-turbo-16k" in models.stdout
+    assert said in run("providers", env=env).stdout
+    for command in ("models", "providers"):
+        [error] = json.loads(run(command, "--json", env=env).stdout)["alias_errors"]
+        assert error.startswith(said.removeprefix("error: "))
+
+
 def test_chat_streams_from_the_routed_provider(server: OpenAIServer) -> None:
     server.script(Reply.text("Hello", " from", " the server"))
     env = {"PROVIDERHUB_GRAVITYENGINE_URL": server.url}
