@@ -4,11 +4,13 @@ check`` prints them."""
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._transport import redact
 from .errors import InvalidRequestError, ProviderHubError
 
 if TYPE_CHECKING:
@@ -19,6 +21,7 @@ __all__ = ["MAX_TOKENS", "STATUSES", "CheckResult", "run_checks"]
 
 STATUSES = ("ok", "failing", "needs auth", "disabled")
 PROMPT = "Reply with the single word OK."
+_USERINFO = re.compile(r"(?<=://)[^/?#\s@]*@")
 MAX_TOKENS = 16
 """The longest answer a check asks for: a check costs little, even on a paid model that
 would otherwise answer at length. A provider whose completion takes no ``max_tokens`` is
@@ -108,9 +111,16 @@ def _check(hub: Hub, p: Provider, model: str, timeout: float, prompt: str) -> Ch
             max_tokens=MAX_TOKENS,
         )
     except ProviderHubError as exc:
-        reason = " ".join(str(exc).split())
+        reason = _without_credentials(" ".join(str(exc).split()))
         return CheckResult(p.name, model, "failing", time.perf_counter() - started, reason)
     latency = time.perf_counter() - started
     if not text.strip():
         return CheckResult(p.name, model, "failing", latency, "answered with empty text")
     return CheckResult(p.name, model, "ok", latency, f"answered {len(text)} characters")
+
+
+def _without_credentials(reason: str) -> str:
+    """``reason`` with no user info or query value in its URLs. The hub's own errors show
+    URLs without them; a provider's own exception text may hold its url as configured,
+    password and all (``PROVIDERHUB_<NAME>_URL=https://user:password@host``)."""
+    return redact(_USERINFO.sub("", reason))

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from ._hub import Hub, get_hub
+from ._transport import safe_url
 from .errors import InvalidRequestError, ProviderHubError
 
 __all__ = ["build_parser", "main"]
@@ -141,7 +142,8 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
                 "name": p.name,
                 "distribution": p.distribution,
                 "version": p.version,
-                "url": p.url,
+                # Without user info and query: PROVIDERHUB_<NAME>_URL may carry a password.
+                "url": safe_url(p.url),
                 "models": list(p.model),
                 "stream": p.supports_stream,
                 "needs_auth": p.needs_auth,

@@ -109,3 +109,27 @@ def test_a_provider_that_takes_no_max_tokens_is_still_checked(
     [call] = loose.calls  # one that takes **kwargs is asked for a short answer
     assert call["max_tokens"] == MAX_TOKENS <= 16
     assert f"at most {MAX_TOKENS} tokens" in help_texts()["providerhub"]
+
+
+class Tattler:
+    """A provider that names its url, as configured, in the exception it raises."""
+
+    url = "http://user:pw-secret@127.0.0.1:9/v1?key=k-secret"
+    model = ["tattler-model"]
+    supports_stream = False
+    needs_auth = False
+
+    def _create_completion(self, model: str, messages: list[Any], stream: bool) -> Any:
+        raise RuntimeError(f"cannot reach {self.url}")
+        yield ""  # a generator, as providers are
+
+
+def test_a_failing_check_shows_no_password_or_query_value_of_the_url(
+    hub: providerhub.Hub,
+) -> None:
+    hub.register(Tattler(), name="tattler")
+    [result] = run_checks(hub, timeout=5)
+    assert result.status == "failing"
+    assert "cannot reach http://127.0.0.1:9/v1?key=***" in result.reason
+    assert "pw-secret" not in result.reason and "k-secret" not in result.reason
+    assert "user" not in result.reason
