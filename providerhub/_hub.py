@@ -161,37 +161,18 @@ class Hub:
         self, obj: Any, plugin: str, distribution: str | None, version: str | None
     ) -> list[Provider]:
         pm = self.plugin_manager
-        pending: list[tuple[Any, str | None]] = []
-
-        def register(provider: Any, name: str | None = None) -> None:
-            pending.append((provider, name))
-
-        reported: list[str] = []
-
-        def report(error: str) -> None:
-            reported.append(" ".join(str(error).split()))
-
-        offered = {"register": register, "report": report}
         pm.register(obj, name=plugin)
         try:
-            for impl in pm.hook.register_providers.get_hookimpls():
-                if impl.plugin is obj:
-                    impl.function(**{arg: offered[arg] for arg in impl.argnames})
+            registered, reported = _run_register_hook(pm, obj)
             # Check every provider before adopting any, so a plugin is all in or all out.
-            for provider, name in pending:
-                problems = missing_fields(provider)
-                if problems:
-                    raise InvalidRequestError(
-                        f"registered {_name_of(provider, name)!r}, which does not follow "
-                        f"the provider contract ({', '.join(problems)})"
-                    )
+            _check_contracts(registered)
         except BaseException:
             pm.unregister(obj)
             raise
         for error in reported:
             self._fail(plugin, distribution, error)
         adopted = []
-        for provider, name in pending:
+        for provider, name in registered:
             try:
                 adopted.append(
                     self._adopt(provider, _name_of(provider, name), plugin, distribution, version)
@@ -592,6 +573,40 @@ class _ProviderView(Mapping[str, Provider]):
 
     def __repr__(self) -> str:
         return f"<providers {list(self)!r}>"
+
+
+def _run_register_hook(
+    pm: pluggy.PluginManager, obj: Any
+) -> tuple[list[tuple[Any, str | None]], list[str]]:
+    """Call the ``register_providers`` hook of ``obj`` (registered in ``pm``): the providers
+    it registered, each with the name it gave (or None), and the problems it reported, one
+    line each."""
+    registered: list[tuple[Any, str | None]] = []
+    reported: list[str] = []
+
+    def register(provider: Any, name: str | None = None) -> None:
+        registered.append((provider, name))
+
+    def report(error: str) -> None:
+        reported.append(" ".join(str(error).split()))
+
+    offered = {"register": register, "report": report}
+    for impl in pm.hook.register_providers.get_hookimpls():
+        if impl.plugin is obj:
+            impl.function(**{arg: offered[arg] for arg in impl.argnames})
+    return registered, reported
+
+
+def _check_contracts(registered: list[tuple[Any, str | None]]) -> None:
+    """Raise :class:`InvalidRequestError` for the first provider that does not follow the
+    provider contract."""
+    for provider, name in registered:
+        problems = missing_fields(provider)
+        if problems:
+            raise InvalidRequestError(
+                f"registered {_name_of(provider, name)!r}, which does not follow "
+                f"the provider contract ({', '.join(problems)})"
+            )
 
 
 def _has_hookimpls(obj: Any) -> bool:
