@@ -1,23 +1,31 @@
 """Health checks: a short prompt to every provider and model, in parallel, each with a
-timeout, and one line of result for each. ``providerhub check`` prints them."""
+timeout and a short answer asked for, and one line of result for each. ``providerhub
+check`` prints them."""
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._transport import redact
 from .errors import InvalidRequestError, ProviderHubError
 
 if TYPE_CHECKING:
     from ._hub import Hub
     from ._provider import Provider
 
-__all__ = ["STATUSES", "CheckResult", "run_checks"]
+__all__ = ["MAX_TOKENS", "STATUSES", "CheckResult", "run_checks"]
 
 STATUSES = ("ok", "failing", "needs auth", "disabled")
 PROMPT = "Reply with the single word OK."
+_USERINFO = re.compile(r"(?<=://)[^/?#\s@]*@")
+MAX_TOKENS = 16
+"""The longest answer a check asks for: a check costs little, even on a paid model that
+would otherwise answer at length. A provider whose completion takes no ``max_tokens`` is
+called without it (the hub leaves out keyword arguments a provider cannot take)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,8 @@ def run_checks(
 ) -> list[CheckResult]:
     """Check every (provider, model) pair of ``hub``, narrowed to ``providers`` and
     ``models`` when given, at most ``workers`` at a time. Each check makes one attempt (no
-    retries, no fallback) within ``timeout`` seconds."""
+    retries, no fallback) within ``timeout`` seconds, asking for at most
+    :data:`MAX_TOKENS` tokens."""
     chosen = _providers(hub, providers)
     pairs = [(p, m) for p in chosen for m in p.model if models is None or m in models]
     if not pairs:
@@ -99,11 +108,19 @@ def _check(hub: Hub, p: Provider, model: str, timeout: float, prompt: str) -> Ch
             provider=p.name,
             timeout=timeout,
             retries=0,
+            max_tokens=MAX_TOKENS,
         )
     except ProviderHubError as exc:
-        reason = " ".join(str(exc).split())
+        reason = _without_credentials(" ".join(str(exc).split()))
         return CheckResult(p.name, model, "failing", time.perf_counter() - started, reason)
     latency = time.perf_counter() - started
     if not text.strip():
         return CheckResult(p.name, model, "failing", latency, "answered with empty text")
     return CheckResult(p.name, model, "ok", latency, f"answered {len(text)} characters")
+
+
+def _without_credentials(reason: str) -> str:
+    """``reason`` with no user info or query value in its URLs. The hub's own errors show
+    URLs without them; a provider's own exception text may hold its url as configured,
+    password and all (``PROVIDERHUB_<NAME>_URL=https://user:password@host``)."""
+    return redact(_USERINFO.sub("", reason))

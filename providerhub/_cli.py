@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from ._hub import Hub, get_hub
+from ._transport import safe_url
 from .errors import InvalidRequestError, ProviderHubError
 
 __all__ = ["build_parser", "main"]
@@ -72,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser(
         "check",
-        help="send a short prompt to every provider and model; exit 1 if any fails",
+        help="send a short prompt, asking for at most 16 tokens back, to every provider and "
+        "model; exit 1 if any fails",
     )
     check.add_argument("-p", "--provider", action="append", help="check only this provider")
     check.add_argument("-m", "--model", action="append", help="check only this model")
@@ -140,7 +142,8 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
                 "name": p.name,
                 "distribution": p.distribution,
                 "version": p.version,
-                "url": p.url,
+                # Without user info and query: PROVIDERHUB_<NAME>_URL may carry a password.
+                "url": safe_url(p.url),
                 "models": list(p.model),
                 "stream": p.supports_stream,
                 "needs_auth": p.needs_auth,
@@ -155,7 +158,12 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
         for e in hub.plugin_errors
     ]
     if args.json:
-        doc = {"providers": rows, "plugin_errors": errors, "disabled_plugins": hub.disabled_plugins}
+        doc = {
+            "providers": rows,
+            "plugin_errors": errors,
+            "disabled_plugins": hub.disabled_plugins,
+            "alias_errors": hub.alias_errors,
+        }
         json.dump(doc, out, indent=2)
         out.write("\n")
         return 0
@@ -181,6 +189,8 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"{name}  skipped: named in PROVIDERHUB_DISABLE_PLUGINS\n")
     for e in hub.plugin_errors:
         out.write(f"error: {e}\n")
+    for alias_error in hub.alias_errors:
+        out.write(f"error: {alias_error}\n")
     return 0
 
 
@@ -202,6 +212,7 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
         doc = {
             "models": [{"model": m, "providers": ps} for m, ps in models.items()],
             "aliases": dict(hub.aliases),
+            "alias_errors": hub.alias_errors,
         }
         json.dump(doc, out, indent=2)
         out.write("\n")
@@ -213,6 +224,10 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\naliases:\n")
         for alias, target in sorted(hub.aliases.items()):
             out.write(f"{alias.ljust(width)}  -> {target}\n")
+    if hub.alias_errors and not hub.aliases:
+        out.write("\n")
+    for alias_error in hub.alias_errors:
+        out.write(f"error: {alias_error}\n")
     return 0
 
 

@@ -68,13 +68,19 @@ class Hub:
         """Plugins that were skipped, and why."""
         self.disabled_plugins: list[str] = []
         """Entry points skipped because ``PROVIDERHUB_DISABLE_PLUGINS`` names them."""
-        self.registry = Registry(settings.aliases())
+        self.alias_errors: list[str] = []
+        """Aliases of ``PROVIDERHUB_ALIASES`` that were not applied, and why, one line each."""
+        # Read now, so that a malformed value fails before any plugin is imported; applied
+        # once the plugins are in, so that the check of alias() sees the models they serve.
+        environment_aliases = settings.aliases()
+        self.registry = Registry()
         """The providers by name and by model, and the aliases: what the router reads."""
         self._lock = threading.RLock()
         self._pm: pluggy.PluginManager | None = None
         self._session: requests.Session | None = None
         if load_entrypoints:
             self.load_entrypoints()
+        self._apply_environment_aliases(environment_aliases)
 
     def __repr__(self) -> str:
         return f"<Hub providers={list(self.providers)!r}>"
@@ -117,6 +123,18 @@ class Hub:
             except (Exception, SystemExit) as exc:
                 self._fail(ep.name, ep.distribution, _one_line(exc))
 
+    def _apply_environment_aliases(self, pairs: Mapping[str, str]) -> None:
+        """Apply the aliases of ``PROVIDERHUB_ALIASES`` through :meth:`alias`, which refuses
+        one that would hide a model a provider serves. A refused alias is left out and
+        recorded in :attr:`alias_errors`; the others apply, and the hub is built."""
+        for alias, model in pairs.items():
+            try:
+                self.alias(alias, model)
+            except InvalidRequestError as exc:
+                self.alias_errors.append(
+                    f"{settings.ALIASES_VARIABLE}: {alias}={model} was left out: {exc}"
+                )
+
     def _fail(self, name: str, distribution: str | None, error: str) -> None:
         self.plugin_errors.append(PluginFailure(name, distribution, error))
 
@@ -142,37 +160,18 @@ class Hub:
         self, obj: Any, plugin: str, distribution: str | None, version: str | None
     ) -> list[Provider]:
         pm = self.plugin_manager
-        pending: list[tuple[Any, str | None]] = []
-
-        def register(provider: Any, name: str | None = None) -> None:
-            pending.append((provider, name))
-
-        reported: list[str] = []
-
-        def report(error: str) -> None:
-            reported.append(" ".join(str(error).split()))
-
-        offered = {"register": register, "report": report}
         pm.register(obj, name=plugin)
         try:
-            for impl in pm.hook.register_providers.get_hookimpls():
-                if impl.plugin is obj:
-                    impl.function(**{arg: offered[arg] for arg in impl.argnames})
+            registered, reported = _run_register_hook(pm, obj)
             # Check every provider before adopting any, so a plugin is all in or all out.
-            for provider, name in pending:
-                problems = missing_fields(provider)
-                if problems:
-                    raise InvalidRequestError(
-                        f"registered {_name_of(provider, name)!r}, which does not follow "
-                        f"the provider contract ({', '.join(problems)})"
-                    )
+            _check_contracts(registered)
         except BaseException:
             pm.unregister(obj)
             raise
         for error in reported:
             self._fail(plugin, distribution, error)
         adopted = []
-        for provider, name in pending:
+        for provider, name in registered:
             try:
                 adopted.append(
                     self._adopt(provider, _name_of(provider, name), plugin, distribution, version)
@@ -523,6 +522,40 @@ def _retry_policy(retries: int) -> Retry:
         allowed_methods=None,
         raise_on_status=False,
     )
+
+
+def _run_register_hook(
+    pm: pluggy.PluginManager, obj: Any
+) -> tuple[list[tuple[Any, str | None]], list[str]]:
+    """Call the ``register_providers`` hook of ``obj`` (registered in ``pm``): the providers
+    it registered, each with the name it gave (or None), and the problems it reported, one
+    line each."""
+    registered: list[tuple[Any, str | None]] = []
+    reported: list[str] = []
+
+    def register(provider: Any, name: str | None = None) -> None:
+        registered.append((provider, name))
+
+    def report(error: str) -> None:
+        reported.append(" ".join(str(error).split()))
+
+    offered = {"register": register, "report": report}
+    for impl in pm.hook.register_providers.get_hookimpls():
+        if impl.plugin is obj:
+            impl.function(**{arg: offered[arg] for arg in impl.argnames})
+    return registered, reported
+
+
+def _check_contracts(registered: list[tuple[Any, str | None]]) -> None:
+    """Raise :class:`InvalidRequestError` for the first provider that does not follow the
+    provider contract."""
+    for provider, name in registered:
+        problems = missing_fields(provider)
+        if problems:
+            raise InvalidRequestError(
+                f"registered {_name_of(provider, name)!r}, which does not follow "
+                f"the provider contract ({', '.join(problems)})"
+            )
 
 
 def _has_hookimpls(obj: Any) -> bool:

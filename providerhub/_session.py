@@ -12,6 +12,7 @@ afresh. Imported only when the first request is made, with ``requests``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -41,20 +42,26 @@ request: its scheme's proxy, ``all_proxy``, ``no_proxy`` and the CA bundle."""
 _MAX_ENTRIES = 256
 
 
-def _environment_reader() -> Any:
-    """A function giving the values of :data:`ENVIRONMENT`, as cheaply as can be.
+def _environment_reader(environ: Mapping[str, str] = os.environ) -> Any:
+    """A function giving the values of :data:`ENVIRONMENT` in ``environ``, as cheaply as
+    can be: called once per request, it is part of every call's cost.
 
-    ``os.environ.get`` encodes the name, looks it up and decodes the value, a few hundred
-    nanoseconds a name; ``os.environ`` keeps the encoded pairs in a plain dict, which one
-    C-level pass reads in a fraction of that. Where that dict is not there (another Python),
+    ``os.environ.get`` encodes the name, looks it up and decodes the value, and for an
+    unset name (most of these, mostly) raises and catches a ``KeyError``; ``os.environ``
+    keeps the encoded pairs in a plain dict, its private ``_data``, which one C-level pass
+    reads. Measured (100,000 calls, best of 9, 2-core EPYC, Python 3.11, 35 variables set,
+    none of these): 68 ms reading ``_data``, 1,150 ms through ``os.environ.get``. The
+    11 us a call that saves is about 1% of the warm non-streamed call of bench figure 2
+    (1.2-1.4 ms on that machine), a third of the 3% over raw requests its target allows.
+    Where that dict is not there (another Python, or a mapping other than ``os.environ``),
     the plain way.
     """
-    data = getattr(os.environ, "_data", None)
-    encodekey = getattr(os.environ, "encodekey", None)
+    data = getattr(environ, "_data", None)
+    encodekey = getattr(environ, "encodekey", None)
     if isinstance(data, dict) and callable(encodekey):
         keys = [encodekey(name) for name in ENVIRONMENT]
         return lambda: tuple(map(data.get, keys))
-    return lambda: tuple(os.environ.get(name) for name in ENVIRONMENT)
+    return lambda: tuple(environ.get(name) for name in ENVIRONMENT)
 
 
 _environment = _environment_reader()

@@ -25,9 +25,27 @@ class Event(NamedTuple):
     id: str | None = None
 
 
-# Event(...) runs the NamedTuple's Python-level __new__; tuple.__new__ builds the same
-# object in C, which matters at one event per token.
-_new_event = tuple.__new__
+def _plain_event(cls: type[Event], fields: tuple[str, str, str | None]) -> Event:
+    return cls(*fields)
+
+
+def _builds_events(make: object) -> bool:
+    """Whether ``make(Event, fields)`` gives what ``Event(*fields)`` does, on this Python."""
+    try:
+        built = make(Event, ("x", "message", None))  # type: ignore[operator]
+    except Exception:  # this Python's tuple.__new__ refuses a NamedTuple
+        return False
+    return type(built) is Event and built == Event("x") and built.event == "message"
+
+
+# Event(...) runs the NamedTuple's generated __new__ in Python; tuple.__new__ builds the
+# same object in C. Measured: 20,000 events through SSEParser.feed (CPU time, best of 41,
+# 2-core EPYC, Python 3.11) take 27.3 ms this way against 31.4 ms with Event(...) at one
+# event a chunk, 21.8 ms against 26.2 ms at sixteen: 200 ns an event, 2-3% of what a
+# streamed chunk costs through the hub, where bench figure 3 (>= 1.2x raw requests,
+# standard library alone) measured 1.20x-1.22x. Where tuple.__new__ would not build the
+# same object, the plain constructor.
+_new_event = tuple.__new__ if _builds_events(tuple.__new__) else _plain_event
 
 
 class EventTooLargeError(ValueError):
@@ -58,6 +76,7 @@ class SSEParser:
         self._last_id: str | None = None
 
     def feed(self, chunk: bytes) -> list[Event]:
+        """The events ``chunk`` completes, in order (possibly none)."""
         if not chunk:
             return []
         if (
@@ -75,6 +94,28 @@ class SSEParser:
         ):
             data = chunk[6:-2].decode("utf-8", "replace")
             return [_new_event(Event, (data, "message", self._last_id))]
+        events: list[Event] = []
+        for line in self._complete_lines(chunk):
+            if line[:5] == b"data:":
+                # Nearly every line of a completion stream: checked first, and added here
+                # rather than through _add_data, whose call costs 4% (sixteen events a chunk).
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                self._size += len(value) + 1
+                if self._size > self._max:
+                    raise EventTooLargeError(self._max)
+                self._data.append(value)
+            elif not line:
+                if self._data:
+                    events.append(self._dispatch())
+                else:
+                    self._event = ""
+            elif line[0] != 58:  # b":" starts a comment, kept-alive pings among them
+                self._field(line)
+        return events
+
+    def _complete_lines(self, chunk: bytes) -> list[bytes]:
+        """The lines ``chunk`` completes, without their line ends; the unfinished last one
+        is kept for the next chunk."""
         if self._tail_cr:
             self._tail_cr = False
             if chunk[:1] == b"\n":
@@ -88,38 +129,26 @@ class SSEParser:
         self._pending = lines.pop()
         if len(self._pending) > self._max:
             raise EventTooLargeError(self._max)
-        events: list[Event] = []
-        for line in lines:
-            if line[:5] == b"data:":
-                # Nearly every line of a completion stream: the fast path first.
-                value = line[6:] if line[5:6] == b" " else line[5:]
-                self._size += len(value) + 1
-                if self._size > self._max:
-                    raise EventTooLargeError(self._max)
-                self._data.append(value)
-                continue
-            if not line:
-                if self._data:
-                    events.append(self._dispatch())
-                else:
-                    self._event = ""
-                continue
-            if line[0] == 58:  # b":": a comment, kept-alive pings among them
-                continue
-            name, colon, value = line.partition(b":")
-            if colon and value[:1] == b" ":
-                value = value[1:]
-            if name == b"data":
-                self._size += len(value) + 1
-                if self._size > self._max:
-                    raise EventTooLargeError(self._max)
-                self._data.append(value)
-            elif name == b"event":
-                self._event = value.decode("utf-8", "replace")
-            elif name == b"id" and b"\0" not in value:
-                self._id = value.decode("utf-8", "replace")
-            # "retry" and unknown fields carry nothing a completion needs.
-        return events
+        return lines
+
+    def _field(self, line: bytes) -> None:
+        """Take a ``name: value`` line other than ``data:``."""
+        name, colon, value = line.partition(b":")
+        if colon and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._add_data(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"id" and b"\0" not in value:
+            self._id = value.decode("utf-8", "replace")
+        # "retry" and unknown fields carry nothing a completion needs.
+
+    def _add_data(self, value: bytes) -> None:
+        self._size += len(value) + 1
+        if self._size > self._max:
+            raise EventTooLargeError(self._max)
+        self._data.append(value)
 
     def _dispatch(self) -> Event:
         data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)

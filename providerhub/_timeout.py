@@ -49,6 +49,27 @@ class Timeout(tuple[float, float]):
     def __repr__(self) -> str:
         return f"Timeout(connect={self[0]}, read={self[1]}, total={self.total})"
 
+    # Equality takes ``total`` in: two limits that bound the whole call differently are
+    # different limits, though their (connect, read) pairs match. A plain tuple has no
+    # total, so it equals only a Timeout without one; the hash follows, so that equal
+    # values (a Timeout and its plain pair among them) hash alike.
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Timeout):
+            return tuple.__eq__(self, other) and self.total == other.total
+        if isinstance(other, tuple):
+            return self.total is None and tuple.__eq__(self, other)
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        if self.total is None:
+            return tuple.__hash__(self)
+        return hash((self[0], self[1], self.total))
+
 
 DEFAULT_TIMEOUT = Timeout(connect=10.0, read=60.0)
 """Connect within 10 s; then no more than 60 s of silence between two pieces."""

@@ -5,10 +5,15 @@ package root with ``from ...typing import sha256, Dict, get_type_hints``. :func:
 gives it that package root, a synthetic one under :data:`ROOT`, so the file runs as
 written; its own ``params`` string is kept, and its module-level ``url`` still takes
 ``PROVIDERHUB_<NAME>_URL``.
+
+Whatever such a module prints while it is imported goes to standard error, so that it does
+not mix with a program's output (``providerhub providers --json``); and whatever it raises
+then, ``SystemExit`` included, becomes an :class:`~providerhub.InvalidRequestError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -45,7 +50,9 @@ def load(
     return the registered provider.
 
     ``path_or_module`` is the module's file, or a module already imported. ``name`` is
-    the provider's name; by default the file's name without ``.py``.
+    the provider's name; by default the file's name without ``.py``. A file that raises
+    while it is imported (``sys.exit()`` included) raises :class:`InvalidRequestError`
+    saying what it raised, with that exception as its ``__cause__``.
     """
     if isinstance(path_or_module, types.ModuleType):
         module = path_or_module
@@ -74,10 +81,24 @@ def load_dir(directory: str | os.PathLike[str], *, hub: Hub) -> list[Provider]:
         try:
             loaded.append(load(path, hub=hub))
         except (Exception, SystemExit) as exc:
-            text = " ".join(str(exc).split())
-            error = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+            # SystemExit too: a file's exit() must not end the program that loads it.
+            error = exc.report if isinstance(exc, _ImportFailedError) else _one_line(exc)
             hub.plugin_errors.append(PluginFailure(path.stem, f"legacy file {path}", error))
     return loaded
+
+
+class _ImportFailedError(InvalidRequestError):
+    """A legacy file raised while it was imported; ``report`` says so for ``plugin_errors``,
+    in the words the hub uses for a plugin that fails to import."""
+
+    def __init__(self, path: Path, exc: BaseException) -> None:
+        self.report = f"failed to import: {_one_line(exc)}"
+        super().__init__(f"legacy module {path} {self.report}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _import_file(path: Path) -> types.ModuleType:
@@ -91,8 +112,15 @@ def _import_file(path: Path) -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[qualified] = module
     try:
-        spec.loader.exec_module(module)
+        # Old modules print as they please; standard output belongs to the program.
+        # (redirect_stdout swaps sys.stdout for the whole process, for the import's time.)
+        with contextlib.redirect_stdout(sys.stderr):
+            spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:
+        del sys.modules[qualified]
+        raise _ImportFailedError(path, exc) from exc
     except BaseException:
+        # KeyboardInterrupt and the like are the user's, not the module's: let them through.
         del sys.modules[qualified]
         raise
     return module

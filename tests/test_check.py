@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import providerhub
+from providerhub._check import MAX_TOKENS, run_checks
+from providerhub._cli import help_texts
 from providerhub.testing import OpenAIServer, Reply
 
 from ._support import seed_module
@@ -34,6 +37,10 @@ def test_check_reports_gravityengine_ok_against_the_demo_server(server: OpenAISe
     ]
     assert all(r["latency"] > 0 for r in rows)
     assert len(server.requests) == 2  # one short prompt each, no retries
+    for request in server.requests:
+        body = request.json()
+        assert 0 < body["max_tokens"] <= 16  # a check asks for a short answer
+        assert sum(len(m["content"]) for m in body["messages"]) <= 100
 
 
 def test_check_reports_failures_with_their_reason_and_exits_1(
@@ -68,3 +75,61 @@ def test_check_with_nothing_to_check_says_so() -> None:
     result = check("-m", "no-such-model", env={})
     assert result.returncode == 2
     assert result.stderr.startswith("providerhub: error: nothing to check")
+
+
+class NoMaxTokens:
+    """A provider whose completion takes only what it names: no max_tokens, no **kwargs."""
+
+    url = "http://no-max-tokens.invalid"
+    model = ["strict-model"]
+    supports_stream = False
+    needs_auth = False
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def _create_completion(
+        self, model: str, messages: list[Any], stream: bool, timeout: Any = None
+    ) -> Any:
+        self.calls.append({"model": model, "messages": messages, "timeout": timeout})
+        yield "OK"
+
+
+def test_a_provider_that_takes_no_max_tokens_is_still_checked(
+    hub: providerhub.Hub, fake: Callable[..., Any]
+) -> None:
+    strict = NoMaxTokens()
+    hub.register(strict, name="strict")
+    loose = fake("loose", ["loose-model"], ["OK"])
+    hub.register(loose)
+    results = {r.provider: r for r in run_checks(hub, timeout=5)}
+    assert results["strict"].status == "ok", results["strict"].reason
+    assert len(strict.calls) == 1
+    assert results["loose"].status == "ok"
+    [call] = loose.calls  # one that takes **kwargs is asked for a short answer
+    assert call["max_tokens"] == MAX_TOKENS <= 16
+    assert f"at most {MAX_TOKENS} tokens" in help_texts()["providerhub"]
+
+
+class Tattler:
+    """A provider that names its url, as configured, in the exception it raises."""
+
+    url = "http://user:pw-secret@127.0.0.1:9/v1?key=k-secret"
+    model = ["tattler-model"]
+    supports_stream = False
+    needs_auth = False
+
+    def _create_completion(self, model: str, messages: list[Any], stream: bool) -> Any:
+        raise RuntimeError(f"cannot reach {self.url}")
+        yield ""  # a generator, as providers are
+
+
+def test_a_failing_check_shows_no_password_or_query_value_of_the_url(
+    hub: providerhub.Hub,
+) -> None:
+    hub.register(Tattler(), name="tattler")
+    [result] = run_checks(hub, timeout=5)
+    assert result.status == "failing"
+    assert "cannot reach http://127.0.0.1:9/v1?key=***" in result.reason
+    assert "pw-secret" not in result.reason and "k-secret" not in result.reason
+    assert "user" not in result.reason

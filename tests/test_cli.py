@@ -97,6 +97,36 @@ def test_models_and_params() -> None:
     }
 
 
+def test_an_environment_alias_hiding_a_served_model_is_shown_as_an_error() -> None:
+    env = {"PROVIDERHUB_ALIASES": "gpt-3.5-turbo-16k=gpt-3.5-turbo-0613,fast=gpt-3.5-turbo-16k"}
+    said = "error: PROVIDERHUB_ALIASES: gpt-3.5-turbo-16k=gpt-3.5-turbo-0613 was left out: "
+    models = run("models", env=env)
+    assert models.returncode == 0, models.stderr
+    assert said in models.stdout
+    assert "fast  " in models.stdout and "-> gpt-3.5-turbo-16k" in models.stdout
+    assert said in run("providers", env=env).stdout
+    for command in ("models", "providers"):
+        [error] = json.loads(run(command, "--json", env=env).stdout)["alias_errors"]
+        assert error.startswith(said.removeprefix("error: "))
+
+
+def test_a_provider_url_is_printed_without_its_user_info_and_query() -> None:
+    # Port 9 (discard) refuses on loopback: check fails fast, printing its reason.
+    env = {"PROVIDERHUB_GRAVITYENGINE_URL": "http://user:s3cret-pw@127.0.0.1:9/x?key=k-abc123"}
+    text = run("providers", env=env)
+    assert "  url:    http://127.0.0.1:9/x\n" in text.stdout
+    doc = json.loads(run("providers", "--json", env=env).stdout)
+    [gravityengine] = [p for p in doc["providers"] if p["name"] == "gravityengine"]
+    assert gravityengine["url"] == "http://127.0.0.1:9/x"
+    checked = run("check", "--timeout", "5", env=env)
+    assert checked.returncode == 1 and "could not connect to http://127.0.0.1:9/x" in checked.stdout
+    checked_json = run("check", "--json", "--timeout", "5", env=env)
+    for result in (text, checked, checked_json):
+        assert "s3cret-pw" not in result.stdout + result.stderr
+        assert "k-abc123" not in result.stdout + result.stderr
+        assert "user" not in result.stdout + result.stderr
+
+
 def test_chat_streams_from_the_routed_provider(server: OpenAIServer) -> None:
     server.script(Reply.text("Hello", " from", " the server"))
     env = {"PROVIDERHUB_GRAVITYENGINE_URL": server.url}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -112,3 +113,43 @@ def test_providers_legacy_dir_lists_them(old_dir: Path) -> None:
     assert "Gravityold  [registered in code]" in result.stdout
     assert "gravityengine  [providerhub-gravityengine" in result.stdout
     assert f"error: plugin 'Broken' (from legacy file {old_dir / 'Broken.py'})" in result.stdout
+
+
+def test_a_module_that_exits_while_imported_raises_a_typed_error_not_system_exit(
+    old_dir: Path, hub: providerhub.Hub
+) -> None:
+    quitter = old_dir / "Quitter.py"
+    quitter.write_text("import sys\nsys.exit(3)\n")
+    with pytest.raises(providerhub.InvalidRequestError) as caught:
+        legacy.load(quitter, hub=hub)
+    assert str(caught.value) == f"legacy module {quitter} failed to import: SystemExit: 3"
+    assert isinstance(caught.value.__cause__, SystemExit)
+    assert f"{legacy.ROOT}.Provider.Providers.Quitter" not in sys.modules
+    assert "Quitter" not in hub.providers
+    interrupted = old_dir / "Interrupted.py"
+    interrupted.write_text("raise KeyboardInterrupt\n")
+    with pytest.raises(KeyboardInterrupt):  # the user's, not the module's: it goes through
+        legacy.load(interrupted, hub=hub)
+    interrupted.unlink()
+    loaded = legacy.load_dir(old_dir, hub=hub)
+    assert [p.name for p in loaded] == ["Gravityold"]
+    assert {f.name: f.error for f in hub.plugin_errors}["Quitter"] == (
+        "failed to import: SystemExit: 3"
+    )
+
+
+def test_what_a_module_prints_while_imported_keeps_out_of_providers_json(old_dir: Path) -> None:
+    (old_dir / "Chatty.py").write_text(
+        (old_dir / "Gravityold.py").read_text() + "\nprint('loading Chatty, hello!')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "providerhub", "providers", "--json", "--legacy-dir", str(old_dir)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)  # nothing else on standard output
+    assert {"Chatty", "Gravityold"} <= {p["name"] for p in doc["providers"]}
+    assert "loading Chatty, hello!" in result.stderr

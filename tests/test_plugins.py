@@ -238,3 +238,22 @@ def test_a_plugin_may_report_a_problem_and_keep_its_other_providers(
         [error] = [e for e in hub.plugin_errors if e.name == "partial"]
         assert error.error == "[endpoints.bad] url: must start with http"
         assert error.distribution == "phtest-partial"
+
+
+def test_an_environment_alias_cannot_hide_a_model_a_plugin_serves(
+    make_dist: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_dist(
+        "phtest-hooks-alias",
+        modules={"phtest_hooks_alias": HOOK_PLUGIN},
+        entry_points={"echoes": "phtest_hooks_alias"},
+    )
+    # echo-model is served by the plugin, loaded after the variable is read.
+    monkeypatch.setenv("PROVIDERHUB_ALIASES", "echo-model=other-model, quick=other-model")
+    with providerhub.Hub(retries=0) as hub:
+        assert dict(hub.aliases) == {"quick": "other-model"}  # the other alias still applies
+        [error] = hub.alias_errors
+        assert error.startswith("PROVIDERHUB_ALIASES: echo-model=other-model was left out: ")
+        assert "a model a provider serves" in error
+        assert hub.create("echo-model", HI, provider="echo-one") == "echo-one says Hi"
+        assert [p.name for p in hub.route("quick")] == ["echo-two"]

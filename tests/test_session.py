@@ -70,3 +70,12 @@ def test_the_environment_reader_sees_what_os_environ_holds(
     assert values["NO_PROXY"] is None
     monkeypatch.setenv("NO_PROXY", "example.com")
     assert dict(zip(ENVIRONMENT, _session._environment()))["NO_PROXY"] is not None
+
+
+def test_the_environment_reader_of_a_plain_mapping_reads_it_the_plain_way() -> None:
+    from providerhub import _session
+
+    read = _session._environment_reader({"NO_PROXY": "example.com", "OTHER": "x"})
+    values = dict(zip(ENVIRONMENT, read()))
+    assert values["NO_PROXY"] == "example.com"
+    assert [name for name, value in values.items() if value is not None] == ["NO_PROXY"]

@@ -111,3 +111,18 @@ def test_random_bytes_raise_nothing_but_our_error(chunks: list[bytes]) -> None:
                 assert isinstance(event.data, str)
     except EventTooLargeError:
         pass
+
+
+def test_events_are_events_on_the_fast_path_and_the_slow_one_and_by_the_fallback() -> None:
+    from providerhub import _sse
+
+    fast = SSEParser().feed(b"data: a\n\n")
+    slow = SSEParser().feed(b"event: delta\nid: 7\ndata: b\n\n")
+    for event in [*fast, *slow]:
+        assert type(event) is Event
+    assert (fast[0].data, fast[0].event, fast[0].id) == ("a", "message", None)
+    assert (slow[0].data, slow[0].event, slow[0].id) == ("b", "delta", "7")
+    # The plain constructor, used where tuple.__new__ would not build an Event.
+    assert _sse._builds_events(_sse._plain_event)
+    assert not _sse._builds_events(lambda cls, fields: fields)
+    assert not _sse._builds_events(None)

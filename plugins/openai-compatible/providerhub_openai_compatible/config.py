@@ -81,6 +81,15 @@ _RESERVED_HEADERS = {
     ),
 }
 
+# Headers of one hop rather than of the request: they describe the connection or how the
+# body is framed on it (RFC 9110, section 7.6.1; RFC 9112, section 6), and the HTTP client
+# sets them for each connection and body. One from the file would send the request to
+# another virtual host (Host), or frame the body differently from how it is sent
+# (Transfer-Encoding), which a proxy or server may read as two requests.
+_HOP_HEADERS = frozenset(
+    {"connection", "host", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}
+)
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # An HTTP header name is a "token" (RFC 9110, section 5.6.2).
@@ -470,6 +479,16 @@ def _check_headers(value: Any) -> dict[str, str]:
         lowered = key.lower()
         if lowered in _RESERVED_HEADERS:
             raise _Bad(_RESERVED_HEADERS[lowered])
+        if lowered in _HOP_HEADERS:
+            raise _Bad(
+                f"must not set {key}: it describes the connection or the framing of the "
+                "body, which the HTTP client sets for each request"
+            )
+        if lowered.startswith("proxy-"):
+            raise _Bad(
+                f"must not set {key}: headers for a proxy go through the proxy variables "
+                "(HTTPS_PROXY, HTTP_PROXY, with the proxy's user and password in their URL)"
+            )
         if lowered in seen:
             raise _Bad(f"sets {seen[lowered]} twice (header names ignore case)")
         seen[lowered] = key

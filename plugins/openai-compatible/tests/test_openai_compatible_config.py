@@ -294,6 +294,39 @@ def entry(name: str = "ollama", **fields: str) -> str:
             "must not set Accept",
         ),
         (
+            entry(headers='{ Host = "other.example.com" }'),
+            "[endpoints.ollama] headers",
+            "must not set Host: it describes the connection or the framing of the body",
+        ),
+        (
+            entry(headers='{ "transfer-encoding" = "chunked" }'),
+            "[endpoints.ollama] headers",
+            "must not set transfer-encoding: it describes the connection",
+        ),
+        (
+            entry(headers='{ "Content-Length" = "0" }'),
+            "[endpoints.ollama] headers",
+            "must not set Content-Length",
+        ),
+        *(
+            (
+                entry(headers=f'{{ "{name}" = "x" }}'),
+                "[endpoints.ollama] headers",
+                f"must not set {name}: it describes the connection",
+            )
+            for name in ("Connection", "Upgrade", "TE", "Trailer", "Keep-Alive")
+        ),
+        (
+            entry(headers='{ "Proxy-Authorization" = "Basic dTpw" }'),
+            "[endpoints.ollama] headers",
+            "must not set Proxy-Authorization: headers for a proxy go through the proxy",
+        ),
+        (
+            entry(headers='{ "proxy-connection" = "keep-alive" }'),
+            "[endpoints.ollama] headers",
+            "must not set proxy-connection",
+        ),
+        (
             entry(modles='["x"]'),
             "[endpoints.ollama] modles",
             "unknown field; did you mean models? (the fields are url, path, models, "
@@ -383,6 +416,7 @@ def test_load_is_all_or_nothing(write_config: WriteConfig) -> None:
     [
         (entry(api_key_env='"sk-live-1234567890abcdef"'), "sk-live-1234567890abcdef"),
         (entry(headers='{ Authorization = "Bearer tok-998877" }'), "tok-998877"),
+        (entry(headers='{ "Proxy-Authorization" = "Basic cHJveHk6cHc=" }'), "cHJveHk6cHc="),
         (entry(headers='{ "X-Api-Key" = "k-55\\n66" }'), "k-55"),
         (entry(url='"http://user:pa55word@h"'), "pa55word"),
         (entry(url='"http://h/?key=abc123secret"'), "abc123secret"),
