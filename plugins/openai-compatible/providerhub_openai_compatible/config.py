@@ -8,6 +8,9 @@
     models = ["llama3.2", "qwen2.5"]      # required
     api_key_env = "OLLAMA_API_KEY"        # optional; when set, the endpoint needs a key
     stream = true                         # the default
+    tools = true                          # the default: it takes tools= (supports_tools)
+    vision = false                        # the default: image and file parts
+    json_schema = false                   # the default: a json_schema response_format
     headers = { "X-Team" = "search" }     # optional
 
 Every problem is a :class:`Problem` naming the file, the entry and the field.
@@ -58,7 +61,20 @@ CONFIG_VARIABLE = "PROVIDERHUB_CONFIG"
 DEFAULT_PATH = "/v1/chat/completions"
 """The chat completions path of OpenAI and of the servers that copy its API."""
 
-FIELDS = ("url", "path", "models", "api_key_env", "stream", "headers")
+FIELDS = (
+    "url",
+    "path",
+    "models",
+    "api_key_env",
+    "stream",
+    "tools",
+    "vision",
+    "json_schema",
+    "headers",
+)
+
+FLAGS = {"stream": True, "tools": True, "vision": False, "json_schema": False}
+"""The true-or-false fields, and their defaults."""
 """The fields of an ``[endpoints.<name>]`` table, in the order they are documented."""
 
 REQUIRED = ("url", "models")
@@ -112,6 +128,9 @@ class Endpoint:
     api_key_env: str | None = None
     stream: bool = True
     headers: Mapping[str, str] = field(default_factory=dict)
+    tools: bool = True
+    vision: bool = False
+    json_schema: bool = False
 
 
 @dataclass(frozen=True)
@@ -365,8 +384,8 @@ def _check_entry(name: str, entry: Any, source: str) -> Endpoint | list[Problem]
         source=source,
         path=checked.get("path", DEFAULT_PATH),
         api_key_env=checked.get("api_key_env"),
-        stream=checked.get("stream", True),
         headers=checked.get("headers", {}),
+        **{flag: checked.get(flag, default) for flag, default in FLAGS.items()},
     )
 
 
@@ -459,7 +478,7 @@ def _check_api_key_env(value: Any) -> str:
     )
 
 
-def _check_stream(value: Any) -> bool:
+def _check_flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise _Bad(f"must be true or false, not {_show(value)}")
     return value
@@ -506,7 +525,7 @@ _CHECKS = {
     "path": _check_path,
     "models": _check_models,
     "api_key_env": _check_api_key_env,
-    "stream": _check_stream,
+    **dict.fromkeys(FLAGS, _check_flag),
     "headers": _check_headers,
 }
 

@@ -37,6 +37,9 @@ class EndpointProvider:
         self.path: str = endpoint.path
         self.model: list[str] = list(endpoint.models)
         self.supports_stream: bool = endpoint.stream
+        self.supports_tools: bool = endpoint.tools
+        self.supports_vision: bool = endpoint.vision
+        self.supports_json_schema: bool = endpoint.json_schema
         self.api_key_env: str | None = endpoint.api_key_env
         """The environment variable holding the key, or None when the endpoint needs none."""
         self.needs_auth: bool = endpoint.api_key_env is not None

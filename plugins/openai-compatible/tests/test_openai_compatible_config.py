@@ -259,6 +259,8 @@ def entry(name: str = "ollama", **fields: str) -> str:
         (entry(path="1"), "[endpoints.ollama] path", "must be a string"),
         (entry(stream='"yes"'), "[endpoints.ollama] stream", 'must be true or false, not "yes"'),
         (entry(stream="1"), "[endpoints.ollama] stream", "must be true or false, not 1"),
+        (entry(tools='"no"'), "[endpoints.ollama] tools", 'must be true or false, not "no"'),
+        (entry(vision="1"), "[endpoints.ollama] vision", "must be true or false, not 1"),
         (
             entry(api_key_env='"OLLAMA API KEY"'),
             "[endpoints.ollama] api_key_env",
@@ -330,7 +332,7 @@ def entry(name: str = "ollama", **fields: str) -> str:
             entry(modles='["x"]'),
             "[endpoints.ollama] modles",
             "unknown field; did you mean models? (the fields are url, path, models, "
-            "api_key_env, stream, headers)",
+            "api_key_env, stream, tools, vision, json_schema, headers)",
         ),
         (
             entry(api_key='"sk-abc"'),
@@ -341,8 +343,8 @@ def entry(name: str = "ollama", **fields: str) -> str:
         (
             '[endpoints]\nollama = "http://localhost:11434"\n',
             "[endpoints.ollama]",
-            "must be a table of fields (url, path, models, api_key_env, stream, headers), "
-            'not "http',
+            "must be a table of fields (url, path, models, api_key_env, stream, tools, "
+            'vision, json_schema, headers), not "http',
         ),
         (entry(name='"my server"'), '[endpoints."my server"]', "is not a valid provider name"),
         (entry(name="-x"), "[endpoints.-x]", "is not a valid provider name"),
@@ -511,3 +513,24 @@ def test_every_toml_example_in_the_docs_is_a_valid_file(
             "lm-studio": ("http://localhost:1234", "/v1/chat/completions", None),
             "openai": ("https://api.openai.com", "/v1/chat/completions", "OPENAI_API_KEY"),
         }
+
+
+def test_endpoints_take_tools_unless_the_entry_says_tools_false(write_config: WriteConfig) -> None:
+    write_config(
+        '[endpoints.a]\nurl = "http://h:1"\nmodels = ["m"]\n'
+        '[endpoints.b]\nurl = "http://h:2"\nmodels = ["m"]\ntools = false\nvision = true\n'
+    )
+    with providerhub.Hub() as hub:
+        a, b = hub.providers["a"], hub.providers["b"]
+        assert (a.capabilities["supports_tools"], a.capabilities["supports_vision"]) == (
+            True,
+            False,
+        )
+        assert (b.capabilities["supports_tools"], b.capabilities["supports_vision"]) == (
+            False,
+            True,
+        )
+        tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+        assert [p.name for p in hub.route("m")] == ["a", "b"]
+        with pytest.raises(providerhub.NoProviderError):
+            hub.create("m", [{"role": "user", "content": "x"}], tools=tools, provider="b")
