@@ -285,6 +285,50 @@ def test_a_cancelled_probe_astream_gives_the_probe_back_and_is_no_failure(
     assert_released_then_next_call_probes(hub, server)
 
 
+def test_a_probe_astream_left_with_break_gives_the_probe_back(
+    hub: providerhub.Hub, server: OpenAIServer
+) -> None:
+    open_breaker(hub)
+    release = threading.Event()
+    server.script(Reply.text("a", " never", wait=release, after=1))
+
+    async def main() -> None:
+        async for piece in hub.acreate(MODEL, HI, stream=True, timeout=10):
+            assert piece == "a"
+            assert probing(hub)
+            break
+        # No aclose(): the stream, dropped, aborts its call; the loop goes on running.
+        assert await await_until(lambda: not probing(hub))
+
+    asyncio.run(main())
+    release.set()
+    assert_released_then_next_call_probes(hub, server)
+
+
+@pytest.mark.parametrize("close", ["aclose", "drop"])
+def test_a_probe_astream_closed_or_dropped_gives_the_probe_back(
+    hub: providerhub.Hub, server: OpenAIServer, close: str
+) -> None:
+    open_breaker(hub)
+    release = threading.Event()
+    server.script(Reply.text("a", " never", wait=release, after=1))
+
+    async def main() -> None:
+        stream = hub.acreate(MODEL, HI, stream=True, timeout=10)
+        assert await stream.__anext__() == "a"
+        assert probing(hub)
+        if close == "aclose":
+            await stream.aclose()
+            assert not probing(hub)  # the call is over when aclose() returns
+        else:
+            del stream
+            assert await await_until(lambda: not probing(hub))
+
+    asyncio.run(main())
+    release.set()
+    assert_released_then_next_call_probes(hub, server)
+
+
 def test_a_stream_never_started_takes_no_probe(
     hub: providerhub.Hub, server: OpenAIServer, fake: Callable[..., Any]
 ) -> None:
