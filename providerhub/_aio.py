@@ -2,44 +2,58 @@
 errors of ``create()``.
 
 providerhub's providers are synchronous generators (the seed contract), so each call runs
-in a worker thread of its own, and its pieces cross to the event loop as they arrive.
-Cancelling the task, or closing the stream, aborts the call: the HTTP response's socket is
-shut down, the worker's blocked read returns, and the worker ends. (A provider that does
-not use providerhub's transport cannot be interrupted mid-call; its worker ends when the
-provider returns, and the router's deadline still bounds the wait.)
+on a worker thread, and its pieces cross to the event loop as they arrive. The workers
+are shared by the whole process, and bounded: at most :data:`MAX_WORKERS` calls run at
+once; past that, a call waits its turn (first come, first served) before anything is
+sent, and cancelling a waiting call takes it out of the line at once. A worker thread
+with nothing left to do ends.
+
+Cancelling the task, closing the stream, or leaving an ``async for`` early (the stream
+is aborted when it is dropped) aborts the call: the HTTP response's socket is shut down,
+the worker's blocked read returns, no further request is sent, and the worker ends. (A
+provider that does not use providerhub's transport cannot be interrupted mid-call; its
+worker ends when the provider returns, and the router's deadline still bounds the wait.
+A request still waiting for its response headers is not interrupted either: it ends at
+its read timeout, and is not retried.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import functools
 from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any, TypeVar
 
 from . import _router as router
 from ._provider import Provider
+from ._pump import NOTHING, Pump, Ticket, Workers
 from ._transport import Abort, set_abort
 
-__all__ = ["AsyncStream", "complete"]
+__all__ = ["MAX_WORKERS", "WORKERS", "AsyncStream", "complete"]
 
 T = TypeVar("T")
-_DONE = object()
+
+MAX_WORKERS = 128
+"""The most ``acreate()`` calls that run at once in a process (a stream runs until it is
+read to its end, closed or dropped); more wait their turn."""
+
+WORKERS = Workers(MAX_WORKERS, "providerhub-async")
+"""The worker threads of every ``acreate()`` call."""
+
 _QUEUE_ROOM = 256
 """Pieces the worker may run ahead of a slow reader before it waits."""
 
 
-def _in_thread(target: Callable[[], None], name: str, abort: Abort) -> threading.Thread:
+def _job(abort: Abort, work: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
-        set_abort(abort)  # in the worker's own context: its HTTP exchanges can be aborted
-        target()
+        set_abort(abort)  # in the job's own context: its HTTP exchanges can be aborted
+        work()
 
-    thread = threading.Thread(target=run, name=name, daemon=True)
-    thread.start()
-    return thread
+    return run
 
 
 async def complete(call: router.Call, candidates: list[Provider]) -> str:
-    """``router.complete`` in a worker thread; cancelling the awaiting task aborts it."""
+    """``router.complete`` on a worker thread; cancelling the awaiting task aborts it."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[str] = loop.create_future()
     abort = Abort()
@@ -52,10 +66,11 @@ async def complete(call: router.Call, candidates: list[Provider]) -> str:
         else:
             _deliver(loop, future, text, None)
 
-    _in_thread(work, "providerhub-acreate", abort)
+    ticket = WORKERS.submit(_job(abort, work))
     try:
         return await future
     except asyncio.CancelledError:
+        ticket.cancel()
         abort.abort()
         raise
 
@@ -74,28 +89,37 @@ def _deliver(
         else:
             future.set_result(value)  # type: ignore[arg-type]
 
+    _call_soon(loop, settle)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
     try:
-        loop.call_soon_threadsafe(settle)
+        loop.call_soon_threadsafe(callback)
     except RuntimeError:
         # The loop closed while the call ran: there is no one left to tell.
         return
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class AsyncStream(AsyncIterator[str]):
     """The pieces of a streamed completion, for ``async for``.
 
     ``provider`` names the provider that answers, once the first piece is in. Use it as
-    ``async with`` or call :meth:`aclose` to stop early; the worker thread is gone when
-    :meth:`aclose` returns. ``await`` on it gives the stream itself, so
-    ``stream = await acreate(..., stream=True)`` works too.
+    ``async with`` or call :meth:`aclose` to stop early; the call is over (its connection
+    closed, its provider's generator closed) when :meth:`aclose` returns. A stream left
+    with ``break`` and dropped is aborted when it is collected. ``await`` on it gives the
+    stream itself, so ``stream = await acreate(..., stream=True)`` works too.
     """
 
     def __init__(self, stream: router.Stream) -> None:
         self._stream = stream
         self._abort = Abort()
-        self._thread: threading.Thread | None = None
-        self._queue: asyncio.Queue[tuple[Any, BaseException | None]] | None = None
-        self._room = threading.Semaphore(_QUEUE_ROOM)
+        self._pump: Pump[str] | None = None
+        self._ticket: Ticket | None = None
         self._finished = False
 
     @property
@@ -120,63 +144,57 @@ class AsyncStream(AsyncIterator[str]):
     async def __anext__(self) -> str:
         if self._finished:
             raise StopAsyncIteration
-        if self._queue is None:
-            self._start()
-        assert self._queue is not None
-        try:
-            piece, error = await self._queue.get()
-        except asyncio.CancelledError:
-            self._cancel()
-            raise
-        self._room.release()
-        if piece is _DONE:
-            self._finished = True
-            if error is not None:
-                raise error
-            raise StopAsyncIteration
-        text: str = piece
-        return text
+        pump = self._pump if self._pump is not None else self._start()
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                piece = pump.poll()
+            except StopIteration:
+                self._finished = True
+                raise StopAsyncIteration from None
+            except BaseException:
+                self._finished = True
+                raise
+            if piece is not NOTHING:
+                return piece
+            arrived = loop.create_future()
+            if pump.notify(functools.partial(_call_soon, loop, functools.partial(_wake, arrived))):
+                try:
+                    await arrived
+                except asyncio.CancelledError:
+                    self._cancel()
+                    raise
 
     async def aclose(self) -> None:
         """Stop the stream, close its connection, and wait (briefly) for the worker."""
         self._cancel()
-        thread = self._thread
+        pump = self._pump
         for _ in range(500):  # at most about 5 s: a provider outside our transport may lag
-            if thread is None or not thread.is_alive():
+            if pump is None or pump.done.is_set():
                 return
             await asyncio.sleep(0.01)
+
+    def __del__(self) -> None:
+        # ``async for ... break`` does not call aclose(): without this the worker would
+        # go on reading (or wait for room) with no one left to read.
+        self._cancel()
 
     def _cancel(self) -> None:
         self._finished = True
         self._abort.abort()
-        for _ in range(_QUEUE_ROOM):  # wake a worker waiting for room
-            self._room.release()
+        pump, ticket = self._pump, self._ticket
+        if pump is None:
+            self._stream.close()  # never started: nothing runs, nothing to wait for
+            return
+        if ticket is not None and ticket.cancel():
+            pump.abandon()  # it waited in line: it will never run, so close it here
+        else:
+            pump.stop()
 
-    def _start(self) -> None:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue()
-        self._queue = queue
-
-        def send(item: tuple[Any, BaseException | None]) -> bool:
-            self._room.acquire()
-            if self._abort.aborted:
-                return False
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:
-                return False  # the loop closed: nobody reads any more
-            return True
-
-        def pump() -> None:
-            try:
-                for piece in self._stream:
-                    if not send((piece, None)):
-                        return
-                send((_DONE, None))
-            except BaseException as exc:
-                if not self._abort.aborted:
-                    send((_DONE, exc))
-            finally:
-                self._stream.close()
-
-        self._thread = _in_thread(pump, "providerhub-astream", self._abort)
+    def _start(self) -> Pump[str]:
+        # The job holds the pump and the abort, never this object: dropping the stream
+        # must free it, so that __del__ stops the job.
+        pump: Pump[str] = Pump(self._stream, _QUEUE_ROOM)
+        self._pump = pump
+        self._ticket = WORKERS.submit(_job(self._abort, pump.run))
+        return pump

@@ -6,6 +6,13 @@ once for an authentication failure, which will not heal by itself). When the tim
 one call goes through as a probe (the breaker is *half-open*): if it succeeds the provider
 is healthy again; if it fails, the provider cools down again for twice as long, up to
 ``max_cooldown``. State lives in memory, per hub, behind one lock.
+
+A call asks a provider only with a :class:`Claim` from :meth:`Health.acquire`, and settles
+it when it is over. The probe is claimed under the lock, so exactly one call probes; it
+is given back however its call ends: a success closes the breaker, a failure re-opens
+it, and anything else (the caller closed the stream or dropped it, the task was
+cancelled, the request was refused as invalid, a ``KeyboardInterrupt``) releases it,
+leaving the breaker open with its time up, so that the next call probes.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Callable
 
 from .errors import AuthenticationError, ProviderError
 
-__all__ = ["Cooldown", "Health", "ProviderHealth"]
+__all__ = ["Claim", "Cooldown", "Health", "ProviderHealth"]
 
 
 @dataclass(frozen=True)
@@ -51,9 +58,52 @@ class ProviderHealth:
     """While the clock is before this, the provider is cooling down."""
     period: float = 0.0
     """The length of the last cooldown; the next one is twice as long."""
-    probing: bool = False
-    """A probe call is under way (half-open): other calls keep away until it ends."""
+    probe: int = 0
+    """The number of the claim probing the provider (half-open), 0 when none is: other
+    calls keep away until that claim is settled."""
     last_error: str = ""
+
+    @property
+    def probing(self) -> bool:
+        """A probe call is under way."""
+        return self.probe != 0
+
+
+class Claim:
+    """One call's leave to ask one provider, from :meth:`Health.acquire`.
+
+    Report each failed attempt with :meth:`failure` (the call may retry under the same
+    claim), and end the claim with :meth:`success` or :meth:`release`; ending it again is
+    harmless. ``probe`` says whether the call is the breaker's probe.
+    """
+
+    __slots__ = ("_health", "_probe", "name")
+
+    def __init__(self, health: Health, name: str, probe: int) -> None:
+        self._health = health
+        self.name = name
+        self._probe = probe
+
+    @property
+    def probe(self) -> bool:
+        """The call is (still) the breaker's probe: no failure or success has settled it."""
+        return self._probe != 0
+
+    def success(self) -> None:
+        """The call got its answer: the provider is healthy."""
+        self._health._settle(self, None)
+
+    def failure(self, error: ProviderError) -> None:
+        """An attempt failed with ``error``; a probe's failure re-opens the breaker."""
+        self._health._settle(self, error)
+
+    def release(self) -> None:
+        """The call ended neither way: give back the probe, if this claim holds it."""
+        if self._probe:  # set once, only ever cleared (under the lock): a 0 is final
+            self._health._release(self)
+
+    def __repr__(self) -> str:
+        return f"<Claim {self.name!r}{' probe' if self._probe else ''}>"
 
 
 class Health:
@@ -74,47 +124,81 @@ class Health:
         self._clock = clock
         self._lock = threading.Lock()
         self._state: dict[str, ProviderHealth] = {}
+        self._claims = 0  # numbers the probe claims, so a stale one cannot end a newer probe
 
     def cooling(self, name: str) -> Cooldown | None:
-        """The cooldown ``name`` is in, or None when a call may go to it now."""
+        """The cooldown ``name`` is in, or None when a call may go to it now (it is
+        healthy, or its cooldown is over and no probe is under way).
+
+        An answer for display and planning only: :meth:`acquire` decides, under the lock.
+        """
+        # The healthy case is answered without the lock, and that is safe: it is one dict
+        # lookup and one read of a float, each atomic, so the answer is the state of a
+        # moment ago, which is all a lock could give too (the state may change as soon
+        # as it is released); no decision rests on it, since acquire() checks again.
         state = self._state.get(name)
-        if state is None or (state.open_until == 0.0 and not state.probing):
-            return None  # the common case, answered without the lock
+        if state is None or state.open_until == 0.0:
+            return None
         with self._lock:
+            state = self._state.get(name)
+            if state is None or state.open_until == 0.0:
+                return None
             now = self._clock()
             if state.open_until > now:
                 return Cooldown(state.open_until - now, state.failures, state.last_error)
-            if state.probing:
+            if state.probe:
                 return Cooldown(0.0, state.failures, state.last_error)
             return None
 
-    def begin(self, name: str) -> None:
-        """A call to ``name`` starts. After a cooldown, it is the probe."""
-        state = self._state.get(name)
-        if state is None or state.open_until == 0.0:
-            return
+    def acquire(self, name: str, *, early: bool = False) -> Claim | None:
+        """Leave for a call to ask ``name`` now, or None when it must not: it is cooling
+        down, or another call is probing it.
+
+        When the cooldown is over and no probe is under way, the claim is the probe, and
+        only this call gets it. ``early`` lets the call ask a provider still cooling down
+        (not as the probe): the router does so when every candidate is cooling down.
+        """
         with self._lock:
-            if 0.0 < state.open_until <= self._clock():
-                state.probing = True
+            state = self._state.get(name)
+            if state is None or state.open_until == 0.0:
+                return Claim(self, name, 0)
+            if state.probe:
+                return None
+            if state.open_until > self._clock():
+                return Claim(self, name, 0) if early else None
+            self._claims += 1
+            state.probe = self._claims
+            return Claim(self, name, state.probe)
 
     def success(self, name: str) -> None:
-        state = self._state.get(name)
-        if state is None or (state.failures == 0 and not state.probing):
-            return
-        with self._lock:
-            state.failures = 0
-            state.open_until = 0.0
-            state.period = 0.0
-            state.probing = False
-            state.last_error = ""
+        """A call to ``name`` succeeded: close its breaker."""
+        self._settle(Claim(self, name, 0), None)
 
     def failure(self, name: str, error: ProviderError) -> None:
+        """A call to ``name``, not its probe, failed with ``error``."""
+        self._settle(Claim(self, name, 0), error)
+
+    def _settle(self, claim: Claim, error: ProviderError | None) -> None:
         with self._lock:
-            state = self._state.setdefault(name, ProviderHealth())
+            if error is None:
+                claim._probe = 0
+                state = self._state.get(claim.name)
+                if state is not None:
+                    state.failures = 0
+                    state.open_until = 0.0
+                    state.period = 0.0
+                    state.probe = 0
+                    state.last_error = ""
+                return
+            state = self._state.setdefault(claim.name, ProviderHealth())
             state.failures += 1
             state.last_error = type(error).__name__
-            was_probe = state.probing
-            state.probing = False
+            # After a reset() or a success of another call, the claim no longer holds the
+            # probe: its failure is then an ordinary one.
+            was_probe = claim._probe != 0 and state.probe == claim._probe
+            claim._probe = 0
+            if was_probe:
+                state.probe = 0
             if (
                 was_probe
                 or state.failures >= self.threshold
@@ -124,6 +208,13 @@ class Health:
                     min(state.period * 2, self.max_cooldown) if state.period else self.cooldown
                 )
                 state.open_until = self._clock() + state.period
+
+    def _release(self, claim: Claim) -> None:
+        with self._lock:
+            state = self._state.get(claim.name)
+            if state is not None and state.probe == claim._probe:
+                state.probe = 0
+            claim._probe = 0
 
     def reset(self, name: str | None = None) -> None:
         """Forget the state of ``name``, or of every provider."""

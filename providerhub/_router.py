@@ -10,6 +10,7 @@ because continuing elsewhere would mix two answers.
 from __future__ import annotations
 
 import difflib
+import itertools
 import logging
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
@@ -24,6 +25,7 @@ from .errors import (
     AllProvidersFailedError,
     InvalidRequestError,
     ModelNotFoundError,
+    NoProviderError,
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     import requests
     from urllib3.util import Retry
 
-    from ._health import Health
+    from ._health import Claim, Health
     from ._registry import Registry
 
 __all__ = [
@@ -224,11 +226,13 @@ def check_auth(auth: object, provider: ProviderChoice) -> None:
 
 
 class Attempt(NamedTuple):
-    """One try of one provider: its ``number`` among that provider's tries in the call, and
-    when it ``started`` (``time.perf_counter()``)."""
+    """One try of one provider: its ``number`` among that provider's tries in the call,
+    when it ``started`` (``time.perf_counter()``), and the breaker's leave to ask the
+    provider, which the call settles when the answer ends."""
 
     number: int
     started: float
+    claim: Claim
 
 
 class RetryPolicy(NamedTuple):
@@ -276,6 +280,8 @@ class Call:
         self.session = session
         self.policy = policy
         self.deadline = None if timeout.total is None else time.monotonic() + timeout.total
+        self.refused: dict[str, str] = {}
+        """Candidates the breaker turned away when their turn came, and why."""
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
@@ -293,13 +299,41 @@ class Call:
             )
         return Timeout(min(self.timeout.connect, left), min(self.timeout.read, left), left)
 
-    def start(self, p: Provider) -> tuple[Iterator[str], str, Attempt]:
+    def start(
+        self, p: Provider, *, early: bool = False
+    ) -> tuple[Iterator[str], str, Attempt] | None:
         """Call ``p``, retrying transient failures, until it gives its first non-empty
-        piece of text (or ends without one). Returns the rest of its pieces and that first
-        piece. Raises the last failure, a :class:`ProviderError` naming ``p``."""
+        piece of text (or ends without one). Returns the rest of its pieces, that first
+        piece, and the attempt, whose claim the caller settles (see :meth:`finish`).
+        Raises the last failure, a :class:`ProviderError` naming ``p``.
+
+        None, with the reason in :attr:`refused`, when the breaker turns ``p`` away: it
+        is cooling down, or another call is probing it. ``early`` asks it even while it
+        cools down, for a call that has no one else to ask. Raises
+        :class:`~providerhub._transport.CallAborted` once the call is aborted: no request
+        is sent after that.
+        """
+        claim = self.health.acquire(p.name, early=early)
+        if claim is None:
+            cooldown = self.health.cooling(p.name)
+            self.refused[p.name] = "cooling down" if cooldown is None else cooldown.describe()
+            return None
+        try:
+            return self._attempts(p, claim)
+        except BaseException:
+            # Failures are counted as they happen; whatever ends the call here (its last
+            # failure, an abort, an invalid request, a KeyboardInterrupt) gives back a
+            # probe that was not settled, so the next call probes.
+            claim.release()
+            raise
+
+    def _attempts(self, p: Provider, claim: Claim) -> tuple[Iterator[str], str, Attempt]:
+        abort = transport.current_abort()
         retry = self.policy.retries
         attempt = 0
         while True:
+            if abort is not None and abort.aborted:
+                raise transport.CallAborted
             attempt += 1
             started = time.perf_counter()
             pieces: Iterator[str] | None = None
@@ -310,7 +344,6 @@ class Call:
                 extra: dict[str, Any] = {"timeout": limits, "session": self.session}
                 if secret:
                     extra["auth"] = secret
-                self.health.begin(p.name)
                 pieces = p.complete(self.model, self.messages, self.stream, **self.kwargs, **extra)
                 if not p.honors_timeout:
                     pieces = Watched(pieces, p.name, limits.read, self.deadline)
@@ -321,19 +354,29 @@ class Call:
                     if first:
                         break
             except InvalidRequestError:
+                _close(pieces)
                 raise
             except Exception as exc:
                 _close(pieces)
+                if abort is not None and abort.aborted:
+                    # The abort broke the exchange: not the provider's failure.
+                    raise transport.CallAborted from None
                 err = _as_provider_error(p, exc, secret)
-                self.health.failure(p.name, err)
+                claim.failure(err)
                 wait, retry = self._next_wait(retry, err)
                 outcome = type(err).__name__ + (" (retrying)" if wait is not None else "")
                 _log(p, self.model, attempt, outcome, started)
                 if wait is None:
                     raise err from None
-                time.sleep(wait)
+                if abort is None:
+                    time.sleep(wait)
+                elif abort.wait(wait):
+                    raise transport.CallAborted from None
                 continue
-            return pieces, first, Attempt(attempt, started)
+            except BaseException:
+                _close(pieces)
+                raise
+            return pieces, first, Attempt(attempt, started, claim)
 
     def _next_wait(self, retry: Retry, err: ProviderError) -> tuple[float | None, Retry]:
         """How long to wait before retrying after ``err``, or None not to retry."""
@@ -357,16 +400,23 @@ class Call:
         return wait, retry
 
     def failed(self, p: Provider, exc: Exception, attempt: Attempt) -> ProviderError:
-        """Record that ``p`` failed after its answer began, and give the typed error."""
+        """Record that ``p`` failed after its answer began, and give the typed error.
+        Raises :class:`~providerhub._transport.CallAborted` instead when the call was
+        aborted, which is what broke the answer."""
+        abort = transport.current_abort()
+        if abort is not None and abort.aborted:
+            raise transport.CallAborted from None
         failure = _as_provider_error(p, exc, p.credential(self.auth))
-        self.health.failure(p.name, failure)
+        attempt.claim.failure(failure)
         _log(p, self.model, attempt.number, type(failure).__name__, attempt.started)
         return failure
 
     def finish(self, p: Provider, attempt: Attempt, outcome: str = "ok") -> None:
-        """Record that ``p``'s answer ended (``outcome`` "closed": the caller stopped)."""
+        """Record that ``p``'s answer ended (``outcome`` "closed": the caller stopped,
+        which tells nothing of the provider's health). The caller releases the attempt's
+        claim whichever way the answer ended; after a success that does nothing."""
         if outcome == "ok":
-            self.health.success(p.name)
+            attempt.claim.success()
         _log(p, self.model, attempt.number, outcome, attempt.started)
 
 
@@ -412,10 +462,12 @@ def _non_string(p: Provider, piece: object) -> ProviderResponseError:
     )
 
 
-def _failed(model: str, errors: dict[str, ProviderError]) -> Exception:
+def _failed(call: Call, errors: dict[str, ProviderError]) -> Exception:
+    if not errors:  # the breaker turned every candidate away
+        return NoProviderError(call.model, call.refused, stream=call.stream)
     if len(errors) == 1:
         return next(iter(errors.values()))
-    return AllProvidersFailedError(model, errors)
+    return AllProvidersFailedError(call.model, errors)
 
 
 def _log(p: Provider, model: str, attempt: int, outcome: str, started: float) -> None:
@@ -434,50 +486,76 @@ def complete(call: Call, candidates: list[Provider]) -> str:
     """The whole answer of the first candidate that gives one. Nothing has reached the
     caller until it returns, so a failure at any point makes way for the next candidate."""
     errors: dict[str, ProviderError] = {}
-    for p in candidates:
+    last = len(candidates) - 1
+    for index, p in enumerate(candidates):
         try:
-            pieces, first, attempt = call.start(p)
+            started = call.start(p, early=index == last and not errors)
         except ProviderError as err:
             errors[p.name] = err
             continue
-        text = [first]
-        try:
-            for piece in pieces:
-                if type(piece) is not str:
-                    raise _non_string(p, piece)
-                text.append(piece)
-        except InvalidRequestError:
-            raise
-        except Exception as exc:
-            errors[p.name] = call.failed(p, exc, attempt)
+        if started is None:
             continue
+        pieces, first, attempt = started
+        try:
+            text = [first]
+            try:
+                for piece in pieces:
+                    if type(piece) is not str:
+                        raise _non_string(p, piece)
+                    text.append(piece)
+            except InvalidRequestError:
+                raise
+            except Exception as exc:
+                errors[p.name] = call.failed(p, exc, attempt)
+                continue
+            finally:
+                _close(pieces)
+            call.finish(p, attempt)
+            return "".join(text)
         finally:
-            _close(pieces)
-        call.finish(p, attempt)
-        return "".join(text)
-    raise _failed(call.model, errors)
+            attempt.claim.release()  # see Call.start: a probe not settled is given back
+    raise _failed(call, errors)
 
 
-class Stream(Iterator[str]):
+class _Answer:
+    """What a stream's generator tells its :class:`Stream`: kept apart from the stream,
+    so that the generator holds no reference to it, and a stream dropped unfinished is
+    freed, and closed, at once."""
+
+    __slots__ = ("provider",)
+
+    def __init__(self) -> None:
+        self.provider: str | None = None
+
+
+class Stream(itertools.chain[str]):
     """The text of a streamed completion, piece by piece as it arrives.
 
     ``provider`` names the provider that answers, once the first piece is in. Leaving the
     loop early and calling :meth:`close` (or using it as a context manager) closes the
-    connection.
+    connection; so does dropping the stream.
     """
 
-    def __init__(self, call: Call, candidates: list[Provider]) -> None:
-        self.provider: str | None = None
+    # A chain of the one generator that does the work: the stream is its own iterator, as
+    # the protocol wants, and its __next__ is chain's, in C, so a ``for`` loop pays no
+    # Python call per piece.
+
+    model: str
+    _answer: _Answer
+    _pieces: Generator[str, None, None]
+
+    def __new__(cls, call: Call, candidates: list[Provider]) -> Stream:
+        answer = _Answer()
+        pieces = _stream(call, candidates, answer)
+        self = super().__new__(cls, pieces)
+        self._pieces = pieces
+        self._answer = answer
         self.model = call.model
-        self._pieces: Generator[str, None, None] = self._run(call, candidates)
+        return self
 
-    def __iter__(self) -> Iterator[str]:
-        # The generator itself, so a ``for`` loop pays no Python-level __next__ per piece;
-        # next(stream) advances the same generator.
-        return self._pieces
-
-    def __next__(self) -> str:
-        return next(self._pieces)
+    @property
+    def provider(self) -> str | None:
+        return self._answer.provider
 
     def close(self) -> None:
         self._pieces.close()
@@ -488,15 +566,27 @@ class Stream(Iterator[str]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _run(self, call: Call, candidates: list[Provider]) -> Generator[str, None, None]:
-        errors: dict[str, ProviderError] = {}
-        for p in candidates:
-            try:
-                pieces, first, attempt = call.start(p)
-            except ProviderError as err:
-                errors[p.name] = err
-                continue
-            self.provider = p.name
+    def __del__(self) -> None:
+        # Dropped unfinished (a ``break`` out of ``for piece in create(...)``): close the
+        # connection and give back the breaker's probe now, not whenever the collector
+        # gets to the generator.
+        self._pieces.close()
+
+
+def _stream(call: Call, candidates: list[Provider], answer: _Answer) -> Generator[str, None, None]:
+    errors: dict[str, ProviderError] = {}
+    last = len(candidates) - 1
+    for index, p in enumerate(candidates):
+        try:
+            started = call.start(p, early=index == last and not errors)
+        except ProviderError as err:
+            errors[p.name] = err
+            continue
+        if started is None:
+            continue
+        pieces, first, attempt = started
+        answer.provider = p.name
+        try:
             try:
                 if first:
                     yield first
@@ -516,7 +606,9 @@ class Stream(Iterator[str]):
                 _close(pieces)
             call.finish(p, attempt)
             return
-        raise _failed(call.model, errors)
+        finally:
+            attempt.claim.release()  # see Call.start: a probe not settled is given back
+    raise _failed(call, errors)
 
 
 def _close(pieces: Iterator[str] | None) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "POOL_SIZE",
     "READ_SIZE",
     "Abort",
+    "CallAborted",
     "body_chunks",
     "current_abort",
     "default_session",
@@ -95,27 +96,44 @@ class Abort:
 
     The asyncio API runs a call in a worker thread; when its task is cancelled it calls
     :meth:`abort`, which shuts down the sockets of the responses registered so far, so
-    the worker's blocked read returns at once and the worker ends.
+    the worker's blocked read returns at once, and wakes the router if it is waiting to
+    retry; the router asks no provider after that, and the worker ends.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._responses: list[requests.Response] = []
-        self.aborted = False
+        self._event = threading.Event()
+
+    @property
+    def aborted(self) -> bool:
+        return self._event.is_set()
 
     def register(self, response: requests.Response) -> None:
         with self._lock:
-            if not self.aborted:
+            if not self._event.is_set():
                 self._responses.append(response)
                 return
         _shutdown(response)
 
     def abort(self) -> None:
         with self._lock:
-            self.aborted = True
+            self._event.set()
             responses, self._responses = self._responses, []
         for response in responses:
             _shutdown(response)
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep ``seconds``, or less if the call is aborted meanwhile; True if it is."""
+        return self._event.wait(seconds)
+
+
+class CallAborted(BaseException):
+    """The call was aborted (see :class:`Abort`): nobody waits for its outcome any more.
+
+    A ``BaseException``, as ``asyncio.CancelledError`` is, so that no ``except Exception``
+    (the router's fallback among them) takes it for a provider's failure.
+    """
 
 
 _ABORT: ContextVar[Abort | None] = ContextVar("providerhub_abort", default=None)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Callable
 
 SEED_MODULE = '''
 """A provider written to the seed contract alone: it never imports providerhub."""
@@ -72,3 +75,64 @@ class FakeProvider:
             yield piece
         if self.fail is not None and self.fail_after is not None:
             raise self.fail
+
+
+class Endpoint:
+    """An OpenAI-compatible provider built on the plugin API's ``chat_completion``, named
+    at will, pointed at one local server (anything with a ``url``)."""
+
+    honors_timeout = True
+
+    def __init__(self, name: str, server: Any, models: list[str] | None = None) -> None:
+        self.name = name
+        self.url = server.url
+        self.model = models or ["gpt-3.5-turbo-16k"]
+        self.supports_stream = True
+        self.needs_auth = False
+
+    def _create_completion(
+        self, model: str, messages: list[Any], stream: bool, **kwargs: Any
+    ) -> Iterator[str]:
+        from providerhub._openai_compat import chat_completion
+
+        yield from chat_completion(
+            self.name, self.url + "/v1/chat/completions", model, messages, stream, **kwargs
+        )
+
+
+def sockets() -> int:
+    """Open sockets of this process (client and in-process server sides alike)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                count += 1
+        except OSError:
+            continue  # closed between the listing and the look: not open any more
+    return count
+
+
+def threads() -> set[threading.Thread]:
+    return set(threading.enumerate())
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 1.0) -> bool:
+    """Poll ``condition`` every 5 ms for up to ``seconds``; its last answer."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return condition()
+
+
+async def await_until(condition: Callable[[], bool], seconds: float = 1.0) -> bool:
+    """:func:`wait_until` for a coroutine: the event loop keeps running while it polls."""
+    import asyncio
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(0.005)
+    return condition()

@@ -24,31 +24,11 @@ from providerhub import (
 )
 from providerhub.testing import OpenAIServer, Reply
 
+from ._support import Endpoint
+
 MODEL = "gpt-3.5-turbo-16k"
 HI = [{"role": "user", "content": "Hi"}]
 FAST = Retry(total=2, backoff_factor=0, allowed_methods=None)
-
-
-class Endpoint:
-    """An OpenAI-compatible provider, named at will, pointed at one server."""
-
-    honors_timeout = True
-
-    def __init__(self, name: str, server: OpenAIServer, models: list[str] | None = None) -> None:
-        self.name = name
-        self.url = server.url
-        self.model = models or [MODEL]
-        self.supports_stream = True
-        self.needs_auth = False
-
-    def _create_completion(
-        self, model: str, messages: list[Any], stream: bool, **kwargs: Any
-    ) -> Iterator[str]:
-        from providerhub._openai_compat import chat_completion
-
-        yield from chat_completion(
-            self.name, self.url + "/v1/chat/completions", model, messages, stream, **kwargs
-        )
 
 
 @pytest.fixture
@@ -278,7 +258,8 @@ def test_an_auth_failure_cools_down_at_once_and_shows_in_no_provider_error(
         cooling = hub.health.cooling("p1")
         assert cooling is not None and cooling.failures == 1
         clock[0] += 31
-        hub.health.begin("p1")  # another call is probing p1 right now
+        probe = hub.health.acquire("p1")  # another call is probing p1 right now
+        assert probe is not None and probe.probe
         with pytest.raises(NoProviderError) as info:
             hub.create(MODEL, HI)
         assert "a probe call is under way" in info.value.reasons["p1"]
