@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from ._client import AsyncClient, Client
 from ._contract import ProviderModule
 from ._hub import Hub, get_hub
 from ._plugins import PluginFailure
@@ -34,6 +35,7 @@ from .errors import (
     ProviderTimeoutError,
     RateLimitError,
     StreamInterruptedError,
+    StructuredAnswerError,
 )
 from .hookspecs import hookimpl, hookspec
 
@@ -57,8 +59,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AllProvidersFailedError",
+    "AsyncClient",
     "AsyncStream",
     "AuthenticationError",
+    "Client",
     "Hub",
     "InvalidRequestError",
     "ModelNotFoundError",
@@ -75,6 +79,7 @@ __all__ = [
     "RateLimitError",
     "Stream",
     "StreamInterruptedError",
+    "StructuredAnswerError",
     "Timeout",
     "__version__",
     "acreate",

@@ -28,6 +28,7 @@ from . import _router as router
 from ._provider import Provider
 from ._pump import NOTHING, Pump, Ticket, Workers
 from ._transport import Abort, set_abort
+from .types import Piece
 
 __all__ = ["MAX_WORKERS", "WORKERS", "AsyncStream", "complete"]
 
@@ -54,17 +55,28 @@ def _job(abort: Abort, work: Callable[[], None]) -> Callable[[], None]:
 
 async def complete(call: router.Call, candidates: list[Provider]) -> str:
     """``router.complete`` on a worker thread; cancelling the awaiting task aborts it."""
+    return await _on_worker(lambda: router.complete(call, candidates))
+
+
+async def collect(
+    call: router.Call, candidates: list[Provider], sink: Callable[[Piece], None]
+) -> str:
+    """``router.collect`` on a worker thread; cancelling the awaiting task aborts it."""
+    return await _on_worker(lambda: router.collect(call, candidates, sink))
+
+
+async def _on_worker(function: Callable[[], T]) -> T:
     loop = asyncio.get_running_loop()
-    future: asyncio.Future[str] = loop.create_future()
+    future: asyncio.Future[T] = loop.create_future()
     abort = Abort()
 
     def work() -> None:
         try:
-            text = router.complete(call, candidates)
+            value = function()
         except BaseException as exc:
             _deliver(loop, future, None, exc)
         else:
-            _deliver(loop, future, text, None)
+            _deliver(loop, future, value, None)
 
     ticket = WORKERS.submit(_job(abort, work))
     try:

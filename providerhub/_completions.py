@@ -84,6 +84,10 @@ class Assembler:
             self.finish_reason = piece.reason
 
     @property
+    def has_tool_calls(self) -> bool:
+        return bool(self._calls)
+
+    @property
     def text(self) -> str:
         return "".join(self._text)
 

@@ -363,8 +363,10 @@ class Hub:
         timeout: TimeoutLike,
         retries: int | Retry | None,
         kwargs: dict[str, Any],
+        structured: bool = False,
     ) -> tuple[router.Call, list[Provider]]:
-        """Check a request and choose its candidates: everything but the network."""
+        """Check a request and choose its candidates: everything but the network.
+        ``structured`` makes a call for the client, which takes structured pieces."""
         model = validate_model(model)
         checked = validate_messages(messages)
         if not isinstance(stream, bool):
@@ -398,6 +400,7 @@ class Hub:
             policy=router.RetryPolicy(
                 self._retry(self.retries if retries is None else retries), self.retry_after_max
             ),
+            structured=structured,
         )
         return call, candidates
 

@@ -13,11 +13,12 @@ import difflib
 import itertools
 import logging
 import time
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from . import _settings as settings
 from . import _transport as transport
+from ._completions import Assembler, is_piece
 from ._provider import Provider
 from ._timeout import Timeout
 from ._watchdog import Watched
@@ -32,7 +33,9 @@ from .errors import (
     ProviderResponseError,
     ProviderTimeoutError,
     StreamInterruptedError,
+    StructuredAnswerError,
 )
+from .types import Piece
 
 if TYPE_CHECKING:
     import requests
@@ -269,6 +272,7 @@ class Call:
         health: Health,
         session: requests.Session,
         policy: RetryPolicy,
+        structured: bool = False,
     ) -> None:
         self.model = model
         self.messages = messages
@@ -279,6 +283,8 @@ class Call:
         self.health = health
         self.session = session
         self.policy = policy
+        self.structured = structured
+        """Whether the caller takes structured pieces (the client) or text only."""
         self.deadline = None if timeout.total is None else time.monotonic() + timeout.total
         self.refused: dict[str, str] = {}
         """Candidates the breaker turned away when their turn came, and why."""
@@ -301,10 +307,11 @@ class Call:
 
     def start(
         self, p: Provider, *, early: bool = False
-    ) -> tuple[Iterator[str], str, Attempt] | None:
-        """Call ``p``, retrying transient failures, until it gives its first non-empty
-        piece of text (or ends without one). Returns the rest of its pieces, that first
-        piece, and the attempt, whose claim the caller settles (see :meth:`finish`).
+    ) -> tuple[Iterator[Piece], Piece, Attempt] | None:
+        """Call ``p``, retrying transient failures, until it gives its first piece: text
+        that is not empty, or a structured piece (or it ends without one). Returns the rest
+        of its pieces, that first piece, and the attempt, whose claim the caller settles
+        (see :meth:`finish`).
         Raises the last failure, a :class:`ProviderError` naming ``p``.
 
         None, with the reason in :attr:`refused`, when the breaker turns ``p`` away: it
@@ -327,7 +334,7 @@ class Call:
             claim.release()
             raise
 
-    def _attempts(self, p: Provider, claim: Claim) -> tuple[Iterator[str], str, Attempt]:
+    def _attempts(self, p: Provider, claim: Claim) -> tuple[Iterator[Piece], Piece, Attempt]:
         abort = transport.current_abort()
         retry = self.policy.retries
         attempt = 0
@@ -336,7 +343,7 @@ class Call:
                 raise transport.CallAborted
             attempt += 1
             started = time.perf_counter()
-            pieces: Iterator[str] | None = None
+            pieces: Iterator[Piece] | None = None
             secret = None
             try:
                 limits = self.attempt_timeout(p)
@@ -347,10 +354,12 @@ class Call:
                 pieces = p.complete(self.model, self.messages, self.stream, **self.kwargs, **extra)
                 if not p.honors_timeout:
                     pieces = Watched(pieces, p.name, limits.read, self.deadline)
-                first = ""
+                first: Piece = ""
                 for first in pieces:
                     if type(first) is not str:
-                        raise _non_string(p, first)
+                        if not is_piece(first):
+                            raise _non_string(p, first)
+                        break
                     if first:
                         break
             except InvalidRequestError:
@@ -457,9 +466,13 @@ def _as_provider_error(p: Provider, exc: BaseException, secret: str | None) -> P
 def _non_string(p: Provider, piece: object) -> ProviderResponseError:
     return ProviderResponseError(
         p.name,
-        f"yielded {type(piece).__name__}, not text",
+        f"yielded {type(piece).__name__}, not text or a piece of providerhub.types",
         hint="a bug in the provider's plugin; try another provider",
     )
+
+
+def _not_text(call: Call, assembler: Assembler, provider: str) -> StructuredAnswerError:
+    return StructuredAnswerError(assembler.completion(call.model, provider))
 
 
 def _failed(call: Call, errors: dict[str, ProviderError]) -> Exception:
@@ -483,8 +496,21 @@ def _log(p: Provider, model: str, attempt: int, outcome: str, started: float) ->
 
 
 def complete(call: Call, candidates: list[Provider]) -> str:
-    """The whole answer of the first candidate that gives one. Nothing has reached the
-    caller until it returns, so a failure at any point makes way for the next candidate."""
+    """The whole text of the first candidate that gives an answer. Raises
+    :class:`StructuredAnswerError` when the answer holds tool calls, which text cannot
+    carry."""
+    assembler = Assembler()
+    provider = collect(call, candidates, assembler.add)
+    if assembler.has_tool_calls:
+        raise _not_text(call, assembler, provider)
+    return assembler.text
+
+
+def collect(call: Call, candidates: list[Provider], sink: Callable[[Piece], None]) -> str:
+    """Hand every piece of the first candidate that gives a whole answer to ``sink``, and
+    return that candidate's name. Nothing has reached the caller until it returns (``sink``
+    keeps what it is given until then), so a failure at any point makes way for the next
+    candidate."""
     errors: dict[str, ProviderError] = {}
     last = len(candidates) - 1
     for index, p in enumerate(candidates):
@@ -497,12 +523,12 @@ def complete(call: Call, candidates: list[Provider]) -> str:
             continue
         pieces, first, attempt = started
         try:
-            text = [first]
+            answer = [first]
             try:
                 for piece in pieces:
-                    if type(piece) is not str:
+                    if type(piece) is not str and not is_piece(piece):
                         raise _non_string(p, piece)
-                    text.append(piece)
+                    answer.append(piece)
             except InvalidRequestError:
                 raise
             except Exception as exc:
@@ -511,7 +537,9 @@ def complete(call: Call, candidates: list[Provider]) -> str:
             finally:
                 _close(pieces)
             call.finish(p, attempt)
-            return "".join(text)
+            for piece in answer:
+                sink(piece)
+            return p.name
         finally:
             attempt.claim.release()  # see Call.start: a probe not settled is given back
     raise _failed(call, errors)
@@ -533,7 +561,10 @@ class Stream(itertools.chain[str]):
 
     ``provider`` names the provider that answers, once the first piece is in. Leaving the
     loop early and calling :meth:`close` (or using it as a context manager) closes the
-    connection; so does dropping the stream.
+    connection; so does dropping the stream. A call made for the client
+    (``call.structured``) yields the structured pieces of :mod:`providerhub.types` too;
+    a text stream raises :class:`StructuredAnswerError` at its end when the answer held
+    tool calls.
     """
 
     # A chain of the one generator that does the work: the stream is its own iterator, as
@@ -586,15 +617,20 @@ def _stream(call: Call, candidates: list[Provider], answer: _Answer) -> Generato
             continue
         pieces, first, attempt = started
         answer.provider = p.name
+        held: Assembler | None = None  # a text stream's structured pieces
         try:
             try:
-                if first:
-                    yield first
-                for piece in pieces:
-                    if type(piece) is not str:
+                for piece in itertools.chain((first,), pieces):
+                    if type(piece) is str:
+                        if piece:
+                            yield piece
+                    elif not is_piece(piece):
                         raise _non_string(p, piece)
-                    if piece:
-                        yield piece
+                    elif call.structured:
+                        yield piece  # type: ignore[misc]  # the client's stream takes them
+                    else:
+                        held = held or Assembler()
+                        held.add(piece)
             except GeneratorExit:
                 call.finish(p, attempt, "closed")
                 raise
@@ -605,13 +641,15 @@ def _stream(call: Call, candidates: list[Provider], answer: _Answer) -> Generato
             finally:
                 _close(pieces)
             call.finish(p, attempt)
+            if held is not None and held.has_tool_calls:
+                raise _not_text(call, held, p.name)
             return
         finally:
             attempt.claim.release()  # see Call.start: a probe not settled is given back
     raise _failed(call, errors)
 
 
-def _close(pieces: Iterator[str] | None) -> None:
+def _close(pieces: Iterator[Piece] | None) -> None:
     close = getattr(pieces, "close", None)  # a provider may return any iterator
     if close is not None:
         close()

@@ -17,7 +17,10 @@ Catch :class:`ProviderHubError` to catch them all. The tree::
     │   ├── ProviderResponseError                       malformed answer: not JSON, an HTML page,
     │   │                                               no ``choices``, an error event
     │   └── StreamInterruptedError                      a stream cut off before its end
-    └── AllProvidersFailedError                         every candidate failed; ``.errors``
+    ├── AllProvidersFailedError                         every candidate failed; ``.errors``
+    └── StructuredAnswerError                           the answer holds tool calls, which
+                                                        ``create()``'s text cannot carry;
+                                                        ``.completion`` holds it all
 
 Messages are meant for the person running the program: they name the provider, say what
 happened, and say what to do. They never contain a credential.
@@ -26,6 +29,10 @@ happened, and say what to do. They never contain a credential.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .types import ChatCompletion
 
 __all__ = [
     "AllProvidersFailedError",
@@ -41,6 +48,7 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitError",
     "StreamInterruptedError",
+    "StructuredAnswerError",
 ]
 
 
@@ -192,6 +200,25 @@ class AllProvidersFailedError(ProviderHubError):
         lines = [f"all {count} {noun} failed for model {model!r}:"]
         lines += [f"  {name}: {_without_prefix(err, name)}" for name, err in self.errors.items()]
         super().__init__("\n".join(lines))
+
+
+class StructuredAnswerError(ProviderHubError):
+    """The answer holds tool calls, which the text that ``create()`` returns cannot carry.
+
+    ``completion`` is the whole answer, a :class:`providerhub.types.ChatCompletion`: its
+    tool calls, its text, its usage. Nothing is lost; for such requests, use
+    ``providerhub.Client().chat.completions.create(...)``, which returns them.
+    """
+
+    def __init__(self, completion: ChatCompletion) -> None:
+        self.completion = completion
+        calls = completion.choices[0].message.tool_calls or []
+        names = ", ".join(sorted({call.function.name for call in calls}))
+        super().__init__(
+            f"{completion.provider or 'the provider'} answered with tool calls ({names}), "
+            "which text cannot carry: use providerhub.Client().chat.completions.create(...) "
+            "to get them (this error's .completion holds the whole answer)"
+        )
 
 
 def _without_prefix(err: ProviderError, name: str) -> str:

@@ -3,11 +3,15 @@ assembly of a provider's pieces into completions and chunks."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+import providerhub
+from providerhub import Client, StructuredAnswerError
 from providerhub._completions import Assembler, Chunker
 from providerhub._toolcalls import ToolCallStream, tool_calls_of
 from providerhub.types import (
@@ -190,3 +194,141 @@ def test_without_include_usage_there_is_no_usage_chunk() -> None:
     chunks = chunker.feed("Hi") + chunker.feed(Usage(1, 2, 3)) + chunker.end()
     assert [c.choices[0].finish_reason for c in chunks] == [None, "stop"]
     assert all(c.usage is None for c in chunks)
+
+
+# -- the client, over a hub -------------------------------------------------------------
+
+
+TOOLS = [{"type": "function", "function": {"name": "weather", "parameters": {}}}]
+HI = [{"role": "user", "content": "Weather in Oslo?"}]
+
+
+class Structured:
+    """A provider that yields text, then a tool call in fragments, usage and a finish."""
+
+    url = "http://127.0.0.1:9"
+    model = ["m"]
+    supports_stream = True
+    needs_auth = False
+    supports_tools = True
+    honors_timeout = True
+
+    def __init__(self, *pieces: Any) -> None:
+        self.pieces = pieces or (
+            "Let me look.",
+            ToolCallDelta(0, "call_1", "function", FunctionDelta("weather", '{"city":')),
+            ToolCallDelta(0, function=FunctionDelta(arguments=' "Oslo"}')),
+            Usage(7, 3, 10),
+            Finish("tool_calls"),
+        )
+
+    def _create_completion(
+        self, model: str, messages: list[Any], stream: bool, **kwargs: Any
+    ) -> Iterator[Any]:
+        yield from self.pieces
+
+
+class TextOnly:
+    url = "http://127.0.0.1:9"
+    model = ["m"]
+    supports_stream = True
+    needs_auth = False
+    honors_timeout = True
+
+    def _create_completion(self, model: str, messages: list[Any], stream: bool) -> Iterator[str]:
+        yield "Hel"
+        yield "lo"
+
+
+def test_the_client_returns_tool_calls_usage_and_the_provider(
+    hub: providerhub.Hub,
+) -> None:
+    hub.register(Structured(), name="structured")
+    r = Client(hub).chat.completions.create(model="m", messages=HI, tools=TOOLS)
+    assert r.provider == "structured"
+    message = r.choices[0].message
+    assert message.content == "Let me look."
+    assert message.tool_calls is not None
+    assert (message.tool_calls[0].id, message.tool_calls[0].function.name) == ("call_1", "weather")
+    assert json.loads(message.tool_calls[0].function.arguments) == {"city": "Oslo"}
+    assert r.choices[0].finish_reason == "tool_calls"
+    assert r.usage is not None and r.usage.total_tokens == 10
+
+
+def test_the_client_streams_chunks_with_usage_last(hub: providerhub.Hub) -> None:
+    hub.register(Structured(), name="structured")
+    chunks = list(
+        Client(hub).chat.completions.create(
+            model="m",
+            messages=HI,
+            tools=TOOLS,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Let me look."
+    arguments = "".join(
+        call.function.arguments or ""
+        for c in chunks
+        if c.choices
+        for call in c.choices[0].delta.tool_calls or []
+        if call.function is not None
+    )
+    assert json.loads(arguments) == {"city": "Oslo"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    assert chunks[-1].choices == [] and chunks[-1].usage == Usage(7, 3, 10)
+    assert all(c.provider == "structured" for c in chunks)
+
+
+def test_a_text_only_provider_stops_with_stop_and_no_usage(hub: providerhub.Hub) -> None:
+    hub.register(TextOnly(), name="plain")
+    r = Client(hub).chat.completions.create(model="m", messages=HI)
+    assert (r.choices[0].message.content, r.choices[0].finish_reason, r.usage) == (
+        "Hello",
+        "stop",
+        None,
+    )
+
+
+def test_tools_skip_a_provider_that_cannot_take_them(hub: providerhub.Hub) -> None:
+    hub.register(TextOnly(), name="plain")
+    with pytest.raises(providerhub.NoProviderError) as info:
+        Client(hub).chat.completions.create(model="m", messages=HI, tools=TOOLS)
+    assert "plain: cannot serve this request: it does not take tools" in str(info.value)
+
+
+def test_create_says_what_to_use_instead_of_dropping_tool_calls(hub: providerhub.Hub) -> None:
+    hub.register(Structured(), name="structured")
+    with pytest.raises(StructuredAnswerError) as info:
+        hub.create("m", HI, tools=TOOLS)
+    assert "chat.completions.create" in str(info.value)
+    assert info.value.completion.choices[0].message.tool_calls is not None
+    stream = hub.create("m", HI, tools=TOOLS, stream=True)
+    assert next(stream) == "Let me look."
+    with pytest.raises(StructuredAnswerError):
+        next(stream)
+
+
+def test_text_answers_from_a_structured_provider_still_come_as_text(hub: providerhub.Hub) -> None:
+    hub.register(Structured("Hi", Usage(1, 1, 2), Finish("length")), name="structured")
+    assert hub.create("m", HI) == "Hi"
+    assert list(hub.create("m", HI, stream=True)) == ["Hi"]
+    r = Client(hub).chat.completions.create(model="m", messages=HI)
+    assert r.choices[0].finish_reason == "length"
+
+
+def test_the_async_client_is_the_same_with_await(hub: providerhub.Hub) -> None:
+    hub.register(Structured(), name="structured")
+    client = providerhub.AsyncClient(hub)
+
+    async def run() -> tuple[Any, list[Any]]:
+        whole = await client.chat.completions.create(model="m", messages=HI, tools=TOOLS)
+        stream = await client.chat.completions.create(
+            model="m", messages=HI, tools=TOOLS, stream=True
+        )
+        return whole, [chunk async for chunk in stream]
+
+    whole, chunks = asyncio.run(run())
+    assert whole.choices[0].message.tool_calls[0].function.name == "weather"
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
