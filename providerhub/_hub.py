@@ -17,6 +17,7 @@ from ._health import Health
 from ._plugins import PluginFailure, discover
 from ._provider import Provider
 from ._timeout import TimeoutLike, to_timeout
+from ._transport import one_line
 from ._validation import validate_messages, validate_model
 from .errors import InvalidRequestError, NoProviderError
 
@@ -111,12 +112,12 @@ class Hub:
             try:
                 obj = ep.load()
             except (Exception, SystemExit) as exc:
-                self._fail(ep.name, ep.distribution, f"failed to import: {_one_line(exc)}")
+                self._fail(ep.name, ep.distribution, f"failed to import: {one_line(exc)}")
                 continue
             try:
                 self._add(obj, ep.name, ep.distribution, ep.version, ep.name)
             except (Exception, SystemExit) as exc:
-                self._fail(ep.name, ep.distribution, _one_line(exc))
+                self._fail(ep.name, ep.distribution, one_line(exc))
 
     def _fail(self, name: str, distribution: str | None, error: str) -> None:
         self.plugin_errors.append(PluginFailure(name, distribution, error))
@@ -591,11 +592,6 @@ def _name_of(obj: Any, name: str | None) -> str:
     if isinstance(module_name, str):
         return module_name.rsplit(".", 1)[-1]
     return type(obj).__name__.lower()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 _default_hub: Hub | None = None

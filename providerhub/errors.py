@@ -9,6 +9,8 @@ Catch :class:`ProviderHubError` to catch them all. The tree::
     │                                                    fits these needs (stream, auth, ...)
     ├── ProviderError                                   one provider failed; ``.provider``
     │   ├── ProviderConnectionError                     could not connect, connection reset
+    │   │   └── ProviderConfigurationError              no retry can help: TLS or certificate,
+    │   │                                               an invalid url or scheme, the proxy
     │   ├── ProviderTimeoutError                        connect, read or total deadline passed
     │   ├── ProviderHTTPError                           HTTP error status; ``.status_code``,
     │   │                                               ``.retry_after``
@@ -19,6 +21,11 @@ Catch :class:`ProviderHubError` to catch them all. The tree::
     │   └── StreamInterruptedError                      a stream cut off before its end
     └── AllProvidersFailedError                         every candidate failed; ``.errors``
 
+Each :class:`ProviderError` says whether sending the same request again may pass, in
+``transient``: connection failures, timeouts, interrupted streams and HTTP 429, 500, 502,
+503 and 504 are; everything else, :class:`ProviderConfigurationError` among them, is not.
+The router retries only transient failures.
+
 Messages are meant for the person running the program: they name the provider, say what
 happened, and say what to do. They never contain a credential.
 """
@@ -26,6 +33,7 @@ happened, and say what to do. They never contain a credential.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 __all__ = [
     "AllProvidersFailedError",
@@ -33,6 +41,7 @@ __all__ = [
     "InvalidRequestError",
     "ModelNotFoundError",
     "NoProviderError",
+    "ProviderConfigurationError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderHTTPError",
@@ -90,7 +99,10 @@ class ProviderError(ProviderHubError):
     """A provider failed. ``provider`` names it; ``url`` is the address it was asked at.
 
     ``hint`` says what the caller can do about it, and is part of the message.
+    ``transient`` says whether the same request may pass if sent again.
     """
+
+    transient: bool = False
 
     def __init__(
         self,
@@ -117,14 +129,30 @@ class ProviderError(ProviderHubError):
 class ProviderConnectionError(ProviderError):
     """The provider could not be reached, or dropped the connection before answering."""
 
+    transient = True
+
+
+class ProviderConfigurationError(ProviderConnectionError):
+    """The connection cannot work as it is set up, so no retry can help: the TLS handshake
+    or the certificate failed (an ``https://`` url to a server that does not speak TLS, an
+    untrusted certificate), the url or its scheme is invalid, or the proxy settings are."""
+
+    transient = False
+
 
 class ProviderTimeoutError(ProviderError):
     """The provider did not answer, or stopped sending, within the timeout."""
 
+    transient = True
+
 
 class ProviderHTTPError(ProviderError):
     """The provider answered with an HTTP error status, in ``status_code``;
-    ``retry_after`` holds the seconds its ``Retry-After`` header asked for, or None."""
+    ``retry_after`` holds the seconds its ``Retry-After`` header asked for, or None.
+    It is transient for the statuses in :attr:`transient_statuses`."""
+
+    transient_statuses: ClassVar[frozenset[int]] = frozenset({429, 500, 502, 503, 504})
+    """Statuses worth retrying: the provider may well answer the same request later."""
 
     def __init__(
         self,
@@ -139,6 +167,7 @@ class ProviderHTTPError(ProviderError):
     ) -> None:
         self.status_code = status_code
         self.retry_after = retry_after
+        self.transient = status_code in self.transient_statuses
         super().__init__(provider, message, url=url, hint=hint, body=body)
 
 
@@ -178,6 +207,8 @@ class ProviderResponseError(ProviderError):
 
 class StreamInterruptedError(ProviderError):
     """The stream ended before its end marker: the answer is incomplete."""
+
+    transient = True
 
 
 class AllProvidersFailedError(ProviderHubError):
