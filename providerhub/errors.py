@@ -12,7 +12,8 @@ Catch :class:`ProviderHubError` to catch them all. The tree::
     │   │   └── ProviderConfigurationError              no retry can help: TLS or certificate,
     │   │                                               an invalid url or scheme, the proxy
     │   ├── ProviderTimeoutError                        connect, read or total deadline passed
-    │   ├── ProviderHTTPError                           HTTP error status; ``.status_code``,
+    │   ├── ProviderHTTPError                           HTTP error status, or a redirect not
+    │   │                                               followed; ``.status_code``,
     │   │                                               ``.retry_after``
     │   │   ├── AuthenticationError                     401/403: missing or rejected credential
     │   │   └── RateLimitError                          429; ``.retry_after`` in seconds
@@ -147,7 +148,8 @@ class ProviderTimeoutError(ProviderError):
 
 
 class ProviderHTTPError(ProviderError):
-    """The provider answered with an HTTP error status, in ``status_code``;
+    """The provider answered with an HTTP error status, or with a redirect that was not
+    followed (see :func:`providerhub.plugin.chat_completion`), in ``status_code``;
     ``retry_after`` holds the seconds its ``Retry-After`` header asked for, or None.
     It is transient for the statuses in :attr:`transient_statuses`."""
 

@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -86,6 +88,12 @@ def http() -> Iterator[requests.Session]:
 
 
 @pytest.fixture
+def other() -> Iterator[OpenAIServer]:
+    with OpenAIServer() as srv:
+        yield srv
+
+
+@pytest.fixture
 def no_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
@@ -154,6 +162,27 @@ class RawServer:
                 break
             body += piece
         return head + b"\r\n\r\n" + body
+
+
+def header(request: bytes, name: str) -> str:
+    for line in request.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        key, _, value = line.decode("latin-1").partition(":")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    return ""
+
+
+def trickle(head: bytes, body: bytes, every: float) -> Answer:
+    """An answer whose head arrives at once and whose body comes a byte at a time."""
+
+    def answer(conn: socket.socket, request: bytes, stopping: threading.Event) -> None:
+        conn.sendall(head)
+        for byte in body:
+            if stopping.wait(every):
+                return
+            conn.sendall(bytes([byte]))
+
+    return answer
 
 
 class Endpoint:
@@ -291,6 +320,88 @@ def test_socket_errors_a_plugin_lets_through_are_typed_too(hub: providerhub.Hub)
 # Deadlines a slow server cannot stretch ----------------------------------------------------
 
 
+def test_a_trickling_body_cannot_outlast_the_timeout(http: requests.Session) -> None:
+    doc = json.dumps({"choices": [{"index": 0, "message": {"content": "late"}}]}).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    head += b"Content-Length: %d\r\n\r\n" % len(doc)
+    with RawServer(trickle(head, doc, every=0.1)) as raw:
+        started = time.monotonic()
+        with pytest.raises(providerhub.ProviderTimeoutError) as info:
+            list(chat_completion("slow", raw.url + PATH, MODEL, HI, False, timeout=1, session=http))
+        took = time.monotonic() - started
+    assert 0.9 < took < 1.5
+    assert str(info.value).startswith("slow: the answer from")
+    assert "total timeout" in str(info.value)
+
+
+def test_a_trickling_error_body_cannot_outlast_the_timeout(http: requests.Session) -> None:
+    body = json.dumps({"error": {"message": "x" * 100}}).encode()
+    head = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    head += b"Content-Length: %d\r\n\r\n" % len(body)
+    with RawServer(trickle(head, body, every=0.1)) as raw:
+        started = time.monotonic()
+        with pytest.raises(providerhub.ProviderHTTPError) as info:
+            list(chat_completion("slow", raw.url + PATH, MODEL, HI, True, timeout=1, session=http))
+        took = time.monotonic() - started
+    # The status is the error: the body that did not come in time is left out of it.
+    assert info.value.status_code == 503
+    assert 0.9 < took < 1.5
+
+
+def sse_every(seconds: float, texts: list[str]) -> Answer:
+    def answer(conn: socket.socket, request: bytes, stopping: threading.Event) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        for index, text in enumerate(texts):
+            if index and stopping.wait(seconds):
+                return
+            doc = {"choices": [{"index": 0, "delta": {"content": text}}]}
+            event = f"data: {json.dumps(doc)}\n\n".encode()
+            conn.sendall(b"%x\r\n%s\r\n" % (len(event), event))
+
+    return answer
+
+
+def test_a_late_event_is_timed_while_it_is_awaited(http: requests.Session) -> None:
+    got: list[str] = []
+    with RawServer(sse_every(1.0, ["a", "b", "c", "d"])) as raw:
+        started = time.monotonic()
+        with pytest.raises(providerhub.ProviderTimeoutError) as info:
+            for piece in chat_completion(
+                "slow",
+                raw.url + PATH,
+                MODEL,
+                HI,
+                True,
+                timeout=providerhub.Timeout(10, 60, total=1.5),
+                session=http,
+            ):
+                got.append(piece)
+        took = time.monotonic() - started
+    assert got == ["a", "b"]
+    # The third event was due at 2 s: the deadline, not its arrival, ends the stream.
+    assert 1.4 < took < 1.9
+    assert "total timeout" in str(info.value)
+
+
+def test_a_connection_used_under_a_deadline_is_reused_with_its_own_timeouts(
+    server: OpenAIServer, http: requests.Session
+) -> None:
+    endpoint = server.url + PATH
+    server.script(Reply.text("quick"), Reply(fault="stall", after=None, delay=0.6))
+    first = providerhub.Timeout(5, 5, total=0.5)
+    assert list(chat_completion("p", endpoint, MODEL, HI, True, timeout=first, session=http)) == [
+        "quick"
+    ]
+    # The first stream left its socket's timeout shrunk to what remained of 0.5 s; the
+    # second request on the same connection waits its own read timeout, not that.
+    text = list(chat_completion("p", endpoint, MODEL, HI, False, timeout=5, session=http))
+    assert text == ["This is providerhub's local stand-in server answering as m. You said: Hi"]
+    assert len({r.client for r in server.requests}) == 1
+
+
 def test_an_absurd_timeout_is_refused_before_anything_is_sent(server: OpenAIServer) -> None:
     with providerhub.Hub(load_entrypoints=False) as hub:
         hub.register(Endpoint(server.url), name="endpoint")
@@ -304,6 +415,78 @@ def test_an_absurd_timeout_is_refused_before_anything_is_sent(server: OpenAIServ
         longest = providerhub.Timeout(threading.TIMEOUT_MAX, threading.TIMEOUT_MAX)
         server.script(Reply.text("fine"))
         assert hub.create(MODEL, HI, timeout=longest) == "fine"
+
+
+# Redirects -----------------------------------------------------------------------------
+
+
+def redirect(status: int, location: str) -> Reply:
+    return Reply(status=status, headers={"Location": location}, body=b"", content_type="text/plain")
+
+
+def test_headers_never_follow_a_redirect_to_another_origin(
+    server: OpenAIServer, other: OpenAIServer, http: requests.Session
+) -> None:
+    for status in (307, 308):
+        server.script(redirect(status, other.url + PATH + "?token=abc"))
+        with pytest.raises(providerhub.ProviderHTTPError) as info:
+            list(
+                chat_completion(
+                    "p",
+                    server.url + PATH,
+                    MODEL,
+                    HI,
+                    False,
+                    auth=SECRET,
+                    headers={"api-key": "configured-key-123"},
+                    session=http,
+                )
+            )
+        err = info.value
+        assert err.status_code == status
+        assert not err.transient
+        assert f"redirected to {other.url}{PATH}" in str(err)
+        assert "abc" not in str(err)
+        assert "same scheme, host and port" in str(err)
+    assert other.requests == []
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+def test_a_redirect_that_would_drop_the_post_is_an_error_not_an_answer(
+    status: int, server: OpenAIServer, http: requests.Session
+) -> None:
+    server.script(redirect(status, PATH + "/moved"))
+    with pytest.raises(providerhub.ProviderHTTPError) as info:
+        list(chat_completion("p", server.url + PATH, MODEL, HI, True, session=http))
+    assert info.value.status_code == status
+    assert f"redirected to {server.url}{PATH}/moved" in str(info.value)
+    assert "as a GET" in str(info.value)
+    assert [r.method for r in server.requests] == ["POST"]
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_a_same_origin_307_or_308_is_followed_with_body_and_headers(
+    status: int, server: OpenAIServer, http: requests.Session
+) -> None:
+    server.script(redirect(status, "/v2/chat/completions"), Reply.text("moved", " here"))
+    pieces = list(
+        chat_completion(
+            "p", server.url + PATH, MODEL, HI, True, headers={"api-key": "k-1"}, session=http
+        )
+    )
+    assert pieces == ["moved", " here"]
+    first, second = server.requests
+    assert second.path == "/v2/chat/completions"
+    assert second.body == first.body
+    assert second.headers["api-key"] == "k-1"
+
+
+def test_a_redirect_loop_is_not_retried(server: OpenAIServer) -> None:
+    server.responder = lambda number, request: redirect(307, PATH)
+    with hub_for(server.url) as hub, pytest.raises(providerhub.ProviderHTTPError) as info:
+        hub.create(MODEL, HI)  # the hub's default retries: 2
+    assert f"more than {transport.MAX_REDIRECTS} times" in str(info.value)
+    assert len(server.requests) == transport.MAX_REDIRECTS + 1
 
 
 # Credentials echoed back ---------------------------------------------------------------
@@ -337,6 +520,162 @@ def test_a_key_crossing_the_excerpt_cut_is_hidden_whole(
     assert_error_clean(info.value)
 
 
+def test_a_key_echoed_into_the_http_framing_is_hidden(http: requests.Session) -> None:
+    def chunk_size_is_the_key(conn: socket.socket, request: bytes, stop: threading.Event) -> None:
+        key = header(request, "Authorization").removeprefix("Bearer ")
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + key.encode() + b"\r\n"
+        )
+
+    for stream in (True, False):
+        raw = RawServer(chunk_size_is_the_key)
+        with raw, pytest.raises(providerhub.ProviderError) as info:
+            list(chat_completion("p", raw.url + PATH, MODEL, HI, stream, auth=SECRET, session=http))
+        # Nothing was yielded from the stream, the document had begun to arrive.
+        kind = providerhub.ProviderConnectionError if stream else providerhub.StreamInterruptedError
+        assert type(info.value) is kind
+        assert "invalid literal for int() with base 16: b'***" in str(info.value)
+        assert_error_clean(info.value)
+
+
+def test_credentials_in_the_url_stay_out_of_every_message(
+    server: OpenAIServer, http: requests.Session
+) -> None:
+    host = server.url.removeprefix("http://")
+    echo = Reply(status=401, body=lambda r: f"no: {r.headers['Authorization']}", content_type="")
+    server.script(echo)
+    with pytest.raises(providerhub.AuthenticationError) as info:
+        list(
+            chat_completion(
+                "p", f"http://user:{SECRET}@{host}{PATH}", MODEL, HI, False, session=http
+            )
+        )
+    assert "no: Basic ***" in str(info.value)  # the server did echo them, encoded
+    errors: list[BaseException] = [info.value]
+    for endpoint in (
+        f"user:{SECRET}@{host}{PATH}",  # no scheme: requests quotes the url
+        f"htp://user:{SECRET}@{host}{PATH}",
+        f"http://user:{SECRET}@127.0.0.1:1{PATH}",
+        f"http://{SECRET}@[bad{PATH}",
+    ):
+        with pytest.raises(providerhub.ProviderError) as caught:
+            list(chat_completion("p", endpoint, MODEL, HI, False, session=http))
+        errors.append(caught.value)
+    server.script(redirect(302, f"http://user:{SECRET}@elsewhere.invalid/x?key={SECRET}"))
+    with pytest.raises(providerhub.ProviderHTTPError) as info:
+        list(chat_completion("p", server.url + PATH, MODEL, HI, False, session=http))
+    errors.append(info.value)
+    for err in errors:
+        assert_error_clean(err)
+        assert_clean(str(err), "dXNlcjpzay1s")  # the start of base64("user:sk-l...")
+
+
 def test_redact_hides_user_info_of_any_url() -> None:
     text = transport.redact(f"see https://bob:{SECRET}@proxy.example:3128/ and ftp://x@y")
     assert text == "see https://***@proxy.example:3128/ and ftp://***@y"
+
+
+# What reaches the caller ----------------------------------------------------------------
+
+
+def sse(*docs: Any) -> str:
+    return "".join(f"data: {json.dumps(doc)}\n\n" for doc in docs) + "data: [DONE]\n\n"
+
+
+def delta(index: int, text: str, finish: str | None = None) -> dict[str, Any]:
+    return {"index": index, "delta": {"content": text}, "finish_reason": finish}
+
+
+def test_with_several_choices_a_stream_follows_the_first(
+    server: OpenAIServer, http: requests.Session
+) -> None:
+    body = sse(
+        {"choices": [delta(0, "The sky")]},
+        {"choices": [delta(1, "Grass")]},
+        {"choices": [delta(1, " is green."), delta(0, " is blue.")]},  # both, out of order
+        {"choices": [delta(1, "", "stop")]},
+        {"choices": [delta(0, "", "stop")]},
+    )
+    server.script(Reply(body=body, content_type="text/event-stream"))
+    pieces = list(chat_completion("p", server.url + PATH, MODEL, HI, True, n=2, session=http))
+    assert "".join(pieces) == "The sky is blue."
+
+
+def test_with_several_choices_a_document_gives_the_first(
+    server: OpenAIServer, http: requests.Session
+) -> None:
+    doc = {
+        "choices": [
+            {"index": 1, "message": {"content": "Grass is green."}},
+            {"index": 0, "message": {"content": "The sky is blue."}},
+        ]
+    }
+    server.script(Reply(body=json.dumps(doc), content_type="application/json"))
+    text = list(chat_completion("p", server.url + PATH, MODEL, HI, False, n=2, session=http))
+    assert text == ["The sky is blue."]
+
+
+def test_an_event_stream_is_known_in_any_case_and_with_parameters(
+    server: OpenAIServer, http: requests.Session
+) -> None:
+    body = sse({"choices": [delta(0, "hi")]}, {"choices": [delta(0, "", "stop")]})
+    server.script(Reply(body=body, content_type="Text/Event-Stream; Charset=UTF-8"))
+    assert list(chat_completion("p", server.url + PATH, MODEL, HI, True, session=http)) == ["hi"]
+
+
+NAN_EVENTS = (
+    'data: {"choices":[{"index":0,"delta":{"content":"not"},"logprobs":NaN}]}\n\n'
+    'data: {"choices":[{"index":0,"delta":{"content":" a"}}],"seed":123456789012345678901234}\n\n'
+    'data: {"choices":[{"index":0,"delta":{"content":" number"},"x":-Infinity}]}\n\n'
+    'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    "data: [DONE]\n\n"
+)
+
+
+def test_events_read_the_same_with_and_without_orjson(
+    server: OpenAIServer, http: requests.Session
+) -> None:
+    pytest.importorskip("orjson")
+    server.script(Reply(body=NAN_EVENTS, content_type="text/event-stream"))
+    with_orjson = list(chat_completion("p", server.url + PATH, MODEL, HI, True, session=http))
+    script = (
+        "import sys; sys.modules['orjson'] = None\n"
+        "from providerhub import _openai_compat as oc\n"
+        "assert oc._json_loads() is oc._scan\n"
+        f"print(repr(list(oc.chat_completion('p', {server.url + PATH!r}, 'm',"
+        " [{'role': 'user', 'content': 'Hi'}], True))))\n"
+    )
+    server.script(Reply(body=NAN_EVENTS, content_type="text/event-stream"))
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert with_orjson == ["not", " a", " number"]
+    assert result.stdout.strip() == repr(with_orjson)
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"stop": {"a", "b"}}, "the parameter 'stop'"),
+        ({"metadata": {"at": object()}}, "the parameter 'metadata'"),
+        ({"user": "u", "tools": [{"f": lambda: None}]}, "the parameter 'tools'"),
+    ],
+)
+def test_a_parameter_json_cannot_carry_is_refused_before_sending(
+    params: dict[str, Any], named: str, gravity_hub: providerhub.Hub, server: OpenAIServer
+) -> None:
+    with pytest.raises(providerhub.InvalidRequestError, match=named) as info:
+        chat_completion("p", server.url + PATH, MODEL, HI, False, **params)  # no next()
+    assert "cannot be sent as JSON" in str(info.value)
+    for _ in range(4):  # more than the breaker's threshold
+        with pytest.raises(providerhub.InvalidRequestError, match=named):
+            gravity_hub.create("gpt-3.5-turbo-16k", HI, **params)
+    assert gravity_hub.health.cooling("gravityengine") is None
+    assert server.requests == []
+
+
+def test_messages_json_cannot_carry_are_named(server: OpenAIServer) -> None:
+    with pytest.raises(providerhub.InvalidRequestError, match="the messages for p"):
+        chat_completion("p", server.url + PATH, MODEL, [{"role": "user", "content": {1, 2}}], False)
