@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -679,3 +680,20 @@ def test_a_parameter_json_cannot_carry_is_refused_before_sending(
 def test_messages_json_cannot_carry_are_named(server: OpenAIServer) -> None:
     with pytest.raises(providerhub.InvalidRequestError, match="the messages for p"):
         chat_completion("p", server.url + PATH, MODEL, [{"role": "user", "content": {1, 2}}], False)
+
+
+def test_a_connection_reset_after_done_leaves_the_answer_whole(http: requests.Session) -> None:
+    def done_then_reset(conn: socket.socket, request: bytes, stopping: threading.Event) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        for data in (json.dumps({"choices": [delta(0, "whole")]}), "[DONE]"):
+            event = f"data: {data}\n\n".encode()
+            conn.sendall(b"%x\r\n%s\r\n" % (len(event), event))
+        # No terminating chunk: a reset, as SO_LINGER 0 makes close() send one.
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    with RawServer(done_then_reset) as raw:
+        pieces = list(chat_completion("p", raw.url + PATH, MODEL, HI, True, session=http))
+    assert pieces == ["whole"]
