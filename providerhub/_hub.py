@@ -17,6 +17,7 @@ from ._plugins import PluginFailure, discover
 from ._provider import Provider
 from ._registry import Registry
 from ._timeout import TimeoutLike, to_timeout
+from ._transport import one_line
 from ._validation import validate_messages, validate_model
 from .errors import InvalidRequestError, NoProviderError
 
@@ -116,12 +117,12 @@ class Hub:
             try:
                 obj = ep.load()
             except (Exception, SystemExit) as exc:
-                self._fail(ep.name, ep.distribution, f"failed to import: {_one_line(exc)}")
+                self._fail(ep.name, ep.distribution, f"failed to import: {one_line(exc)}")
                 continue
             try:
                 self._add(obj, ep.name, ep.distribution, ep.version, ep.name)
             except (Exception, SystemExit) as exc:
-                self._fail(ep.name, ep.distribution, _one_line(exc))
+                self._fail(ep.name, ep.distribution, one_line(exc))
 
     def _apply_environment_aliases(self, pairs: Mapping[str, str]) -> None:
         """Apply the aliases of ``PROVIDERHUB_ALIASES`` through :meth:`alias`, which refuses
@@ -576,11 +577,6 @@ def _name_of(obj: Any, name: str | None) -> str:
     if isinstance(module_name, str):
         return module_name.rsplit(".", 1)[-1]
     return type(obj).__name__.lower()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 _default_hub: Hub | None = None

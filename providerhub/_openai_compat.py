@@ -20,6 +20,8 @@ import difflib
 import functools
 import json
 import json.scanner
+import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -29,9 +31,7 @@ from ._sse import DEFAULT_MAX_EVENT_BYTES, EventTooLargeError, SSEParser
 from ._timeout import Timeout, TimeoutLike, to_timeout
 from .errors import (
     InvalidRequestError,
-    ProviderError,
     ProviderResponseError,
-    ProviderTimeoutError,
     StreamInterruptedError,
 )
 
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     import requests
 
 __all__ = ["CHAT_PARAMETERS", "chat_completion"]
+
+logger = logging.getLogger("providerhub.openai_compat")  # a stable name for logging config
 
 CHAT_PARAMETERS = frozenset(
     {
@@ -94,16 +96,42 @@ def chat_completion(
     With ``stream`` true the request asks for Server-Sent Events and yields each non-empty
     content delta as it arrives; a server that answers with one JSON document instead gets
     that document's content yielded once. With ``stream`` false it yields
-    ``choices[0].message.content`` once.
+    ``choices[0].message.content`` once. Asked for several choices (``n``), it follows
+    the first, the choice with index 0, and leaves the others out.
 
     ``defaults`` are body fields the caller's ``params`` override; ``params`` must be
-    standard OpenAI chat parameters (:data:`CHAT_PARAMETERS`), or
+    standard OpenAI chat parameters (:data:`CHAT_PARAMETERS`) that JSON can carry, or
     :class:`InvalidRequestError` names the stray one before anything is sent. ``auth`` is
     sent as ``Authorization: Bearer``; ``credential_variable`` is the environment variable
     an authentication error tells the user to set (``PROVIDERHUB_<NAME>_API_KEY`` by
-    default). Failures raise the typed errors of :mod:`providerhub.errors`, naming
-    ``provider``.
+    default). ``timeout`` bounds connecting, each read and, with a total, the whole call,
+    however slowly the answer arrives. Redirects are followed only within the endpoint's
+    origin (see :func:`providerhub._transport.post`). Failures raise the typed errors of
+    :mod:`providerhub.errors`, naming ``provider``, with no credential in their messages.
     """
+    _check_parameters(provider, params)
+    if auth is not None and (not isinstance(auth, str) or not auth):
+        raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
+    limits = to_timeout(timeout)
+    body: dict[str, Any] = {"model": model, **(defaults or {}), "messages": messages, **params}
+    if stream:
+        body["stream"] = True
+    return _exchange(
+        provider,
+        endpoint,
+        _encode(provider, body),
+        _request_headers(stream, headers, auth),
+        stream,
+        secrets=_secrets(auth, headers, endpoint),
+        limits=limits,
+        session=session,
+        max_body_bytes=max_body_bytes,
+        max_event_bytes=max_event_bytes,
+        credential_variable=credential_variable,
+    )
+
+
+def _check_parameters(provider: str, params: Mapping[str, Any]) -> None:
     unknown = [key for key in params if key not in CHAT_PARAMETERS]
     if unknown:
         key = unknown[0]
@@ -113,38 +141,58 @@ def chat_completion(
             f"{provider} does not take the parameter {key!r}{tip} "
             f"(it takes the OpenAI chat parameters: {', '.join(sorted(CHAT_PARAMETERS))})"
         )
-    if auth is not None and (not isinstance(auth, str) or not auth):
-        raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
-    limits = to_timeout(timeout)
-    body: dict[str, Any] = {"model": model}
-    if defaults:
-        body.update(defaults)
-    body["messages"] = messages
-    body.update(params)
-    if stream:
-        body["stream"] = True
-    request_headers = {
+
+
+def _request_headers(
+    stream: bool, headers: Mapping[str, str] | None, auth: str | None
+) -> dict[str, str]:
+    found = {
         "Content-Type": "application/json",
         "Accept": "text/event-stream" if stream else "application/json",
     }
     if headers:
-        request_headers.update(headers)
+        found.update(headers)
     if auth:
-        request_headers["Authorization"] = f"Bearer {auth}"
-    payload = transport.dumps(body)
-    return _exchange(
-        provider,
-        endpoint,
-        payload,
-        request_headers,
-        stream,
-        auth=auth,
-        limits=limits,
-        session=session,
-        max_body_bytes=max_body_bytes,
-        max_event_bytes=max_event_bytes,
-        credential_variable=credential_variable,
-    )
+        found["Authorization"] = f"Bearer {auth}"
+    return found
+
+
+def _encode(provider: str, body: dict[str, Any]) -> bytes:
+    """``body`` as JSON, or :class:`InvalidRequestError` naming the field JSON cannot
+    carry (a ``set``, an arbitrary object): the caller's mistake, found before sending."""
+    try:
+        return transport.dumps(body)
+    except (TypeError, ValueError) as exc:
+        reason = transport.one_line(exc, typed=False)
+        field = next((key for key, value in body.items() if not _encodable(value)), None)
+        what = "the messages" if field == "messages" else f"the parameter {field!r}"
+        raise InvalidRequestError(
+            f"{what if field else 'the request'} for {provider} cannot be sent as JSON: {reason}"
+        ) from None
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        transport.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+# Configured header values this long may be credentials (an api-key header, say); shorter
+# ones are not worth hiding, and hiding them would garble messages.
+_SECRET_HEADER_CHARS = 8
+
+
+def _secrets(
+    auth: str | None, headers: Mapping[str, str] | None, endpoint: str
+) -> list[str | None]:
+    """What no message of the call may show: the credential, the values of the headers
+    the provider configured, and the credentials in the endpoint's url."""
+    found: list[str | None] = [auth, *transport.url_secrets(endpoint)]
+    if headers:
+        found += [v for v in headers.values() if len(v) >= _SECRET_HEADER_CHARS]
+    return found
 
 
 def _exchange(
@@ -154,7 +202,7 @@ def _exchange(
     headers: dict[str, str],
     stream: bool,
     *,
-    auth: str | None,
+    secrets: list[str | None],
     limits: Timeout,
     session: requests.Session | None,
     max_body_bytes: int,
@@ -165,48 +213,57 @@ def _exchange(
     # nothing touches the network until the first piece is asked for.
     deadline = None if limits.total is None else time.monotonic() + limits.total
     http = session if session is not None else transport.default_session()
-    try:
-        response = http.post(endpoint, data=payload, headers=headers, timeout=limits, stream=True)
-    except Exception as exc:
-        raise transport.error_for_exception(provider, exc, endpoint) from None
+    translation = transport.Translation(provider, endpoint, secrets, deadline=deadline)
+    with translation:
+        response = transport.post(http, provider, endpoint, payload, headers, _wait(limits))
+    translation.url = response.url
     abort = transport.current_abort()
     if abort is not None:
         abort.register(response)
     try:
-        if response.status_code >= 400:
-            raise transport.error_for_status(
-                provider, response, [auth], credential_variable=credential_variable
-            )
-        content_type = response.headers.get("Content-Type", "")
-        if stream and content_type.startswith("text/event-stream"):
-            yield from _events(provider, response, auth, deadline, max_event_bytes)
-        else:
-            yield from _document(provider, response, auth, content_type, max_body_bytes)
+        with translation:
+            if response.status_code >= 400:
+                raise transport.error_for_status(
+                    provider,
+                    response,
+                    secrets,
+                    credential_variable=credential_variable,
+                    deadline=deadline,
+                )
+            content_type = transport.media_type(response.headers.get("Content-Type"))
+            if stream and content_type == "text/event-stream":
+                yield from _events(provider, response, translation, max_event_bytes)
+            else:
+                yield from _document(provider, response, translation, content_type, max_body_bytes)
     finally:
         response.close()
+
+
+def _wait(limits: Timeout) -> tuple[float, float]:
+    """The connect and read timeouts of the request, none longer than the total."""
+    if limits.total is None:
+        return limits
+    return min(limits.connect, limits.total), min(limits.read, limits.total)
 
 
 def _document(
     provider: str,
     response: requests.Response,
-    auth: str | None,
+    translation: transport.Translation,
     content_type: str,
     limit: int,
 ) -> Iterator[str]:
     url = transport.safe_url(response.url)
-    try:
-        raw = transport.read_body(response, limit, provider)
-    except ProviderError:
-        raise
-    except Exception as exc:
-        raise transport.error_for_exception(provider, exc, url, started=True) from None
+    secrets = translation.secrets
+    translation.started = True  # a connection that breaks now breaks mid-answer
+    raw = transport.read_body(response, limit, provider, translation.deadline)
     stripped = raw.lstrip()
-    if content_type.startswith("text/html") or stripped[:1] == b"<":
+    if content_type == "text/html" or stripped[:1] == b"<":
         raise ProviderResponseError(
             provider,
             f"answered with an HTML page instead of JSON (HTTP {response.status_code})",
             url=url,
-            body=transport.excerpt(raw, [auth]),
+            body=transport.excerpt(raw, secrets),
             hint="likely a bot-protection challenge or a login page; check the url, or use "
             "another provider",
         )
@@ -217,25 +274,29 @@ def _document(
             provider,
             "answered with something that is not JSON",
             url=url,
-            body=transport.excerpt(raw, [auth]) or "(empty body)",
+            body=transport.excerpt(raw, secrets) or "(empty body)",
             hint="the url may not be an OpenAI-compatible endpoint",
         ) from None
-    text = _message_content(provider, doc, url, auth)
+    text = _message_content(provider, doc, url, secrets)
     if text:
         yield text
 
 
-def _message_content(provider: str, doc: Any, url: str, auth: str | None) -> str:
+def _message_content(provider: str, doc: Any, url: str, secrets: list[str | None]) -> str:
     if isinstance(doc, dict) and "error" in doc:
-        raise _error_document(provider, doc, url, auth)
+        raise _error_answer(provider, doc, url, secrets)
     try:
-        content = doc["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
+        choices = doc["choices"]
+        choice = choices[0]
+        if choice.get("index", 0):
+            choice = _first_choice(choices)
+        content = choice["message"]["content"]
+    except (KeyError, IndexError, TypeError, AttributeError):
         raise ProviderResponseError(
             provider,
             "answered with JSON that has no choices[0].message.content",
             url=url,
-            body=transport.excerpt(json.dumps(doc), [auth]),
+            body=transport.excerpt(json.dumps(doc), secrets),
             hint="the url may not be an OpenAI-compatible endpoint",
         ) from None
     if content is None:
@@ -247,14 +308,27 @@ def _message_content(provider: str, doc: Any, url: str, auth: str | None) -> str
     return content
 
 
-def _error_document(provider: str, doc: dict[str, Any], url: str, auth: str | None) -> Exception:
-    err = doc.get("error")
-    message = err.get("message") if isinstance(err, dict) else err
+def _first_choice(choices: list[Any]) -> Any:
+    """The choice with index 0 among ``choices``, None when there is none: with ``n`` > 1
+    the service answers several, and the caller gets the first."""
+    for choice in choices:
+        if isinstance(choice, dict) and not choice.get("index", 0):
+            return choice
+    return None
+
+
+def _error_answer(provider: str, answer: Any, url: str, secrets: list[str | None]) -> Exception:
+    """The error for an answer that is an error: a JSON document with ``error``, or the
+    data of an ``error`` event (JSON or not)."""
+    message = transport.error_message(answer)
+    if message is None:
+        shown = answer.get("error", answer) if isinstance(answer, dict) else answer
+        message = shown if isinstance(shown, str) else json.dumps(shown)
     return ProviderResponseError(
         provider,
         "answered with an error",
         url=url,
-        body=transport.excerpt(str(message), [auth]),
+        body=transport.excerpt(message, secrets),
         hint="the service could not complete the request",
     )
 
@@ -262,69 +336,68 @@ def _error_document(provider: str, doc: dict[str, Any], url: str, auth: str | No
 def _events(
     provider: str,
     response: requests.Response,
-    auth: str | None,
-    deadline: float | None,
+    translation: transport.Translation,
     max_event_bytes: int,
 ) -> Iterator[str]:
+    """The text of an event stream: each non-empty content delta of the first choice
+    (index 0), as it arrives, until ``[DONE]``; each read within the call's deadline.
+
+    This loop runs once per event, hundreds of thousands of times a second on a fast
+    server: the rare cases are in functions of their own, the common one makes no call."""
     url = transport.safe_url(response.url)
+    secrets = translation.secrets
+    deadline = translation.deadline
     chunks = transport.body_chunks(response)
     parser = SSEParser(max_event_bytes)
     loads = _json_loads()
     finished = False
-    started = False
+    # The deadline is kept as transport.body_chunks keeps it, inline: no call per event.
+    sock, read_timeout = transport.body_socket(response)
+    shrunk = -math.inf
     try:
         for chunk in chunks:
             if deadline is not None and time.monotonic() > deadline:
-                raise ProviderTimeoutError(
-                    provider,
-                    f"the answer from {url} took longer than the total timeout",
-                    url=url,
-                    hint="raise timeout= for long answers",
-                )
+                raise transport.total_timeout(provider, url)
             for data, kind, _ in parser.feed(chunk):
                 if data == "[DONE]":
                     _drain(chunks)
                     return
                 if kind == "error":
-                    raise _error_event(provider, data, url, auth)
+                    raise _error_answer(provider, _json_or_text(data), url, secrets)
                 try:
                     doc = loads(data)
                 except ValueError:
-                    raise ProviderResponseError(
-                        provider,
-                        "sent an event that is not JSON",
-                        url=url,
-                        body=transport.excerpt(data, [auth]),
-                    ) from None
-                if not isinstance(doc, dict):
-                    raise ProviderResponseError(
-                        provider, "sent an event that is not a JSON object", url=url
-                    )
-                choices = doc.get("choices")
-                if not choices:
-                    if "error" in doc:
-                        raise _error_document(provider, doc, url, auth)
+                    doc = _standard_json(provider, data, url, secrets)
+                try:
+                    choice = doc["choices"][0]
+                except (KeyError, IndexError, TypeError):
+                    _check_choiceless(provider, doc, data, url, secrets)
                     continue  # a usage-only or keep-alive chunk
                 try:
-                    choice = choices[0]
+                    if choice.get("index", 0):
+                        choice = _first_choice(doc["choices"])
+                        if choice is None:
+                            continue  # a delta of another choice
                     if choice.get("finish_reason"):
                         finished = True
                     delta = choice.get("delta")
                     text = delta.get("content") if delta else None
                 except (AttributeError, TypeError, IndexError, KeyError):
-                    raise ProviderResponseError(
-                        provider,
-                        "sent an event whose choices are malformed",
-                        url=url,
-                        body=transport.excerpt(data, [auth]),
-                    ) from None
+                    raise _malformed(provider, data, url, secrets) from None
                 if text:
                     if type(text) is not str:
                         raise ProviderResponseError(
                             provider, f"sent content of type {type(text).__name__}", url=url
                         )
-                    started = True
+                    translation.started = True
                     yield text
+            if deadline is not None:
+                now = time.monotonic()
+                if now >= deadline:
+                    raise transport.total_timeout(provider, url)
+                if sock is not None and now - shrunk > transport.DEADLINE_SLACK:
+                    sock.settimeout(min(read_timeout, deadline - now))
+                    shrunk = now
     except EventTooLargeError as exc:
         raise ProviderResponseError(
             provider,
@@ -332,10 +405,6 @@ def _events(
             url=url,
             hint="raise max_event_bytes if such events are expected",
         ) from None
-    except ProviderError:
-        raise
-    except Exception as exc:
-        raise transport.error_for_exception(provider, exc, url, started=started) from None
     if not finished:
         raise StreamInterruptedError(
             provider,
@@ -345,17 +414,68 @@ def _events(
         )
 
 
+def _check_choiceless(
+    provider: str, doc: Any, data: str, url: str, secrets: list[str | None]
+) -> None:
+    """Raise for an event without a first choice unless it is a usage-only or keep-alive
+    chunk: one that is not a JSON object, is an error, or has choices that are not a
+    list."""
+    if not isinstance(doc, dict):
+        raise ProviderResponseError(provider, "sent an event that is not a JSON object", url=url)
+    if "error" in doc and not doc.get("choices"):
+        raise _error_answer(provider, doc, url, secrets)
+    if doc.get("choices"):
+        raise _malformed(provider, data, url, secrets)
+
+
+def _malformed(provider: str, data: str, url: str, secrets: list[str | None]) -> Exception:
+    return ProviderResponseError(
+        provider,
+        "sent an event whose choices are malformed",
+        url=url,
+        body=transport.excerpt(data, secrets),
+    )
+
+
+def _standard_json(provider: str, data: str, url: str, secrets: list[str | None]) -> Any:
+    """An event's data that the fast parser refused, as the standard library reads it, so
+    that ``providerhub[fast]`` never changes what is accepted (orjson refuses ``NaN`` and
+    integers past 64 bits, which ``json`` reads); an error when neither reads it."""
+    try:
+        return _scan(data)
+    except ValueError:
+        raise ProviderResponseError(
+            provider,
+            "sent an event that is not JSON",
+            url=url,
+            body=transport.excerpt(data, secrets),
+        ) from None
+
+
+def _json_or_text(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data
+
+
 def _drain(chunks: Iterator[bytes]) -> None:
     """Read what follows ``[DONE]``, normally just the end of the body, so the connection
-    goes back to the pool instead of being closed; a body that goes on is left to close."""
-    for _ in zip(range(4), chunks):
-        pass
+    goes back to the pool instead of being closed; a body that goes on, breaks or passes
+    the deadline is left to close: the answer is whole already."""
+    try:
+        for _ in zip(range(4), chunks):
+            pass
+    except Exception as exc:
+        logger.debug("the end of an event stream could not be read: %s", type(exc).__name__)
 
 
 @functools.cache
 def _json_loads() -> Callable[[str], Any]:
     """orjson's ``loads`` when it is installed (``providerhub[fast]``), else the standard
-    library's scanner: stream events are parsed once each, so this is the hot path."""
+    library's scanner: stream events are parsed once each, so this is the hot path. What
+    orjson refuses goes to the standard library (:func:`_standard_json`), so both read
+    the same events."""
     try:
         import orjson  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
@@ -385,13 +505,3 @@ def _scan(text: str) -> Any:
     if end != len(text):
         return json.loads(text)
     return value
-
-
-def _error_event(provider: str, data: str, url: str, auth: str | None) -> Exception:
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        doc = {"error": data}
-    if not isinstance(doc, dict):
-        doc = {"error": data}
-    return _error_document(provider, doc, url, auth)

@@ -27,12 +27,10 @@ from .errors import (
     InvalidRequestError,
     ModelNotFoundError,
     NoProviderError,
-    ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
     ProviderResponseError,
     ProviderTimeoutError,
-    StreamInterruptedError,
     StructuredAnswerError,
 )
 from .types import Piece
@@ -429,38 +427,19 @@ class Call:
         _log(p, self.model, attempt.number, outcome, attempt.started)
 
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = ProviderHTTPError.transient_statuses
 """HTTP statuses worth retrying: the provider may well answer the same request later."""
 
 
 def is_transient(err: ProviderError) -> bool:
-    """Whether ``err`` may pass if the same request is sent again."""
-    if isinstance(err, ProviderHTTPError):
-        return err.status_code in RETRY_STATUSES
-    return isinstance(err, (ProviderConnectionError, ProviderTimeoutError, StreamInterruptedError))
+    """Whether ``err`` may pass if the same request is sent again: the error says so
+    (:attr:`ProviderError.transient <providerhub.errors.ProviderError>`)."""
+    return err.transient
 
 
 def _as_provider_error(p: Provider, exc: BaseException, secret: str | None) -> ProviderError:
     """What a provider raised, as a typed error naming it, with no credential in it."""
-    if isinstance(exc, ProviderError):
-        return exc
-    origin = type(exc).__module__.split(".")[0]
-    if origin in ("requests", "urllib3"):
-        return transport.error_for_exception(p.name, exc, p.url, secrets=[secret])
-    text = transport.redact(f"{type(exc).__name__}: {exc}", [secret])
-    if isinstance(exc, (KeyError, IndexError, ValueError)):
-        return ProviderResponseError(
-            p.name,
-            f"could not read the service's answer ({text})",
-            url=transport.safe_url(p.url),
-            hint="the service may have changed its API; try another provider",
-        )
-    return ProviderError(
-        p.name,
-        f"raised {text}",
-        url=transport.safe_url(p.url),
-        hint="a bug in the provider's plugin; try another provider",
-    )
+    return transport.error_for_exception(p.name, exc, p.url, secrets=[secret])
 
 
 def _non_string(p: Provider, piece: object) -> ProviderResponseError:

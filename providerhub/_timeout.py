@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import Union
 
 from .errors import InvalidRequestError
 
-__all__ = ["DEFAULT_TIMEOUT", "Timeout", "TimeoutLike", "to_timeout"]
+__all__ = ["DEFAULT_TIMEOUT", "MAX_SECONDS", "Timeout", "TimeoutLike", "to_timeout"]
+
+MAX_SECONDS = threading.TIMEOUT_MAX
+"""The longest timeout there is, about 292 years: the most a thread or a socket can be
+told to wait; a longer one would fail on the way rather than wait."""
 
 
 class Timeout(tuple[float, float]):
@@ -30,9 +35,11 @@ class Timeout(tuple[float, float]):
                 or not isinstance(value, (int, float))
                 or not math.isfinite(value)
                 or value <= 0
+                or value > MAX_SECONDS
             ):
                 raise InvalidRequestError(
-                    f"timeout {label} must be a positive number of seconds, not {value!r}"
+                    f"timeout {label} must be a positive number of seconds, at most "
+                    f"{MAX_SECONDS:.0f}, not {value!r}"
                 )
         self = super().__new__(cls, (float(connect), float(read)))
         self.total = None if total is None else float(total)

@@ -9,8 +9,11 @@ Catch :class:`ProviderHubError` to catch them all. The tree::
     │                                                    fits these needs (stream, auth, ...)
     ├── ProviderError                                   one provider failed; ``.provider``
     │   ├── ProviderConnectionError                     could not connect, connection reset
+    │   │   └── ProviderConfigurationError              no retry can help: TLS or certificate,
+    │   │                                               an invalid url or scheme, the proxy
     │   ├── ProviderTimeoutError                        connect, read or total deadline passed
-    │   ├── ProviderHTTPError                           HTTP error status; ``.status_code``,
+    │   ├── ProviderHTTPError                           HTTP error status, or a redirect not
+    │   │                                               followed; ``.status_code``,
     │   │                                               ``.retry_after``
     │   │   ├── AuthenticationError                     401/403: missing or rejected credential
     │   │   └── RateLimitError                          429; ``.retry_after`` in seconds
@@ -22,6 +25,11 @@ Catch :class:`ProviderHubError` to catch them all. The tree::
                                                         ``create()``'s text cannot carry;
                                                         ``.completion`` holds it all
 
+Each :class:`ProviderError` says whether sending the same request again may pass, in
+``transient``: connection failures, timeouts, interrupted streams and HTTP 429, 500, 502,
+503 and 504 are; everything else, :class:`ProviderConfigurationError` among them, is not.
+The router retries only transient failures.
+
 Messages are meant for the person running the program: they name the provider, say what
 happened, and say what to do. They never contain a credential.
 """
@@ -29,7 +37,7 @@ happened, and say what to do. They never contain a credential.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from .types import ChatCompletion
@@ -40,6 +48,7 @@ __all__ = [
     "InvalidRequestError",
     "ModelNotFoundError",
     "NoProviderError",
+    "ProviderConfigurationError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderHTTPError",
@@ -98,7 +107,10 @@ class ProviderError(ProviderHubError):
     """A provider failed. ``provider`` names it; ``url`` is the address it was asked at.
 
     ``hint`` says what the caller can do about it, and is part of the message.
+    ``transient`` says whether the same request may pass if sent again.
     """
+
+    transient: bool = False
 
     def __init__(
         self,
@@ -125,14 +137,31 @@ class ProviderError(ProviderHubError):
 class ProviderConnectionError(ProviderError):
     """The provider could not be reached, or dropped the connection before answering."""
 
+    transient = True
+
+
+class ProviderConfigurationError(ProviderConnectionError):
+    """The connection cannot work as it is set up, so no retry can help: the TLS handshake
+    or the certificate failed (an ``https://`` url to a server that does not speak TLS, an
+    untrusted certificate), the url or its scheme is invalid, or the proxy settings are."""
+
+    transient = False
+
 
 class ProviderTimeoutError(ProviderError):
     """The provider did not answer, or stopped sending, within the timeout."""
 
+    transient = True
+
 
 class ProviderHTTPError(ProviderError):
-    """The provider answered with an HTTP error status, in ``status_code``;
-    ``retry_after`` holds the seconds its ``Retry-After`` header asked for, or None."""
+    """The provider answered with an HTTP error status, or with a redirect that was not
+    followed (see :func:`providerhub.plugin.chat_completion`), in ``status_code``;
+    ``retry_after`` holds the seconds its ``Retry-After`` header asked for, or None.
+    It is transient for the statuses in :attr:`transient_statuses`."""
+
+    transient_statuses: ClassVar[frozenset[int]] = frozenset({429, 500, 502, 503, 504})
+    """Statuses worth retrying: the provider may well answer the same request later."""
 
     def __init__(
         self,
@@ -147,6 +176,7 @@ class ProviderHTTPError(ProviderError):
     ) -> None:
         self.status_code = status_code
         self.retry_after = retry_after
+        self.transient = status_code in self.transient_statuses
         super().__init__(provider, message, url=url, hint=hint, body=body)
 
 
@@ -186,6 +216,8 @@ class ProviderResponseError(ProviderError):
 
 class StreamInterruptedError(ProviderError):
     """The stream ended before its end marker: the answer is incomplete."""
+
+    transient = True
 
 
 class AllProvidersFailedError(ProviderHubError):

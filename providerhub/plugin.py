@@ -35,6 +35,7 @@ from ._transport import redact
 from .errors import (
     AuthenticationError,
     InvalidRequestError,
+    ProviderConfigurationError,
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
@@ -50,6 +51,7 @@ __all__ = [
     "AuthenticationError",
     "InvalidRequestError",
     "Param",
+    "ProviderConfigurationError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderHTTPError",
