@@ -53,9 +53,13 @@ class ProviderModule(Protocol):
         ``messages`` are OpenAI-style ``{"role": ..., "content": ...}`` mappings, already
         validated. ``kwargs`` hold the caller's extra parameters, plus what the router adds:
         ``auth`` (the credential, when one is at hand), ``timeout`` (a
-        :class:`providerhub.Timeout`, usable as a ``requests`` timeout) and ``session``
+        :class:`providerhub.Timeout`, usable as a ``requests`` timeout), ``session``
         (the hub's pooled ``requests.Session``, when the provider uses HTTP through
-        providerhub).
+        providerhub) and, to a provider that declares ``yields_pieces = True``,
+        ``structured=True``: a provider that forwards its ``kwargs`` to
+        :func:`providerhub.plugin.chat_completion` then passes on tool calls, usage and the
+        finish reason, and called directly, without it, yields text only, as the seed's
+        modules did.
         """
         ...
 
@@ -89,7 +93,7 @@ def missing_fields(obj: object) -> list[str]:
     models = getattr(obj, "model", None)
     if isinstance(models, (list, tuple)) and not all(isinstance(m, str) for m in models):
         problems.append("'model' holds a non-string")
-    for optional in ("working", *CAPABILITIES):
+    for optional in ("working", "yields_pieces", *CAPABILITIES):
         value = getattr(obj, optional, False)
         if not isinstance(value, bool):
             problems.append(f"{optional!r} is {type(value).__name__}")

@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 from . import _transport as transport
 from ._sse import DEFAULT_MAX_EVENT_BYTES, EventTooLargeError, SSEParser
 from ._timeout import Timeout, TimeoutLike, to_timeout
+from ._toolcalls import ToolCallStream, tool_calls_of
 from .errors import (
     InvalidRequestError,
     ProviderResponseError,
     StreamInterruptedError,
 )
+from .types import Finish, FunctionDelta, Piece, ToolCallDelta, Usage
 
 if TYPE_CHECKING:
     import requests
@@ -89,9 +91,16 @@ def chat_completion(
     max_body_bytes: int = transport.DEFAULT_MAX_BODY_BYTES,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     credential_variable: str | None = None,
+    structured: bool = False,
     **params: Any,
-) -> Iterator[str]:
+) -> Iterator[Piece]:
     """POST a chat completion to ``endpoint`` and yield the answer's text.
+
+    With ``structured`` true it yields the answer's structured pieces too
+    (:mod:`providerhub.types`): its tool calls as OpenAI streams them, whatever the server
+    sent (see :mod:`providerhub._toolcalls`), its usage and its finish reason; a provider
+    that yields from it, as the bundled plugins do, passes them on to the client. Without
+    it, text only, as before there were pieces.
 
     With ``stream`` true the request asks for Server-Sent Events and yields each non-empty
     content delta as it arrives; a server that answers with one JSON document instead gets
@@ -128,6 +137,7 @@ def chat_completion(
         max_body_bytes=max_body_bytes,
         max_event_bytes=max_event_bytes,
         credential_variable=credential_variable,
+        structured=structured,
     )
 
 
@@ -208,7 +218,8 @@ def _exchange(
     max_body_bytes: int,
     max_event_bytes: int,
     credential_variable: str | None,
-) -> Iterator[str]:
+    structured: bool,
+) -> Iterator[Piece]:
     # A generator of its own, so that chat_completion() checks its arguments eagerly and
     # nothing touches the network until the first piece is asked for.
     deadline = None if limits.total is None else time.monotonic() + limits.total
@@ -232,9 +243,13 @@ def _exchange(
                 )
             content_type = transport.media_type(response.headers.get("Content-Type"))
             if stream and content_type == "text/event-stream":
-                yield from _events(provider, response, translation, max_event_bytes)
+                pieces = _events(provider, response, translation, max_event_bytes)
             else:
-                yield from _document(provider, response, translation, content_type, max_body_bytes)
+                pieces = _document(provider, response, translation, content_type, max_body_bytes)
+            if structured:
+                yield from pieces
+            else:
+                yield from (piece for piece in pieces if type(piece) is str)
     finally:
         response.close()
 
@@ -252,7 +267,7 @@ def _document(
     translation: transport.Translation,
     content_type: str,
     limit: int,
-) -> Iterator[str]:
+) -> Iterator[Piece]:
     url = transport.safe_url(response.url)
     secrets = translation.secrets
     translation.started = True  # a connection that breaks now breaks mid-answer
@@ -277,12 +292,12 @@ def _document(
             body=transport.excerpt(raw, secrets) or "(empty body)",
             hint="the url may not be an OpenAI-compatible endpoint",
         ) from None
-    text = _message_content(provider, doc, url, secrets)
-    if text:
-        yield text
+    yield from _answer_pieces(provider, doc, url, secrets)
 
 
-def _message_content(provider: str, doc: Any, url: str, secrets: list[str | None]) -> str:
+def _answer_pieces(provider: str, doc: Any, url: str, secrets: list[str | None]) -> list[Piece]:
+    """The pieces of a whole answer: its text, its tool calls (each whole, as one
+    fragment), its usage and its finish reason."""
     if isinstance(doc, dict) and "error" in doc:
         raise _error_answer(provider, doc, url, secrets)
     try:
@@ -290,8 +305,10 @@ def _message_content(provider: str, doc: Any, url: str, secrets: list[str | None
         choice = choices[0]
         if choice.get("index", 0):
             choice = _first_choice(choices)
-        content = choice["message"]["content"]
-    except (KeyError, IndexError, TypeError, AttributeError):
+        message = choice["message"]
+        content = message["content"] if "tool_calls" not in message else message.get("content")
+        calls = tool_calls_of(message)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError):
         raise ProviderResponseError(
             provider,
             "answered with JSON that has no choices[0].message.content",
@@ -299,13 +316,38 @@ def _message_content(provider: str, doc: Any, url: str, secrets: list[str | None
             body=transport.excerpt(json.dumps(doc), secrets),
             hint="the url may not be an OpenAI-compatible endpoint",
         ) from None
-    if content is None:
-        return ""
-    if not isinstance(content, str):
+    if content is not None and not isinstance(content, str):
         raise ProviderResponseError(
             provider, f"answered with content of type {type(content).__name__}", url=url
         )
-    return content
+    pieces: list[Piece] = [content] if content else []
+    for index, call in enumerate(calls or ()):
+        pieces.append(
+            ToolCallDelta(
+                index,
+                call.id,
+                call.type,
+                FunctionDelta(call.function.name, call.function.arguments),
+            )
+        )
+    usage = _usage(doc.get("usage"))
+    if usage is not None:
+        pieces.append(usage)
+    reason = choice.get("finish_reason")
+    if isinstance(reason, str) and reason:
+        pieces.append(Finish(reason))
+    return pieces
+
+
+def _usage(found: Any) -> Usage | None:
+    """The token counts of a ``usage`` object, None when there are none."""
+    if not isinstance(found, dict):
+        return None
+    counts = [found.get(key) for key in ("prompt_tokens", "completion_tokens", "total_tokens")]
+    if not any(type(count) is int for count in counts):
+        return None
+    prompt, completion, total = (count if type(count) is int else None for count in counts)
+    return Usage(prompt, completion, total)
 
 
 def _first_choice(choices: list[Any]) -> Any:
@@ -338,9 +380,11 @@ def _events(
     response: requests.Response,
     translation: transport.Translation,
     max_event_bytes: int,
-) -> Iterator[str]:
-    """The text of an event stream: each non-empty content delta of the first choice
-    (index 0), as it arrives, until ``[DONE]``; each read within the call's deadline.
+) -> Iterator[Piece]:
+    """The pieces of an event stream, as they arrive, until ``[DONE]``: each non-empty
+    content delta of the first choice (index 0), its tool-call fragments (normalized by
+    :class:`~providerhub._toolcalls.ToolCallStream`), its finish reason, and the usage
+    when the server sends it; each read within the call's deadline.
 
     This loop runs once per event, hundreds of thousands of times a second on a fast
     server: the rare cases are in functions of their own, the common one makes no call."""
@@ -351,6 +395,7 @@ def _events(
     parser = SSEParser(max_event_bytes)
     loads = _json_loads()
     finished = False
+    calls: ToolCallStream | None = None
     # The deadline is kept as transport.body_chunks keeps it, inline: no call per event.
     sock, read_timeout = transport.body_socket(response)
     shrunk = -math.inf
@@ -372,17 +417,24 @@ def _events(
                     choice = doc["choices"][0]
                 except (KeyError, IndexError, TypeError):
                     _check_choiceless(provider, doc, data, url, secrets)
+                    usage = _usage(doc.get("usage"))
+                    if usage is not None:
+                        yield usage
                     continue  # a usage-only or keep-alive chunk
                 try:
                     if choice.get("index", 0):
                         choice = _first_choice(doc["choices"])
                         if choice is None:
                             continue  # a delta of another choice
-                    if choice.get("finish_reason"):
-                        finished = True
+                    reason = choice.get("finish_reason")
                     delta = choice.get("delta")
                     text = delta.get("content") if delta else None
-                except (AttributeError, TypeError, IndexError, KeyError):
+                    if delta and ("tool_calls" in delta or "function_call" in delta):
+                        calls = calls or ToolCallStream()
+                        fragments = calls.feed(delta)
+                    else:
+                        fragments = None
+                except (AttributeError, TypeError, IndexError, KeyError, ValueError):
                     raise _malformed(provider, data, url, secrets) from None
                 if text:
                     if type(text) is not str:
@@ -391,6 +443,16 @@ def _events(
                         )
                     translation.started = True
                     yield text
+                if fragments:
+                    translation.started = True
+                    yield from fragments
+                if reason:
+                    finished = True
+                    yield Finish(str(reason))
+                if doc.get("usage"):
+                    usage = _usage(doc["usage"])
+                    if usage is not None:
+                        yield usage
             if deadline is not None:
                 now = time.monotonic()
                 if now >= deadline:

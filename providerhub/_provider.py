@@ -86,6 +86,13 @@ class Provider:
         return not self.disabled and bool(getattr(self.obj, "working", True))
 
     @property
+    def yields_pieces(self) -> bool:
+        """Whether the provider declares ``yields_pieces``: its completion function takes
+        ``structured=True``, which the router then passes, and may yield the structured
+        pieces of :mod:`providerhub.types`. Others are called as the seed's modules were."""
+        return getattr(self.obj, "yields_pieces", False) is True
+
+    @property
     def honors_timeout(self) -> bool:
         """Whether the provider keeps the ``timeout`` it is given. Those that do not (the
         default, for modules written to the bare seed contract) run under a watchdog."""

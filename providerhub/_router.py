@@ -347,6 +347,8 @@ class Call:
                 limits = self.attempt_timeout(p)
                 secret = p.credential(self.auth)
                 extra: dict[str, Any] = {"timeout": limits, "session": self.session}
+                if p.yields_pieces:
+                    extra["structured"] = True  # the pieces of providerhub.types too
                 if secret:
                     extra["auth"] = secret
                 pieces = p.complete(self.model, self.messages, self.stream, **self.kwargs, **extra)

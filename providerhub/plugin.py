@@ -16,6 +16,8 @@ The names, by what they are for:
   :func:`api_key_variable`, :func:`url_variable`;
 - describing the completion function: :func:`render_params` (the seed's ``params``
   string), :func:`describe_params` and :class:`Param`;
+- structured pieces a completion function may yield besides text: :data:`Piece`,
+  :class:`ToolCallDelta` (with :class:`FunctionDelta`), :class:`Usage`, :class:`Finish`;
 - limits: :class:`Timeout`;
 - keeping secrets out of messages: :func:`redact`;
 - errors: the typed errors of :mod:`providerhub.errors`, which a provider raises to say
@@ -45,12 +47,16 @@ from .errors import (
     StreamInterruptedError,
 )
 from .hookspecs import Register, Report, hookimpl
+from .types import Finish, FunctionDelta, Piece, ToolCallDelta, Usage
 
 __all__ = [
     "CHAT_PARAMETERS",
     "AuthenticationError",
+    "Finish",
+    "FunctionDelta",
     "InvalidRequestError",
     "Param",
+    "Piece",
     "ProviderConfigurationError",
     "ProviderConnectionError",
     "ProviderError",
@@ -63,6 +69,8 @@ __all__ = [
     "StreamInterruptedError",
     "Timeout",
     "TimeoutLike",
+    "ToolCallDelta",
+    "Usage",
     "api_key_variable",
     "base_url",
     "chat_completion",

@@ -44,6 +44,8 @@ OPENAI_CHECKS = [
     "credentials",
     "logs",
 ]
+TOOL_CHECKS = [*OPENAI_CHECKS[:4], "tools", "tools (stream)", *OPENAI_CHECKS[4:]]
+"""The checks of a provider that declares supports_tools."""
 NOT_TYPED = "not a providerhub.ProviderError"
 
 
@@ -187,10 +189,10 @@ def test_gravityengine_passes_against_the_local_server(server: OpenAIServer) -> 
     assert report.name == "gravityengine"  # from its installed entry point
     assert report.openai_compatible is True  # detected
     assert report.model == "gpt-3.5-turbo-16k"
-    assert list(report.passed) == OPENAI_CHECKS
+    assert list(report.passed) == TOOL_CHECKS
     paths = {r.path for r in server.requests}
     assert paths == {"/api/openai/v1/chat/completions"}
-    assert len(server.requests) == 6
+    assert len(server.requests) == 8
     assert server.requests[1].json()["stream"] is True
     # The credential check really sent a credential, and the server echoed it back.
     assert server.requests[-1].headers["Authorization"].startswith("Bearer sk-providerhub-check-")
@@ -214,7 +216,7 @@ def test_the_environment_and_the_server_are_restored(
     assert os.environ[url_var] == "http://developer.invalid"
     assert os.environ[key_var] == "sk-real-developer-key"
     assert server.responder is responder
-    assert len(server.requests) == 6
+    assert len(server.requests) == 8  # two of them the tools checks
     # The real credential from the environment never went to the local server.
     assert not any("sk-real-developer-key" in str(r.headers) for r in server.requests)
     assert logging.getLogger().level == root_level
@@ -275,12 +277,34 @@ def test_the_template_passes_from_its_sources(
 
     assert Path(providerhub_template.__file__).is_relative_to(ROOT)
     report = check_provider(providerhub_template, name="template", server=server)
-    assert list(report.passed) == OPENAI_CHECKS
+    assert list(report.passed) == TOOL_CHECKS
     assert server.requests[0].path == "/v1/chat/completions"
     assert server.requests[0].headers["Authorization"].startswith("Bearer sk-providerhub-check-")
 
 
 # -- check_provider: providers that fail ------------------------------------------------------
+
+
+class TextOnlyButClaimsTools(Compatible):
+    """Declares supports_tools, but gives back text only: the tool call is lost."""
+
+    supports_tools = True
+
+    def _create_completion(
+        self, model: str, messages: list[Any], stream: bool, **kwargs: Any
+    ) -> Iterator[str]:
+        for piece in super()._create_completion(model, messages, stream, **kwargs):
+            if isinstance(piece, str):
+                yield piece
+
+
+def test_a_provider_that_claims_tools_must_give_back_tool_calls(server: OpenAIServer) -> None:
+    with pytest.raises(ProviderCheckError) as info:
+        check_provider(TextOnlyButClaimsTools(), server=server)
+    text = str(info.value)
+    assert "tools: gave the tool calls [], but the server sent" in text
+    assert "yield providerhub.plugin.ToolCallDelta pieces" in text
+    assert "tools: gave the finish reason" in text
 
 
 def test_a_broken_provider_fails_with_every_problem_listed() -> None:

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _settings as settings
 from .. import _transport as transport
+from .._completions import Assembler, is_piece
 from .._contract import missing_fields
 from .._hub import Hub
 from .._provider import Provider
 from .._timeout import Timeout
 from ..errors import ProviderError, ProviderHubError
+from ..types import ToolCallDelta
 from ._server import OpenAIServer, RecordedRequest, Reply
 
 if TYPE_CHECKING:
@@ -272,11 +274,15 @@ class _Run:
         *,
         auth: str | None,
         server: OpenAIServer | None = None,
+        **params: Any,
     ) -> _Outcome:
-        """Call ``p`` as the router would, in a worker thread given ``timeout`` seconds."""
+        """Call ``p`` as the router would, in a worker thread given ``timeout`` seconds;
+        ``params`` are the caller's (``tools=``, say)."""
         outcome = _Outcome()
         limit = Timeout(self.timeout, self.timeout, self.timeout)
-        kwargs: dict[str, Any] = {"timeout": limit, "session": self.session}
+        kwargs: dict[str, Any] = {"timeout": limit, "session": self.session, **params}
+        if p.yields_pieces:
+            kwargs["structured"] = True
         if auth:
             kwargs["auth"] = auth
         seen = len(server.requests) if server is not None else 0
@@ -448,6 +454,11 @@ def _check_against_server(
     else:
         run.skip("stream", "supports_stream is False")
 
+    if p.capabilities["supports_tools"]:
+        _check_tools(run, p, srv, script, auth)
+    else:
+        run.skip("tools", "supports_tools is not True")
+
     failures: list[tuple[str, Reply, bool]] = [
         ("HTTP 503", Reply.error(503, "overloaded"), False),
         ("an HTML page", Reply.html(), False),
@@ -471,6 +482,70 @@ def _check_against_server(
         run.notes.append("credentials: the credential given as auth was not sent to the server")
     run.record("credentials", problems)
     return True
+
+
+TOOL_CALL = {"id": "call_check", "name": "get_weather", "arguments": {"city": "Oslo"}}
+USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+
+
+def _check_tools(
+    run: _Run, p: Provider, srv: OpenAIServer, script: _Script, auth: str | None
+) -> None:
+    """A provider that declares ``supports_tools`` must pass ``tools`` on and give back the
+    server's tool call, usage and finish reason as structured pieces, in a document and,
+    when it streams, in a stream that repeats the call's id and name (as llama.cpp does)."""
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    for stream in [False, True] if p.supports_stream else [False]:
+        script.reply = Reply.tools(TOOL_CALL, usage=USAGE, dialect="llama.cpp")
+        extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if stream else {}
+        outcome = run.call(p, stream, auth=auth, server=srv, tools=tools, **extra)
+        problems = _outcome_problems(run, outcome)
+        reached = _reached_chat(outcome)
+        if reached and _json_body(reached[-1]).get("tools") != tools:
+            problems.append("the request did not carry the tools it was given")
+        if outcome.error is None and not outcome.timed_out:
+            problems += _structured_problems(outcome, stream=stream)
+        run.record("tools" + (" (stream)" if stream else ""), problems, area="tools")
+
+
+def _structured_problems(outcome: _Outcome, *, stream: bool) -> list[str]:
+    assembler = Assembler()
+    for piece in outcome.pieces:
+        if is_piece(piece):
+            assembler.add(piece)  # type: ignore[arg-type]
+    r = assembler.completion("check", None)
+    calls = r.choices[0].message.tool_calls or []
+    problems = []
+    got = [(c.id, c.function.name, c.function.arguments) for c in calls]
+    want = [(TOOL_CALL["id"], TOOL_CALL["name"], json.dumps(TOOL_CALL["arguments"]))]
+    if [(i, n, _loads_or_none(a)) for i, n, a in got] != [
+        (i, n, _loads_or_none(a)) for i, n, a in want
+    ]:
+        problems.append(
+            f"gave the tool calls {got!r}, but the server sent {want!r}: yield "
+            "providerhub.plugin.ToolCallDelta pieces (declare yields_pieces = True and pass "
+            "the structured=True the router then gives on to chat_completion)"
+        )
+    if stream and sum(1 for p in outcome.pieces if isinstance(p, ToolCallDelta) and p.id) > 1:
+        problems.append("gave the tool call's id more than once: give it in the first fragment")
+    if assembler.finish_reason != "tool_calls":
+        problems.append(
+            f"gave the finish reason {assembler.finish_reason!r}, but the server sent "
+            "'tool_calls': yield providerhub.plugin.Finish"
+        )
+    if r.usage is None or r.usage.to_dict() != USAGE:
+        problems.append(
+            f"gave the usage {r.usage!r}, but the server sent {USAGE!r}: yield "
+            "providerhub.plugin.Usage"
+        )
+    return problems
+
+
+def _loads_or_none(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _echo_request(request: RecordedRequest) -> str:
@@ -553,9 +628,9 @@ def _check_by_prompt(run: _Run, p: Provider, auth: str | None) -> None:
 
 def _outcome_problems(run: _Run, outcome: _Outcome) -> list[str]:
     problems = []
-    wrong = sorted({type(piece).__name__ for piece in outcome.pieces if type(piece) is not str})
+    wrong = sorted({type(piece).__name__ for piece in outcome.pieces if not is_piece(piece)})
     if wrong:
-        problems.append(f"yielded {', '.join(wrong)}, not str")
+        problems.append(f"yielded {', '.join(wrong)}, not str or a piece of providerhub.types")
     if outcome.timed_out:
         problems.append(f"did not finish within {run.timeout:g} s")
     elif outcome.error is not None:

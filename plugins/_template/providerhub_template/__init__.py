@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from providerhub.plugin import base_url, chat_completion, credential, render_params
+from providerhub.plugin import Piece, base_url, chat_completion, credential, render_params
 
 NAME = "template"
 """The provider's name: the entry point's name in pyproject.toml, and the ``<NAME>`` of
@@ -24,6 +24,8 @@ model = ["template-model"]
 supports_stream = True
 needs_auth = True
 working = True
+supports_tools = True  # the service takes tools= and answers with tool calls
+yields_pieces = True  # structured=True goes on to chat_completion in kwargs
 honors_timeout = True  # providerhub's transport keeps the router's timeouts
 
 
@@ -32,7 +34,7 @@ def _create_completion(
     messages: list,  # type: ignore[type-arg]  # the contract's signature, which params shows
     stream: bool,
     **kwargs: Any,
-) -> Iterator[str]:
+) -> Iterator[Piece]:
     """Yield the answer: each content delta as it arrives when ``stream`` is true, the whole
     ``choices[0].message.content`` otherwise.
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from providerhub.plugin import base_url, chat_completion, credential, hookimpl, render_params
+from providerhub.plugin import Piece, base_url, chat_completion, credential, hookimpl, render_params
 
 NAME = "gravityengine"
 PATH = "/api/openai/v1/chat/completions"
@@ -26,6 +26,7 @@ working = True
 supports_tools = True  # its models (gpt-3.5-turbo-0613 on) call functions
 supports_vision = False
 supports_json_schema = False
+yields_pieces = True  # structured=True goes on to chat_completion in kwargs
 honors_timeout = True  # providerhub's transport keeps the router's timeouts
 
 
@@ -34,7 +35,7 @@ def _create_completion(
     messages: list,  # type: ignore[type-arg]  # the seed's signature, which params shows
     stream: bool,
     **kwargs: Any,
-) -> Iterator[str]:
+) -> Iterator[Piece]:
     """Yield the answer: each content delta as it arrives when ``stream`` is true, the whole
     ``choices[0].message.content`` otherwise.
 
@@ -45,7 +46,14 @@ def _create_completion(
     auth = credential(NAME, kwargs.pop("auth", None))
     base = base_url(NAME, url)
     yield from chat_completion(
-        NAME, base + PATH, model, messages, stream, defaults=DEFAULTS, auth=auth, **kwargs
+        NAME,
+        base + PATH,
+        model,
+        messages,
+        stream,
+        defaults=DEFAULTS,
+        auth=auth,
+        **kwargs,
     )
 
 

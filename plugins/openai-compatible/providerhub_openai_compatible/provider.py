@@ -7,6 +7,7 @@ from typing import Any
 
 from providerhub.plugin import (
     InvalidRequestError,
+    Piece,
     api_key_variable,
     chat_completion,
     credential,
@@ -28,6 +29,9 @@ class EndpointProvider:
     """
 
     working = True
+    yields_pieces = True
+    """The router passes ``structured=True``, which goes on to the shared helper: tool
+    calls, usage and the finish reason reach the client."""
     honors_timeout = True
     """The shared helper keeps the router's timeouts, so no watchdog thread is needed."""
 
@@ -70,7 +74,7 @@ class EndpointProvider:
 
     def _create_completion(
         self, model: str, messages: list[Any], stream: bool, **kwargs: Any
-    ) -> Iterator[str]:
+    ) -> Iterator[Piece]:
         """Yield the answer from the endpoint: each content delta as it arrives when
         ``stream`` is true (and the endpoint streams), the whole message otherwise.
 
