@@ -17,10 +17,11 @@ from ._conformance import (
     ProviderCheckReport,
     check_provider,
 )
-from ._server import FAULTS, OpenAIServer, RecordedRequest, Reply
+from ._server import DIALECTS, FAULTS, OpenAIServer, RecordedRequest, Reply
 
 __all__ = [
     "DEFAULT_PROMPT",
+    "DIALECTS",
     "FAULTS",
     "SERVER_CHUNKS",
     "OpenAIServer",
