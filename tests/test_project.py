@@ -30,3 +30,24 @@ def test_every_plugin_is_installed_by_the_test_command() -> None:
         if plugin.parent.name.startswith("_"):
             continue
         assert f"./plugins/{plugin.parent.name}" in test
+
+
+def test_the_readme_tools_example_runs_and_prints_what_it_says(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    section = (ROOT / "README.md").read_text().split("## Tools and structured output")[1]
+    code = section.split("```python\n")[1].split("```")[0]
+    printed = section.split("It prints:\n\n```text\n")[1].split("```")[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVIDERHUB_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**env, "PROVIDERHUB_CONFIG": str(tmp_path / "none.toml")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == printed
