@@ -45,7 +45,7 @@ class Hub:
     (or ``with Hub() as hub:``) releases it. It also keeps the retry settings and the
     cooldowns of its providers: after ``failure_threshold`` failures in a row a provider is
     left alone for ``cooldown`` seconds (doubling while it keeps failing, up to
-    ``max_cooldown``); see :mod:`providerhub.health`.
+    ``max_cooldown``); see docs/routing.md.
     """
 
     def __init__(

@@ -371,8 +371,12 @@ class Call:
                     # The abort broke the exchange: not the provider's failure.
                     raise transport.CallAborted from None
                 err = _as_provider_error(p, exc, secret)
+                probing = claim.probe
                 claim.failure(err)
-                wait, retry = self._next_wait(retry, err)
+                # A failed probe says the provider is still down, and the breaker has
+                # re-opened: the next candidate is asked at once, and the cooldown is not
+                # doubled again by each retry.
+                wait, retry = (None, retry) if probing else self._next_wait(retry, err)
                 outcome = type(err).__name__ + (" (retrying)" if wait is not None else "")
                 _log(p, self.model, attempt, outcome, started)
                 if wait is None:

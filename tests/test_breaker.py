@@ -169,6 +169,19 @@ def test_a_failed_probe_reopens_the_breaker_for_twice_as_long(
     assert cooling is not None and cooling.remaining > 0
 
 
+def test_a_failed_probe_is_not_retried_and_doubles_the_cooldown_once(
+    server: OpenAIServer,
+) -> None:
+    with providerhub.Hub(load_entrypoints=False, retries=2, cooldown=COOLDOWN) as hub:
+        hub.register(Endpoint("p1", server))
+        open_breaker(hub)
+        server.script(Reply.error(503), Reply.error(503), Reply.error(503))
+        with pytest.raises(ProviderHTTPError):
+            hub.create(MODEL, HI)
+        assert len(server.requests) == 1  # the probe failed: no retries behind it
+        assert hub.health.snapshot()["p1"].period == 2 * COOLDOWN
+
+
 # -- every way a probe call can end gives the probe back -----------------------------------
 
 
