@@ -13,7 +13,7 @@ routing arguments (``provider``, ``auth``, ``timeout``, ``retries``) ``create`` 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from ._completions import Assembler, Chunker
 from .types import ChatCompletion, ChatCompletionChunk
@@ -128,6 +128,48 @@ class Completions:
     def __init__(self, client: Client) -> None:
         self._client = client
 
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        stream: Literal[False] = False,
+        provider: ProviderChoice = None,
+        auth: Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+        **params: Any,
+    ) -> ChatCompletion: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        stream: Literal[True],
+        provider: ProviderChoice = None,
+        auth: Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+        **params: Any,
+    ) -> ChunkStream: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        stream: bool,
+        provider: ProviderChoice = None,
+        auth: Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+        **params: Any,
+    ) -> ChatCompletion | ChunkStream: ...
+
     def create(
         self,
         *,
@@ -173,6 +215,48 @@ class AsyncCompletions:
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
+
+    @overload
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        stream: Literal[False] = False,
+        provider: ProviderChoice = None,
+        auth: Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+        **params: Any,
+    ) -> ChatCompletion: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        stream: Literal[True],
+        provider: ProviderChoice = None,
+        auth: Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+        **params: Any,
+    ) -> AsyncChunkStream: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        stream: bool,
+        provider: ProviderChoice = None,
+        auth: Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+        **params: Any,
+    ) -> ChatCompletion | AsyncChunkStream: ...
 
     async def create(
         self,
