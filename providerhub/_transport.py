@@ -294,6 +294,7 @@ def post(
     headers, up to :data:`MAX_REDIRECTS` times; any other redirect, and a longer chain, is
     a :class:`ProviderHTTPError` naming where it pointed, which no retry changes.
     """
+    _check_host(provider, url)
     for _ in range(MAX_REDIRECTS + 1):
         response = session.post(
             url, data=data, headers=headers, timeout=timeout, stream=True, allow_redirects=False
@@ -683,6 +684,24 @@ def _not_network_error(
         url=url,
         hint="a bug in the provider's plugin; try another provider",
     )
+
+
+def _check_host(provider: str, url: str) -> None:
+    """Refuse a url whose host part cannot be parsed, before sending: what urllib3 makes of
+    one (``http://[bad``, say) differs between Python versions, and some of it reads as
+    nonsense ("'NoneType' object has no attribute 'groups'")."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # parsing the port is what raises for a bad one
+    except ValueError as exc:
+        raise _configuration_error(
+            provider, "url", safe_url(url), f"not a valid host ({one_line(exc, typed=False)})"
+        ) from None
+    host = parts.hostname or ""
+    if any(c.isspace() or not c.isprintable() for c in host):
+        raise _configuration_error(
+            provider, "url", safe_url(url), "invalid character in the host name"
+        )
 
 
 def _configuration_error(
