@@ -67,10 +67,14 @@ def test_a_mistake_in_the_file_stops_the_start_with_its_reason(
         _load(tmp_path, text)
 
 
-def test_a_missing_file_means_no_keys_and_the_default_limits(tmp_path: Path) -> None:
-    settings = _config.load({"PROVIDERHUB_CONFIG": str(tmp_path / "absent.toml")})
+def test_a_missing_default_file_means_no_keys_but_a_missing_named_one_stops(
+    tmp_path: Path,
+) -> None:
+    settings = _config.load({"XDG_CONFIG_HOME": str(tmp_path)})
     assert settings.keys == ()
     assert settings.max_concurrency == _config.DEFAULT_MAX_CONCURRENCY
+    with pytest.raises(InvalidRequestError, match="no such file"):
+        _config.load({"PROVIDERHUB_CONFIG": str(tmp_path / "absent.toml")})
 
 
 def test_the_file_is_the_one_the_openai_compatible_plugin_reads(tmp_path: Path) -> None:

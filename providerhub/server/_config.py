@@ -106,7 +106,7 @@ def load(environ: dict[str, str] | None = None) -> ServerSettings:
     not start half configured."""
     env = os.environ if environ is None else environ
     path = config_path(dict(env))
-    table = _server_table(path)
+    table = _server_table(path, named=bool(env.get(CONFIG_VARIABLE)))
     where = f"{path} [server]"
 
     keys = [_file_key(entry, i, where) for i, entry in enumerate(_keys_of(table, where))]
@@ -125,10 +125,14 @@ def load(environ: dict[str, str] | None = None) -> ServerSettings:
     return ServerSettings(tuple(keys), max_body, max_concurrency, str(path))
 
 
-def _server_table(path: Path) -> dict[str, Any]:
+def _server_table(path: Path, *, named: bool) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
+        if named:  # its keys were meant to be read: serving without them would be open
+            raise InvalidRequestError(
+                f"{path}: no such file (named by {CONFIG_VARIABLE})"
+            ) from None
         return {}
     except OSError as exc:
         raise InvalidRequestError(f"{path}: cannot be read: {exc.strerror or exc}") from None
