@@ -411,3 +411,19 @@ def _idle_threads(gateway: Gateway) -> int:
     seen = [gateway.threads()]
     poll(lambda: seen.append(gateway.threads()) and False, timeout=0.2)
     return min(seen)
+
+
+def test_400_when_no_provider_takes_what_the_request_asks(
+    gateway: Gateway, upstream: OpenAIServer
+) -> None:
+    asked = len(upstream.requests)
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": [image]}]})
+    status, headers, answer = gateway.request("POST", "/v1/chat/completions", body.encode(), auth())
+    # Gravityengine takes no images: the client can change the request, retrying cannot.
+    assert status == 400 and "retry-after" not in headers
+    assert _error(answer)["code"] == "model_not_supported"
+    assert "supports_vision" in _error(answer)["message"]
+    assert len(upstream.requests) == asked
+    status, _, answer = gateway.request("GET", "/v1/nothing-here")
+    assert status == 404 and _error(answer)["code"] == "not_found"
