@@ -88,6 +88,40 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="start a local stand-in server and stream a routed chat through gravityengine",
     )
+
+    serve = sub.add_parser(
+        "serve",
+        help="run an OpenAI-compatible server over the installed providers "
+        '(pip install "providerhub[server]")',
+        description="Serve OpenAI's chat completions and models API at http://HOST:PORT/v1. "
+        "Client keys: PROVIDERHUB_SERVER_API_KEYS, or [[server.keys]] in the configuration "
+        "file (see docs/server.md). SIGTERM stops accepting connections, lets the requests "
+        "under way finish for up to --drain-timeout seconds, then exits 0.",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="port to listen on; 0 picks a free one (default 8000)",
+    )
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default 1)", metavar="N"
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds the requests under way may take to finish after SIGTERM (default 30)",
+    )
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="listen on an address other machines can reach with no client key set",
+    )
     return parser
 
 
@@ -364,6 +398,19 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    from .server._serve import serve
+
+    return serve(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        drain_timeout=args.drain_timeout,
+        allow_unauthenticated=args.allow_unauthenticated,
+        out=sys.stderr,
+    )
+
+
 COMMANDS = {
     "providers": _providers,
     "models": _models,
@@ -371,4 +418,5 @@ COMMANDS = {
     "chat": _chat,
     "check": _check,
     "demo": _demo,
+    "serve": _serve,
 }

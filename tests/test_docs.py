@@ -25,7 +25,7 @@ def test_the_cli_reference_matches_help() -> None:
     reference_hook = hook()
     page = reference_hook.on_page_markdown("before\n<!-- cli-reference -->\nafter", page=None)
     env = {**os.environ, "COLUMNS": reference_hook.WIDTH}
-    commands = ["providers", "models", "params", "chat", "check", "demo"]
+    commands = ["providers", "models", "params", "chat", "check", "demo", "serve"]
     for command in [[], *[[c] for c in commands]]:
         printed = subprocess.run(
             [sys.executable, "-m", "providerhub", *command, "--help"],

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PUBLIC = {"errors", "hookspecs", "legacy", "plugin", "testing", "types"}
+PUBLIC = {"errors", "hookspecs", "legacy", "plugin", "server", "testing", "types"}
 DEPRECATED = {"openai_compat", "params", "settings"}
 
 

@@ -1,0 +1,207 @@
+"""The server's settings: client keys and limits, from the environment and from the
+``[server]`` table of providerhub's configuration file.
+
+::
+
+    [server]
+    max_body_bytes = 16777216      # larger request bodies get 413
+    max_concurrency = 1024         # requests at once per worker; past it, 503 at once
+
+    [[server.keys]]
+    name = "ci"                    # optional; shown in logs, never the key
+    sha256 = "9f86d081884c7d65..." # hex SHA-256 of the key: the file holds no key
+    rpm = 600                      # optional requests per minute, per worker
+
+``PROVIDERHUB_SERVER_API_KEYS`` adds keys given in clear (comma-separated, no name, no
+limit), and ``PROVIDERHUB_SERVER_MAX_BODY_BYTES`` and ``PROVIDERHUB_SERVER_MAX_CONCURRENCY``
+override the limits of the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import string
+import sys
+from dataclasses import dataclass
+from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
+from typing import Any
+
+from ..errors import InvalidRequestError
+
+__all__ = [
+    "KEYS_VARIABLE",
+    "MAX_BODY_VARIABLE",
+    "MAX_CONCURRENCY_VARIABLE",
+    "ClientKey",
+    "ServerSettings",
+    "config_path",
+    "load",
+]
+
+KEYS_VARIABLE = "PROVIDERHUB_SERVER_API_KEYS"
+MAX_BODY_VARIABLE = "PROVIDERHUB_SERVER_MAX_BODY_BYTES"
+MAX_CONCURRENCY_VARIABLE = "PROVIDERHUB_SERVER_MAX_CONCURRENCY"
+CONFIG_VARIABLE = "PROVIDERHUB_CONFIG"
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+"""Room for a conversation with a few base64 images; a larger body is refused (413)."""
+DEFAULT_MAX_CONCURRENCY = 1024
+"""Requests (streams included) one worker serves at once before it answers 503."""
+
+_FIELDS = ("keys", "max_body_bytes", "max_concurrency")
+_KEY_FIELDS = ("name", "sha256", "rpm")
+
+
+@dataclass(frozen=True)
+class ClientKey:
+    """A client key the server accepts: the SHA-256 ``digest`` of the key, an optional
+    ``name`` (for logs and metrics; never the key) and an optional ``rpm`` limit."""
+
+    digest: bytes
+    name: str
+    rpm: int | None = None
+
+    def __repr__(self) -> str:
+        return f"<ClientKey {self.name!r} rpm={self.rpm}>"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What the server reads at start: its client keys (none: no key is asked for) and its
+    limits."""
+
+    keys: tuple[ClientKey, ...] = ()
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    source: str = ""
+    """The configuration file read, for messages."""
+
+
+def config_path(environ: dict[str, str] | None = None) -> Path:
+    """providerhub's configuration file: ``PROVIDERHUB_CONFIG``, else
+    ``providerhub/config.toml`` in the platform's configuration folder, the rule of the
+    openai-compatible plugin (whose file it is too: each part reads its own table)."""
+    env = os.environ if environ is None else environ
+    named = env.get(CONFIG_VARIABLE, "")
+    if named:
+        return Path(named).expanduser()
+    home = str(Path.home())
+    base: PurePath
+    if sys.platform == "win32":
+        appdata = env.get("APPDATA")
+        base = PureWindowsPath(appdata) if appdata else PureWindowsPath(home, "AppData", "Roaming")
+    elif sys.platform == "darwin":
+        base = PurePosixPath(home, "Library", "Application Support")
+    else:
+        xdg = env.get("XDG_CONFIG_HOME", "")
+        base = PurePosixPath(xdg) if xdg.startswith("/") else PurePosixPath(home, ".config")
+    return Path(base / "providerhub" / "config.toml")
+
+
+def load(environ: dict[str, str] | None = None) -> ServerSettings:
+    """The settings of the environment and of the ``[server]`` table of the configuration
+    file (a missing file has none). Anything wrong raises
+    :class:`~providerhub.InvalidRequestError` saying where and what, so the server does
+    not start half configured."""
+    env = os.environ if environ is None else environ
+    path = config_path(dict(env))
+    table = _server_table(path, named=bool(env.get(CONFIG_VARIABLE)))
+    where = f"{path} [server]"
+
+    keys = [_file_key(entry, i, where) for i, entry in enumerate(_keys_of(table, where))]
+    names = [k.name for k in keys]
+    for i, raw in enumerate(part.strip() for part in env.get(KEYS_VARIABLE, "").split(",")):
+        if raw:
+            keys.append(ClientKey(hashlib.sha256(raw.encode()).digest(), f"env-{i + 1}"))
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise InvalidRequestError(f"{where}: two keys are named {sorted(duplicates)[0]!r}")
+
+    max_body = _limit(table, "max_body_bytes", env, MAX_BODY_VARIABLE, DEFAULT_MAX_BODY_BYTES)
+    max_concurrency = _limit(
+        table, "max_concurrency", env, MAX_CONCURRENCY_VARIABLE, DEFAULT_MAX_CONCURRENCY
+    )
+    return ServerSettings(tuple(keys), max_body, max_concurrency, str(path))
+
+
+def _server_table(path: Path, *, named: bool) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if named:  # its keys were meant to be read: serving without them would be open
+            raise InvalidRequestError(
+                f"{path}: no such file (named by {CONFIG_VARIABLE})"
+            ) from None
+        return {}
+    except OSError as exc:
+        raise InvalidRequestError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # the same parser, published on its own for Pythons without tomllib
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidRequestError(f"{path}: is not a valid TOML file: {exc}") from None
+    table = document.get("server", {})
+    if not isinstance(table, dict):
+        raise InvalidRequestError(f"{path}: [server] must be a table")
+    unknown = sorted(set(table) - set(_FIELDS))
+    if unknown:
+        raise InvalidRequestError(
+            f"{path} [server]: unknown field {unknown[0]!r} (the fields are {', '.join(_FIELDS)})"
+        )
+    return table
+
+
+def _keys_of(table: dict[str, Any], where: str) -> list[Any]:
+    keys = table.get("keys", [])
+    if not isinstance(keys, list):
+        raise InvalidRequestError(f"{where}: keys must be an array of tables ([[server.keys]])")
+    return keys
+
+
+def _file_key(entry: Any, index: int, where: str) -> ClientKey:
+    at = f"{where} keys[{index}]"
+    if not isinstance(entry, dict):
+        raise InvalidRequestError(f"{at}: must be a table with sha256, and optionally name, rpm")
+    unknown = sorted(set(entry) - set(_KEY_FIELDS))
+    if unknown:
+        hint = (
+            ": the file holds hashes only; put the SHA-256 of the key in sha256"
+            if unknown[0] in ("key", "api_key", "secret")
+            else f" (the fields are {', '.join(_KEY_FIELDS)})"
+        )
+        raise InvalidRequestError(f"{at}: unknown field {unknown[0]!r}{hint}")
+    digest = entry.get("sha256")
+    if not (
+        isinstance(digest, str) and len(digest) == 64 and all(c in string.hexdigits for c in digest)
+    ):
+        raise InvalidRequestError(
+            f"{at}: sha256 must be the 64 hex digits of the key's SHA-256 "
+            "(printf %s KEY | sha256sum)"
+        )
+    name = entry.get("name", f"key-{index + 1}")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequestError(f"{at}: name must be a non-empty string")
+    rpm = entry.get("rpm")
+    if rpm is not None and (isinstance(rpm, bool) or not isinstance(rpm, int) or rpm < 1):
+        raise InvalidRequestError(f"{at}: rpm must be a positive whole number of requests")
+    return ClientKey(bytes.fromhex(digest), name, rpm)
+
+
+def _limit(table: dict[str, Any], field: str, env: Any, variable: str, default: int) -> int:
+    raw = env.get(variable, "")
+    if raw:
+        try:
+            value: Any = int(raw)
+        except ValueError:
+            raise InvalidRequestError(f"{variable} must be a whole number, not {raw!r}") from None
+        where = variable
+    else:
+        value = table.get(field, default)
+        where = f"[server] {field}"
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequestError(f"{where} must be a positive whole number, not {value!r}")
+    return value

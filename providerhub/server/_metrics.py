@@ -1,0 +1,169 @@
+"""The server's metrics, in Prometheus' text format, counted by hand: a counter is a dict
+entry and a histogram a list of bucket counts, so counting costs a few hundred
+nanoseconds and the server needs no metrics library.
+
+Attempts per provider come from the router's log record of each attempt (the
+``providerhub.router`` logger, documented as one INFO record per attempt): a handler on
+that logger counts them, so the server sees the retries and fallbacks inside a call
+without reaching into the router.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .._hub import Hub
+
+__all__ = ["ATTEMPTS", "Histogram", "Metrics", "watch_attempts"]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+"""Seconds: from a local upstream's millisecond to a long answer's minute."""
+
+
+class Histogram:
+    """A Prometheus histogram with fixed ``buckets`` (upper bounds, in seconds)."""
+
+    __slots__ = ("buckets", "count", "counts", "total")
+
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)  # the last one: above every bound
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.count += 1
+        self.total += value
+
+    def lines(self, name: str, labels: str) -> Iterable[str]:
+        sep = "," if labels else ""
+        running = 0
+        for bound, count in zip(self.buckets, self.counts):
+            running += count
+            yield f'{name}_bucket{{{labels}{sep}le="{bound}"}} {running}'
+        yield f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.count}'
+        yield f"{name}_sum{{{labels}}} {self.total}" if labels else f"{name}_sum {self.total}"
+        yield f"{name}_count{{{labels}}} {self.count}" if labels else f"{name}_count {self.count}"
+
+
+class _Attempts(logging.Handler):
+    """Counts the router's attempt records by provider and outcome."""
+
+    PREFIX = "provider=%s model=%s attempt=%d outcome=%s"
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.counts: dict[tuple[str, str], int] = {}
+        self._count_lock = threading.Lock()  # records come from the async API's threads
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args
+        if (
+            isinstance(record.msg, str)
+            and record.msg.startswith(self.PREFIX)
+            and isinstance(args, tuple)
+            and len(args) >= 4
+        ):
+            key = (str(args[0]), str(args[3]))
+            with self._count_lock:
+                self.counts[key] = self.counts.get(key, 0) + 1
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._count_lock:
+            return dict(self.counts)
+
+
+ATTEMPTS = _Attempts()
+"""The attempts of every call in this process, by (provider, outcome)."""
+
+
+def watch_attempts() -> None:
+    """Count the router's attempt records (once per process)."""
+    router_logger = logging.getLogger("providerhub.router")
+    if ATTEMPTS not in router_logger.handlers:
+        router_logger.addHandler(ATTEMPTS)
+        if not router_logger.isEnabledFor(logging.INFO):
+            router_logger.setLevel(logging.INFO)
+
+
+class Metrics:
+    """One app's request metrics (one worker's: each worker process counts its own)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, int], int] = {}
+        self.latency = {False: Histogram(), True: Histogram()}
+        self.first_token = Histogram()
+        self.in_flight = 0
+
+    def answered(self, route: str, status: int) -> None:
+        key = (route, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+
+    def render(self, hub: Hub) -> bytes:
+        out = [
+            "# HELP providerhub_server_requests_total Requests answered, by route and status.",
+            "# TYPE providerhub_server_requests_total counter",
+        ]
+        for (route, status), count in sorted(self.requests.items()):
+            out.append(
+                f'providerhub_server_requests_total{{route="{route}",status="{status}"}} {count}'
+            )
+        out += [
+            "# HELP providerhub_server_request_duration_seconds Chat completion requests, "
+            "from the request to the end of the answer.",
+            "# TYPE providerhub_server_request_duration_seconds histogram",
+        ]
+        for stream, histogram in self.latency.items():
+            label = f'stream="{str(stream).lower()}"'
+            out += histogram.lines("providerhub_server_request_duration_seconds", label)
+        out += [
+            "# HELP providerhub_server_time_to_first_token_seconds Streams, from the request "
+            "to the first chunk sent.",
+            "# TYPE providerhub_server_time_to_first_token_seconds histogram",
+            *self.first_token.lines("providerhub_server_time_to_first_token_seconds", ""),
+            "# HELP providerhub_server_in_flight_requests Chat completion requests being "
+            "served now.",
+            "# TYPE providerhub_server_in_flight_requests gauge",
+            f"providerhub_server_in_flight_requests {self.in_flight}",
+            "# HELP providerhub_provider_attempts_total Attempts to call a provider (retries "
+            "and fallbacks included), by outcome: ok, closed, or the error's class.",
+            "# TYPE providerhub_provider_attempts_total counter",
+        ]
+        for (provider, outcome), count in sorted(ATTEMPTS.snapshot().items()):
+            out.append(
+                f'providerhub_provider_attempts_total{{provider="{_label(provider)}",'
+                f'outcome="{_label(outcome)}"}} {count}'
+            )
+        out += [
+            "# HELP providerhub_provider_cooldown_seconds Seconds left of a provider's "
+            "cooldown (0: it takes calls; a probe under way counts as 0).",
+            "# TYPE providerhub_provider_cooldown_seconds gauge",
+        ]
+        failures: list[str] = []
+        for name in hub.providers:
+            cooling = hub.health.cooling(name)
+            remaining = 0.0 if cooling is None else round(cooling.remaining, 3)
+            out.append(
+                f'providerhub_provider_cooldown_seconds{{provider="{_label(name)}"}} {remaining}'
+            )
+            count = 0 if cooling is None else cooling.failures
+            failures.append(
+                f'providerhub_provider_consecutive_failures{{provider="{_label(name)}"}} {count}'
+            )
+        out += [
+            "# HELP providerhub_provider_consecutive_failures Failures in a row of a provider "
+            "in cooldown (0 when it is not cooling down).",
+            "# TYPE providerhub_provider_consecutive_failures gauge",
+            *failures,
+        ]
+        return ("\n".join(out) + "\n").encode()
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

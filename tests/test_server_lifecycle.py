@@ -1,0 +1,150 @@
+"""providerhub serve starting and stopping: under a second to start, loopback only
+without keys, SIGTERM draining the streams under way, and create_app() under uvicorn."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from providerhub import _cli as cli
+from providerhub.testing import OpenAIServer, Reply
+
+from ._gateway import Gateway, clean_environment, poll
+
+MODEL = "gpt-3.5-turbo-16k"
+
+
+def _env(upstream: OpenAIServer, tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "config.toml"
+    config.touch()
+    return clean_environment(
+        PROVIDERHUB_CONFIG=str(config), PROVIDERHUB_GRAVITYENGINE_URL=upstream.url
+    )
+
+
+def _body(stream: bool = True) -> bytes:
+    messages = [{"role": "user", "content": "Hi"}]
+    return json.dumps({"model": MODEL, "messages": messages, "stream": stream}).encode()
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+def test_it_starts_in_under_a_second_and_sigterm_drains_streams(
+    server: OpenAIServer, tmp_path: Path
+) -> None:
+    gateway = Gateway(tmp_path, _env(server, tmp_path), ["--drain-timeout", "10"])
+    try:
+        assert gateway.ready_after < 1.0, gateway.ready_after
+        server.script(Reply.text(*[f"p{i} " for i in range(10)], chunk_delay=0.05))
+        conn = gateway.connection()
+        conn.request("POST", "/v1/chat/completions", _body())
+        response = conn.getresponse()
+        assert response.readline().startswith(b"data: ")
+
+        gateway.process.send_signal(signal.SIGTERM)
+        assert poll(lambda: _refused(gateway.port), timeout=2)  # no new connections
+        rest = response.read().decode()
+        assert rest.endswith("data: [DONE]\n\n")
+        assert all(f"p{i} " in rest for i in range(1, 10))  # every piece, to the end
+        conn.close()
+        assert gateway.process.wait(5) == 0
+    finally:
+        gateway.stop()
+
+
+def test_past_the_drain_timeout_streams_are_cut_and_it_exits_0(
+    server: OpenAIServer, tmp_path: Path
+) -> None:
+    release = threading.Event()
+    gateway = Gateway(tmp_path, _env(server, tmp_path), ["--drain-timeout", "0.3"])
+    try:
+        server.script(Reply.text("a", "b", wait=release, after=1))
+        conn = gateway.connection()
+        conn.request("POST", "/v1/chat/completions", _body())
+        response = conn.getresponse()
+        assert response.readline().startswith(b"data: ")
+        stopped = time.monotonic()
+        gateway.process.send_signal(signal.SIGTERM)
+        assert gateway.process.wait(5) == 0
+        assert time.monotonic() - stopped < 2.0
+        with pytest.raises(http.client.IncompleteRead) as cut:  # cut, not ended
+            response.read()
+        assert b"[DONE]" not in cut.value.partial
+        conn.close()
+    finally:
+        release.set()
+        gateway.stop()
+
+
+def test_two_workers_serve_and_stop_with_0(server: OpenAIServer, tmp_path: Path) -> None:
+    gateway = Gateway(tmp_path, _env(server, tmp_path), ["--workers", "2"])
+    try:
+        for _ in range(4):
+            status, _, _ = gateway.request("POST", "/v1/chat/completions", _body(stream=False))
+            assert status == 200
+    finally:
+        assert gateway.stop() == 0
+
+
+def test_a_reachable_address_without_keys_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["serve", "--host", "0.0.0.0"]) == 2
+    error = capsys.readouterr().err
+    assert "refusing to listen on 0.0.0.0" in error
+    assert "PROVIDERHUB_SERVER_API_KEYS" in error and "--allow-unauthenticated" in error
+
+
+CUSTOM_APP = """
+import uvicorn, providerhub
+from providerhub.server import create_app
+
+# A breaker that opens at the first failure and closes after 0.2 s: the cooling case.
+hub = providerhub.Hub(failure_threshold=1, cooldown=0.2, retries=0)
+uvicorn.run(create_app(hub), host="127.0.0.1", port=0, log_level="info")
+"""
+
+
+def test_create_app_runs_under_uvicorn_and_503_while_a_probe_is_under_way(
+    server: OpenAIServer, tmp_path: Path
+) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(CUSTOM_APP), encoding="utf-8")
+    gateway = Gateway(tmp_path, _env(server, tmp_path), command=[sys.executable, str(script)])
+    release = threading.Event()
+    try:
+        server.script(Reply.error(400, "broken"))
+        status, _, _ = gateway.request("POST", "/v1/chat/completions", _body(stream=False))
+        assert status == 502  # and the breaker opens
+        assert gateway.request("GET", "/readyz")[0] == 503  # nothing available now
+        assert poll(lambda: gateway.request("GET", "/readyz")[0] == 200, timeout=2)
+
+        server.script(Reply.text("a", "b", wait=release, after=1))  # the probe, held
+        conn = gateway.connection()
+        conn.request("POST", "/v1/chat/completions", _body())
+        probe = conn.getresponse()
+        assert probe.readline().startswith(b"data: ")
+        status, headers, body = gateway.request("POST", "/v1/chat/completions", _body(stream=False))
+        assert status == 503 and headers["retry-after"] == "1"
+        assert "cooling down" in json.loads(body)["error"]["message"]
+        release.set()
+        assert probe.read().endswith(b"data: [DONE]\n\n")
+        conn.close()
+    finally:
+        release.set()
+        gateway.stop()
