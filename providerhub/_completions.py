@@ -116,7 +116,8 @@ class Assembler:
 class Chunker:
     """Turns a provider's pieces into the chunks OpenAI would stream: a first chunk with
     the role, one per piece of text or tool-call fragment, one with the finish reason, and,
-    when ``include_usage``, a last one with empty ``choices`` and the usage."""
+    when ``include_usage`` and the provider reported usage, a last one with empty
+    ``choices`` and the usage."""
 
     def __init__(self, model: str, *, include_usage: bool = False) -> None:
         self.model = model
@@ -172,6 +173,8 @@ class Chunker:
             out.append(self._chunk(Delta(role="assistant", content="")))
         reason = self._finish or ("tool_calls" if self._saw_calls else "stop")
         out.append(self._chunk(Delta(), reason))
-        if self.include_usage:
-            out.append(self._chunk(Delta(), choices=False, usage=self._usage or Usage()))
+        if self.include_usage and self._usage is not None:
+            # A provider that did not say gives no usage chunk, as a document gives
+            # usage None: counts of None would be no usage at all (the SDK refuses them).
+            out.append(self._chunk(Delta(), choices=False, usage=self._usage))
         return out

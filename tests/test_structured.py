@@ -189,6 +189,14 @@ def test_chunks_follow_openai_and_end_with_usage_when_asked() -> None:
     assert [ChatCompletionChunk.from_dict(d) for d in docs] == chunks
 
 
+def test_with_include_usage_but_no_usage_reported_there_is_no_usage_chunk() -> None:
+    # llama.cpp's server ignores include_usage: no counts of None are made up for it.
+    chunker = Chunker("m", include_usage=True)
+    chunks = chunker.feed("Hi") + chunker.end()
+    assert [len(c.choices) for c in chunks] == [1, 1]
+    assert all(c.usage is None for c in chunks)
+
+
 def test_without_include_usage_there_is_no_usage_chunk() -> None:
     chunker = Chunker("m")
     chunks = chunker.feed("Hi") + chunker.feed(Usage(1, 2, 3)) + chunker.end()
