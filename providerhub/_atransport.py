@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from . import _transport as transport
 from ._timeout import Timeout
@@ -50,17 +51,20 @@ that the connection goes back to the pool."""
 
 def new_session() -> aiohttp.ClientSession:
     """An ``aiohttp.ClientSession`` for the running event loop: up to
-    :data:`CONNECTIONS` connections, kept alive between calls; proxies from the
-    environment, as ``requests`` reads them; the certificates ``requests`` trusts; no
-    cookies kept from one call to the next."""
+    :data:`CONNECTIONS` connections, kept alive between calls; the certificates
+    ``requests`` trusts; no cookies kept from one call to the next. (:func:`post` sends
+    through the proxy the environment sets, as ``requests`` reads it.)"""
     import aiohttp
 
     connector = aiohttp.TCPConnector(
         limit=CONNECTIONS, limit_per_host=0, ssl=_tls_context(), ttl_dns_cache=300
     )
+    # Not aiohttp's trust_env: it looks up the proxy and ~/.netrc on a worker thread for
+    # every request, two thread hops that cost more than the rest of a loopback call.
+    # post() passes the proxy requests would use, worked out once per origin.
     return aiohttp.ClientSession(
         connector=connector,
-        trust_env=True,
+        trust_env=False,
         cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=None),
     )
@@ -181,6 +185,29 @@ def _client_timeout(limits: Timeout, deadline: float | None) -> aiohttp.ClientTi
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
+_proxies: dict[tuple[object, ...], str | None] = {}
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy ``requests`` would send a request to ``url`` through, from the
+    environment (``HTTPS_PROXY``, ``NO_PROXY``, ...), or None. Kept per origin and values
+    of those variables, as :mod:`providerhub._session` keeps it."""
+    from ._session import _environment
+
+    parts = urlsplit(url)
+    key = (parts.scheme, parts.netloc, _environment())
+    try:
+        return _proxies[key]
+    except KeyError:
+        pass
+    from requests.utils import get_environ_proxies, select_proxy
+
+    found = select_proxy(url, get_environ_proxies(url))
+    if len(_proxies) >= 256:
+        _proxies.clear()
+    _proxies[key] = found
+    return found
+
 
 async def post(
     session: aiohttp.ClientSession,
@@ -198,7 +225,12 @@ async def post(
     timeout = _client_timeout(limits, deadline)
     for _ in range(transport.MAX_REDIRECTS + 1):
         response = await session.post(
-            url, data=data, headers=headers, timeout=timeout, allow_redirects=False
+            url,
+            data=data,
+            headers=headers,
+            timeout=timeout,
+            allow_redirects=False,
+            proxy=proxy_for(url),
         )
         location = response.headers.get("Location")
         if response.status not in _REDIRECTS or not location:
