@@ -2,10 +2,11 @@
 bounded thread pool (the synchronous router and ``requests`` on worker threads) and over
 the asyncio-native path (aiohttp on the event loop), against the bench's fast server.
 
-For each transport it prints, for non-streamed calls and for streams of ``--pieces``
-pieces, the calls per second and the median latency with 1 and with 32 calls in flight,
-then whether ``--streams`` streams (1,000 by default) held open at once all complete with
-every piece, and how many were open at the same moment. Every answer is checked against
+For each transport (and a bare aiohttp client, ``raw``, as the baseline) it prints, for
+non-streamed calls and for streams of ``--pieces`` pieces, the calls per second and the
+median latency with 1 and with 32 calls in flight; then whether ``--streams`` streams
+(1,000 by default) held open at once all complete with every piece, and how many were
+open at the same moment. Every answer is checked against
 what the server sent (:mod:`protocol`). Run it from the dev environment::
 
     .venv/bin/python bench/async_transport.py
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -71,8 +73,36 @@ def make_hub(transport: str) -> Any:
     return hub
 
 
+class RawClient:
+    """The baseline: a bare ``aiohttp.ClientSession`` posting the same bodies, reading the
+    document, or the whole event stream (parsed outside the timing)."""
+
+    def __init__(self, url: str) -> None:
+        import aiohttp
+
+        self.url = url + protocol.PATH
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+    async def call(self, nonce: str, stream: bool, pieces: int) -> float:
+        body = protocol.request_body(nonce, stream=stream, pieces=pieces if stream else None)
+        started = time.perf_counter()
+        async with self.session.post(self.url, json=body) as response:
+            raw = await response.read()
+        elapsed = time.perf_counter() - started
+        if stream:
+            text, count = protocol.parse_sse_text(raw)
+            ok = text == protocol.stream_text(nonce, pieces) and count == pieces
+        else:
+            ok = json.loads(raw)["choices"][0]["message"]["content"] == protocol.reply_text(nonce)
+        if not ok:
+            raise AssertionError(f"wrong answer for {nonce}")
+        return elapsed
+
+
 async def one_call(client: Any, nonce: str, stream: bool, pieces: int) -> float:
     """One checked call; its latency in seconds."""
+    if isinstance(client, RawClient):
+        return await client.call(nonce, stream, pieces)
     messages = protocol.messages_for(nonce)
     started = time.perf_counter()
     if stream:
@@ -160,9 +190,21 @@ async def many_streams(client: Any, tag: str, count: int, pieces: int) -> tuple[
 async def run(transport: str, args: argparse.Namespace) -> dict[str, Any]:
     import providerhub
 
+    figures: dict[str, Any] = {}
+    if transport == "raw":
+        raw = RawClient(os.environ["PROVIDERHUB_GRAVITYENGINE_URL"])
+        for stream in (False, True):
+            kind = "stream" if stream else "nonstream"
+            await load(raw, f"warm-raw-{kind}", 8, 200, stream, args.pieces)
+            for concurrency in (1, 32):
+                calls = args.calls if concurrency == 1 else args.calls * 2
+                figures[f"{kind} c={concurrency}"] = await load(
+                    raw, f"raw-{kind}-{concurrency}", concurrency, calls, stream, args.pieces
+                )
+        await raw.session.close()
+        return figures
     hub = make_hub(transport)
     client = providerhub.AsyncClient(hub)
-    figures: dict[str, Any] = {}
     for stream in (False, True):
         kind = "stream" if stream else "nonstream"
         await load(client, f"warm-{transport}-{kind}", 8, 200, stream, args.pieces)
@@ -185,14 +227,20 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=2000, help="calls per row at 1 in flight")
     parser.add_argument("--pieces", type=int, default=16, help="pieces of each stream")
     parser.add_argument("--streams", type=int, default=1000, help="streams held open at once")
-    parser.add_argument("--stream-pieces", type=int, default=20)
-    parser.add_argument("--only", choices=("threads", "aiohttp"), default=None)
+    parser.add_argument(
+        "--stream-pieces",
+        type=int,
+        default=300,
+        help="pieces of each of those streams: more than the pool's buffer (256), so a "
+        "worker thread holds its stream open until it is read",
+    )
+    parser.add_argument("--only", choices=("raw", "threads", "aiohttp"), default=None)
     args = parser.parse_args()
     server, url = start_server()
     os.environ["PROVIDERHUB_GRAVITYENGINE_URL"] = url
     try:
         results = {}
-        for transport in ("threads", "aiohttp"):
+        for transport in ("raw", "threads", "aiohttp"):
             if args.only in (None, transport):
                 results[transport] = asyncio.run(run(transport, args))
     finally:
