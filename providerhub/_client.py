@@ -272,8 +272,6 @@ class AsyncCompletions:
     ) -> ChatCompletion | AsyncChunkStream:
         """:meth:`Completions.create`, awaited; with ``stream=True`` the chunks come with
         ``async for``. Cancelling the task closes the HTTP response."""
-        from . import _aio, _router
-
         hub = self._client.hub
         call, candidates = hub._prepare(
             model,
@@ -288,9 +286,9 @@ class AsyncCompletions:
         )
         if stream:
             chunker = Chunker(call.model, include_usage=_include_usage(params))
-            return AsyncChunkStream(_aio.AsyncStream(_router.Stream(call, candidates)), chunker)
+            return AsyncChunkStream(hub._astream(call, candidates), chunker)
         assembler = Assembler()
-        served_by = await _aio.collect(call, candidates, assembler.add)
+        served_by = await hub._acollect(call, candidates, assembler.add)
         return assembler.completion(call.model, served_by)
 
 

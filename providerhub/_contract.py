@@ -7,12 +7,13 @@ providerhub import at all; the hub wraps it in a :class:`providerhub.Provider`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "CAPABILITIES",
     "REQUIRED_FIELDS",
+    "NativeProviderModule",
     "ProviderModule",
     "missing_fields",
     "required_capabilities",
@@ -39,7 +40,8 @@ class ProviderModule(Protocol):
 
     # ``working: bool`` is optional (default True) and ``params: str`` is optional (built by
     # introspection), and so are the capability fields of :data:`CAPABILITIES` (default
-    # False: a provider that does not declare one is text-only). A Protocol cannot mark
+    # False: a provider that does not declare one is text-only), and the asyncio-native
+    # ``_acreate_completion`` (see :class:`NativeProviderModule`). A Protocol cannot mark
     # attributes optional, so they are documented on :class:`providerhub.Provider` and read
     # with ``getattr``.
 
@@ -60,6 +62,28 @@ class ProviderModule(Protocol):
         :func:`providerhub.plugin.chat_completion` then passes on tool calls, usage and the
         finish reason, and called directly, without it, yields text only, as the seed's
         modules did.
+        """
+        ...
+
+
+@runtime_checkable
+class NativeProviderModule(ProviderModule, Protocol):
+    """A provider with an asyncio-native completion function too (optional)."""
+
+    def _acreate_completion(
+        self, model: str, messages: list[Any], stream: bool, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """``_create_completion`` for asyncio: an async generator yielding the same pieces
+        for the same arguments, except that ``session`` is an ``aiohttp.ClientSession``
+        (the hub's, one per event loop). :func:`providerhub.plugin.achat_completion` is the
+        asyncio twin of ``chat_completion``: a provider that forwards its ``kwargs`` to it
+        behaves as its synchronous function does.
+
+        The async API (``acreate()``, ``AsyncClient``) calls it on the event loop when every
+        candidate of a call has one (and aiohttp is installed); otherwise each call runs
+        the synchronous ``_create_completion`` on a bounded pool of worker threads, as for
+        providers without it. Cancelling the task reading it, or closing it, must close
+        what it opened: ``async with`` and ``try``/``finally`` around the HTTP response do.
         """
         ...
 
@@ -99,6 +123,9 @@ def missing_fields(obj: object) -> list[str]:
             problems.append(f"{optional!r} is {type(value).__name__}")
     if not callable(getattr(obj, "_create_completion", None)):
         problems.append("no callable '_create_completion'")
+    native = getattr(obj, "_acreate_completion", None)
+    if native is not None and not callable(native):
+        problems.append("'_acreate_completion' is not callable")
     return problems
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import _router as router
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from urllib3.util import Retry
 
     from ._aio import AsyncStream
+    from ._atransport import Sessions
+    from .types import Piece
 
 DEFAULT_RETRIES = 2
 
@@ -79,6 +81,7 @@ class Hub:
         self._lock = threading.RLock()
         self._pm: pluggy.PluginManager | None = None
         self._session: requests.Session | None = None
+        self._asessions: Sessions | None = None
         if load_entrypoints:
             self.load_entrypoints()
         self._apply_environment_aliases(environment_aliases)
@@ -465,8 +468,6 @@ class Hub:
         The request is checked, and its candidates chosen, at once, as with :meth:`create`;
         cancelling the awaiting task closes the HTTP response. See :mod:`providerhub.aio`.
         """
-        from . import _aio as aio
-
         call, candidates = self._prepare(
             model,
             messages,
@@ -478,8 +479,58 @@ class Hub:
             kwargs=kwargs,
         )
         if stream:
-            return aio.AsyncStream(router.Stream(call, candidates))
+            return self._astream(call, candidates)
+        if self._native(call, candidates):
+            from . import _arouter as arouter
+
+            return arouter.complete(call, candidates)
+        from . import _aio as aio
+
         return aio.complete(call, candidates)
+
+    def _native(self, call: router.Call, candidates: list[Provider]) -> bool:
+        """Whether ``call`` goes the asyncio-native way (every candidate has an
+        ``_acreate_completion``, and aiohttp is installed), rather than to worker threads;
+        if so, it is given the hub's aiohttp session."""
+        from . import _arouter as arouter
+
+        if not arouter.native(candidates):
+            return False
+        call.asession = self._aiohttp_session
+        return True
+
+    def _astream(self, call: router.Call, candidates: list[Provider]) -> AsyncStream:
+        """The asyncio stream of ``call``: native, or pumped from a worker thread."""
+        if self._native(call, candidates):
+            from . import _arouter as arouter
+
+            return arouter.NativeStream(call, candidates)
+        from . import _aio as aio
+
+        return aio.AsyncStream(router.Stream(call, candidates))
+
+    async def _acollect(
+        self, call: router.Call, candidates: list[Provider], sink: Callable[[Piece], None]
+    ) -> str:
+        """``router.collect`` for asyncio: native, or on a worker thread."""
+        if self._native(call, candidates):
+            from . import _arouter as arouter
+
+            return await arouter.collect(call, candidates, sink)
+        from . import _aio as aio
+
+        return await aio.collect(call, candidates, sink)
+
+    async def _aiohttp_session(self) -> Any:
+        """The hub's ``aiohttp.ClientSession`` for the running event loop, made on first
+        use, closed with the loop or by :meth:`close`."""
+        if self._asessions is None:
+            from ._atransport import Sessions
+
+            with self._lock:
+                if self._asessions is None:
+                    self._asessions = Sessions()
+        return await self._asessions.get()
 
     @staticmethod
     def _retry(retries: int | Retry) -> Retry:
@@ -505,11 +556,26 @@ class Hub:
         return self._session
 
     def close(self) -> None:
-        """Close the hub's connections. The hub stays usable; it reconnects when asked."""
+        """Close the hub's connections. The hub stays usable; it reconnects when asked.
+
+        The asyncio-native calls' connections (one aiohttp session per event loop) are
+        closed on their loops: at once when the loop is not running, soon when it is (use
+        :meth:`aclose` on the loop to wait for it). A loop run by ``asyncio.run`` closes
+        its session itself when it ends."""
         with self._lock:
             session, self._session = self._session, None
+            asessions = self._asessions
         if session is not None:
             session.close()
+        if asessions is not None:
+            asessions.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, waiting for the running loop's connections to be closed."""
+        asessions = self._asessions
+        if asessions is not None:
+            await asessions.aclose()
+        self.close()
 
 
 @functools.lru_cache(maxsize=16)

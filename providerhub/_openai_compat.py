@@ -17,14 +17,15 @@ A provider for such an endpoint is a few lines::
 from __future__ import annotations
 
 import difflib
+import enum
 import functools
 import json
 import json.scanner
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from . import _transport as transport
 from ._sse import DEFAULT_MAX_EVENT_BYTES, EventTooLargeError, SSEParser
@@ -118,26 +119,57 @@ def chat_completion(
     origin (see :func:`providerhub._transport.post`). Failures raise the typed errors of
     :mod:`providerhub.errors`, naming ``provider``, with no credential in their messages.
     """
-    _check_parameters(provider, params)
-    if auth is not None and (not isinstance(auth, str) or not auth):
-        raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
+    request = _request(provider, endpoint, model, messages, stream, defaults, auth, headers, params)
     limits = to_timeout(timeout)
-    body: dict[str, Any] = {"model": model, **(defaults or {}), "messages": messages, **params}
-    if stream:
-        body["stream"] = True
     return _exchange(
         provider,
         endpoint,
-        _encode(provider, body),
-        _request_headers(stream, headers, auth),
+        request.payload,
+        request.headers,
         stream,
-        secrets=_secrets(auth, headers, endpoint),
+        secrets=request.secrets,
         limits=limits,
         session=session,
         max_body_bytes=max_body_bytes,
         max_event_bytes=max_event_bytes,
         credential_variable=credential_variable,
         structured=structured,
+    )
+
+
+class Request(NamedTuple):
+    """A chat completion request, checked and ready to send: its JSON ``payload``, its
+    ``headers``, and the ``secrets`` no message about it may show."""
+
+    payload: bytes
+    headers: dict[str, str]
+    secrets: list[str | None]
+
+
+def _request(
+    provider: str,
+    endpoint: str,
+    model: str,
+    messages: list[Any],
+    stream: bool,
+    defaults: Mapping[str, Any] | None,
+    auth: str | None,
+    headers: Mapping[str, str] | None,
+    params: Mapping[str, Any],
+) -> Request:
+    """The request :func:`chat_completion` sends (and the asyncio one), or
+    :class:`InvalidRequestError` for what cannot be sent: checked before any network
+    call."""
+    _check_parameters(provider, params)
+    if auth is not None and (not isinstance(auth, str) or not auth):
+        raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
+    body: dict[str, Any] = {"model": model, **(defaults or {}), "messages": messages, **params}
+    if stream:
+        body["stream"] = True
+    return Request(
+        _encode(provider, body),
+        _request_headers(stream, headers, auth),
+        _secrets(auth, headers, endpoint),
     )
 
 
@@ -268,15 +300,29 @@ def _document(
     content_type: str,
     limit: int,
 ) -> Iterator[Piece]:
-    url = transport.safe_url(response.url)
-    secrets = translation.secrets
     translation.started = True  # a connection that breaks now breaks mid-answer
     raw = transport.read_body(response, limit, provider, translation.deadline)
+    yield from _document_pieces(
+        provider, raw, response.status_code, content_type, response.url, translation.secrets
+    )
+
+
+def _document_pieces(
+    provider: str,
+    raw: bytes,
+    status: int,
+    content_type: str,
+    response_url: str,
+    secrets: list[str | None],
+) -> list[Piece]:
+    """The pieces of an answer that came as one body, ``raw``: an OpenAI chat completion
+    document, or the error an HTML page, text that is not JSON or an error document is."""
+    url = transport.safe_url(response_url)
     stripped = raw.lstrip()
     if content_type == "text/html" or stripped[:1] == b"<":
         raise ProviderResponseError(
             provider,
-            f"answered with an HTML page instead of JSON (HTTP {response.status_code})",
+            f"answered with an HTML page instead of JSON (HTTP {status})",
             url=url,
             body=transport.excerpt(raw, secrets),
             hint="likely a bot-protection challenge or a login page; check the url, or use "
@@ -292,7 +338,7 @@ def _document(
             body=transport.excerpt(raw, secrets) or "(empty body)",
             hint="the url may not be an OpenAI-compatible endpoint",
         ) from None
-    yield from _answer_pieces(provider, doc, url, secrets)
+    return _answer_pieces(provider, doc, url, secrets)
 
 
 def _answer_pieces(provider: str, doc: Any, url: str, secrets: list[str | None]) -> list[Piece]:
@@ -375,32 +421,69 @@ def _error_answer(provider: str, answer: Any, url: str, secrets: list[str | None
     )
 
 
+class _More(enum.Enum):
+    MORE = "more"
+
+
+MORE = _More.MORE
+"""A chunk that is not there yet: the asyncio reader (:mod:`providerhub._aopenai`) hands
+:func:`_event_pieces` chunks as they arrive, and this when it has none; the reader yields
+it back, and is resumed with the next chunk."""
+
+
 def _events(
     provider: str,
     response: requests.Response,
     translation: transport.Translation,
     max_event_bytes: int,
 ) -> Iterator[Piece]:
-    """The pieces of an event stream, as they arrive, until ``[DONE]``: each non-empty
-    content delta of the first choice (index 0), its tool-call fragments (normalized by
-    :class:`~providerhub._toolcalls.ToolCallStream`), its finish reason, and the usage
-    when the server sends it; each read within the call's deadline.
+    """The pieces of an event stream, as :func:`_event_pieces` reads them from
+    ``response``, each read within the call's deadline."""
+    sock, read_timeout = transport.body_socket(response)
+    pieces = _event_pieces(
+        provider,
+        transport.body_chunks(response),
+        transport.safe_url(response.url),
+        translation,
+        max_event_bytes,
+        sock,
+        read_timeout,
+    )
+    return cast("Iterator[Piece]", pieces)  # MORE comes only from an inbox's chunks
+
+
+def _event_pieces(
+    provider: str,
+    chunks: Iterator[bytes | _More],
+    url: str,
+    translation: transport.Translation,
+    max_event_bytes: int,
+    sock: Any = None,
+    read_timeout: float = math.inf,
+) -> Generator[Piece | _More, None, None]:
+    """The pieces of an event stream whose body arrives as ``chunks``, as they arrive,
+    until ``[DONE]``: each non-empty content delta of the first choice (index 0), its
+    tool-call fragments (normalized by :class:`~providerhub._toolcalls.ToolCallStream`),
+    its finish reason, and the usage when the server sends it. A chunk that is
+    :data:`MORE` is yielded back as it is. Past the call's deadline, a
+    :class:`ProviderTimeoutError`; with ``sock`` (the body's socket), its timeout is
+    shrunk to what is left of the deadline as the stream goes on.
 
     This loop runs once per event, hundreds of thousands of times a second on a fast
     server: the rare cases are in functions of their own, the common one makes no call."""
-    url = transport.safe_url(response.url)
     secrets = translation.secrets
     deadline = translation.deadline
-    chunks = transport.body_chunks(response)
     parser = SSEParser(max_event_bytes)
     loads = _json_loads()
     finished = False
     calls: ToolCallStream | None = None
     # The deadline is kept as transport.body_chunks keeps it, inline: no call per event.
-    sock, read_timeout = transport.body_socket(response)
     shrunk = -math.inf
     try:
         for chunk in chunks:
+            if chunk is MORE:
+                yield MORE
+                continue
             if deadline is not None and time.monotonic() > deadline:
                 raise transport.total_timeout(provider, url)
             for data, kind, _ in parser.feed(chunk):
@@ -521,7 +604,7 @@ def _json_or_text(data: str) -> Any:
         return data
 
 
-def _drain(chunks: Iterator[bytes]) -> None:
+def _drain(chunks: Iterator[bytes | _More]) -> None:
     """Read what follows ``[DONE]``, normally just the end of the body, so the connection
     goes back to the pool instead of being closed; a body that goes on, breaks or passes
     the deadline is left to close: the answer is whole already."""

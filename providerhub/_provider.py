@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import logging
 import types
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .types import Piece
 
 from . import _params as _params
 from . import _settings as settings
@@ -31,6 +34,7 @@ class Provider:
     """
 
     __slots__ = (
+        "_aaccepts",
         "_accepts",
         "_clone",
         "_declared_url",
@@ -72,7 +76,10 @@ class Provider:
         }
         self._declared_url: str = obj.url
         self._accepts = _keyword_names(obj._create_completion)
-        self._clone: tuple[str, Any, Any] | None = None  # (url, function, its clone)
+        native = getattr(obj, "_acreate_completion", None)
+        self._aaccepts = _keyword_names(native) if callable(native) else None
+        # Per completion function's name: (url, the function, its clone).
+        self._clone: dict[str, tuple[str, Any, Any]] = {}
 
     def __repr__(self) -> str:
         return f"<Provider {self.name!r} models={list(self.model)!r}>"
@@ -91,6 +98,13 @@ class Provider:
         ``structured=True``, which the router then passes, and may yield the structured
         pieces of :mod:`providerhub.types`. Others are called as the seed's modules were."""
         return getattr(self.obj, "yields_pieces", False) is True
+
+    @property
+    def native(self) -> bool:
+        """Whether the provider has an asyncio-native completion function,
+        ``_acreate_completion``: the async API then calls it on the event loop, rather
+        than its ``_create_completion`` on a worker thread."""
+        return callable(getattr(self.obj, "_acreate_completion", None))
 
     @property
     def honors_timeout(self) -> bool:
@@ -139,11 +153,26 @@ class Provider:
         """
         if self._accepts is not None:
             kwargs = {k: v for k, v in kwargs.items() if k in self._accepts}
-        result: Iterator[str] = self._completion()(model, messages, stream, **kwargs)
+        result: Iterator[str] = self._completion("_create_completion")(
+            model, messages, stream, **kwargs
+        )
         return result
 
-    def _completion(self) -> Any:
-        """``_create_completion``, made to see the effective url.
+    def acomplete(
+        self, model: str, messages: list[Any], stream: bool, **kwargs: Any
+    ) -> AsyncIterator[Piece]:
+        """Call the module's ``_acreate_completion`` (see :attr:`native`), as
+        :meth:`complete` calls ``_create_completion``; ``session`` is then an
+        ``aiohttp.ClientSession``."""
+        if self._aaccepts is not None:
+            kwargs = {k: v for k, v in kwargs.items() if k in self._aaccepts}
+        result: AsyncIterator[Piece] = self._completion("_acreate_completion")(
+            model, messages, stream, **kwargs
+        )
+        return result
+
+    def _completion(self, name: str) -> Any:
+        """The completion function ``name``, made to see the effective url.
 
         A seed-contract module reads its module-level ``url`` when it builds the request.
         Rather than write the override into the module (which every other user of the
@@ -153,13 +182,13 @@ class Provider:
         not seen; such a module should read its url through :func:`providerhub.settings.url`.
         An object's ``url`` attribute is set instead.
         """
-        func = self.obj._create_completion
+        func = getattr(self.obj, name)
         effective = self.url
         if getattr(self.obj, "url", None) == effective:
             return func
         if isinstance(self.obj, types.ModuleType):
             if isinstance(func, types.FunctionType) and "url" in func.__code__.co_names:
-                kept = self._clone
+                kept = self._clone.get(name)
                 if kept is not None and kept[0] == effective and kept[1] is func:
                     return kept[2]
                 scope = dict(func.__globals__)
@@ -168,7 +197,7 @@ class Provider:
                     func.__code__, scope, func.__name__, func.__defaults__, func.__closure__
                 )
                 clone.__kwdefaults__ = func.__kwdefaults__
-                self._clone = (effective, func, clone)
+                self._clone[name] = (effective, func, clone)
                 return clone
             return func
         try:

@@ -13,7 +13,7 @@ import difflib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from . import _settings as settings
@@ -286,6 +286,9 @@ class Call:
         self.deadline = None if timeout.total is None else time.monotonic() + timeout.total
         self.refused: dict[str, str] = {}
         """Candidates the breaker turned away when their turn came, and why."""
+        self.asession: Callable[[], Awaitable[Any]] | None = None
+        """For the asyncio-native path (:mod:`providerhub._arouter`): gives the hub's
+        ``aiohttp.ClientSession`` of the running event loop."""
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
@@ -318,10 +321,8 @@ class Call:
         :class:`~providerhub._transport.CallAborted` once the call is aborted: no request
         is sent after that.
         """
-        claim = self.health.acquire(p.name, early=early)
+        claim = self.claim(p, early=early)
         if claim is None:
-            cooldown = self.health.cooling(p.name)
-            self.refused[p.name] = "cooling down" if cooldown is None else cooldown.describe()
             return None
         try:
             return self._attempts(p, claim)
@@ -331,6 +332,54 @@ class Call:
             # probe that was not settled, so the next call probes.
             claim.release()
             raise
+
+    def claim(self, p: Provider, *, early: bool = False) -> Claim | None:
+        """The breaker's leave to ask ``p`` (see :meth:`start`), or None, with the reason
+        in :attr:`refused`."""
+        claim = self.health.acquire(p.name, early=early)
+        if claim is None:
+            cooldown = self.health.cooling(p.name)
+            self.refused[p.name] = "cooling down" if cooldown is None else cooldown.describe()
+        return claim
+
+    def provider_kwargs(
+        self, p: Provider, limits: Timeout, secret: str | None, session: Any
+    ) -> dict[str, Any]:
+        """What the router adds to the caller's keyword arguments for one attempt of
+        ``p``: ``timeout``, ``session``, ``structured`` (to a provider that yields
+        pieces) and ``auth`` (when there is a credential)."""
+        extra: dict[str, Any] = {"timeout": limits, "session": session}
+        if p.yields_pieces:
+            extra["structured"] = True  # the pieces of providerhub.types too
+        if secret:
+            extra["auth"] = secret
+        return extra
+
+    def attempt_failed(
+        self,
+        p: Provider,
+        claim: Claim,
+        exc: Exception,
+        secret: str | None,
+        retry: Retry,
+        attempt: int,
+        started: float,
+    ) -> tuple[float, Retry]:
+        """Record that attempt ``attempt`` of ``p`` failed with ``exc`` before its answer
+        began, and say how long to wait before the next one (with the retries left);
+        raise the typed error instead when there is to be none."""
+        err = _as_provider_error(p, exc, secret)
+        probing = claim.probe
+        claim.failure(err)
+        # A failed probe says the provider is still down, and the breaker has re-opened:
+        # the next candidate is asked at once, and the cooldown is not doubled again by
+        # each retry.
+        wait, retry = (None, retry) if probing else self._next_wait(retry, err)
+        outcome = type(err).__name__ + (" (retrying)" if wait is not None else "")
+        _log(p, self.model, attempt, outcome, started)
+        if wait is None:
+            raise err from None
+        return wait, retry
 
     def _attempts(self, p: Provider, claim: Claim) -> tuple[Iterator[Piece], Piece, Attempt]:
         abort = transport.current_abort()
@@ -346,11 +395,7 @@ class Call:
             try:
                 limits = self.attempt_timeout(p)
                 secret = p.credential(self.auth)
-                extra: dict[str, Any] = {"timeout": limits, "session": self.session}
-                if p.yields_pieces:
-                    extra["structured"] = True  # the pieces of providerhub.types too
-                if secret:
-                    extra["auth"] = secret
+                extra = self.provider_kwargs(p, limits, secret, self.session)
                 pieces = p.complete(self.model, self.messages, self.stream, **self.kwargs, **extra)
                 if not p.honors_timeout:
                     pieces = Watched(pieces, p.name, limits.read, self.deadline)
@@ -370,17 +415,7 @@ class Call:
                 if abort is not None and abort.aborted:
                     # The abort broke the exchange: not the provider's failure.
                     raise transport.CallAborted from None
-                err = _as_provider_error(p, exc, secret)
-                probing = claim.probe
-                claim.failure(err)
-                # A failed probe says the provider is still down, and the breaker has
-                # re-opened: the next candidate is asked at once, and the cooldown is not
-                # doubled again by each retry.
-                wait, retry = (None, retry) if probing else self._next_wait(retry, err)
-                outcome = type(err).__name__ + (" (retrying)" if wait is not None else "")
-                _log(p, self.model, attempt, outcome, started)
-                if wait is None:
-                    raise err from None
+                wait, retry = self.attempt_failed(p, claim, exc, secret, retry, attempt, started)
                 if abort is None:
                     time.sleep(wait)
                 elif abort.wait(wait):

@@ -2,7 +2,8 @@
 it, reading bodies within limits and deadlines, and turning what the network and the server
 did into providerhub's typed errors.
 
-Whatever ``requests``, ``urllib3``, ``ssl``, ``socket`` or ``urllib`` raise becomes a typed
+Whatever ``requests``, ``urllib3``, ``aiohttp`` (the asyncio transport's,
+:mod:`providerhub._atransport`), ``ssl``, ``socket`` or ``urllib`` raise becomes a typed
 error in one place, :func:`error_for_exception` (:class:`Translation` is its ``with``
 form); an HTTP error status in :func:`error_for_status`. Every message goes through
 :func:`redact` with the call's credentials.
@@ -75,8 +76,12 @@ __all__ = [
     "post",
     "read_body",
     "redact",
+    "redirect_error",
+    "redirect_target",
     "safe_url",
     "set_abort",
+    "status_error",
+    "too_many_redirects",
     "total_timeout",
     "url_secrets",
 ]
@@ -303,31 +308,50 @@ def post(
         if location is None:
             return response
         response.close()
-        target = urljoin(response.url, location)
-        status = response.status_code
-        if status not in (307, 308):
-            raise _redirect_error(
-                provider,
-                response,
-                target,
-                "providerhub does not follow it: the request would be sent again as a GET "
-                "without its body",
-            )
-        if _origin(target) != _origin(url):
-            raise _redirect_error(
-                provider,
-                response,
-                target,
-                "providerhub follows redirects only within the same scheme, host and port, "
-                "so that the credential and the configured headers go nowhere else",
-            )
-        url = target
-    raise ProviderHTTPError(
+        url = redirect_target(
+            provider, response.status_code, response.reason, response.url, location, url
+        )
+    raise too_many_redirects(provider, response.status_code, response.url, url)
+
+
+def redirect_target(
+    provider: str, status: int, reason: str | None, url: str, location: str, asked: str
+) -> str:
+    """Where to send the request again after ``status`` from ``url`` pointed at
+    ``location``: a 307 or 308 within the origin of ``asked`` (the url first asked) is
+    followed; anything else is the :class:`ProviderHTTPError` :func:`post` describes."""
+    target = urljoin(url, location)
+    if status not in (307, 308):
+        raise redirect_error(
+            provider,
+            status,
+            reason,
+            url,
+            target,
+            "providerhub does not follow it: the request would be sent again as a GET "
+            "without its body",
+        )
+    if _origin(target) != _origin(asked):
+        raise redirect_error(
+            provider,
+            status,
+            reason,
+            url,
+            target,
+            "providerhub follows redirects only within the same scheme, host and port, "
+            "so that the credential and the configured headers go nowhere else",
+        )
+    return target
+
+
+def too_many_redirects(provider: str, status: int, url: str, target: str) -> ProviderHTTPError:
+    """The error of a chain of more than :data:`MAX_REDIRECTS` redirects."""
+    return ProviderHTTPError(
         provider,
-        f"HTTP {status} from {safe_url(response.url)}: redirected more than {MAX_REDIRECTS} "
+        f"HTTP {status} from {safe_url(url)}: redirected more than {MAX_REDIRECTS} "
         f"times, last to {safe_url(target)}",
         status_code=status,
-        url=safe_url(response.url),
+        url=safe_url(url),
         hint=f"the endpoint redirects in a loop: check the url ({settings.url_variable(provider)})",
     )
 
@@ -341,16 +365,17 @@ def _origin(url: str) -> tuple[str, str, int | None] | None:
     return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
-def _redirect_error(
-    provider: str, response: requests.Response, target: str, why: str
+def redirect_error(
+    provider: str, status: int, reason: str | None, url: str, target: str, why: str
 ) -> ProviderHTTPError:
-    status = response.status_code
-    reason = f"HTTP {status} {response.reason or ''}".rstrip()
+    """The error of a redirect from ``url`` to ``target`` that is not followed, and
+    ``why``."""
+    head = f"HTTP {status} {reason or ''}".rstrip()
     return ProviderHTTPError(
         provider,
-        f"{reason} from {safe_url(response.url)}: the endpoint redirected to {safe_url(target)}",
+        f"{head} from {safe_url(url)}: the endpoint redirected to {safe_url(target)}",
         status_code=status,
-        url=safe_url(response.url),
+        url=safe_url(url),
         hint=f"{why}; if the new address is right, set the provider's url to it "
         f"({settings.url_variable(provider)})",
     )
@@ -483,19 +508,44 @@ def error_for_status(
     ``PROVIDERHUB_<NAME>_API_KEY``) as the one to set. The body is read within
     ``deadline``; one that does not arrive in time is left out, as the status alone is
     the error."""
-    secrets = [*secrets, *url_secrets(response.url)]
-    status = response.status_code
-    url = safe_url(response.url)
     try:
         body = _read(response, ERROR_BODY_BYTES, provider, deadline)
     except Exception:
         # The excerpt is a courtesy; the status alone is the error.
         body = b""
+    return status_error(
+        provider,
+        response.status_code,
+        response.reason,
+        response.url,
+        response.headers.get("Retry-After"),
+        body,
+        secrets,
+        credential_variable=credential_variable,
+    )
+
+
+def status_error(
+    provider: str,
+    status: int,
+    reason: str | None,
+    url: str,
+    retry_after_header: str | None,
+    body: bytes,
+    secrets: Iterable[str | None] = (),
+    *,
+    credential_variable: str | None = None,
+) -> ProviderError:
+    """:func:`error_for_status` from the parts of a response, whatever client read it:
+    its ``status``, ``reason``, ``url``, ``Retry-After`` header and (the start of) its
+    ``body``."""
+    secrets = [*secrets, *url_secrets(url)]
+    shown = safe_url(url)
     found = error_message(body)
     detail = excerpt(found if found is not None else body, secrets) or None
-    reason = f"HTTP {status} {response.reason or ''}".rstrip()
-    message = f"{reason} from {url}"
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    head = f"HTTP {status} {reason or ''}".rstrip()
+    message = f"{head} from {shown}"
+    retry_after = parse_retry_after(retry_after_header)
     kind: type[ProviderHTTPError] = ProviderHTTPError
     if status in (401, 403):
         kind = AuthenticationError
@@ -519,7 +569,7 @@ def error_for_status(
         message,
         status_code=status,
         retry_after=retry_after,
-        url=url,
+        url=shown,
         body=detail,
         hint=hint,
     )
@@ -618,8 +668,8 @@ def error_for_exception(
     deadline: float | None = None,
 ) -> ProviderError:
     """The typed error for what was raised while asking ``provider`` at ``url``: the one
-    place where ``requests``, ``urllib3``, ``ssl``, ``socket`` and ``urllib`` exceptions
-    become providerhub's errors.
+    place where ``requests``, ``urllib3``, ``aiohttp``, ``ssl``, ``socket`` and ``urllib``
+    exceptions become providerhub's errors.
 
     A timeout is a :class:`ProviderTimeoutError`; a TLS or certificate failure, an invalid
     url or scheme, or a proxy failure a :class:`ProviderConfigurationError` (not
@@ -748,6 +798,13 @@ def _network_kind(exc: BaseException) -> str | None:
         kind = _library_kind(exc)
         if kind is not None:
             return kind
+    if "aiohttp" in sys.modules:
+        kind = _aiohttp_kind(exc)
+        if kind is not None:
+            return kind
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None and isinstance(exc, asyncio.TimeoutError):
+        return "timeout"  # before Python 3.11 not the builtin TimeoutError
     ssl = sys.modules.get("ssl")
     if ssl is not None and isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
         return "tls"
@@ -805,9 +862,34 @@ def _library_kind(exc: BaseException) -> str | None:
     return None
 
 
+def _aiohttp_kind(exc: BaseException) -> str | None:
+    """:func:`_library_kind` for aiohttp's exceptions (the asyncio transport's)."""
+    import aiohttp
+
+    if isinstance(exc, (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError)):
+        return "proxy"
+    if isinstance(exc, (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch)):
+        return "tls"
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return "timeout"
+    invalid: tuple[type[BaseException], ...] = (aiohttp.InvalidURL,)
+    non_http = getattr(aiohttp, "NonHttpUrlClientError", None)  # aiohttp 3.10 on
+    if non_http is not None:
+        invalid += (non_http,)
+    if isinstance(exc, invalid):
+        return "request"
+    if isinstance(exc, aiohttp.ClientError):
+        return "network"  # refused, reset, disconnected, a broken body or response head
+    return None
+
+
 def _is_connect_timeout(exc: BaseException) -> bool:
     requests = sys.modules.get("requests")
-    return requests is not None and isinstance(exc, requests.ConnectTimeout)
+    if requests is not None and isinstance(exc, requests.ConnectTimeout):
+        return True
+    aiohttp = sys.modules.get("aiohttp")
+    connect = getattr(aiohttp, "ConnectionTimeoutError", None)  # aiohttp 3.10 on
+    return connect is not None and isinstance(exc, connect)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -827,10 +909,14 @@ def _reason(exc: BaseException, secrets: list[str | None]) -> str:
     """The innermost reason of a wrapped network error, on one line, redacted."""
     inner: BaseException = exc
     for _ in range(5):
-        nxt = getattr(inner, "reason", None) or inner.__context__
+        # urllib3 keeps the cause in ``reason``, aiohttp's connector errors in ``os_error``.
+        nxt = getattr(inner, "reason", None) or getattr(inner, "os_error", None)
+        nxt = nxt or inner.__context__
         if not isinstance(nxt, BaseException):
             break
         inner = nxt
+    if isinstance(inner, OSError) and inner.errno == errno.ECONNREFUSED:
+        return "connection refused"
     text = one_line(inner, typed=False)
     for marker in ("Connection refused", "Connection reset", "Name or service not known"):
         if marker.lower() in text.lower():

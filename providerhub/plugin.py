@@ -11,7 +11,8 @@ The names, by what they are for:
 - registering: :data:`hookimpl`, and the :class:`Register` and :class:`Report` callables
   a ``register_providers`` hook receives;
 - calling an OpenAI-compatible endpoint: :func:`chat_completion` and the parameters it
-  takes, :data:`CHAT_PARAMETERS`;
+  takes, :data:`CHAT_PARAMETERS`; :func:`achat_completion`, the same for asyncio (over
+  aiohttp, the ``providerhub[server]`` extra), for an ``_acreate_completion``;
 - settings from the environment: :func:`credential`, :func:`base_url`,
   :func:`api_key_variable`, :func:`url_variable`;
 - describing the completion function: :func:`render_params` (the seed's ``params``
@@ -26,6 +27,7 @@ The names, by what they are for:
 
 from __future__ import annotations
 
+from ._aopenai import achat_completion
 from ._openai_compat import CHAT_PARAMETERS, chat_completion
 from ._params import Param
 from ._params import describe as describe_params
@@ -71,6 +73,7 @@ __all__ = [
     "TimeoutLike",
     "ToolCallDelta",
     "Usage",
+    "achat_completion",
     "api_key_variable",
     "base_url",
     "chat_completion",

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import pytest
 
 import providerhub
+from providerhub._arouter import NativeStream
 from providerhub.testing import OpenAIServer, Reply
 
 MODEL = "gpt-3.5-turbo-16k"
@@ -28,6 +29,14 @@ def wait_until(condition: Callable[[], bool], seconds: float = 3.0) -> bool:
             return True
         time.sleep(0.01)
     return condition()
+
+
+def call_over(stream: providerhub.AsyncStream) -> bool:
+    """Whether the call behind ``stream`` is over: its generator closed, on the event loop
+    (asyncio-native providers) or on its worker thread."""
+    if isinstance(stream, NativeStream):
+        return stream._pieces.ag_frame is None
+    return stream._pump is not None and stream._pump.done.is_set()
 
 
 def test_await_gives_the_whole_text(gravity_hub: providerhub.Hub, server: OpenAIServer) -> None:
@@ -141,7 +150,7 @@ def test_aclose_ends_the_call_before_it_returns(
     async def main() -> str:
         async with gravity_hub.acreate(MODEL, HI, stream=True, timeout=30) as stream:
             piece = await stream.__anext__()
-        assert stream._pump is not None and stream._pump.done.is_set()  # generator closed
+        assert call_over(stream)  # the provider's generator is closed
         # Its pooled thread, with no job left, ends a moment later.
         assert wait_until(lambda: not workers(), 1.0)
         return piece

@@ -8,10 +8,17 @@ is providerhub's shared OpenAI-compatible helper.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from providerhub.plugin import Piece, base_url, chat_completion, credential, render_params
+from providerhub.plugin import (
+    Piece,
+    achat_completion,
+    base_url,
+    chat_completion,
+    credential,
+    render_params,
+)
 
 NAME = "template"
 """The provider's name: the entry point's name in pyproject.toml, and the ``<NAME>`` of
@@ -45,6 +52,20 @@ def _create_completion(
     auth = credential(NAME, kwargs.pop("auth", None))
     base = base_url(NAME, url)
     yield from chat_completion(NAME, base + PATH, model, messages, stream, auth=auth, **kwargs)
+
+
+async def _acreate_completion(
+    model: str, messages: list[Any], stream: bool, **kwargs: Any
+) -> AsyncIterator[Piece]:
+    """:func:`_create_completion` for asyncio (optional): the async API calls it on the
+    event loop rather than the synchronous one on a worker thread. Delete it if your
+    service needs a client of its own; the async API then uses the thread pool."""
+    auth = credential(NAME, kwargs.pop("auth", None))
+    base = base_url(NAME, url)
+    async for piece in achat_completion(
+        NAME, base + PATH, model, messages, stream, auth=auth, **kwargs
+    ):
+        yield piece
 
 
 params = render_params(NAME, _create_completion)

@@ -8,10 +8,18 @@ and called, as one. The HTTP work is providerhub's shared OpenAI-compatible help
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from providerhub.plugin import Piece, base_url, chat_completion, credential, hookimpl, render_params
+from providerhub.plugin import (
+    Piece,
+    achat_completion,
+    base_url,
+    chat_completion,
+    credential,
+    hookimpl,
+    render_params,
+)
 
 NAME = "gravityengine"
 PATH = "/api/openai/v1/chat/completions"
@@ -55,6 +63,27 @@ def _create_completion(
         auth=auth,
         **kwargs,
     )
+
+
+async def _acreate_completion(
+    model: str, messages: list[Any], stream: bool, **kwargs: Any
+) -> AsyncIterator[Piece]:
+    """:func:`_create_completion` for asyncio, over aiohttp (``providerhub[server]``): the
+    async API calls it on the event loop, with an ``aiohttp.ClientSession`` as
+    ``session``."""
+    auth = credential(NAME, kwargs.pop("auth", None))
+    base = base_url(NAME, url)
+    async for piece in achat_completion(
+        NAME,
+        base + PATH,
+        model,
+        messages,
+        stream,
+        defaults=DEFAULTS,
+        auth=auth,
+        **kwargs,
+    ):
+        yield piece
 
 
 params = render_params(NAME, _create_completion)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from providerhub.plugin import (
     InvalidRequestError,
     Piece,
+    achat_completion,
     api_key_variable,
     chat_completion,
     credential,
@@ -86,18 +87,7 @@ class EndpointProvider:
         :class:`~providerhub.errors.AuthenticationError` naming
         :meth:`credential_variable`.
         """
-        auth = credential(self.name, kwargs.pop("auth", None), self.api_key_env)
-        if auth is None and self.needs_auth:
-            raise InvalidRequestError(
-                f"{self.name} needs a key: set {self.api_key_env} (as {self.source} says) or "
-                f"{api_key_variable(self.name)}, or pass auth={{{self.name!r}: ...}}"
-            )
-        headers: Mapping[str, str] = self.headers
-        extra = kwargs.pop("headers", None)
-        if extra:
-            # The helper takes headers= too; a caller's own are added over the file's
-            # rather than colliding with them as a duplicate keyword argument.
-            headers = {**headers, **extra}
+        auth, headers = self._prepare(kwargs)
         # An endpoint configured with stream = false is never asked to stream, even when
         # called directly: it may not speak Server-Sent Events at all.
         yield from chat_completion(
@@ -111,3 +101,40 @@ class EndpointProvider:
             credential_variable=self.credential_variable(),
             **kwargs,
         )
+
+    async def _acreate_completion(
+        self, model: str, messages: list[Any], stream: bool, **kwargs: Any
+    ) -> AsyncIterator[Piece]:
+        """:meth:`_create_completion` for asyncio, over aiohttp (``providerhub[server]``):
+        the async API calls it on the event loop, with an ``aiohttp.ClientSession`` as
+        ``session``."""
+        auth, headers = self._prepare(kwargs)
+        async for piece in achat_completion(
+            self.name,
+            self.endpoint,
+            model,
+            messages,
+            stream and self.supports_stream,
+            auth=auth,
+            headers=headers,
+            credential_variable=self.credential_variable(),
+            **kwargs,
+        ):
+            yield piece
+
+    def _prepare(self, kwargs: dict[str, Any]) -> tuple[str | None, Mapping[str, str]]:
+        """The credential and the headers of a call, taken out of ``kwargs``; an endpoint
+        that needs a key and has none raises :class:`InvalidRequestError`."""
+        auth = credential(self.name, kwargs.pop("auth", None), self.api_key_env)
+        if auth is None and self.needs_auth:
+            raise InvalidRequestError(
+                f"{self.name} needs a key: set {self.api_key_env} (as {self.source} says) or "
+                f"{api_key_variable(self.name)}, or pass auth={{{self.name!r}: ...}}"
+            )
+        headers: Mapping[str, str] = self.headers
+        extra = kwargs.pop("headers", None)
+        if extra:
+            # The helper takes headers= too; a caller's own are added over the file's
+            # rather than colliding with them as a duplicate keyword argument.
+            headers = {**headers, **extra}
+        return auth, headers

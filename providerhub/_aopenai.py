@@ -1,0 +1,192 @@
+"""Chat completions from any OpenAI-compatible endpoint, asyncio-native: the exchange of
+:func:`providerhub._openai_compat.chat_completion` over an ``aiohttp.ClientSession``.
+
+Everything but the waiting is the synchronous helper's own code: the request (checked,
+encoded, its headers and secrets), the event reader, the document reader, tool-call
+normalization, and the typed errors (:mod:`providerhub._transport`). The event reader is
+a plain generator; this module hands it the body's chunks as they arrive (an
+:class:`_Inbox`), so both paths read events with the same loop and the synchronous one
+pays nothing for it.
+
+A provider for such an endpoint adds an asyncio-native twin to its completion function::
+
+    async def _acreate_completion(model, messages, stream, **kwargs):
+        async for piece in achat_completion(
+            "example", url + "/v1/chat/completions", model, messages, stream, **kwargs
+        ):
+            yield piece
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import _atransport as atransport
+from . import _transport as transport
+from ._openai_compat import (
+    MORE,
+    _document_pieces,
+    _event_pieces,
+    _More,
+    _request,
+)
+from ._sse import DEFAULT_MAX_EVENT_BYTES
+from ._timeout import Timeout, TimeoutLike, to_timeout
+from .types import Piece
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["achat_completion"]
+
+
+def achat_completion(
+    provider: str,
+    endpoint: str,
+    model: str,
+    messages: list[Any],
+    stream: bool,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    auth: str | None = None,
+    timeout: TimeoutLike = None,
+    session: aiohttp.ClientSession | None = None,
+    headers: Mapping[str, str] | None = None,
+    max_body_bytes: int = transport.DEFAULT_MAX_BODY_BYTES,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    credential_variable: str | None = None,
+    structured: bool = False,
+    **params: Any,
+) -> AsyncIterator[Piece]:
+    """:func:`providerhub.plugin.chat_completion` for asyncio: the same arguments, checks,
+    request, pieces and typed errors, as an async iterator (``async for``).
+
+    The arguments are checked at the call, before anything is awaited:
+    :class:`InvalidRequestError` names what cannot be sent. ``session`` is the
+    ``aiohttp.ClientSession`` to send it with (the router passes the hub's, one per event
+    loop); without one, a session is opened for the call and closed with it. Cancelling
+    the task that reads it, or closing it (``aclose()``, or leaving ``async for`` and
+    dropping it), closes the HTTP response; the connection goes back to the pool only
+    after a whole answer. Needs aiohttp (``providerhub[server]``).
+    """
+    request = _request(provider, endpoint, model, messages, stream, defaults, auth, headers, params)
+    limits = to_timeout(timeout)
+    return _exchange(
+        provider,
+        endpoint,
+        request.payload,
+        request.headers,
+        stream,
+        secrets=request.secrets,
+        limits=limits,
+        session=session,
+        max_body_bytes=max_body_bytes,
+        max_event_bytes=max_event_bytes,
+        credential_variable=credential_variable,
+        structured=structured,
+    )
+
+
+async def _exchange(
+    provider: str,
+    endpoint: str,
+    payload: bytes,
+    headers: dict[str, str],
+    stream: bool,
+    *,
+    secrets: list[str | None],
+    limits: Timeout,
+    session: aiohttp.ClientSession | None,
+    max_body_bytes: int,
+    max_event_bytes: int,
+    credential_variable: str | None,
+    structured: bool,
+) -> AsyncIterator[Piece]:
+    deadline = None if limits.total is None else time.monotonic() + limits.total
+    translation = transport.Translation(provider, endpoint, secrets, deadline=deadline)
+    own = None
+    if session is None:
+        with translation:
+            own = session = atransport.new_session()
+    try:
+        with translation:
+            response = await atransport.post(
+                session, provider, endpoint, payload, headers, limits, deadline
+            )
+        translation.url = str(response.url)
+        try:
+            with translation:
+                if response.status >= 400:
+                    raise await atransport.error_for_status(
+                        provider, response, secrets, credential_variable=credential_variable
+                    )
+                content_type = transport.media_type(response.headers.get("Content-Type"))
+                if stream and content_type == "text/event-stream":
+                    async for piece in _events(provider, response, translation, max_event_bytes):
+                        if structured or type(piece) is str:
+                            yield piece
+                    await atransport.settle(response)
+                else:
+                    translation.started = True  # a connection that breaks now breaks mid-answer
+                    raw = await atransport.read_body(response, max_body_bytes, provider)
+                    pieces = _document_pieces(
+                        provider, raw, response.status, content_type, str(response.url), secrets
+                    )
+                    for piece in pieces:
+                        if structured or type(piece) is str:
+                            yield piece
+        finally:
+            # After a whole body aiohttp has pooled the connection already, and this does
+            # nothing; otherwise (a failure, a cancellation, an early close) it closes it.
+            response.close()
+    finally:
+        if own is not None:
+            await own.close()
+
+
+class _Inbox(Iterator["bytes | _More"]):
+    """The chunks of a body for :func:`~providerhub._openai_compat._event_pieces`, handed
+    over one at a time: the chunk put in :attr:`chunk`, else ``MORE`` (none yet); an
+    empty chunk is the body's end."""
+
+    __slots__ = ("chunk",)
+
+    def __init__(self) -> None:
+        self.chunk: bytes | None = None
+
+    def __next__(self) -> bytes | _More:
+        chunk = self.chunk
+        if chunk is None:
+            return MORE
+        self.chunk = None
+        if not chunk:
+            raise StopIteration
+        return chunk
+
+
+async def _events(
+    provider: str,
+    response: aiohttp.ClientResponse,
+    translation: transport.Translation,
+    max_event_bytes: int,
+) -> AsyncIterator[Piece]:
+    """The pieces of an event stream, read by the synchronous helper's event reader,
+    which is handed each chunk as it arrives."""
+    inbox = _Inbox()
+    pieces = _event_pieces(
+        provider, inbox, transport.safe_url(str(response.url)), translation, max_event_bytes
+    )
+    read = response.content.readany
+    try:
+        while True:
+            for piece in pieces:
+                if piece is MORE:
+                    break
+                yield piece
+            else:
+                return  # [DONE], or the end of the body
+            inbox.chunk = await read()
+    finally:
+        pieces.close()
