@@ -31,6 +31,13 @@ __all__ = ["AsyncChunkStream", "AsyncClient", "ChunkStream", "Client"]
 C = TypeVar("C")
 
 
+def _routing(
+    provider: ProviderChoice, auth: Auth, timeout: TimeoutLike, retries: int | Retry | None
+) -> dict[str, Any]:
+    """The routing arguments of ``create``, as the hub's ``_prepare`` takes them."""
+    return {"provider": provider, "auth": auth, "timeout": timeout, "retries": retries}
+
+
 def _include_usage(params: Mapping[str, Any]) -> bool:
     options = params.get("stream_options")
     return isinstance(options, Mapping) and options.get("include_usage") is True
@@ -188,17 +195,10 @@ class Completions:
         ``response_format``, ``stream_options``, ``temperature``, ...), sent on to the
         provider. A request with ``tools`` goes only to providers that declare
         ``supports_tools``."""
+        routing = _routing(provider, auth, timeout, retries)
         hub = self._client.hub
         call, candidates = hub._prepare(
-            model,
-            messages,
-            stream=stream,
-            provider=provider,
-            auth=auth,
-            timeout=timeout,
-            retries=retries,
-            kwargs=params,
-            structured=True,
+            model, messages, stream=stream, kwargs=params, structured=True, **routing
         )
         from . import _router
 
@@ -272,17 +272,10 @@ class AsyncCompletions:
     ) -> ChatCompletion | AsyncChunkStream:
         """:meth:`Completions.create`, awaited; with ``stream=True`` the chunks come with
         ``async for``. Cancelling the task closes the HTTP response."""
+        routing = _routing(provider, auth, timeout, retries)
         hub = self._client.hub
         call, candidates = hub._prepare(
-            model,
-            messages,
-            stream=stream,
-            provider=provider,
-            auth=auth,
-            timeout=timeout,
-            retries=retries,
-            kwargs=params,
-            structured=True,
+            model, messages, stream=stream, kwargs=params, structured=True, **routing
         )
         if stream:
             chunker = Chunker(call.model, include_usage=_include_usage(params))
@@ -292,34 +285,33 @@ class AsyncCompletions:
         return assembler.completion(call.model, served_by)
 
 
-class Client:
+class _OverHub:
+    """A client's hub: the one given, else the default hub, looked up on first use."""
+
+    def __init__(self, hub: Hub | None) -> None:
+        self._hub = hub
+
+    @property
+    def hub(self) -> Hub:
+        if self._hub is None:
+            from ._hub import get_hub
+
+            self._hub = get_hub()
+        return self._hub
+
+
+class Client(_OverHub):
     """An OpenAI-shaped client over ``hub`` (by default the default hub,
     :func:`providerhub.get_hub`)."""
 
     def __init__(self, hub: Hub | None = None) -> None:
-        self._hub = hub
+        super().__init__(hub)
         self.chat: _Namespace[Completions] = _Namespace(Completions(self))
 
-    @property
-    def hub(self) -> Hub:
-        if self._hub is None:
-            from ._hub import get_hub
 
-            self._hub = get_hub()
-        return self._hub
-
-
-class AsyncClient:
+class AsyncClient(_OverHub):
     """:class:`Client` for asyncio: ``await client.chat.completions.create(...)``."""
 
     def __init__(self, hub: Hub | None = None) -> None:
-        self._hub = hub
+        super().__init__(hub)
         self.chat: _Namespace[AsyncCompletions] = _Namespace(AsyncCompletions(self))
-
-    @property
-    def hub(self) -> Hub:
-        if self._hub is None:
-            from ._hub import get_hub
-
-            self._hub = get_hub()
-        return self._hub
