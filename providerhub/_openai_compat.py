@@ -275,9 +275,9 @@ def _exchange(
                 )
             content_type = transport.media_type(response.headers.get("Content-Type"))
             if stream and content_type == "text/event-stream":
-                pieces = _events(provider, response, translation, max_event_bytes)
-            else:
-                pieces = _document(provider, response, translation, content_type, max_body_bytes)
+                yield from _events(provider, response, translation, max_event_bytes, structured)
+                return
+            pieces = _document(provider, response, translation, content_type, max_body_bytes)
             if structured:
                 yield from pieces
             else:
@@ -436,6 +436,7 @@ def _events(
     response: requests.Response,
     translation: transport.Translation,
     max_event_bytes: int,
+    structured: bool = True,
 ) -> Iterator[Piece]:
     """The pieces of an event stream, as :func:`_event_pieces` reads them from
     ``response``, each read within the call's deadline."""
@@ -448,6 +449,7 @@ def _events(
         max_event_bytes,
         sock,
         read_timeout,
+        structured,
     )
     return cast("Iterator[Piece]", pieces)  # MORE comes only from an inbox's chunks
 
@@ -460,6 +462,7 @@ def _event_pieces(
     max_event_bytes: int,
     sock: Any = None,
     read_timeout: float = math.inf,
+    structured: bool = True,
 ) -> Generator[Piece | _More, None, None]:
     """The pieces of an event stream whose body arrives as ``chunks``, as they arrive,
     until ``[DONE]``: each non-empty content delta of the first choice (index 0), its
@@ -467,7 +470,8 @@ def _event_pieces(
     its finish reason, and the usage when the server sends it. A chunk that is
     :data:`MORE` is yielded back as it is. Past the call's deadline, a
     :class:`ProviderTimeoutError`; with ``sock`` (the body's socket), its timeout is
-    shrunk to what is left of the deadline as the stream goes on.
+    shrunk to what is left of the deadline as the stream goes on. Without ``structured``,
+    text only (no wrapper filters the pieces: that would cost a resumption per event).
 
     This loop runs once per event, hundreds of thousands of times a second on a fast
     server: the rare cases are in functions of their own, the common one makes no call."""
@@ -501,7 +505,7 @@ def _event_pieces(
                 except (KeyError, IndexError, TypeError):
                     _check_choiceless(provider, doc, data, url, secrets)
                     usage = _usage(doc.get("usage"))
-                    if usage is not None:
+                    if usage is not None and structured:
                         yield usage
                     continue  # a usage-only or keep-alive chunk
                 try:
@@ -526,13 +530,14 @@ def _event_pieces(
                         )
                     translation.started = True
                     yield text
-                if fragments:
+                if fragments and structured:
                     translation.started = True
                     yield from fragments
                 if reason:
                     finished = True
-                    yield Finish(str(reason))
-                if doc.get("usage"):
+                    if structured:
+                        yield Finish(str(reason))
+                if structured and doc.get("usage"):
                     usage = _usage(doc["usage"])
                     if usage is not None:
                         yield usage

@@ -740,18 +740,22 @@ def _check_host(provider: str, url: str) -> None:
     """Refuse a url whose host part cannot be parsed, before sending: what urllib3 makes of
     one (``http://[bad``, say) differs between Python versions, and some of it reads as
     nonsense ("'NoneType' object has no attribute 'groups'")."""
+    problem = _host_problem(url)
+    if problem is not None:
+        raise _configuration_error(provider, "url", safe_url(url), problem)
+
+
+@functools.lru_cache(maxsize=256)
+def _host_problem(url: str) -> str | None:
+    # Kept per url: a provider sends every request to the same few.
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  # parsing the port is what raises for a bad one
     except ValueError as exc:
-        raise _configuration_error(
-            provider, "url", safe_url(url), f"not a valid host ({one_line(exc, typed=False)})"
-        ) from None
-    host = parts.hostname or ""
-    if any(c.isspace() or not c.isprintable() for c in host):
-        raise _configuration_error(
-            provider, "url", safe_url(url), "invalid character in the host name"
-        )
+        return f"not a valid host ({one_line(exc, typed=False)})"
+    if any(c.isspace() or not c.isprintable() for c in parts.hostname or ""):
+        return "invalid character in the host name"
+    return None
 
 
 def _configuration_error(
