@@ -13,7 +13,7 @@ One run, all on 127.0.0.1:
    whole answers and for 16-piece streams. A Lua script checks every answer (status 200,
    the reply's text, a stream's first and last pieces and ``[DONE]``);
 4. measures the time to the first content event through the gateway and directly (raw
-   sockets, interleaved, median over ``--ttft-calls``), the gateway's RSS (``VmRSS`` over
+   sockets, alternating blocks, median over ``--ttft-calls``), the gateway's RSS (``VmRSS`` over
    its process tree), and whether ``--streams`` streams held open at once through the
    gateway all arrive whole;
 5. prints the figures and the issue's targets as Markdown tables.
@@ -365,9 +365,10 @@ class RawStream:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
 
-    def ttft(self, nonce: str, pieces: int) -> float:
-        """Seconds from sending the request to the arrival of the first content piece; the
-        whole answer is read and checked."""
+    def ttft(self, nonce: str, pieces: int) -> tuple[float, bytes]:
+        """Seconds from sending the request to the arrival of the first content piece, and
+        the whole answer, to :func:`check_stream` after the timed loop: parsing it here
+        would leave the target idle between calls, and waking it would be timed too."""
         body = json.dumps(
             {
                 "model": protocol.MODEL,
@@ -383,26 +384,30 @@ class RawStream:
         buf = bytearray()
         started = time.perf_counter()
         self.sock.sendall(request)
-        first = None
+        first = -1.0
         while True:
             data = self.sock.recv(262144)
             if not data:
                 raise RuntimeError("the connection closed mid-answer")
             buf += data
-            if first is None and marker in buf:
+            if first < 0 and marker in buf:
                 first = time.perf_counter() - started
             if buf.endswith(b"\r\n0\r\n\r\n"):
-                break
-        head, _, chunked = bytes(buf).partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200") or b"chunked" not in head.lower():
-            raise RuntimeError(f"unexpected answer: {head[:200]!r}")
-        text, count = protocol.parse_sse_text(dechunk(chunked))
-        if first is None or text != protocol.stream_text(nonce, pieces) or count != pieces:
-            raise RuntimeError(f"wrong stream for {nonce}: {count} pieces")
-        return first
+                return first, bytes(buf)
 
     def close(self) -> None:
         self.sock.close()
+
+
+def check_stream(nonce: str, pieces: int, first: float, answer: bytes) -> None:
+    """Raise unless ``answer`` is the whole chunked stream the upstream sent for ``nonce``
+    and its first piece was seen."""
+    head, _, chunked = answer.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200") or b"chunked" not in head.lower():
+        raise RuntimeError(f"unexpected answer: {head[:200]!r}")
+    text, count = protocol.parse_sse_text(dechunk(chunked))
+    if first < 0 or text != protocol.stream_text(nonce, pieces) or count != pieces:
+        raise RuntimeError(f"wrong stream for {nonce}: {count} pieces")
 
 
 def dechunk(data: bytes) -> bytes:
@@ -424,23 +429,31 @@ processes idle in between, and waking an idle one costs this VM a few hundred µ
 
 def measure_ttft(direct: str, gateway: str, calls: int) -> tuple[float, float]:
     """Median time to the first content event, in ms, directly and through the gateway,
-    in alternating blocks of :data:`TTFT_BLOCK` calls after a warm-up."""
-    a, b = RawStream(direct, CHAT), RawStream(gateway, CHAT)
+    in alternating blocks of :data:`TTFT_BLOCK` calls after a warm-up; every answer is
+    checked after its block."""
+    clients = {"a": RawStream(direct, CHAT), "b": RawStream(gateway, CHAT)}
+    times: dict[str, list[float]] = {"a": [], "b": []}
+
+    def block(tag: str, size: int, warm: bool) -> None:
+        done = []
+        for _ in range(size):
+            nonce = f"ttft-{tag}{'w' if warm else ''}{len(done) + len(times[tag])}"
+            done.append((nonce, *clients[tag].ttft(nonce, STREAM_PIECES)))
+        for nonce, first, answer in done:
+            check_stream(nonce, STREAM_PIECES, first, answer)
+        if not warm:
+            times[tag].extend(first for _, first, _ in done)
+
     try:
-        for i in range(50):
-            a.ttft(f"ttft-warm-a{i}", STREAM_PIECES)
-            b.ttft(f"ttft-warm-b{i}", STREAM_PIECES)
-        times_a: list[float] = []
-        times_b: list[float] = []
-        while len(times_b) < calls:
-            for _ in range(TTFT_BLOCK):
-                times_a.append(a.ttft(f"ttft-a{len(times_a)}", STREAM_PIECES))
-            for _ in range(TTFT_BLOCK):
-                times_b.append(b.ttft(f"ttft-b{len(times_b)}", STREAM_PIECES))
+        block("a", 50, warm=True)
+        block("b", 50, warm=True)
+        while len(times["b"]) < calls:
+            block("a", TTFT_BLOCK, warm=False)
+            block("b", TTFT_BLOCK, warm=False)
     finally:
-        a.close()
-        b.close()
-    return statistics.median(times_a) * 1000, statistics.median(times_b) * 1000
+        for client in clients.values():
+            client.close()
+    return statistics.median(times["a"]) * 1000, statistics.median(times["b"]) * 1000
 
 
 # -- 1,000 streams at once ------------------------------------------------------------------
