@@ -108,10 +108,7 @@ async def _attempts(
 async def complete(call: router.Call, candidates: list[Provider]) -> str:
     """:func:`providerhub._router.complete`, asyncio-native."""
     assembler = Assembler()
-    provider = await collect(call, candidates, assembler.add)
-    if assembler.has_tool_calls:
-        raise router._not_text(call, assembler, provider)
-    return assembler.text
+    return router.text_of(call, assembler, await collect(call, candidates, assembler.add))
 
 
 async def collect(

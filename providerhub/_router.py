@@ -520,10 +520,34 @@ def complete(call: Call, candidates: list[Provider]) -> str:
     :class:`StructuredAnswerError` when the answer holds tool calls, which text cannot
     carry."""
     assembler = Assembler()
-    provider = collect(call, candidates, assembler.add)
+    return text_of(call, assembler, collect(call, candidates, assembler.add))
+
+
+def text_of(call: Call, assembler: Assembler, provider: str) -> str:
+    """The text of an answer ``provider`` gave, gathered in ``assembler``, or
+    :class:`StructuredAnswerError` when it holds tool calls, which text cannot carry."""
     if assembler.has_tool_calls:
         raise _not_text(call, assembler, provider)
     return assembler.text
+
+
+def started(
+    call: Call, candidates: list[Provider], errors: dict[str, ProviderError]
+) -> Iterator[tuple[Provider, Iterator[Piece], Piece, Attempt]]:
+    """Each candidate in turn that the breaker lets through and that gives its first
+    piece: the provider, the rest of its pieces, that piece, and the attempt. A failure
+    before the first piece goes into ``errors``, as the caller's failures after it do; the
+    last candidate is asked even while it cools down when no other was (see
+    :meth:`Call.start`)."""
+    last = len(candidates) - 1
+    for index, p in enumerate(candidates):
+        try:
+            begun = call.start(p, early=index == last and not errors)
+        except ProviderError as err:
+            errors[p.name] = err
+            continue
+        if begun is not None:
+            yield (p, *begun)
 
 
 def collect(call: Call, candidates: list[Provider], sink: Callable[[Piece], None]) -> str:
@@ -532,16 +556,7 @@ def collect(call: Call, candidates: list[Provider], sink: Callable[[Piece], None
     keeps what it is given until then), so a failure at any point makes way for the next
     candidate."""
     errors: dict[str, ProviderError] = {}
-    last = len(candidates) - 1
-    for index, p in enumerate(candidates):
-        try:
-            started = call.start(p, early=index == last and not errors)
-        except ProviderError as err:
-            errors[p.name] = err
-            continue
-        if started is None:
-            continue
-        pieces, first, attempt = started
+    for p, pieces, first, attempt in started(call, candidates, errors):
         try:
             answer = [first]
             try:
@@ -626,16 +641,7 @@ class Stream(itertools.chain[str]):
 
 def _stream(call: Call, candidates: list[Provider], answer: _Answer) -> Generator[str, None, None]:
     errors: dict[str, ProviderError] = {}
-    last = len(candidates) - 1
-    for index, p in enumerate(candidates):
-        try:
-            started = call.start(p, early=index == last and not errors)
-        except ProviderError as err:
-            errors[p.name] = err
-            continue
-        if started is None:
-            continue
-        pieces, first, attempt = started
+    for p, pieces, first, attempt in started(call, candidates, errors):
         answer.provider = p.name
         held: Assembler | None = None  # a text stream's structured pieces
         try:
