@@ -20,6 +20,7 @@ from ._hub import Hub, get_hub
 from ._plugins import PluginFailure
 from ._provider import Provider
 from ._router import Auth, ProviderChoice, Stream
+from ._state import MemoryState, State, StateLike, StateStatus
 from ._timeout import Timeout, TimeoutLike
 from .errors import (
     AllProvidersFailedError,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from urllib3.util import Retry
 
     from ._aio import AsyncStream
+    from ._redis_state import RedisState
 
 __version__ = "0.1.0"
 
@@ -55,6 +57,10 @@ def __getattr__(name: str) -> Any:
         from ._aio import AsyncStream
 
         return AsyncStream
+    if name == "RedisState":  # kept out of the import of a program that shares nothing
+        from ._redis_state import RedisState
+
+        return RedisState
     raise AttributeError(f"module 'providerhub' has no attribute {name!r}")
 
 
@@ -66,6 +72,7 @@ __all__ = [
     "Client",
     "Hub",
     "InvalidRequestError",
+    "MemoryState",
     "ModelNotFoundError",
     "NoProviderError",
     "PluginFailure",
@@ -79,6 +86,10 @@ __all__ = [
     "ProviderResponseError",
     "ProviderTimeoutError",
     "RateLimitError",
+    "RedisState",
+    "State",
+    "StateLike",
+    "StateStatus",
     "Stream",
     "StreamInterruptedError",
     "StructuredAnswerError",

@@ -27,7 +27,7 @@ from ._completions import Assembler, is_piece
 from ._health import Claim
 from ._provider import Provider
 from .errors import InvalidRequestError, ProviderError, ProviderTimeoutError
-from .types import Piece
+from .types import Piece, Usage
 
 __all__ = ["NativeStream", "collect", "complete", "native"]
 
@@ -81,6 +81,8 @@ async def _attempts(
             secret = p.credential(call.auth)
             extra = call.provider_kwargs(p, limits, secret, session)
             pieces = p.acomplete(call.model, call.messages, call.stream, **call.kwargs, **extra)
+            if p.limits.tpm is not None:
+                pieces = _counted(pieces, call, p)
             if not p.honors_timeout:
                 pieces = _watched(pieces, p.name, limits.read, call.deadline)
             first: Piece = ""
@@ -103,6 +105,19 @@ async def _attempts(
             await _aclose(pieces)
             raise
         return pieces, first, router.Attempt(attempt, started, claim)
+
+
+async def _counted(
+    pieces: AsyncIterator[Piece], call: router.Call, p: Provider
+) -> AsyncIterator[Piece]:
+    """:meth:`providerhub._router.Call.counted`, for an async iterator."""
+    try:
+        async for piece in pieces:
+            if type(piece) is Usage:
+                call.limiter.spend(p.limit_key, piece.tokens, p.limits)
+            yield piece
+    finally:
+        await _aclose(pieces)
 
 
 async def complete(call: router.Call, candidates: list[Provider]) -> str:

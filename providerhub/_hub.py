@@ -16,6 +16,7 @@ from ._health import Health
 from ._plugins import PluginFailure, discover
 from ._provider import Provider
 from ._registry import Registry
+from ._state import StateLike, resolve
 from ._timeout import TimeoutLike, to_timeout
 from ._transport import one_line
 from ._validation import validate_messages, validate_model
@@ -47,7 +48,9 @@ class Hub:
     (or ``with Hub() as hub:``) releases it. It also keeps the retry settings and the
     cooldowns of its providers: after ``failure_threshold`` failures in a row a provider is
     left alone for ``cooldown`` seconds (doubling while it keeps failing, up to
-    ``max_cooldown``); see docs/routing.md.
+    ``max_cooldown``); see docs/routing.md. ``state`` says where cooldowns and rate-limit
+    counts are kept: in this process, or shared with every process that points at the same
+    Redis (see :data:`providerhub.StateLike` and docs/deploy.md).
     """
 
     def __init__(
@@ -59,13 +62,18 @@ class Hub:
         failure_threshold: int = 3,
         cooldown: float = 30.0,
         max_cooldown: float = 600.0,
+        state: StateLike = None,
     ) -> None:
+        self.state = resolve(state)
+        """Where the cooldowns and rate-limit counts are kept: in this process (the
+        default), or shared through Redis (``PROVIDERHUB_REDIS_URL``, or ``state=`` a
+        ``redis://`` URL or a :class:`providerhub.RedisState`)."""
         self.retries = retries
         """Default retries of each provider, per call: a count, or a ``urllib3`` ``Retry``
         for full control of the backoff."""
         self.retry_after_max = retry_after_max
         """The longest ``Retry-After`` worth waiting for; a longer one means: fall back."""
-        self.health = Health(failure_threshold, cooldown, max_cooldown)
+        self.health: Health = self.state.health(failure_threshold, cooldown, max_cooldown)
         """The cooldown (circuit breaker) state of this hub's providers."""
         self.plugin_errors: list[PluginFailure] = []
         """Plugins that were skipped, and why."""
@@ -400,6 +408,7 @@ class Hub:
             timeout=limits,
             kwargs=kwargs,
             health=self.health,
+            limiter=self.state.limiter,
             session=self.session,
             policy=router.RetryPolicy(
                 self._retry(self.retries if retries is None else retries), self.retry_after_max
@@ -569,6 +578,7 @@ class Hub:
             session.close()
         if asessions is not None:
             asessions.close()
+        self.state.close()
 
     async def aclose(self) -> None:
         """:meth:`close`, waiting for the running loop's connections to be closed."""

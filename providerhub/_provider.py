@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 from . import _params as _params
 from . import _settings as settings
 from ._contract import CAPABILITIES
+from ._limits import Limits
+from .errors import InvalidRequestError
 
 __all__ = ["Provider"]
 
@@ -30,7 +32,9 @@ class Provider:
     module's own ``params`` string if it has one, else one built by introspection.
     ``capabilities`` holds ``supports_stream``, ``needs_auth`` and the optional capability
     fields (``supports_tools``, ``supports_vision``, ``supports_audio``,
-    ``supports_json_schema``; False when the module does not declare them).
+    ``supports_json_schema``; False when the module does not declare them). ``limits`` holds
+    the optional ``rpm`` and ``tpm`` the module declares (requests and tokens per minute,
+    counted per hub or, with a shared state, across every process).
     """
 
     __slots__ = (
@@ -41,6 +45,8 @@ class Provider:
         "capabilities",
         "disabled",
         "distribution",
+        "limit_key",
+        "limits",
         "model",
         "name",
         "needs_auth",
@@ -74,6 +80,12 @@ class Provider:
             "needs_auth": self.needs_auth,
             **{field: getattr(obj, field, False) is True for field in CAPABILITIES},
         }
+        try:
+            self.limits = Limits.of(obj)
+        except ValueError as exc:
+            raise InvalidRequestError(f"provider {name!r}: {exc}") from None
+        self.limit_key = "provider:" + name
+        """What its rate limit is counted under (see :class:`providerhub._limits.Limiter`)."""
         self._declared_url: str = obj.url
         self._accepts = _keyword_names(obj._create_completion)
         native = getattr(obj, "_acreate_completion", None)

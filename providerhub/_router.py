@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Union
 from . import _settings as settings
 from . import _transport as transport
 from ._completions import Assembler, is_piece
+from ._limits import Limiter
 from ._provider import Provider
 from ._timeout import Timeout
 from ._watchdog import Watched
@@ -31,9 +32,10 @@ from .errors import (
     ProviderHTTPError,
     ProviderResponseError,
     ProviderTimeoutError,
+    RateLimitError,
     StructuredAnswerError,
 )
-from .types import Piece
+from .types import Piece, Usage
 
 if TYPE_CHECKING:
     import requests
@@ -271,6 +273,7 @@ class Call:
         session: requests.Session,
         policy: RetryPolicy,
         structured: bool = False,
+        limiter: Limiter,
     ) -> None:
         self.model = model
         self.messages = messages
@@ -279,13 +282,17 @@ class Call:
         self.timeout = timeout
         self.kwargs = kwargs
         self.health = health
+        self.limiter = limiter
         self.session = session
         self.policy = policy
         self.structured = structured
         """Whether the caller takes structured pieces (the client) or text only."""
         self.deadline = None if timeout.total is None else time.monotonic() + timeout.total
         self.refused: dict[str, str] = {}
-        """Candidates the breaker turned away when their turn came, and why."""
+        """Candidates the breaker or their rate limit turned away when their turn came,
+        and why."""
+        self.waits: dict[str, float] = {}
+        """Candidates at their rate limit, and the seconds until they take a call."""
         self.asession: Callable[[], Awaitable[Any]] | None = None
         """For the asyncio-native path (:mod:`providerhub._arouter`): gives the hub's
         ``aiohttp.ClientSession`` of the running event loop."""
@@ -340,7 +347,28 @@ class Call:
         if claim is None:
             cooldown = self.health.cooling(p.name)
             self.refused[p.name] = "cooling down" if cooldown is None else cooldown.describe()
+            return None
+        limits = p.limits
+        if limits:
+            # Counted only once the breaker let the call through: a refused call takes no
+            # place in the window.
+            wait = self.limiter.take(p.limit_key, limits)
+            if wait:
+                claim.release()
+                self.waits[p.name] = wait
+                self.refused[p.name] = (
+                    f"at its rate limit ({limits.describe()}): it takes a call again in "
+                    f"{wait:.1f} s"
+                )
+                return None
         return claim
+
+    def counted(self, p: Provider, pieces: Iterator[Piece]) -> Iterator[Piece]:
+        """``pieces``, counting the tokens of the usage they report against ``p``'s
+        ``tpm`` (see :meth:`claim`)."""
+        if p.limits.tpm is None:
+            return pieces
+        return _counted(pieces, self.limiter, p)
 
     def provider_kwargs(
         self, p: Provider, limits: Timeout, secret: str | None, session: Any
@@ -396,7 +424,9 @@ class Call:
                 limits = self.attempt_timeout(p)
                 secret = p.credential(self.auth)
                 extra = self.provider_kwargs(p, limits, secret, self.session)
-                pieces = p.complete(self.model, self.messages, self.stream, **self.kwargs, **extra)
+                pieces = self.counted(
+                    p, p.complete(self.model, self.messages, self.stream, **self.kwargs, **extra)
+                )
                 if not p.honors_timeout:
                     pieces = Watched(pieces, p.name, limits.read, self.deadline)
                 first: Piece = ""
@@ -496,11 +526,38 @@ def _not_text(call: Call, assembler: Assembler, provider: str) -> StructuredAnsw
 
 
 def _failed(call: Call, errors: dict[str, ProviderError]) -> Exception:
-    if not errors:  # the breaker turned every candidate away
+    if not errors:  # the breaker or the rate limits turned every candidate away
+        if call.waits and len(call.waits) == len(call.refused):
+            return _rate_limited(call)
         return NoProviderError(call.model, call.refused, stream=call.stream)
     if len(errors) == 1:
         return next(iter(errors.values()))
     return AllProvidersFailedError(call.model, errors)
+
+
+def _rate_limited(call: Call) -> RateLimitError:
+    """Every candidate was at its rate limit: the error names the one free soonest."""
+    name, wait = min(call.waits.items(), key=lambda pair: pair[1])
+    others = [f"{n}: {why}" for n, why in call.refused.items() if n != name]
+    message = call.refused[name]
+    if others:
+        message += "; so is every other provider of the model (" + "; ".join(others) + ")"
+    return RateLimitError(
+        name,
+        message,
+        retry_after=wait,
+        hint=f"retry in {wait:.1f} s, or raise the provider's rpm/tpm",
+    )
+
+
+def _counted(pieces: Iterator[Piece], limiter: Limiter, p: Provider) -> Iterator[Piece]:
+    try:
+        for piece in pieces:
+            if type(piece) is Usage:
+                limiter.spend(p.limit_key, piece.tokens, p.limits)
+            yield piece
+    finally:
+        _close(pieces)
 
 
 def _log(p: Provider, model: str, attempt: int, outcome: str, started: float) -> None:

@@ -6,7 +6,11 @@ digit written as ``_``:
 - ``PROVIDERHUB_<NAME>_URL`` overrides the provider's ``url``;
 - ``PROVIDERHUB_<NAME>_API_KEY`` is its credential;
 - ``PROVIDERHUB_DISABLE_PLUGINS=name,name`` skips plugins (and providers) by name;
-- ``PROVIDERHUB_ALIASES=alias=model,alias=model`` gives a new hub its first aliases.
+- ``PROVIDERHUB_ALIASES=alias=model,alias=model`` gives a new hub its first aliases;
+- ``PROVIDERHUB_REDIS_URL=redis://host:port/db`` makes every new hub share its cooldowns and
+  rate-limit counts through Redis, ``PROVIDERHUB_REDIS_TIMEOUT`` (seconds, 0.1 by default)
+  bounds each Redis command, and ``PROVIDERHUB_REDIS_FAIL=closed`` refuses rate-limited
+  calls while Redis is down (``open``, the default, counts them in the process).
 
 The environment is read when a value is needed, not cached, so a change shows at once.
 """
@@ -19,18 +23,27 @@ import os
 __all__ = [
     "ALIASES_VARIABLE",
     "DISABLE_VARIABLE",
+    "REDIS_FAIL_VARIABLE",
+    "REDIS_TIMEOUT_VARIABLE",
+    "REDIS_URL_VARIABLE",
     "aliases",
     "api_key",
     "api_key_variable",
     "credential",
     "disabled_names",
     "env_prefix",
+    "redis_fail_closed",
+    "redis_timeout",
+    "redis_url",
     "url",
     "url_variable",
 ]
 
 DISABLE_VARIABLE = "PROVIDERHUB_DISABLE_PLUGINS"
 ALIASES_VARIABLE = "PROVIDERHUB_ALIASES"
+REDIS_URL_VARIABLE = "PROVIDERHUB_REDIS_URL"
+REDIS_TIMEOUT_VARIABLE = "PROVIDERHUB_REDIS_TIMEOUT"
+REDIS_FAIL_VARIABLE = "PROVIDERHUB_REDIS_FAIL"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -97,3 +110,42 @@ def aliases() -> dict[str, str]:
             )
         found[alias] = model
     return found
+
+
+def redis_url() -> str | None:
+    """``PROVIDERHUB_REDIS_URL``, or None when it is not set (or empty)."""
+    return os.environ.get(REDIS_URL_VARIABLE, "").strip() or None
+
+
+def redis_timeout() -> float:
+    """``PROVIDERHUB_REDIS_TIMEOUT``: the longest a Redis command may take, in seconds."""
+    from .errors import InvalidRequestError
+
+    raw = os.environ.get(REDIS_TIMEOUT_VARIABLE, "").strip()
+    if not raw:
+        return 0.1
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 60:
+        raise InvalidRequestError(
+            f"{REDIS_TIMEOUT_VARIABLE} holds {raw!r}; give seconds, more than 0 and at most 60 "
+            "(0.1 is the default)"
+        )
+    return value
+
+
+def redis_fail_closed() -> bool:
+    """Whether ``PROVIDERHUB_REDIS_FAIL`` says ``closed``."""
+    from .errors import InvalidRequestError
+
+    raw = os.environ.get(REDIS_FAIL_VARIABLE, "").strip().lower()
+    if raw in ("", "open"):
+        return False
+    if raw == "closed":
+        return True
+    raise InvalidRequestError(
+        f"{REDIS_FAIL_VARIABLE} holds {raw!r}; give 'open' (the default: while Redis is down, "
+        "rate limits are counted in each process) or 'closed' (rate-limited calls are refused)"
+    )

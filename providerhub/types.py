@@ -52,6 +52,14 @@ class Usage:
     completion_tokens: int | None = None
     total_tokens: int | None = None
 
+    @property
+    def tokens(self) -> int:
+        """The tokens the answer cost: ``total_tokens``, or the sum of the other two when
+        the provider left it out (what a ``tpm`` limit counts)."""
+        if self.total_tokens is not None:
+            return self.total_tokens
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "prompt_tokens": self.prompt_tokens,

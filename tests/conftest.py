@@ -8,7 +8,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pytest
 
@@ -17,6 +17,9 @@ from providerhub import _settings as settings
 from providerhub.testing import OpenAIServer
 
 from ._support import FakeProvider
+
+if TYPE_CHECKING:
+    from ._redis import RedisServer
 
 MakeDist = Callable[..., Path]
 
@@ -94,3 +97,25 @@ def make_dist(site_dir: Path) -> MakeDist:
 @pytest.fixture
 def fake() -> Callable[..., FakeProvider]:
     return FakeProvider
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the session's shared-state tests (see tests/_redis.py)."""
+    from ._redis import RedisServer  # skips where the redis package is not installed
+
+    srv = RedisServer().start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    if not redis_server.ping():  # a test that killed it left it down
+        redis_server.start()
+    with redis_server.client() as client:
+        client.flushall()
+    return redis_server.url

@@ -1,0 +1,107 @@
+"""Where a hub keeps what its calls learn: cooldowns (the breaker of :mod:`._health`) and
+rate-limit counts (:mod:`._limits`).
+
+:class:`MemoryState`, the default, keeps them in the process. :class:`RedisState`
+(:mod:`._redis_state`, the ``providerhub[redis]`` extra) keeps them in Redis, so that every
+process and replica that points at the same Redis sees the same cooldowns and counts.
+``PROVIDERHUB_REDIS_URL`` chooses it for every hub of a process; ``Hub(state=...)`` does in
+code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from . import _settings as settings
+from ._health import Health
+from ._limits import Limiter, MemoryLimiter
+
+__all__ = ["MemoryState", "State", "StateLike", "StateStatus", "resolve"]
+
+
+@dataclass(frozen=True)
+class StateStatus:
+    """How a hub's state is kept, for ``/readyz``, ``/metrics`` and ``providerhub
+    providers``."""
+
+    backend: str
+    """``memory`` or ``redis``."""
+    shared: bool
+    """Whether the state is shared with other processes right now: False for memory, and
+    for Redis while it cannot be reached (the process then counts on its own)."""
+    location: str = ""
+    """Where the shared state is (a Redis URL without its password)."""
+    error: str = ""
+    """Why Redis cannot be used, while it cannot."""
+    down_since: float | None = None
+    """Since when (``time.time()``) Redis could not be used, or None."""
+
+    def describe(self) -> str:
+        if self.backend == "memory":
+            return "in this process's memory"
+        if self.shared:
+            return f"shared through {self.location}"
+        return (
+            f"process-local: {self.location} cannot be reached ({self.error}); "
+            "shared again when it is back"
+        )
+
+
+class State:
+    """Keeps a hub's cooldowns and rate-limit counts. Subclasses: :class:`MemoryState`,
+    :class:`~providerhub.RedisState`."""
+
+    limiter: Limiter
+    """The rate-limit counts."""
+
+    def health(self, threshold: int, cooldown: float, max_cooldown: float) -> Health:
+        """The breaker of a hub that has these settings (see :class:`~providerhub.Hub`)."""
+        raise NotImplementedError
+
+    def status(self) -> StateStatus:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the state holds (connections); harmless to call again."""
+
+
+class MemoryState(State):
+    """The state of one process, in memory: the default."""
+
+    def __init__(self) -> None:
+        self.limiter = MemoryLimiter()
+
+    def __repr__(self) -> str:
+        return "<MemoryState>"
+
+    def health(self, threshold: int, cooldown: float, max_cooldown: float) -> Health:
+        return Health(threshold, cooldown, max_cooldown)
+
+    def status(self) -> StateStatus:
+        return StateStatus("memory", False)
+
+
+StateLike = Union[State, str, None]
+"""What ``Hub(state=...)`` takes: a :class:`State`, a ``redis://`` URL, ``"memory"``, or
+None for what ``PROVIDERHUB_REDIS_URL`` says (memory when it is not set)."""
+
+
+def resolve(state: StateLike) -> State:
+    """The :class:`State` that ``state`` names (see :data:`StateLike`)."""
+    if isinstance(state, State):
+        return state
+    given: object = state  # from callers without type checks too
+    if given is not None and not isinstance(given, str):
+        from .errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            "state must be a providerhub State, a redis:// URL or 'memory', "
+            f"not {type(given).__name__}"
+        )
+    url = settings.redis_url() if state is None else str(state).strip()
+    if not url or url == "memory":
+        return MemoryState()
+    from ._redis_state import RedisState
+
+    return RedisState(url)
