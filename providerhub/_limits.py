@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["WINDOW", "Limiter", "Limits", "MemoryLimiter"]
+__all__ = ["WINDOW", "Limiter", "Limits", "MemoryLimiter", "Refusal"]
 
 WINDOW = 60.0
 """The window rates are counted over, in seconds: ``rpm`` and ``tpm`` are per minute."""
@@ -57,7 +57,16 @@ class Limits:
         return cls(getattr(obj, "rpm", None), getattr(obj, "tpm", None))
 
 
-NO_LIMITS = Limits()
+class Refusal(float):
+    """A wait that is not a limit's: the limits could not be counted (a shared state that
+    fails closed, while its store is down). ``reason`` says so, for the caller's error."""
+
+    reason: str
+
+    def __new__(cls, seconds: float, reason: str) -> Refusal:
+        self = super().__new__(cls, seconds)
+        self.reason = reason
+        return self
 
 
 class Limiter:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from . import _settings as settings
 from ._health import Claim, Cooldown, Health, ProviderHealth
-from ._limits import WINDOW, Limiter, Limits, MemoryLimiter
+from ._limits import WINDOW, Limiter, Limits, MemoryLimiter, Refusal
 from ._state import State, StateStatus
 from .errors import AuthenticationError, InvalidRequestError, ProviderError
 
@@ -206,10 +206,7 @@ def _redact(url: str) -> str:
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
+    netloc = parts.netloc.rpartition("@")[2]  # host and port, whatever the user info holds
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
@@ -548,7 +545,12 @@ class RedisLimiter(Limiter):
             )
         except _Down:
             if self.fail_closed:
-                return self._link.retry_interval
+                return Refusal(
+                    self._link.retry_interval,
+                    f"its rate limit cannot be counted: Redis at {self._link.location} cannot "
+                    f"be used, and {settings.REDIS_FAIL_VARIABLE}=closed refuses such calls "
+                    "until it can",
+                )
             return self._local.take(key, limits)
         return int(wait_ms) / 1000
 

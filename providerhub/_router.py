@@ -356,7 +356,7 @@ class Call:
             if wait:
                 claim.release()
                 self.waits[p.name] = wait
-                self.refused[p.name] = (
+                self.refused[p.name] = getattr(wait, "reason", None) or (
                     f"at its rate limit ({limits.describe()}): it takes a call again in "
                     f"{wait:.1f} s"
                 )

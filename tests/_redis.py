@@ -41,7 +41,8 @@ def binary() -> str:
 class RedisServer:
     """One ``redis-server`` process on 127.0.0.1:``port``."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *args: str) -> None:
+        self.args = args
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._dir = tempfile.mkdtemp(prefix="providerhub-redis-")
@@ -63,6 +64,7 @@ class RedisServer:
                 self._dir,
                 "--protected-mode",
                 "yes",
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -74,13 +76,15 @@ class RedisServer:
             if self.ping():
                 return self
             time.sleep(0.01)
+        self.kill()
         raise RuntimeError("redis-server did not answer within 10 s")
 
     def ping(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                 sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                # A server with a password answers, if only to refuse: it is up.
+                return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
