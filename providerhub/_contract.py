@@ -40,7 +40,8 @@ class ProviderModule(Protocol):
 
     # ``working: bool`` is optional (default True) and ``params: str`` is optional (built by
     # introspection), and so are the capability fields of :data:`CAPABILITIES` (default
-    # False: a provider that does not declare one is text-only), and the asyncio-native
+    # False: a provider that does not declare one is text-only), the rate limits ``rpm``
+    # and ``tpm`` (``int``: requests and tokens per minute), and the asyncio-native
     # ``_acreate_completion`` (see :class:`NativeProviderModule`). A Protocol cannot mark
     # attributes optional, so they are documented on :class:`providerhub.Provider` and read
     # with ``getattr``.
