@@ -8,6 +8,7 @@ server killed, restarted on its port, or frozen with SIGSTOP.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import subprocess
@@ -190,7 +191,9 @@ def test_the_async_api_counts_limits_too() -> None:
         hub.register(native)
         asyncio.run(main(hub))
     assert len(threaded.calls) == 1
-    assert native.calls == [{"model": MODEL, "native": True}]
+    assert len(native.calls) == 1
+    if importlib.util.find_spec("aiohttp") is not None:  # else the thread pool runs it
+        assert native.calls == [{"model": MODEL, "native": True}]
 
 
 def test_usage_tokens_fall_back_to_the_sum_of_its_parts() -> None:
