@@ -34,6 +34,8 @@ working = True
 supports_tools = True  # the service takes tools= and answers with tool calls
 yields_pieces = True  # structured=True goes on to chat_completion in kwargs
 honors_timeout = True  # providerhub's transport keeps the router's timeouts
+# rpm = 60  # optional rate limits, requests and tokens per minute: the router counts them
+# tpm = 90_000  # (across every process when the hub shares its state through Redis)
 
 
 def _create_completion(
