@@ -7,6 +7,7 @@ usage mistake, 1 for anything else.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from ._hub import Hub, get_hub
+from ._state import StateStatus
 from ._transport import safe_url
 from .errors import InvalidRequestError, ProviderHubError
 
@@ -191,8 +193,10 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
         {"plugin": e.name, "distribution": e.distribution, "error": e.error}
         for e in hub.plugin_errors
     ]
+    status = _state_status(hub)
     if args.json:
         doc = {
+            "state": {**dataclasses.asdict(status), "describe": status.describe()},
             "providers": rows,
             "plugin_errors": errors,
             "disabled_plugins": hub.disabled_plugins,
@@ -219,6 +223,18 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
                 f"  cooldown: {cooldown['remaining']:.0f} s left, after "
                 f"{cooldown['failures']} failures in a row (last: {cooldown['last_error']})\n"
             )
+    if status.backend == "memory":
+        out.write(
+            "cooldowns: in this process's memory (set PROVIDERHUB_REDIS_URL to see those of "
+            "the processes sharing it)\n"
+        )
+    elif status.shared:
+        out.write(f"cooldowns: {status.describe()}\n")
+    else:
+        out.write(
+            f"cooldowns: not known: {status.location} cannot be reached ({status.error}), "
+            "so those of other processes are not shown\n"
+        )
     for name in hub.disabled_plugins:
         out.write(f"{name}  skipped: named in PROVIDERHUB_DISABLE_PLUGINS\n")
     for e in hub.plugin_errors:
@@ -226,6 +242,15 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
     for alias_error in hub.alias_errors:
         out.write(f"error: {alias_error}\n")
     return 0
+
+
+def _state_status(hub: Hub) -> StateStatus:
+    """Where ``hub`` keeps its cooldowns, and whether Redis answers: asked now (one
+    ``PING``), since a hub that has not needed Redis yet has not found out."""
+    ping = getattr(hub.state, "ping", None)
+    if ping is not None:
+        ping()
+    return hub.state.status()
 
 
 def _cooldown(hub: Hub, name: str) -> dict[str, Any] | None:

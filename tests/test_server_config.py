@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from providerhub import InvalidRequestError
+from providerhub import InvalidRequestError, _limits
+from providerhub._limits import MemoryLimiter
 from providerhub.server import _config
 from providerhub.server._keys import Keys
 from providerhub.server._serve import is_loopback
@@ -43,7 +44,7 @@ def test_keys_come_hashed_from_the_file_and_in_clear_from_the_environment(
     ]
     assert (settings.max_concurrency, settings.max_body_bytes) == (8, 1000)
     assert "sk-env" not in repr(settings)  # only hashes are kept, and not shown
-    keys = Keys(settings.keys)
+    keys = Keys(settings.keys, MemoryLimiter())
     found = keys.find(b"Bearer sk-file")
     assert found is not None and found.name == "ci"
     assert keys.find(b"Bearer sk-env2") is not None
@@ -87,11 +88,24 @@ def test_the_file_is_the_one_the_openai_compatible_plugin_reads(tmp_path: Path) 
         assert _config.config_path(env) == config_path(env)[0]
 
 
-def test_a_key_over_its_rpm_waits() -> None:
+def test_a_key_over_its_rpm_waits_until_its_oldest_request_leaves_the_minute() -> None:
+    now = [1000.0]
+    limiter = MemoryLimiter(clock=lambda: now[0])
     key = _config.ClientKey(hashlib.sha256(b"k").digest(), "k", rpm=2)
-    keys = Keys((key,))
-    assert [keys.wait(key), keys.wait(key)] == [0, 0]
-    assert 1 <= keys.wait(key) <= 30
+    free = _config.ClientKey(hashlib.sha256(b"f").digest(), "f")
+    keys = Keys((key, free), limiter)
+    assert keys.wait(key) == 0
+    now[0] += 10
+    assert keys.wait(key) == 0
+    now[0] += 10.5
+    assert keys.wait(key) == 40  # 39.5 s until the first leaves the minute, rounded up
+    assert [keys.wait(free) for _ in range(100)] == [0] * 100  # no rpm: never counted
+    now[0] += 39.5
+    assert keys.wait(key) == 0
+    assert keys.wait(key) == 10  # the second one leaves at 1070: a sliding window, no burst
+    # Counted under client:NAME, apart from the providers' provider:NAME.
+    assert limiter.take("client:k", _limits.Limits(rpm=2)) > 0
+    assert limiter.take("provider:k", _limits.Limits(rpm=2)) == 0
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ ASGI message. Nothing is logged per request or per chunk.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Any
 
 from .._client import AsyncChunkStream, AsyncClient
 from .._hub import Hub
+from .._state import State, StateStatus
 from .._transport import url_secrets
 from ..types import ChatCompletion
 from . import _errors as errors
@@ -26,7 +28,7 @@ from ._config import ClientKey, ServerSettings
 from ._keys import Keys
 from ._metrics import Metrics, watch_attempts
 
-__all__ = ["PROVIDER_HEADER", "REQUEST_ID_HEADER", "App"]
+__all__ = ["PROVIDER_HEADER", "REQUEST_ID_HEADER", "App", "state_status"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -105,7 +107,7 @@ class App:
     def __init__(self, hub: Hub, settings: ServerSettings) -> None:
         self.hub = hub
         self.settings = settings
-        self.keys = Keys(settings.keys)
+        self.keys = Keys(settings.keys, hub.state.limiter)
         self.metrics = Metrics()
         self._create = AsyncClient(hub).chat.completions.create
         self._max_body = settings.max_body_bytes
@@ -166,7 +168,7 @@ class App:
             elif path == "/readyz":
                 await self._ready(send, base)
             else:
-                body = self.metrics.render(self.hub)
+                body = self.metrics.render(self.hub, state_status(self.hub.state))
                 headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8"), *base]
                 await _respond(send, 200, headers, body)
                 self.metrics.answered(path, 200)
@@ -376,17 +378,23 @@ class App:
 
     async def _ready(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
         hub = self.hub
+        state = state_status(hub.state)
+        # Failing closed, a provider with a rate limit takes no call while its count
+        # cannot be shared; failing open (the default), it goes on, counted here.
+        limits_refused = not state.shared and getattr(hub.state, "fail_closed", False) is True
         available = [
             p.name
             for p in hub.providers.values()
             if p.working
             and not (p.needs_auth and not p.credential(None))
+            and not (limits_refused and p.limits)
             and hub.health.cooling(p.name) is None
         ]
         doc: dict[str, Any] = {
             "status": "ready" if available else "not ready",
             "providers": available,
             "plugin_errors": [e.name for e in hub.plugin_errors],
+            "state": {**dataclasses.asdict(state), "describe": state.describe()},
         }
         await self._document(send, 200 if available else 503, doc, headers, "/readyz")
 
@@ -493,6 +501,16 @@ def _uncancel() -> None:
     uncancel = getattr(task, "uncancel", None)
     if uncancel is not None:
         uncancel()
+
+
+def state_status(state: State) -> StateStatus:
+    """How ``state`` is kept now. A shared state is asked first (one ``PING``, tried at
+    most once a second while Redis is down), so that ``/readyz`` and ``/metrics`` see
+    Redis go and come back even while no call reaches it."""
+    ping = getattr(state, "ping", None)
+    if ping is not None:
+        ping()
+    return state.status()
 
 
 def _upstream_secrets(hub: Hub) -> tuple[str, ...]:

@@ -2,7 +2,12 @@
 
 A key is checked by hashing what the client sent and comparing the hash with every stored
 one in constant time (``hmac.compare_digest``), so neither the file nor the timing of an
-answer tells anything of a key. A key's ``rpm`` is a token bucket kept per worker.
+answer tells anything of a key.
+
+A key's ``rpm`` is counted by the hub's rate limiter (:attr:`providerhub.Hub.state`) under
+``client:NAME``, over a sliding 60-second window: in the worker's memory by default, and
+exactly across every worker and replica when the state is shared through Redis
+(``PROVIDERHUB_REDIS_URL``).
 """
 
 from __future__ import annotations
@@ -10,41 +15,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import time
 
+from .._limits import Limiter, Limits
 from ._config import ClientKey
 
-__all__ = ["Keys"]
+__all__ = ["CLIENT_PREFIX", "Keys"]
 
-
-class _Bucket:
-    """``rpm`` requests a minute, refilled continuously, a burst of at most ``rpm``."""
-
-    __slots__ = ("capacity", "rate", "stamp", "tokens")
-
-    def __init__(self, rpm: int) -> None:
-        self.capacity = float(rpm)
-        self.rate = rpm / 60.0
-        self.tokens = float(rpm)
-        self.stamp = time.monotonic()
-
-    def take(self) -> float:
-        """0 when a request may go now (and counts it), else the seconds to wait."""
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
+CLIENT_PREFIX = "client:"
+"""What a client key's requests are counted under, before its name (providers' are
+``provider:NAME``)."""
 
 
 class Keys:
-    """The keys a server accepts; none means every request is let in."""
+    """The keys a server accepts (none means every request is let in), and the limiter
+    their ``rpm`` is counted by."""
 
-    def __init__(self, keys: tuple[ClientKey, ...]) -> None:
+    def __init__(self, keys: tuple[ClientKey, ...], limiter: Limiter) -> None:
         self._keys = keys
-        self._buckets = {k.name: _Bucket(k.rpm) for k in keys if k.rpm is not None}
+        self._limiter = limiter
+        self._limits = {
+            k.name: (CLIENT_PREFIX + k.name, Limits(rpm=k.rpm)) for k in keys if k.rpm is not None
+        }
 
     @property
     def required(self) -> bool:
@@ -68,8 +59,8 @@ class Keys:
     def wait(self, key: ClientKey) -> int:
         """0 when ``key`` may make a request now (which is counted), else the whole seconds
         until it may (for ``Retry-After``)."""
-        bucket = self._buckets.get(key.name)
-        if bucket is None:
+        limit = self._limits.get(key.name)
+        if limit is None:
             return 0
-        wait = bucket.take()
-        return 0 if wait == 0.0 else max(1, math.ceil(wait))
+        wait = self._limiter.take(*limit)
+        return 0 if not wait else max(1, math.ceil(wait))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .._hub import Hub
+    from .._state import StateStatus
 
 __all__ = ["ATTEMPTS", "Histogram", "Metrics", "watch_attempts"]
 
@@ -105,7 +106,8 @@ class Metrics:
         key = (route, status)
         self.requests[key] = self.requests.get(key, 0) + 1
 
-    def render(self, hub: Hub) -> bytes:
+    def render(self, hub: Hub, state: StateStatus) -> bytes:
+        """The metrics text of this app over ``hub``, whose state is ``state`` now."""
         out = [
             "# HELP providerhub_server_requests_total Requests answered, by route and status.",
             "# TYPE providerhub_server_requests_total counter",
@@ -161,6 +163,13 @@ class Metrics:
             "in cooldown (0 when it is not cooling down).",
             "# TYPE providerhub_provider_consecutive_failures gauge",
             *failures,
+        ]
+        out += [
+            "# HELP providerhub_state_shared Whether cooldowns and rate-limit counts are "
+            "shared with other processes now (1), or kept by this one alone (0: in memory, "
+            "or Redis cannot be reached), by backend.",
+            "# TYPE providerhub_state_shared gauge",
+            f'providerhub_state_shared{{backend="{_label(state.backend)}"}} {int(state.shared)}',
         ]
         return ("\n".join(out) + "\n").encode()
 

@@ -12,6 +12,8 @@
     vision = false                        # the default: image and file parts
     json_schema = false                   # the default: a json_schema response_format
     headers = { "X-Team" = "search" }     # optional
+    rpm = 60                              # optional: requests per minute
+    tpm = 100000                          # optional: tokens per minute, from reported usage
 
 Every problem is a :class:`Problem` naming the file, the entry and the field.
 :func:`check` returns the valid endpoints and the problems of the others apart (the plugin
@@ -71,11 +73,13 @@ FIELDS = (
     "vision",
     "json_schema",
     "headers",
+    "rpm",
+    "tpm",
 )
+"""The fields of an ``[endpoints.<name>]`` table, in the order they are documented."""
 
 FLAGS = {"stream": True, "tools": True, "vision": False, "json_schema": False}
 """The true-or-false fields, and their defaults."""
-"""The fields of an ``[endpoints.<name>]`` table, in the order they are documented."""
 
 REQUIRED = ("url", "models")
 
@@ -131,6 +135,10 @@ class Endpoint:
     tools: bool = True
     vision: bool = False
     json_schema: bool = False
+    rpm: int | None = None
+    """Requests per minute the endpoint takes (None: no limit of providerhub's)."""
+    tpm: int | None = None
+    """Tokens per minute, counted from the usage its answers report (None: no limit)."""
 
 
 @dataclass(frozen=True)
@@ -385,6 +393,8 @@ def _check_entry(name: str, entry: Any, source: str) -> Endpoint | list[Problem]
         path=checked.get("path", DEFAULT_PATH),
         api_key_env=checked.get("api_key_env"),
         headers=checked.get("headers", {}),
+        rpm=checked.get("rpm"),
+        tpm=checked.get("tpm"),
         **{flag: checked.get(flag, default) for flag, default in FLAGS.items()},
     )
 
@@ -520,6 +530,24 @@ def _check_headers(value: Any) -> dict[str, str]:
     return headers
 
 
+def _check_rpm(value: Any) -> int:
+    return _check_rate(value, "requests", "60")
+
+
+def _check_tpm(value: Any) -> int:
+    return _check_rate(value, "tokens", "100000")
+
+
+def _check_rate(value: Any, what: str, example: str) -> int:
+    # bool is an int in Python, and TOML's true would pass as 1.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _Bad(
+            f"must be a whole number of {what} per minute, at least 1, like {example}, "
+            f"not {_show(value)} (leave it out for no limit)"
+        )
+    return value
+
+
 _CHECKS = {
     "url": _check_url,
     "path": _check_path,
@@ -527,6 +555,8 @@ _CHECKS = {
     "api_key_env": _check_api_key_env,
     **dict.fromkeys(FLAGS, _check_flag),
     "headers": _check_headers,
+    "rpm": _check_rpm,
+    "tpm": _check_tpm,
 }
 
 

@@ -22,8 +22,10 @@ __all__ = ["EndpointProvider"]
 class EndpointProvider:
     """The provider for one ``[endpoints.<name>]`` table: the provider contract's fields
     (``url``, ``model``, ``supports_stream``, ``needs_auth``, ``working``,
-    ``_create_completion``), and the endpoint's own ``path``, ``headers``, ``api_key_env``
-    and ``source`` (the file it came from).
+    ``_create_completion``, and the optional ``rpm`` and ``tpm`` limits, which the router
+    counts: per hub, or across every process sharing its state through Redis), and the
+    endpoint's own ``path``, ``headers``, ``api_key_env`` and ``source`` (the file it came
+    from).
 
     ``url`` is an attribute the hub may overwrite with ``PROVIDERHUB_<NAME>_URL`` before a
     call, so each call builds its address from it afresh.
@@ -50,6 +52,10 @@ class EndpointProvider:
         self.needs_auth: bool = endpoint.api_key_env is not None
         self.headers: dict[str, str] = dict(endpoint.headers)
         self.source: str = endpoint.source
+        self.rpm: int | None = endpoint.rpm
+        """Requests per minute the router lets through to it, or None for no limit."""
+        self.tpm: int | None = endpoint.tpm
+        """Tokens per minute (from the usage its answers report), or None for no limit."""
 
     def __repr__(self) -> str:
         return f"<EndpointProvider {self.name!r} {self.url}{self.path} models={self.model!r}>"

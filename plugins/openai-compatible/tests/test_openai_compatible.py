@@ -497,3 +497,84 @@ def test_providerhub_providers_reports_a_bad_entry_and_lists_the_rest(
     assert result.stdout.endswith(
         f"error: plugin 'openai-compatible' (from providerhub-openai-compatible): {said}\n"
     )
+
+
+# -- rate limits ---------------------------------------------------------------------------
+
+
+def test_an_endpoint_at_its_rpm_is_skipped_for_the_next_one(
+    make_hub: MakeHub, server: OpenAIServer
+) -> None:
+    hub = make_hub(
+        f"""
+        [endpoints.small]
+        url = "{server.url}"
+        path = "/small/chat/completions"
+        models = ["shared-model"]
+        rpm = 2
+
+        [endpoints.big]
+        url = "{server.url}"
+        path = "/big/chat/completions"
+        models = ["shared-model"]
+        """
+    )
+    for _ in range(4):
+        assert "You said: Hi" in hub.create("shared-model", HI)
+    # The third and fourth calls found small at its limit and went to big, sending nothing
+    # to small: a provider at its limit is skipped like one cooling down.
+    assert [r.path for r in server.requests] == [
+        "/small/chat/completions",
+        "/small/chat/completions",
+        "/big/chat/completions",
+        "/big/chat/completions",
+    ]
+    assert hub.health.cooling("small") is None  # a limit is not a failure
+
+
+def test_every_endpoint_at_its_rpm_is_a_rate_limit_error_with_the_wait(
+    make_hub: MakeHub, server: OpenAIServer
+) -> None:
+    hub = make_hub(
+        f"""
+        [endpoints.a]
+        url = "{server.url}"
+        models = ["m"]
+        rpm = 1
+
+        [endpoints.b]
+        url = "{server.url}"
+        models = ["m"]
+        rpm = 1
+        """
+    )
+    assert hub.create("m", HI) and hub.create("m", HI)
+    with pytest.raises(providerhub.RateLimitError) as caught:
+        "".join(hub.create("m", HI, stream=True))  # a stream is refused the same way
+    error = caught.value
+    assert error.provider in ("a", "b")
+    assert error.retry_after is not None and 59 < error.retry_after <= 60
+    assert "at its rate limit (rpm=1)" in str(error)
+    assert "so is every other provider of the model" in str(error)
+    assert len(server.requests) == 2  # nothing sent past the limits
+
+
+def test_tpm_counts_the_usage_an_answer_reports(make_hub: MakeHub, server: OpenAIServer) -> None:
+    hub = make_hub(
+        f"""
+        [endpoints.metered]
+        url = "{server.url}"
+        models = ["m"]
+        tpm = 100
+        """
+    )
+    usage = {"prompt_tokens": 70, "completion_tokens": 40, "total_tokens": 110}
+    server.script(Reply.text("long answer", usage=usage))
+    client = providerhub.Client(hub)
+    answer = client.chat.completions.create(model="m", messages=HI)
+    assert answer.usage is not None and answer.usage.total_tokens == 110
+    # 110 tokens reported in this minute: past tpm = 100, so the next call waits.
+    with pytest.raises(providerhub.RateLimitError, match=r"tpm=100") as caught:
+        hub.create("m", HI)
+    assert caught.value.retry_after is not None and 59 < caught.value.retry_after <= 60
+    assert len(server.requests) == 1

@@ -329,10 +329,28 @@ def entry(name: str = "ollama", **fields: str) -> str:
             "must not set proxy-connection",
         ),
         (
+            entry(rpm='"60"'),
+            "[endpoints.ollama] rpm",
+            'must be a whole number of requests per minute, at least 1, like 60, not "60" '
+            "(leave it out for no limit)",
+        ),
+        (entry(rpm="0"), "[endpoints.ollama] rpm", "at least 1, like 60, not 0"),
+        (entry(rpm="-5"), "[endpoints.ollama] rpm", "at least 1, like 60, not -5"),
+        (entry(rpm="2.5"), "[endpoints.ollama] rpm", "a whole number of requests"),
+        (entry(rpm="true"), "[endpoints.ollama] rpm", "a whole number of requests"),
+        (
+            entry(tpm="1e5"),
+            "[endpoints.ollama] tpm",
+            "must be a whole number of tokens per minute, at least 1, like 100000, not 100000.0",
+        ),
+        (entry(tpm="0"), "[endpoints.ollama] tpm", "tokens per minute, at least 1"),
+        (entry(tpm="[1000]"), "[endpoints.ollama] tpm", "not [1000]"),
+        (entry(rpn="5"), "[endpoints.ollama] rpn", "unknown field; did you mean rpm?"),
+        (
             entry(modles='["x"]'),
             "[endpoints.ollama] modles",
             "unknown field; did you mean models? (the fields are url, path, models, "
-            "api_key_env, stream, tools, vision, json_schema, headers)",
+            "api_key_env, stream, tools, vision, json_schema, headers, rpm, tpm)",
         ),
         (
             entry(api_key='"sk-abc"'),
@@ -344,7 +362,7 @@ def entry(name: str = "ollama", **fields: str) -> str:
             '[endpoints]\nollama = "http://localhost:11434"\n',
             "[endpoints.ollama]",
             "must be a table of fields (url, path, models, api_key_env, stream, tools, "
-            'vision, json_schema, headers), not "http',
+            'vision, json_schema, headers, rpm, tpm), not "http',
         ),
         (entry(name='"my server"'), '[endpoints."my server"]', "is not a valid provider name"),
         (entry(name="-x"), "[endpoints.-x]", "is not a valid provider name"),
@@ -534,3 +552,22 @@ def test_endpoints_take_tools_unless_the_entry_says_tools_false(write_config: Wr
         assert [p.name for p in hub.route("m")] == ["a", "b"]
         with pytest.raises(providerhub.NoProviderError):
             hub.create("m", [{"role": "user", "content": "x"}], tools=tools, provider="b")
+
+
+def test_rpm_and_tpm_become_the_providers_limits(write_config: WriteConfig) -> None:
+    path = write_config(
+        '[endpoints.a]\nurl = "http://h:1"\nmodels = ["m"]\nrpm = 60\ntpm = 100000\n'
+        '[endpoints.b]\nurl = "http://h:2"\nmodels = ["m"]\nrpm = 1\n'
+        '[endpoints.c]\nurl = "http://h:3"\nmodels = ["m"]\n'
+    )
+    a, b, c = load()
+    assert (a.rpm, a.tpm, b.rpm, b.tpm, c.rpm, c.tpm) == (60, 100000, 1, None, None, None)
+    assert a == Endpoint("a", "http://h:1", ("m",), str(path), rpm=60, tpm=100000)
+    with providerhub.Hub() as hub:
+        limits = {name: hub.providers[name].limits for name in "abc"}
+        assert {name: (lim.rpm, lim.tpm) for name, lim in limits.items()} == {
+            "a": (60, 100000),
+            "b": (1, None),
+            "c": (None, None),
+        }
+        assert not limits["c"]  # no limit: the router takes no count for it

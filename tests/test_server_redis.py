@@ -1,0 +1,325 @@
+"""providerhub serve sharing its state through a real redis-server: rate limits exact
+across two server processes (a provider's ``rpm`` and a client key's), ``/readyz`` and
+``/metrics`` following Redis as it is killed and started again, the workers of
+``serve --workers 2`` sharing one count, and ``providerhub providers`` showing a cooldown
+that another process opened."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import providerhub
+from providerhub.testing import OpenAIServer, Reply
+
+from ._gateway import Gateway, clean_environment, poll
+from ._redis import RedisServer, free_port
+
+# The server extra's packages; the Python 3.9 run of .ci/run installs the core's tests only.
+pytest.importorskip("uvicorn")
+pytest.importorskip("aiohttp")
+
+RPM = 5
+TEAM_KEY = "sk-client-team-key"  # rpm = 5
+OPEN_KEY = "sk-client-open-key"  # no limit
+LIMITED = "limited-model"  # served by the endpoint "limited", rpm = 5
+FREE = "free-model"  # served by the endpoint "free", no limit
+MESSAGES = [{"role": "user", "content": "Hi"}]
+STATE_METRIC = 'providerhub_state_shared{backend="redis"}'
+
+
+def _config(tmp: Path, upstream: OpenAIServer) -> Path:
+    config = tmp / "config.toml"
+    config.write_text(
+        f"""
+[endpoints.limited]
+url = "{upstream.url}"
+models = ["{LIMITED}"]
+rpm = {RPM}
+
+[endpoints.free]
+url = "{upstream.url}"
+models = ["{FREE}"]
+
+[[server.keys]]
+name = "team"
+sha256 = "{hashlib.sha256(TEAM_KEY.encode()).hexdigest()}"
+rpm = {RPM}
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def _env(config: Path, redis_url: str) -> dict[str, str]:
+    return clean_environment(
+        PROVIDERHUB_CONFIG=str(config),
+        PROVIDERHUB_REDIS_URL=redis_url,
+        PROVIDERHUB_DISABLE_PLUGINS="gravityengine",  # only the endpoints of the file
+        PROVIDERHUB_SERVER_API_KEYS=OPEN_KEY,
+    )
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[OpenAIServer]:
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gateways(
+    upstream: OpenAIServer, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Gateway, Gateway]]:
+    """Two server processes, as two replicas behind a balancer, sharing one Redis."""
+    tmp = tmp_path_factory.mktemp("replicas")
+    env = _env(_config(tmp, upstream), redis_server.url)
+    first = Gateway(tmp, env)
+    try:
+        second = Gateway(tmp, env)
+    except BaseException:
+        first.stop()
+        raise
+    yield first, second
+    assert [first.stop(), second.stop()] == [0, 0]
+
+
+@pytest.fixture
+def replicas(
+    gateways: tuple[Gateway, Gateway], redis_url: str, upstream: OpenAIServer
+) -> tuple[Gateway, Gateway]:
+    """The two replicas, over an emptied Redis and an upstream with no requests yet."""
+    upstream.requests.clear()
+    return gateways
+
+
+def _chat(gateway: Gateway, model: str, key: str) -> tuple[int, dict[str, str], bytes]:
+    body = json.dumps({"model": model, "messages": MESSAGES}).encode()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    return gateway.request("POST", "/v1/chat/completions", body, headers)
+
+
+def _alternate(
+    replicas: tuple[Gateway, Gateway], model: str, key: str, count: int = 2 * RPM
+) -> list[tuple[int, dict[str, str], bytes]]:
+    return [_chat(replicas[i % 2], model, key) for i in range(count)]
+
+
+def _metric(gateway: Gateway, name: str) -> float:
+    status, _, body = gateway.request("GET", "/metrics")
+    assert status == 200
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def _ready(gateway: Gateway) -> tuple[int, dict[str, Any]]:
+    status, _, body = gateway.request("GET", "/readyz")
+    doc: dict[str, Any] = json.loads(body)
+    return status, doc
+
+
+# -- exact counts across replicas ----------------------------------------------------------
+
+
+def test_a_providers_rpm_is_exact_across_two_servers(
+    replicas: tuple[Gateway, Gateway], upstream: OpenAIServer
+) -> None:
+    answers = _alternate(replicas, LIMITED, OPEN_KEY)
+    assert [status for status, _, _ in answers] == [200] * RPM + [429] * RPM
+    assert len(upstream.requests) == RPM  # the refused five never left the gateways
+    for _, headers, body in answers[RPM:]:
+        # The first request leaves the minute in just under 60 s.
+        assert 55 <= int(headers["retry-after"]) <= 60
+        error = json.loads(body)["error"]
+        assert error["code"] == "rate_limit_exceeded"
+        assert "at its rate limit (rpm=5)" in error["message"]
+    # The limit is the provider's: another model of the same upstream is not held back.
+    assert _chat(replicas[0], FREE, OPEN_KEY)[0] == 200
+
+
+def test_a_client_keys_rpm_is_exact_across_two_servers(
+    replicas: tuple[Gateway, Gateway], upstream: OpenAIServer
+) -> None:
+    answers = _alternate(replicas, FREE, TEAM_KEY)
+    assert [status for status, _, _ in answers] == [200] * RPM + [429] * RPM
+    assert len(upstream.requests) == RPM
+    for _, headers, body in answers[RPM:]:
+        assert 55 <= int(headers["retry-after"]) <= 60
+        assert (
+            "the client key 'team' is over its requests-per-minute limit"
+            in (json.loads(body)["error"]["message"])
+        )
+    # Keys are counted apart: one without a limit goes on through both servers.
+    assert [status for status, _, _ in _alternate(replicas, FREE, OPEN_KEY, 4)] == [200] * 4
+
+
+# -- Redis going and coming back -----------------------------------------------------------
+
+
+def test_readyz_and_metrics_follow_redis_killed_and_started_again(
+    replicas: tuple[Gateway, Gateway], redis_server: RedisServer
+) -> None:
+    for gateway in replicas:
+        status, ready = _ready(gateway)
+        assert status == 200 and ready["providers"] == ["limited", "free"]
+        assert ready["state"] == {
+            "backend": "redis",
+            "shared": True,
+            "location": redis_server.url,
+            "error": "",
+            "down_since": None,
+            "describe": f"shared through {redis_server.url}",
+        }
+        assert _metric(gateway, STATE_METRIC) == 1
+        assert _chat(gateway, FREE, TEAM_KEY)[0] == 200
+    sockets = [gateway.sockets() for gateway in replicas]
+
+    redis_server.kill()
+    try:
+        for gateway in replicas:
+            # Seen at once, with no call needed: readiness asks Redis itself. Still ready:
+            # failing open, calls go on with this process's own counts.
+            status, ready = _ready(gateway)
+            assert status == 200 and ready["providers"] == ["limited", "free"]
+            state = ready["state"]
+            assert (state["backend"], state["shared"]) == ("redis", False)
+            assert "ConnectionError" in state["error"]
+            assert state["down_since"] <= time.time()
+            assert state["describe"].startswith(f"process-local: {redis_server.url} cannot")
+            assert _metric(gateway, STATE_METRIC) == 0
+            started = time.perf_counter()
+            assert _chat(gateway, LIMITED, TEAM_KEY)[0] == 200
+            assert time.perf_counter() - started < 0.5  # no waiting on the dead Redis
+    finally:
+        redis_server.start()  # on the same port, empty
+
+    for gateway, baseline in zip(replicas, sockets):
+        assert poll(lambda g=gateway: _ready(g)[1]["state"]["shared"] is True, timeout=3)
+        assert _metric(gateway, STATE_METRIC) == 1
+        assert _chat(gateway, LIMITED, TEAM_KEY)[0] == 200
+        # The connection Redis dropped was let go, not kept beside the new one.
+        assert poll(lambda g=gateway, n=baseline: g.sockets() <= n)
+        log = gateway.log()
+        # Once per transition, however many calls and scrapes met the dead Redis.
+        assert log.count(" cannot be used (") == 1
+        assert log.count(" answers again after ") == 1
+    # Shared again: the counts of both replicas meet in the restarted (empty) Redis, which
+    # has counted the one call of each since.
+    answers = _alternate(replicas, LIMITED, OPEN_KEY)
+    assert [status for status, _, _ in answers] == [200] * (RPM - 2) + [429] * (RPM + 2)
+
+
+def test_the_workers_of_one_server_share_the_count(
+    upstream: OpenAIServer, redis_server: RedisServer, redis_url: str, tmp_path: Path
+) -> None:
+    # Database 1, so that the workers' connections can be told from the replicas'.
+    url = redis_url.rsplit("/", 1)[0] + "/1"
+    gateway = Gateway(tmp_path, _env(_config(tmp_path, upstream), url), ["--workers", "2"])
+    try:
+        with redis_server.client() as client:
+            statuses = []
+            # Until both workers took requests (each opens its connection to Redis with
+            # its first one): the kernel hands each connection to either.
+            while len(statuses) < 2 * RPM or _workers_seen(client) < 2:
+                assert len(statuses) < 60, "the requests all went to one worker"
+                statuses.append(_chat(gateway, FREE, TEAM_KEY)[0])
+        assert statuses[:RPM] == [200] * RPM
+        assert set(statuses[RPM:]) == {429}
+    finally:
+        assert gateway.stop() == 0
+
+
+def _workers_seen(client: Any) -> int:
+    return sum(
+        1 for c in client.client_list() if c.get("name") == "providerhub" and c.get("db") == "1"
+    )
+
+
+def test_failing_closed_without_redis_refuses_what_is_rate_limited(
+    upstream: OpenAIServer, tmp_path: Path
+) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    env = _env(_config(tmp_path, upstream), dead)
+    gateway = Gateway(tmp_path, {**env, "PROVIDERHUB_REDIS_FAIL": "closed"})
+    try:
+        upstream.requests.clear()
+        # limited has an rpm, which cannot be counted: not available, and refused.
+        status, ready = _ready(gateway)
+        assert status == 200 and ready["providers"] == ["free"]
+        assert ready["state"]["shared"] is False
+        status, headers, _ = _chat(gateway, LIMITED, OPEN_KEY)
+        assert (status, headers["retry-after"]) == (429, "1")
+        status, headers, _ = _chat(gateway, FREE, TEAM_KEY)  # so is a key with an rpm
+        assert (status, headers["retry-after"]) == (429, "1")
+        assert _chat(gateway, FREE, OPEN_KEY)[0] == 200  # nothing to count: it goes on
+        assert len(upstream.requests) == 1
+    finally:
+        assert gateway.stop() == 0
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def test_providers_shows_a_cooldown_opened_by_another_process(
+    upstream: OpenAIServer, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(tmp_path, upstream)
+    monkeypatch.setenv("PROVIDERHUB_CONFIG", str(config))
+    upstream.script(Reply.error(500, "down for maintenance"))
+    # This process's hub fails once and opens free's cooldown, in Redis.
+    with providerhub.Hub(state=redis_url, failure_threshold=1, retries=0) as hub:
+        with pytest.raises(providerhub.ProviderHTTPError):
+            hub.create(FREE, MESSAGES)
+        assert hub.health.cooling("free") is not None
+
+    env = _env(config, redis_url)
+    doc = json.loads(_cli(env, "providers", "--json"))
+    by_name = {p["name"]: p for p in doc["providers"]}
+    cooldown = by_name["free"]["cooldown"]
+    assert 25 <= cooldown["remaining"] <= 30  # the hub's default cooldown, 30 s
+    assert (cooldown["failures"], cooldown["last_error"]) == (1, "ProviderHTTPError")
+    assert by_name["limited"]["cooldown"] is None
+    assert (doc["state"]["backend"], doc["state"]["shared"]) == ("redis", True)
+    assert doc["state"]["location"] == redis_url
+
+    text = _cli(env, "providers")
+    assert "  cooldown: " in text and "after 1 failures in a row (last: ProviderHTTPError)" in text
+    assert f"cooldowns: shared through {redis_url}\n" in text
+
+    # Without Redis the command sees only its own process: no cooldown.
+    del env["PROVIDERHUB_REDIS_URL"]
+    doc = json.loads(_cli(env, "providers", "--json"))
+    assert all(p["cooldown"] is None for p in doc["providers"])
+    assert doc["state"]["describe"] == "in this process's memory"
+
+
+def test_providers_says_when_redis_cannot_be_reached(
+    upstream: OpenAIServer, tmp_path: Path
+) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    env = _env(_config(tmp_path, upstream), dead)
+    text = _cli(env, "providers")
+    assert f"cooldowns: not known: {dead} cannot be reached (ConnectionError" in text
+    state = json.loads(_cli(env, "providers", "--json"))["state"]
+    assert (state["shared"], state["location"]) == (False, dead)
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "providerhub", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
