@@ -16,7 +16,6 @@ from typing import Any, TextIO
 
 from . import __version__
 from ._hub import Hub, get_hub
-from ._state import StateStatus
 from ._transport import safe_url
 from .errors import InvalidRequestError, ProviderHubError
 
@@ -193,7 +192,7 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
         {"plugin": e.name, "distribution": e.distribution, "error": e.error}
         for e in hub.plugin_errors
     ]
-    status = _state_status(hub)
+    status = hub.state.check()
     if args.json:
         doc = {
             "state": {**dataclasses.asdict(status), "describe": status.describe()},
@@ -242,15 +241,6 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
     for alias_error in hub.alias_errors:
         out.write(f"error: {alias_error}\n")
     return 0
-
-
-def _state_status(hub: Hub) -> StateStatus:
-    """Where ``hub`` keeps its cooldowns, and whether Redis answers: asked now (one
-    ``PING``), since a hub that has not needed Redis yet has not found out."""
-    ping = getattr(hub.state, "ping", None)
-    if ping is not None:
-        ping()
-    return hub.state.status()
 
 
 def _cooldown(hub: Hub, name: str) -> dict[str, Any] | None:

@@ -279,7 +279,7 @@ class _Link:
             self.down_since = time.time()
         logger.warning(
             "Redis at %s cannot be used (%s): cooldowns and rate limits are kept in this "
-            "process until it answers again",
+            "process until Redis is back",
             self.location,
             self.error,
         )
@@ -642,6 +642,10 @@ class RedisState(State):
             return bool(self._link.run(lambda r: r.ping()))
         except _Down:
             return False
+
+    def check(self) -> StateStatus:
+        self.ping()
+        return self.status()
 
     def status(self) -> StateStatus:
         link = self._link

@@ -403,6 +403,8 @@ class Call:
         # the next candidate is asked at once, and the cooldown is not doubled again by
         # each retry.
         wait, retry = (None, retry) if probing else self._next_wait(retry, err)
+        if wait is not None and p.limits and self.limiter.take(p.limit_key, p.limits):
+            wait = None  # a retry is one more request, and the limit has no room for it
         outcome = type(err).__name__ + (" (retrying)" if wait is not None else "")
         _log(p, self.model, attempt, outcome, started)
         if wait is None:

@@ -54,13 +54,22 @@ class State:
 
     limiter: Limiter
     """The rate-limit counts."""
+    fail_closed: bool = False
+    """Whether rate-limited calls are refused while the shared store cannot be used."""
 
     def health(self, threshold: int, cooldown: float, max_cooldown: float) -> Health:
         """The breaker of a hub that has these settings (see :class:`~providerhub.Hub`)."""
         raise NotImplementedError
 
     def status(self) -> StateStatus:
+        """How the state is kept, as far as the calls made so far tell."""
         raise NotImplementedError
+
+    def check(self) -> StateStatus:
+        """:meth:`status`, after asking the shared store whether it answers (Redis: one
+        ``PING``, tried at most once a second while it is down), so that a status page
+        sees the store go and come back even while no call reaches it."""
+        return self.status()
 
     def close(self) -> None:
         """Release what the state holds (connections); harmless to call again."""

@@ -551,3 +551,13 @@ def test_redis_state_is_in_the_public_api_and_loaded_only_when_asked() -> None:
     )
     finish(run_python(code))
     assert "RedisState" in providerhub.__all__
+
+
+def test_a_retry_counts_against_rpm_and_is_not_made_without_room() -> None:
+    flaky = Limited("flaky", rpm=2, fail=ProviderConnectionError("flaky", "reset"))
+    spare = FakeProvider("spare", [MODEL], ["spare"])
+    with providerhub.Hub(load_entrypoints=False, retries=5) as hub:
+        hub.register(flaky)
+        hub.register(spare)
+        assert hub.create(MODEL, HI, timeout=5) == "spare"
+    assert len(flaky.calls) == 2  # the first request and one retry: rpm=2, not 6 requests

@@ -20,7 +20,6 @@ from typing import Any
 
 from .._client import AsyncChunkStream, AsyncClient
 from .._hub import Hub
-from .._state import State, StateStatus
 from .._transport import url_secrets
 from ..types import ChatCompletion
 from . import _errors as errors
@@ -28,7 +27,7 @@ from ._config import ClientKey, ServerSettings
 from ._keys import Keys
 from ._metrics import Metrics, watch_attempts
 
-__all__ = ["PROVIDER_HEADER", "REQUEST_ID_HEADER", "App", "state_status"]
+__all__ = ["PROVIDER_HEADER", "REQUEST_ID_HEADER", "App"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -168,7 +167,7 @@ class App:
             elif path == "/readyz":
                 await self._ready(send, base)
             else:
-                body = self.metrics.render(self.hub, state_status(self.hub.state))
+                body = self.metrics.render(self.hub, self.hub.state.check())
                 headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8"), *base]
                 await _respond(send, 200, headers, body)
                 self.metrics.answered(path, 200)
@@ -378,10 +377,10 @@ class App:
 
     async def _ready(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
         hub = self.hub
-        state = state_status(hub.state)
+        state = hub.state.check()
         # Failing closed, a provider with a rate limit takes no call while its count
         # cannot be shared; failing open (the default), it goes on, counted here.
-        limits_refused = not state.shared and getattr(hub.state, "fail_closed", False) is True
+        limits_refused = not state.shared and hub.state.fail_closed
         available = [
             p.name
             for p in hub.providers.values()
@@ -501,16 +500,6 @@ def _uncancel() -> None:
     uncancel = getattr(task, "uncancel", None)
     if uncancel is not None:
         uncancel()
-
-
-def state_status(state: State) -> StateStatus:
-    """How ``state`` is kept now. A shared state is asked first (one ``PING``, tried at
-    most once a second while Redis is down), so that ``/readyz`` and ``/metrics`` see
-    Redis go and come back even while no call reaches it."""
-    ping = getattr(state, "ping", None)
-    if ping is not None:
-        ping()
-    return state.status()
 
 
 def _upstream_secrets(hub: Hub) -> tuple[str, ...]:
