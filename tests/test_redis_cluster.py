@@ -179,3 +179,29 @@ def test_rpm_is_exact_across_two_hubs(cluster: RedisClusterServers, cluster_url:
                 hub.close()
         # The hubs' connections to the three nodes are closed with them.
         assert wait_until(lambda: sockets() <= before, 1.0)
+
+
+def test_a_cluster_that_cannot_answer_at_first_is_used_once_it_does(
+    cluster: RedisClusterServers, cluster_url: str
+) -> None:
+    """The client is made at the first command: a node that does not answer then leaves
+    the hub counting on its own, and the next try after ``retry_interval`` shares again."""
+    first = cluster.nodes[0]  # the node the URL names
+    state = RedisState(cluster_url, timeout=0.05, retry_interval=0.05)
+    limits = Limits(rpm=2)
+    first.pause()
+    try:
+        assert state.limiter.take("provider:x", limits) == 0.0  # counted in the process
+        assert not state.status().shared
+        assert "RedisClusterException" in state.status().error  # the client was not made
+    finally:
+        first.resume()
+    try:
+        assert wait_until(lambda: state.ping(), 1.0)
+        assert state.status().shared
+        # Redis's count starts afresh: two let in, then the third waits.
+        assert state.limiter.take("provider:x", limits) == 0.0
+        assert state.limiter.take("provider:x", limits) == 0.0
+        assert state.limiter.take("provider:x", limits) > 0
+    finally:
+        state.close()
