@@ -21,7 +21,10 @@ One run, all on 127.0.0.1:
    and those the scripts ran inside Redis;
 4. runs ``redis-benchmark`` against the same Redis with the scripts a call runs
    (``EVALSHA``), at 32 connections, for the capacity of one Redis (``--no-capacity``:
-   not).
+   not);
+5. with ``--gateway-rounds N``, runs ``providerhub serve`` (one worker, an endpoint
+   without limits) with and without ``PROVIDERHUB_REDIS_URL`` under ``wrk`` at 1
+   connection, in N alternating rounds, and counts the Redis commands per request.
 
 Run it from the dev environment (``redis-server`` and ``redis-benchmark`` from the
 system's packages: ``apt-get install redis-server redis-tools``)::
@@ -49,7 +52,16 @@ from pathlib import Path
 from typing import Any
 
 import protocol
-from gateway import busy_cores, free_port, start_upstream, stop
+from gateway import (
+    CHAT,
+    busy_cores,
+    free_port,
+    run_wrk,
+    start_gateway,
+    start_upstream,
+    stop,
+    wrk_script,
+)
 
 HERE = Path(__file__).resolve().parent
 TARGET_ADDED_MS = 0.3
@@ -236,6 +248,60 @@ def round_trips(redis_proc: RedisProcess, calls: int, block: int) -> dict[str, f
     return {name: statistics.median(values) * 1000 for name, values in samples.items()}
 
 
+def measure_gateway(
+    redis_proc: RedisProcess, fast: int, rounds: int, seconds: float
+) -> dict[str, Any]:
+    """``providerhub serve`` (one worker, an openai-compatible endpoint without limits) with
+    and without ``PROVIDERHUB_REDIS_URL``, under ``wrk`` at 1 connection, in alternating
+    rounds: the medians of the rounds' p50s and request rates."""
+    if shutil.which("wrk") is None:
+        return {"skipped": "wrk is not installed (apt-get install wrk)"}
+    with tempfile.TemporaryDirectory(prefix="bench-state-") as tmp:
+        workdir = Path(tmp)
+        script = workdir / "non-stream.lua"
+        script.write_text(wrk_script(False))
+        gateways: dict[str, str] = {}
+        procs = []
+        try:
+            for state, env in (
+                ("memory", {}),
+                ("redis", {"PROVIDERHUB_REDIS_URL": redis_proc.url}),
+            ):
+                (workdir / state).mkdir()
+                proc, base, _ = start_gateway(workdir / state, fast, fast, env)
+                procs.append(proc)
+                gateways[state] = base
+            for base in gateways.values():
+                run_wrk(script, base + CHAT, 1, 2, "warm-up", "non-stream")
+            p50: dict[str, list[float]] = {state: [] for state in gateways}
+            rps: dict[str, list[float]] = {state: [] for state in gateways}
+            counted: dict[str, int] = {}
+            requests = 0
+            for r in range(rounds):
+                for state in ("memory", "redis") if r % 2 == 0 else ("redis", "memory"):
+                    before = redis_proc.commandstats() if state == "redis" else {}
+                    result = run_wrk(script, gateways[state] + CHAT, 1, seconds, state, "n")
+                    if state == "redis":
+                        requests += result.requests
+                        for name, n in redis_proc.commandstats().items():
+                            if name != "info" and n != before.get(name, 0):
+                                counted[name] = counted.get(name, 0) + n - before.get(name, 0)
+                    if result.failed or not result.ok:
+                        raise RuntimeError(f"wrong answers from the {state} gateway")
+                    p50[state].append(result.p50_ms)
+                    rps[state].append(result.rps)
+        finally:
+            for proc in procs:
+                stop(proc)
+    return {
+        "rounds": rounds,
+        "seconds": seconds,
+        "redis_commands_per_request": {k: v / max(requests, 1) for k, v in sorted(counted.items())},
+        **{f"{s}_p50_ms": statistics.median(v) for s, v in p50.items()},
+        **{f"{s}_rps": statistics.median(v) for s, v in rps.items()},
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -319,6 +385,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench-requests", type=int, default=200_000, help="redis-benchmark -n")
     parser.add_argument("--bench-connections", type=int, default=32, help="redis-benchmark -c")
     parser.add_argument("--no-capacity", action="store_true", help="skip redis-benchmark")
+    parser.add_argument(
+        "--gateway-rounds",
+        type=int,
+        default=0,
+        help="also run providerhub serve with and without Redis under wrk at 1 connection, "
+        "this many alternating rounds of --gateway-seconds (default 0: not)",
+    )
+    parser.add_argument("--gateway-seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
 
@@ -351,6 +425,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_capacity:
             log(f"redis-benchmark: -n {args.bench_requests:,} -c {args.bench_connections}")
             doc["capacity"] = capacity(redis_proc, args.bench_requests, args.bench_connections)
+        if args.gateway_rounds:
+            log(f"gateway: {args.gateway_rounds} rounds of {args.gateway_seconds:g} s")
+            doc["gateway"] = measure_gateway(
+                redis_proc, port, args.gateway_rounds, args.gateway_seconds
+            )
         doc["redis_version"] = redis_proc.version
     except Exception as exc:  # a wrong answer, a tool that failed
         failures.append(f"{type(exc).__name__}: {exc}")
@@ -437,6 +516,30 @@ def render(doc: dict[str, Any], args: argparse.Namespace) -> str:
                 lines.append(f"| {name} | {row['ops']:,.0f} | {row['p50_ms']:.3f} ms |")
     elif cap:
         lines += ["", f"Note: {cap['skipped']}"]
+    gw = doc.get("gateway")
+    if gw and "skipped" not in gw:
+        added = gw["redis_p50_ms"] - gw["memory_p50_ms"]
+        lines += [
+            "",
+            f"`providerhub serve`, one worker, an endpoint without limits, `wrk` at 1 "
+            f"connection, median of {gw['rounds']} alternating rounds of {gw['seconds']:g} s:",
+            "",
+            "| state | req/s | p50 |",
+            "| --- | ---: | ---: |",
+            f"| memory | {gw['memory_rps']:,.0f} | {gw['memory_p50_ms']:.3f} ms |",
+            f"| Redis (`PROVIDERHUB_REDIS_URL`) | {gw['redis_rps']:,.0f} | "
+            f"{gw['redis_p50_ms']:.3f} ms ({added * 1000:+.0f} µs) |",
+            "",
+            "Redis commands per gateway request: "
+            + ", ".join(
+                f"{name.upper()} {n:.3f}"
+                for name, n in gw["redis_commands_per_request"].items()
+                if n >= 0.0005
+            )
+            + ".",
+        ]
+    elif gw:
+        lines += ["", f"Note: {gw['skipped']}"]
     lines += [
         "",
         f"Before the run, other processes kept {doc['busy_cores_before']:.2f} of the "
