@@ -169,10 +169,11 @@ def tree_rss_mb(pid: int) -> float:
 
 
 def start_gateway(
-    workdir: Path, fast: int, slow: int
+    workdir: Path, fast: int, slow: int, extra_env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str, float]:
-    """One ``providerhub serve`` worker over the two upstreams; its base url and the
-    seconds from the start to its first ``/healthz`` answer."""
+    """One ``providerhub serve`` worker over the two upstreams (with ``extra_env`` set, such
+    as ``PROVIDERHUB_REDIS_URL``); its base url and the seconds from the start to its first
+    ``/healthz`` answer."""
     config = workdir / "providerhub.toml"
     config.write_text(
         f'[endpoints.bench]\nurl = "http://127.0.0.1:{fast}"\nmodels = ["{protocol.MODEL}"]\n\n'
@@ -180,6 +181,7 @@ def start_gateway(
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROVIDERHUB_")}
     env.update(PROVIDERHUB_CONFIG=str(config), PROVIDERHUB_DISABLE_PLUGINS="gravityengine")
+    env.update(extra_env or {})
     port = free_port()
     command = [str(PROVIDERHUB), "serve", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(

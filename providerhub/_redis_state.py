@@ -34,6 +34,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -210,34 +211,108 @@ def _redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def _cluster_option(url: str) -> tuple[str, bool]:
+    """``url`` without its ``cluster`` query parameter (redis-py would take it for a
+    connection option), and whether it says ``true``."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    said = [value.strip().lower() for name, value in query if name == "cluster"]
+    if not said:
+        return url, False
+    if said[-1] not in ("true", "false", "yes", "no", "1", "0"):
+        raise InvalidRequestError(
+            f"{settings.REDIS_URL_VARIABLE}: the URL's cluster= takes true or false, "
+            f"not {said[-1]!r}"
+        )
+    cluster = said[-1] in ("true", "yes", "1")
+    if cluster and parts.scheme.lower() == "unix":
+        raise InvalidRequestError(
+            f"{settings.REDIS_URL_VARIABLE}: a Redis Cluster is reached over TCP "
+            "(redis:// or rediss://), not a unix:// socket"
+        )
+    if cluster and parts.path.strip("/") not in ("", "0"):
+        raise InvalidRequestError(
+            f"{settings.REDIS_URL_VARIABLE}: a Redis Cluster has database 0 only, not "
+            f"{parts.path.strip('/')!r}; drop the path or write /0"
+        )
+    rest = urlencode([(name, value) for name, value in query if name != "cluster"])
+    return urlunsplit(parts._replace(query=rest)), cluster
+
+
+class _Script:
+    """A Lua script, run by its SHA1 and loaded into Redis at the first ``NOSCRIPT`` (on a
+    cluster, into every primary): redis-py's ``Script`` without the client it wants when
+    made, as a cluster's client is made only at the first command (see :class:`_Link`)."""
+
+    def __init__(self, text: str) -> None:
+        import hashlib
+
+        from redis.exceptions import NoScriptError
+
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+        self._missing = NoScriptError
+
+    def __call__(self, *, keys: Sequence[str], args: Sequence[object] = (), client: Any) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except self._missing:
+            client.script_load(self.text)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+
+
 class _Down(Exception):
     """Redis cannot be used now: the caller goes on with process-local state."""
 
 
 class _Link:
     """The connection to Redis, and whether it is usable: one place decides, logs each
-    transition once, and paces the tries while Redis is down."""
+    transition once, and paces the tries while Redis is down.
 
-    def __init__(self, url: str, timeout: float, retry_interval: float) -> None:
+    ``cluster`` makes the client a ``RedisCluster``, which learns the cluster's nodes from
+    the one in ``url`` and sends each command to the node of its keys' slot. It connects
+    as it is made, so it is made at the first command: a cluster that is down when the
+    hub starts is then a Redis fault like any other, not an error of the constructor.
+    """
+
+    def __init__(self, url: str, timeout: float, retry_interval: float, *, cluster: bool) -> None:
         import redis as redis_module
         from redis.backoff import NoBackoff
+        from redis.exceptions import RedisClusterException
         from redis.retry import Retry
 
         self.url = url
-        self.location = _redact(url)
+        self.location = _redact(url) + ("?cluster=true" if cluster else "")
         self.retry_interval = retry_interval
         # No retries or backoff inside redis-py: a command either answers within
         # ``timeout`` or the call goes on without Redis, once.
-        self.client: redis.Redis = redis_module.Redis.from_url(
-            url,
+        options: dict[str, Any] = dict(
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
             retry_on_timeout=False,
             client_name="providerhub",
         )
+        self._client: redis.Redis | redis.RedisCluster | None = None
+        self._cluster = cluster
+        if cluster:
+            from redis.cluster import RedisCluster
+            from redis.connection import parse_url
+
+            # A ValueError now for a malformed URL, as redis.Redis.from_url gives.
+            parse_url(url)  # type: ignore[no-untyped-call]
+            self._connect: Callable[[], redis.Redis | redis.RedisCluster] = lambda: (
+                RedisCluster.from_url(url, **options)
+            )
+        else:
+            client = redis_module.Redis.from_url(url, **options)
+            self._client = client
+            self._connect = lambda: client
         self._errors: tuple[type[BaseException], ...] = (
             redis_module.RedisError,
+            RedisClusterException,  # not a RedisError: a cluster none of whose nodes answer
             OSError,
         )
         self._connection_errors: tuple[type[BaseException], ...] = (redis_module.ConnectionError,)
@@ -247,10 +322,21 @@ class _Link:
         self._next_try = 0.0
 
     @property
+    def client(self) -> redis.Redis | redis.RedisCluster:
+        """The client, made at the first call (see the class)."""
+        client = self._client
+        if client is None:
+            with self._lock:
+                client = self._client
+                if client is None:
+                    client = self._client = self._connect()
+        return client
+
+    @property
     def up(self) -> bool:
         return self.down_since is None
 
-    def run(self, command: Callable[[redis.Redis], T]) -> T:
+    def run(self, command: Callable[[redis.Redis | redis.RedisCluster], T]) -> T:
         """``command``'s answer, or :class:`_Down` when Redis cannot give it now."""
         if self.down_since is not None and time.monotonic() < self._next_try:
             raise _Down
@@ -298,7 +384,13 @@ class _Link:
         )
 
     def close(self) -> None:
-        self.client.close()
+        client = self._client
+        if client is None:
+            return
+        if self._cluster:
+            # RedisCluster.close() leaves each node's pool, and its sockets, open.
+            client.disconnect_connection_pools()  # type: ignore[union-attr]
+        client.close()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -354,11 +446,10 @@ class RedisHealth(Health):
         self._owner = uuid.uuid4().hex[:12]  # makes this process's probe tokens unique
         self._seen: dict[str, _Seen] = {}
         self._keys: dict[str, tuple[str, str]] = {}
-        client = link.client
-        self._read = client.register_script(_READ)
-        self._acquire = client.register_script(_ACQUIRE)
-        self._failure = client.register_script(_FAILURE)
-        self._release_script = client.register_script(_RELEASE)
+        self._read = _Script(_READ)
+        self._acquire = _Script(_ACQUIRE)
+        self._failure = _Script(_FAILURE)
+        self._release_script = _Script(_RELEASE)
 
     def keys(self, name: str) -> tuple[str, str]:
         """The breaker hash and the probe key of provider ``name``."""
@@ -513,8 +604,8 @@ class RedisLimiter(Limiter):
         self._prefix = prefix
         self.fail_closed = fail_closed
         self._local = MemoryLimiter()
-        self._take = link.client.register_script(_TAKE)
-        self._spend = link.client.register_script(_SPEND)
+        self._take = _Script(_TAKE)
+        self._spend = _Script(_SPEND)
         self._members = itertools.count()
         self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._keys: dict[str, tuple[str, str]] = {}
@@ -569,6 +660,11 @@ class RedisState(State):
     """Cooldowns, probes and rate-limit counts kept in Redis at ``url``
     (``redis://[:password@]host:port/db``, ``rediss://`` for TLS, or ``unix://``).
 
+    ``?cluster=true`` at the end of the URL (``redis://host:port?cluster=true``) says that
+    ``host:port`` is a node of a Redis Cluster, or a managed cluster's configuration
+    endpoint: the client learns the other nodes from it and sends each script to the node
+    that holds its keys' slot (database 0 only, as Redis Cluster has no other).
+
     ``timeout`` bounds each Redis command (``PROVIDERHUB_REDIS_TIMEOUT``, 0.1 s by default);
     ``fail_closed`` refuses rate-limited calls while Redis is down
     (``PROVIDERHUB_REDIS_FAIL=closed``) instead of counting them in the process.
@@ -596,6 +692,7 @@ class RedisState(State):
             )
         if not 0 < refresh <= 1.0:
             raise InvalidRequestError("refresh must be more than 0 and at most 1 second")
+        url, cluster = _cluster_option(url)
         try:
             import redis  # noqa: F401
         except ImportError:
@@ -609,7 +706,7 @@ class RedisState(State):
         self.probe_ttl = probe_ttl
         self.prefix = prefix
         try:
-            self._link = _Link(url, self.timeout, retry_interval)
+            self._link = _Link(url, self.timeout, retry_interval, cluster=cluster)
         except ValueError as exc:  # redis-py's own check of the URL
             raise InvalidRequestError(
                 f"{settings.REDIS_URL_VARIABLE}: {_redact(url)!r} is not a usable Redis URL "

@@ -461,7 +461,7 @@ def test_the_redis_password_never_shows(caplog: pytest.LogCaptureFixture) -> Non
     from ._redis import RedisServer
 
     caplog.set_level(logging.INFO, logger="providerhub.state")
-    srv = RedisServer(None, "--requirepass", "right-pw").start()
+    srv = RedisServer(None, ["--requirepass", "right-pw"]).start()
     try:
         good = providerhub.RedisState(srv.url.replace("redis://", "redis://:right-pw@"))
         assert good.ping() and good.status().shared
