@@ -13,7 +13,8 @@ What each call costs, in Redis commands, and why:
 - A provider's or client key's rate limit is one script per request that admits and
   counts it atomically (a sorted set of the times requests were let in, and one-second
   buckets of the tokens reported), so two replicas under ``rpm = 5`` let exactly five
-  through in any 60 seconds.
+  through in any 60 seconds. The tokens an answer reported are counted by one more
+  script, sent from a thread of the limiter's own so that the answer does not wait.
 - Every script computes with Redis's own clock (``TIME``), so replicas need not agree on
   theirs. Every key carries a hash tag (``{p:NAME}``, ``{c:NAME}``): each script touches
   keys of one slot, as Redis Cluster wants. Every key has a TTL.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import queue
 import threading
 import time
 import uuid
@@ -607,6 +609,9 @@ class RedisLimiter(Limiter):
         self._take = _Script(_TAKE)
         self._spend = _Script(_SPEND)
         self._members = itertools.count()
+        self._spent: queue.SimpleQueue[tuple[str, int, Limits] | None] = queue.SimpleQueue()
+        self._spender: threading.Thread | None = None
+        self._spender_lock = threading.Lock()
         self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._keys: dict[str, tuple[str, str]] = {}
 
@@ -646,14 +651,46 @@ class RedisLimiter(Limiter):
         return int(wait_ms) / 1000
 
     def spend(self, key: str, tokens: int, limits: Limits) -> None:
+        """Count ``tokens`` in Redis from a thread of the limiter's own: an answer does not
+        wait a round trip for its usage to be counted (the next call's ``take`` sees it a
+        moment later, as replicas do)."""
         if limits.tpm is None or tokens <= 0:
             return
-        try:
-            self._link.run(
-                lambda r: self._spend(keys=[self.keys(key)[1]], args=[tokens, WINDOW_MS], client=r)
-            )
-        except _Down:
-            self._local.spend(key, tokens, limits)
+        with self._spender_lock:
+            if self._spender is None:
+                # A queue per thread: one that close() stopped takes nothing of the next.
+                self._spent = queue.SimpleQueue()
+                self._spender = threading.Thread(
+                    target=self._count_spent,
+                    args=(self._spent,),
+                    name="providerhub-tokens",
+                    daemon=True,
+                )
+                self._spender.start()
+            self._spent.put((key, tokens, limits))
+
+    def _count_spent(self, spent: queue.SimpleQueue[tuple[str, int, Limits] | None]) -> None:
+        while True:
+            item = spent.get()
+            if item is None:
+                return
+            key, tokens, limits = item
+            keys = [self.keys(key)[1]]
+            try:
+                self._link.run(lambda r: self._spend(keys=keys, args=[tokens, WINDOW_MS], client=r))  # noqa: B023
+            except _Down:
+                self._local.spend(key, tokens, limits)
+            except Exception:  # a bug must not end the thread, and lose every count after it
+                logger.exception("counting %d tokens of %s failed", tokens, key)
+
+    def close(self) -> None:
+        """Count what is left to count, and stop the thread that counts it."""
+        with self._spender_lock:
+            spender, self._spender = self._spender, None
+            if spender is None:
+                return
+            self._spent.put(None)
+        spender.join(5.0)
 
 
 class RedisState(State):
@@ -749,4 +786,5 @@ class RedisState(State):
         return StateStatus("redis", link.up, link.location, link.error, link.down_since)
 
     def close(self) -> None:
+        self.limiter.close()
         self._link.close()

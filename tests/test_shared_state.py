@@ -33,7 +33,7 @@ from providerhub import _settings as settings
 from providerhub._limits import Limits, MemoryLimiter
 from providerhub.types import Usage
 
-from ._support import FakeProvider, wait_until
+from ._support import FakeProvider, threads, wait_until
 
 MODEL = "gpt-3.5-turbo-16k"
 HI = [{"role": "user", "content": "Hi"}]
@@ -371,6 +371,7 @@ def test_every_key_is_hash_tagged_and_expires(redis_url: str, redis_server: Any)
     assert wait_until(lambda: health.acquire("a") is not None, 1.0)  # the probe: held
     state.limiter.take("provider:b", Limits(rpm=5, tpm=100))
     state.limiter.spend("provider:b", 30, Limits(tpm=100))
+    state.limiter.close()  # the tokens are counted by a thread of its own: let it finish
     state.limiter.take("client:some {odd} key", Limits(rpm=5))
     with redis_server.client() as client:
         keys = client.keys("*")
@@ -561,3 +562,42 @@ def test_a_retry_counts_against_rpm_and_is_not_made_without_room() -> None:
         hub.register(spare)
         assert hub.create(MODEL, HI, timeout=5) == "spare"
     assert len(flaky.calls) == 2  # the first request and one retry: rpm=2, not 6 requests
+
+
+TPM_SCRIPT = """
+import sys
+import providerhub
+from providerhub.types import Usage
+
+class Wordy:
+    url = "http://wordy.invalid"
+    model = ["gpt-3.5-turbo-16k"]
+    supports_stream = True
+    needs_auth = False
+    tpm = 100
+    def _create_completion(self, model, messages, stream, **kwargs):
+        yield "many words"
+        yield Usage(40, 40, 80)
+
+with providerhub.Hub(False, retries=0, state=sys.argv[1]) as hub:
+    hub.register(Wordy(), name="wordy")
+    print(hub.create("gpt-3.5-turbo-16k", [{"role": "user", "content": "Hi"}]))
+"""
+
+
+def test_tokens_one_process_reported_count_in_another(redis_url: str) -> None:
+    assert finish(run_python(TPM_SCRIPT, redis_url)).strip() == "many words"
+    before = threads()
+    wordy = Limited("wordy", tpm=100, pieces=["more", Usage(20, 10, 30)])
+    with providerhub.Hub(False, retries=0, state=redis_url) as hub:
+        hub.register(wordy)
+        assert hub.create(MODEL, HI) == "more"  # 80 of 100 were spent elsewhere
+        # 110 now, once the counting thread has sent its 30 to Redis (a take under tpm
+        # alone counts nothing).
+        limits = Limits(tpm=100)
+        assert wait_until(lambda: hub.state.limiter.take("provider:wordy", limits) > 0, 1.0)
+        with pytest.raises(RateLimitError, match="tpm=100"):
+            hub.create(MODEL, HI)
+        assert any(t.name == "providerhub-tokens" for t in threads() - before)
+    assert wait_until(lambda: threads() <= before, 1.0)  # closing the hub ends the thread
+    assert len(wordy.calls) == 1
