@@ -646,6 +646,11 @@ def main() -> int:
     parser.add_argument("--stream-pieces", type=int, default=20, help="pieces of each of them")
     parser.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
     parser.add_argument("--no-stream-rows", action="store_true", help="skip wrk's stream rows")
+    parser.add_argument(
+        "--ttft-only",
+        action="store_true",
+        help="only the time to first token (no wrk, no LiteLLM, no held streams): to iterate",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--slow-upstream", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--delay", type=float, default=0.01, help=argparse.SUPPRESS)
@@ -682,7 +687,9 @@ def main() -> int:
                 "providerhub": gateway,
             }
             litellm_proc = None
-            if (args.litellm_venv / "bin" / "litellm").exists():
+            if args.ttft_only:
+                pass
+            elif (args.litellm_venv / "bin" / "litellm").exists():
                 log("starting the LiteLLM proxy")
                 started = time.perf_counter()
                 litellm_proc, litellm = start_litellm(workdir, args.litellm_venv, fast)
@@ -698,6 +705,8 @@ def main() -> int:
                 )
 
             kinds = ["non-stream"] if args.no_stream_rows else ["non-stream", "stream"]
+            if args.ttft_only:
+                kinds = []
             scripts = {}
             for kind in kinds:
                 scripts[kind] = workdir / f"{kind}.lua"
@@ -731,6 +740,8 @@ def main() -> int:
             figures["ttft_direct_ms"], figures["ttft_gateway_ms"] = ttft_direct, ttft_gateway
             log(f"  direct {ttft_direct:.3f} ms, gateway {ttft_gateway:.3f} ms")
 
+            if args.ttft_only:
+                raise _Done
             log(f"{args.streams} streams held open at once through the gateway")
             many = asyncio.run(many_streams(gateway, slow, args.streams, args.stream_pieces))
             figures["many_streams"] = asdict(many)
@@ -738,6 +749,8 @@ def main() -> int:
             log(f"  {many}")
             if many.wrong:
                 failures.append(f"{many.wrong} of the {many.count} streams arrived wrong")
+        except _Done:
+            pass
         except Exception as exc:  # a target that did not start, or a broken measurement
             failures.append(f"{type(exc).__name__}: {exc}")
         finally:
@@ -763,6 +776,10 @@ def main() -> int:
     }
     (args.out / "gateway.json").write_text(json.dumps(doc, indent=2))
     return 1 if failures else 0
+
+
+class _Done(Exception):
+    """The measurements asked for are in (``--ttft-only``)."""
 
 
 def stop_litellm(proc: subprocess.Popen[bytes]) -> None:

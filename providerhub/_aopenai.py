@@ -173,20 +173,34 @@ async def _events(
     max_event_bytes: int,
 ) -> AsyncIterator[Piece]:
     """The pieces of an event stream, read by the synchronous helper's event reader,
-    which is handed each chunk as it arrives."""
+    which is handed each chunk as it arrives.
+
+    Until the first piece is out, the body is read one HTTP chunk at a time
+    (``readchunk``): a server that sends its first events and the rest at once would
+    otherwise have every event parsed before the first is passed on, which is the time
+    to the first token. After it, all that is in at once (``readany``), the cheaper way
+    through a long stream."""
     inbox = _Inbox()
     pieces = _event_pieces(
         provider, inbox, transport.safe_url(str(response.url)), translation, max_event_bytes
     )
-    read = response.content.readany
+    content = response.content
+    first = True
     try:
         while True:
             for piece in pieces:
                 if piece is MORE:
                     break
+                first = False
                 yield piece
             else:
                 return  # [DONE], or the end of the body
-            inbox.chunk = await read()
+            if first:
+                data, chunk_end = await content.readchunk()
+                while not data and chunk_end:  # an empty HTTP chunk, not the body's end
+                    data, chunk_end = await content.readchunk()
+                inbox.chunk = data
+            else:
+                inbox.chunk = await content.readany()
     finally:
         pieces.close()

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from . import _transport as transport
 from ._timeout import Timeout
@@ -174,13 +173,25 @@ def _tls_context() -> ssl.SSLContext:
 def _client_timeout(limits: Timeout, deadline: float | None) -> aiohttp.ClientTimeout:
     """The connect and read timeouts of one request, and what is left of the call's total
     for all of it (aiohttp's ``total`` covers reading the body too)."""
+    if deadline is None:
+        # A call with no total: the same few limits again and again, each made once.
+        found = _timeouts.get(limits)
+        if found is None:
+            if len(_timeouts) >= 256:
+                _timeouts.clear()
+            found = _timeouts[limits] = _new_client_timeout(None, limits.connect, limits.read)
+        return found
+    left = max(deadline - time.monotonic(), 0.001)
+    return _new_client_timeout(left, min(limits.connect, left), min(limits.read, left))
+
+
+_timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+
+
+def _new_client_timeout(total: float | None, connect: float, read: float) -> aiohttp.ClientTimeout:
     import aiohttp
 
-    left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-    connect, read = limits.connect, limits.read
-    if left is not None:
-        connect, read = min(connect, left), min(read, left)
-    return aiohttp.ClientTimeout(total=left, sock_connect=connect, sock_read=read)
+    return aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -190,12 +201,12 @@ _proxies: dict[tuple[object, ...], str | None] = {}
 
 def proxy_for(url: str) -> str | None:
     """The proxy ``requests`` would send a request to ``url`` through, from the
-    environment (``HTTPS_PROXY``, ``NO_PROXY``, ...), or None. Kept per origin and values
-    of those variables, as :mod:`providerhub._session` keeps it."""
+    environment (``HTTPS_PROXY``, ``NO_PROXY``, ...), or None. Kept per url and values of
+    those variables, as :mod:`providerhub._session` keeps it per origin."""
     from ._session import _environment
 
-    parts = urlsplit(url)
-    key = (parts.scheme, parts.netloc, _environment())
+    # Kept per url, not per origin: no urlsplit per call (a provider has one url).
+    key = (url, _environment())
     try:
         return _proxies[key]
     except KeyError:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Attempt",
+    "AttemptObserver",
     "Auth",
     "Call",
     "ProviderChoice",
@@ -54,6 +55,7 @@ __all__ = [
     "check_auth",
     "complete",
     "is_transient",
+    "observe_attempts",
     "plan",
     "resolve",
 ]
@@ -562,16 +564,38 @@ def _counted(pieces: Iterator[Piece], limiter: Limiter, p: Provider) -> Iterator
         _close(pieces)
 
 
+AttemptObserver = Callable[[str, str, int, str, float], None]
+"""Told of each attempt as it ends: the provider's name, the model, the attempt's number
+among that provider's in the call, its outcome ("ok", "closed", or the error's class,
+with " (retrying)" when another attempt follows) and its seconds."""
+
+_observers: list[AttemptObserver] = []
+
+
+def observe_attempts(observer: AttemptObserver) -> None:
+    """Have ``observer`` told of every attempt of every call in this process (once, however
+    often it is added): what the server counts its attempts with, at the cost of a call
+    rather than of a log record. It runs on the thread that made the attempt, and must be
+    quick and never raise."""
+    if observer not in _observers:
+        _observers.append(observer)
+
+
 def _log(p: Provider, model: str, attempt: int, outcome: str, started: float) -> None:
-    # Names, counts and times only: never message contents or credentials.
-    logger.info(
-        "provider=%s model=%s attempt=%d outcome=%s latency_ms=%.1f",
-        p.name,
-        model,
-        attempt,
-        outcome,
-        (time.perf_counter() - started) * 1000,
-    )
+    seconds = time.perf_counter() - started
+    for observer in _observers:
+        observer(p.name, model, attempt, outcome, seconds)
+    # Names, counts and times only: never message contents or credentials. Formatted only
+    # for someone who listens: a record costs more than the rest of the bookkeeping.
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "provider=%s model=%s attempt=%d outcome=%s latency_ms=%.1f",
+            p.name,
+            model,
+            attempt,
+            outcome,
+            seconds * 1000,
+        )
 
 
 def complete(call: Call, candidates: list[Provider]) -> str:

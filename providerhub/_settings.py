@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
+from typing import Any
 
 __all__ = [
     "ALIASES_VARIABLE",
@@ -61,16 +63,47 @@ def api_key_variable(provider_name: str) -> str:
     return env_prefix(provider_name) + "API_KEY"
 
 
+def _environment_getter() -> Callable[[str], str | None]:
+    """``os.environ.get``, for the few names read on every call (a provider's url and
+    credential, each call), as cheaply as can be.
+
+    ``os.environ.get`` encodes the name, and for an unset one (the usual case) raises and
+    catches a ``KeyError``; ``os.environ`` keeps its encoded pairs in a plain dict, its
+    private ``_data``, which the encoded name (kept per name) looks up directly, so a
+    change to the environment still shows at once. Where that dict is not there (another
+    Python), the plain way. See also :func:`providerhub._session._environment_reader`."""
+    data = getattr(os.environ, "_data", None)
+    encodekey = getattr(os.environ, "encodekey", None)
+    decodevalue = getattr(os.environ, "decodevalue", None)
+    if not (isinstance(data, dict) and callable(encodekey) and callable(decodevalue)):
+        return os.environ.get
+    keys: dict[str, Any] = {}
+
+    def get(name: str) -> str | None:
+        key = keys.get(name)
+        if key is None:
+            if len(keys) >= 4096:
+                keys.clear()
+            key = keys[name] = encodekey(name)
+        value = data.get(key)
+        return None if value is None else str(decodevalue(value))
+
+    return get
+
+
+_getenv = _environment_getter()
+
+
 def url(provider_name: str, default: str) -> str:
     """The provider's base URL: the environment's override, else ``default``; no trailing
     slash."""
-    value = os.environ.get(url_variable(provider_name)) or default
+    value = _getenv(env_prefix(provider_name) + "URL") or default
     return value.rstrip("/")
 
 
 def api_key(provider_name: str) -> str | None:
     """The provider's credential from the environment, or None when unset or empty."""
-    return os.environ.get(api_key_variable(provider_name)) or None
+    return _getenv(env_prefix(provider_name) + "API_KEY") or None
 
 
 def credential(
@@ -83,7 +116,7 @@ def credential(
         return auth
     found = api_key(provider_name)
     if found is None and api_key_env:
-        found = os.environ.get(api_key_env) or None
+        found = _getenv(api_key_env) or None
     return found
 
 

@@ -193,8 +193,10 @@ def _shutdown(response: requests.Response) -> None:
 
 
 @functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)
 def safe_url(url: str) -> str:
-    """``url`` without user info and query, fit for an error message."""
+    """``url`` without user info and query, fit for an error message. Kept per url: each
+    stream's reader takes its url's at the start, and a provider has one url."""
     # Without a scheme, "user:password@host" would be read as scheme "user" and a path.
     schemeless = "://" not in url
     try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -314,6 +316,73 @@ def test_achat_completion_without_a_session_opens_and_closes_its_own(
     streamed, whole = asyncio.run(main())
     assert streamed[:2] == ["a", "b"] and type(streamed[-1]).__name__ == "Finish"
     assert whole == ["c"]
+
+
+def _chunk(event: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(event), event)
+
+
+class OneSend:
+    """A server of one stream answer, sent in one ``sendall``: the role event, a first
+    piece, then an event too large for the reader; it holds the connection until the
+    client closes it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1/chat/completions"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            found = re.search(rb"(?i)content-length: *(\d+)", head)
+            assert found is not None
+            length = int(found.group(1))
+            while len(body) < length:
+                body += conn.recv(65536)
+            events = [
+                b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n',
+                b'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n',
+                b"data: " + b"x" * 3000 + b"\n\n",
+            ]
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n" + b"".join(_chunk(e) for e in events)
+            )
+            while conn.recv(65536):
+                pass  # until the client closes
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(5)
+
+
+def test_the_first_piece_is_passed_on_before_what_came_with_it_is_read() -> None:
+    # The first piece is the time to the first token: it goes on as soon as its own chunk
+    # is read, not once everything that arrived with it is parsed (here, an event too
+    # large to read, which fails the stream only after the first piece).
+    server = OneSend()
+    baseline = threads(), sockets()
+
+    async def main() -> tuple[Any, str]:
+        pieces = achat_completion("p", server.url, "m", HI, True, max_event_bytes=1000)
+        first = await pieces.__anext__()
+        with pytest.raises(providerhub.ProviderResponseError, match="larger than 1000 bytes"):
+            await pieces.__anext__()
+        return first, "failed after it"
+
+    try:
+        assert asyncio.run(main()) == ("Hi", "failed after it")
+        server.thread.join(5)
+        assert not server.thread.is_alive()  # the client closed its connection
+    finally:
+        server.close()
+    assert wait_until(lambda: back_to(baseline))
 
 
 def test_the_session_closes_with_its_loop_and_with_the_hub(

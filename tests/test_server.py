@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -247,6 +248,52 @@ def test_health_readiness_and_metrics(
     assert 'providerhub_provider_cooldown_seconds{provider="gravityengine"}' in text
     assert _metric(text, 'providerhub_state_shared{backend="memory"}') == 0
     assert "# TYPE providerhub_state_shared gauge" in text
+
+
+QUIET_SERVE = (
+    "import logging, sys\n"
+    "logging.basicConfig(level=logging.INFO)\n"
+    "logging.getLogger('providerhub').setLevel(logging.WARNING)\n"
+    "from providerhub._cli import main\n"
+    "sys.exit(main(['serve', '--port', '0']))\n"
+)
+"""``providerhub serve`` logging at INFO, but with the providerhub loggers at WARNING."""
+
+
+def test_attempts_are_counted_with_the_providerhub_loggers_at_warning(
+    upstream: OpenAIServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    tmp = tmp_path_factory.mktemp("quiet")
+    (tmp / "none.toml").write_text("", encoding="utf-8")
+    env = clean_environment(
+        PROVIDERHUB_GRAVITYENGINE_URL=upstream.url,
+        PROVIDERHUB_GRAVITYENGINE_API_KEY=UPSTREAM_KEY,
+        PROVIDERHUB_CONFIG=str(tmp / "none.toml"),
+    )
+    gateway = Gateway(tmp, env, command=[sys.executable, "-c", QUIET_SERVE])
+    try:
+        quiet = openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
+        upstream.script(Reply.error(503, "busy"), Reply.text("Hello"))
+        assert quiet.chat.completions.create(model=MODEL, messages=MESSAGES).choices[0].message
+        upstream.script(Reply.text("Hi", " there"))
+        stream = quiet.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hi there"
+
+        _, _, body = gateway.request("GET", "/metrics")
+        attempts = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in body.decode().splitlines()
+            if line.startswith("providerhub_provider_attempts_total{")
+        }
+        assert attempts == {
+            'providerhub_provider_attempts_total{provider="gravityengine",outcome="ok"}': 2,
+            'providerhub_provider_attempts_total{provider="gravityengine",'
+            'outcome="ProviderHTTPError (retrying)"}': 1,
+        }
+        # The server counted them without turning the router's INFO records back on.
+        assert "outcome=" not in gateway.log()
+    finally:
+        assert gateway.stop() == 0
 
 
 def _metric(text: str, name: str) -> float:

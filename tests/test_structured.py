@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +16,7 @@ import pytest
 
 import providerhub
 from providerhub import Client, StructuredAnswerError
-from providerhub._completions import Assembler, Chunker
+from providerhub._completions import Assembler, Chunker, completion_id
 from providerhub._toolcalls import ToolCallStream, tool_calls_of
 from providerhub.types import (
     ChatCompletion,
@@ -164,6 +168,40 @@ def test_tool_call_pieces_assemble_into_a_completion_that_round_trips() -> None:
     assert doc["object"] == "chat.completion"
     assert doc["choices"][0]["message"]["tool_calls"][0]["type"] == "function"
     assert ChatCompletion.from_dict(json.loads(json.dumps(doc))) == r
+
+
+FORKED_IDS = """
+import os
+from providerhub._completions import completion_id
+completion_id()
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(write, " ".join(completion_id() for _ in range(100)).encode())
+    os._exit(0)
+os.close(write)
+with os.fdopen(read, "rb") as pipe:
+    child = pipe.read().decode()
+os.waitpid(pid, 0)
+print(child)
+print(" ".join(completion_id() for _ in range(100)))
+"""
+"""A fresh, single-threaded process that forks: the child's ids, then the parent's."""
+
+
+def test_completion_ids_are_openai_shaped_unique_and_new_in_a_forked_child() -> None:
+    ids = [completion_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"chatcmpl-[0-9a-f]{24}", i) for i in ids)
+    if not hasattr(os, "fork"):
+        return
+    # A forked worker (a server's) must not repeat the ids its parent goes on giving.
+    out = subprocess.run(
+        [sys.executable, "-c", FORKED_IDS], capture_output=True, text=True, timeout=30, check=True
+    )
+    child, parent = (line.split() for line in out.stdout.splitlines())
+    assert len(child) == len(parent) == 100
+    assert {i[:21] for i in child}.isdisjoint({i[:21] for i in parent})  # a prefix of its own
 
 
 def test_chunks_follow_openai_and_end_with_usage_when_asked() -> None:

@@ -2,16 +2,14 @@
 entry and a histogram a list of bucket counts, so counting costs a few hundred
 nanoseconds and the server needs no metrics library.
 
-Attempts per provider come from the router's log record of each attempt (the
-``providerhub.router`` logger, documented as one INFO record per attempt): a handler on
-that logger counts them, so the server sees the retries and fallbacks inside a call
-without reaching into the router.
+Attempts per provider, retries and fallbacks inside a call included, are counted by an
+observer the router calls as each attempt ends (:func:`providerhub._router.observe_attempts`):
+a dict entry per attempt, whatever the logging configuration says.
 """
 
 from __future__ import annotations
 
 import bisect
-import logging
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -53,27 +51,19 @@ class Histogram:
         yield f"{name}_count{{{labels}}} {self.count}" if labels else f"{name}_count {self.count}"
 
 
-class _Attempts(logging.Handler):
-    """Counts the router's attempt records by provider and outcome."""
-
-    PREFIX = "provider=%s model=%s attempt=%d outcome=%s"
+class _Attempts:
+    """Counts the router's attempts by provider and outcome."""
 
     def __init__(self) -> None:
-        super().__init__(logging.INFO)
         self.counts: dict[tuple[str, str], int] = {}
-        self._count_lock = threading.Lock()  # records come from the async API's threads
+        self._count_lock = threading.Lock()  # attempts end on the async API's threads too
 
-    def emit(self, record: logging.LogRecord) -> None:
-        args = record.args
-        if (
-            isinstance(record.msg, str)
-            and record.msg.startswith(self.PREFIX)
-            and isinstance(args, tuple)
-            and len(args) >= 4
-        ):
-            key = (str(args[0]), str(args[3]))
-            with self._count_lock:
-                self.counts[key] = self.counts.get(key, 0) + 1
+    def observe(
+        self, provider: str, model: str, attempt: int, outcome: str, seconds: float
+    ) -> None:
+        key = (provider, outcome)
+        with self._count_lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
 
     def snapshot(self) -> dict[tuple[str, str], int]:
         with self._count_lock:
@@ -85,12 +75,10 @@ ATTEMPTS = _Attempts()
 
 
 def watch_attempts() -> None:
-    """Count the router's attempt records (once per process)."""
-    router_logger = logging.getLogger("providerhub.router")
-    if ATTEMPTS not in router_logger.handlers:
-        router_logger.addHandler(ATTEMPTS)
-        if not router_logger.isEnabledFor(logging.INFO):
-            router_logger.setLevel(logging.INFO)
+    """Count the router's attempts (once per process)."""
+    from .._router import observe_attempts
+
+    observe_attempts(ATTEMPTS.observe)
 
 
 class Metrics:
