@@ -601,3 +601,32 @@ def test_tokens_one_process_reported_count_in_another(redis_url: str) -> None:
         assert any(t.name == "providerhub-tokens" for t in threads() - before)
     assert wait_until(lambda: threads() <= before, 1.0)  # closing the hub ends the thread
     assert len(wordy.calls) == 1
+
+
+def test_tokens_that_left_the_window_are_dropped_and_recounted(
+    redis_url: str, redis_server: Any
+) -> None:
+    state = providerhub.RedisState(redis_url)
+    limiter = state.limiter
+    limits = Limits(tpm=100)
+    limiter.spend("provider:p", 150, limits)
+    limiter.close()
+    assert 59 < limiter.take("provider:p", limits) <= 61  # 150 of 100, for a minute
+    tpm_key = limiter.keys("provider:p")[1]
+    with redis_server.client() as client:
+        seconds = [f for f in client.hgetall(tpm_key) if f not in (b"t", b"o")]
+        assert len(seconds) == 1
+        now_ms = int(seconds[0])
+        # Move those tokens two minutes back, as if they had been reported then.
+        old = str(now_ms - 120_000)
+        client.delete(tpm_key)
+        client.hset(tpm_key, mapping={old: 150, "t": 150, "o": old})
+        client.hset(tpm_key, str(now_ms), 30)  # and 30 tokens of now
+        client.hincrby(tpm_key, "t", 30)
+        assert limiter.take("provider:p", limits) == 0.0  # 30 left in the window
+        assert client.hgetall(tpm_key) == {
+            str(now_ms).encode(): b"30",
+            b"t": b"30",
+            b"o": str(now_ms).encode(),
+        }
+    state.close()
