@@ -312,10 +312,11 @@ class _Connections:
     """
 
     def __init__(self, client: redis.Redis) -> None:
-        from redis.exceptions import ResponseError
+        from redis.exceptions import ReadOnlyError, ResponseError
 
         self._make = client.connection_pool.make_connection
         self._reply_error = ResponseError
+        self._read_only = ReadOnlyError
         self._idle: list[Any] = []
         self._lock = threading.Lock()
 
@@ -327,8 +328,14 @@ class _Connections:
         try:
             connection.send_command(*args)
             answer = connection.read_response()
-        except self._reply_error:
-            self._put_back(connection)  # an error reply (NOSCRIPT): the connection is fine
+        except self._reply_error as exc:
+            if isinstance(exc, self._read_only):
+                # A failover made this server a replica: connect anew, by the URL's name,
+                # which a failover endpoint moves to the new primary.
+                connection.disconnect()
+                self.close()
+            else:
+                self._put_back(connection)  # an error reply (NOSCRIPT): the connection is fine
             raise
         except BaseException:
             connection.disconnect()  # a timeout or a reset leaves it in an unknown state

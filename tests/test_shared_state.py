@@ -630,3 +630,30 @@ def test_tokens_that_left_the_window_are_dropped_and_recounted(
             b"o": str(now_ms).encode(),
         }
     state.close()
+
+
+def test_a_primary_turned_replica_is_left_and_its_connections_dropped(own_redis: Any) -> None:
+    from ._redis import RedisServer
+
+    other = RedisServer().start()
+    state = providerhub.RedisState(own_redis.url)
+    limits = Limits(rpm=100)
+    try:
+        assert state.limiter.take("provider:p", limits) == 0.0
+        with own_redis.client() as client:
+
+            def ours() -> int:
+                listed = client.client_list()
+                return sum(1 for c in listed if c.get("name") == "providerhub")
+
+            assert ours() == 1
+            client.replicaof("127.0.0.1", other.port)  # a failover: now a replica
+            assert state.limiter.take("provider:p", limits) == 0.0  # counted locally
+            status = state.status()
+            assert not status.shared and "ReadOnlyError" in status.error
+            assert wait_until(lambda: ours() == 0, 1.0)  # no connection kept to a replica
+            client.replicaof("no", "one")
+            assert wait_until(lambda: state.check().shared, 2.5)  # and back once it is primary
+    finally:
+        state.close()
+        other.stop()
