@@ -319,8 +319,13 @@ class _Connections:
         self._read_only = ReadOnlyError
         self._idle: list[Any] = []
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def execute(self, *args: object) -> Any:
+        if os.getpid() != self._pid:
+            # A forked child: the idle connections are its parent's sockets. Left to the
+            # parent (redis-py's disconnect shuts a socket down only in its own process).
+            self._idle, self._pid = [], os.getpid()
         with self._lock:
             connection = self._idle.pop() if self._idle else None
         if connection is None:
@@ -553,7 +558,8 @@ class RedisHealth(Health):
         # A breaker hash outlives the longest cooldown, so its doubling is remembered, then
         # goes: a provider unheard of for that long starts afresh.
         self._ttl_ms = str(int(max_cooldown * 2000))
-        self._owner = uuid.uuid4().hex[:12]  # makes this process's probe tokens unique
+        # With the pid, makes this process's probe tokens unique, a forked child's too.
+        self._owner = uuid.uuid4().hex[:12]
         self._seen: dict[str, _Seen] = {}
         self._keys: dict[str, tuple[str, str]] = {}
         self._read = _Script(_READ)
@@ -573,7 +579,7 @@ class RedisHealth(Health):
         return keys
 
     def _token(self, number: int) -> str:
-        return f"{self._owner}:{number}"
+        return f"{self._owner}:{os.getpid()}:{number}"
 
     def _fresh(self, name: str) -> _Seen | None:
         """The mirror of ``name``, re-read when older than ``refresh``; None when Redis
@@ -720,7 +726,7 @@ class RedisLimiter(Limiter):
         self._spent: queue.SimpleQueue[tuple[str, int, Limits] | None] = queue.SimpleQueue()
         self._spender: threading.Thread | None = None
         self._spender_lock = threading.Lock()
-        self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._owner = uuid.uuid4().hex[:12]
         self._keys: dict[str, tuple[str, str]] = {}
 
     def keys(self, key: str) -> tuple[str, str]:
@@ -733,7 +739,9 @@ class RedisLimiter(Limiter):
         return keys
 
     def take(self, key: str, limits: Limits) -> float:
-        member = f"{self._owner}:{next(self._members)}"
+        # The pid too: a forked child counts on from its parent's number, and the same
+        # member would be one entry of the window for two requests.
+        member = f"{self._owner}:{os.getpid()}:{next(self._members)}"
         try:
             wait_ms = self._link.run(
                 lambda r: self._take(

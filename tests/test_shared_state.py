@@ -11,6 +11,7 @@ import asyncio
 import importlib.util
 import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -657,3 +658,32 @@ def test_a_primary_turned_replica_is_left_and_its_connections_dropped(own_redis:
     finally:
         state.close()
         other.stop()
+
+
+FORK_SCRIPT = """
+import os, sys
+import providerhub
+from providerhub._limits import Limits
+
+state = providerhub.RedisState(sys.argv[1])
+limits = Limits(rpm=100)
+assert state.limiter.take("provider:f", limits) == 0.0  # a connection, idle now
+pid = os.fork()
+if pid == 0:
+    ok = state.limiter.take("provider:f", limits) == 0.0 and state.status().shared
+    os._exit(0 if ok else 1)
+_, code = os.waitpid(pid, 0)
+# The parent's connection is untouched by the child: its next command answers at once.
+after = state.limiter.take("provider:f", limits)
+print(os.waitstatus_to_exitcode(code), after, state.status().shared)
+"""
+
+
+def test_a_forked_child_makes_its_own_connections(redis_url: str, redis_server: Any) -> None:
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    out = finish(run_python(FORK_SCRIPT, redis_url)).split()
+    assert out == ["0", "0.0", "True"]
+    state = providerhub.RedisState(redis_url)
+    with redis_server.client() as client:  # the parent's two and the child's one, counted
+        assert client.zcard(state.limiter.keys("provider:f")[0]) == 3
