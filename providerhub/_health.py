@@ -24,7 +24,7 @@ from typing import Callable
 
 from .errors import AuthenticationError, ProviderError
 
-__all__ = ["Claim", "Cooldown", "Health", "ProviderHealth"]
+__all__ = ["Claim", "Cooldown", "Health", "ProviderHealth", "cooldown_of"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,17 @@ class ProviderHealth:
     def probing(self) -> bool:
         """A probe call is under way."""
         return self.probe != 0
+
+
+def cooldown_of(state: ProviderHealth, now: float) -> Cooldown | None:
+    """The cooldown ``state`` is in at ``now`` (see :meth:`Health.cooling`)."""
+    if state.open_until == 0.0:
+        return None
+    if state.open_until > now:
+        return Cooldown(state.open_until - now, state.failures, state.last_error)
+    if state.probe:
+        return Cooldown(0.0, state.failures, state.last_error)
+    return None
 
 
 class Claim:
@@ -141,14 +152,9 @@ class Health:
             return None
         with self._lock:
             state = self._state.get(name)
-            if state is None or state.open_until == 0.0:
+            if state is None:
                 return None
-            now = self._clock()
-            if state.open_until > now:
-                return Cooldown(state.open_until - now, state.failures, state.last_error)
-            if state.probe:
-                return Cooldown(0.0, state.failures, state.last_error)
-            return None
+            return cooldown_of(state, self._clock())
 
     def acquire(self, name: str, *, early: bool = False) -> Claim | None:
         """Leave for a call to ask ``name`` now, or None when it must not: it is cooling

@@ -102,11 +102,7 @@ class MemoryLimiter(Limiter):
 
     def take(self, key: str, limits: Limits) -> float:
         with self._lock:
-            window = self._windows.get(key)
-            if window is None:
-                window = self._windows[key] = _Window()
-            now = self._clock()
-            self._expire(window, now)
+            window, now = self._window(key)
             if limits.tpm is not None and window.used >= limits.tpm:
                 used = window.used
                 for at, tokens in window.spent:  # oldest first: until enough have aged out
@@ -125,16 +121,16 @@ class MemoryLimiter(Limiter):
         if limits.tpm is None or tokens <= 0:
             return
         with self._lock:
-            window = self._windows.get(key)
-            if window is None:
-                window = self._windows[key] = _Window()
-            now = self._clock()
-            self._expire(window, now)
+            window, now = self._window(key)
             window.spent.append((now, tokens))
             window.used += tokens
 
-    @staticmethod
-    def _expire(window: _Window, now: float) -> None:
+    def _window(self, key: str) -> tuple[_Window, float]:
+        """``key``'s window, rid of what left it, and the time now (under the lock)."""
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = _Window()
+        now = self._clock()
         horizon = now - WINDOW
         admitted = window.admitted
         while admitted and admitted[0] <= horizon:
@@ -142,3 +138,4 @@ class MemoryLimiter(Limiter):
         spent = window.spent
         while spent and spent[0][0] <= horizon:
             window.used -= spent.popleft()[1]
+        return window, now

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from . import _settings as settings
-from ._health import Claim, Cooldown, Health, ProviderHealth
+from ._health import Claim, Cooldown, Health, ProviderHealth, cooldown_of
 from ._limits import WINDOW, Limiter, Limits, MemoryLimiter, Refusal
 from ._state import State, StateStatus
 from .errors import AuthenticationError, InvalidRequestError, ProviderError
@@ -523,6 +523,15 @@ class _Seen:
     probing: bool
     last_error: str
 
+    def health(self) -> ProviderHealth:
+        """The same, as the in-memory breaker keeps it."""
+        return ProviderHealth(
+            failures=self.failures,
+            open_until=self.open_until,
+            probe=1 if self.probing else 0,
+            last_error=self.last_error,
+        )
+
     @classmethod
     def of(cls, answer: list[Any], now: float) -> _Seen:
         failures, is_open, left_ms, probing, last_error = answer
@@ -599,14 +608,7 @@ class RedisHealth(Health):
         seen = self._fresh(name)
         if seen is None:
             return super().cooling(name)
-        if seen.open_until == 0.0:
-            return None
-        now = time.monotonic()
-        if seen.open_until > now:
-            return Cooldown(seen.open_until - now, seen.failures, seen.last_error)
-        if seen.probing:
-            return Cooldown(0.0, seen.failures, seen.last_error)
-        return None
+        return cooldown_of(seen.health(), time.monotonic())
 
     def acquire(self, name: str, *, early: bool = False) -> Claim | None:
         seen = self._seen.get(name)
@@ -702,12 +704,7 @@ class RedisHealth(Health):
             if seen is None:
                 return super().snapshot()
             if seen.failures or seen.open_until:
-                found[name] = ProviderHealth(
-                    failures=seen.failures,
-                    open_until=seen.open_until,
-                    probe=1 if seen.probing else 0,
-                    last_error=seen.last_error,
-                )
+                found[name] = seen.health()
         return found
 
 
