@@ -456,9 +456,7 @@ class _Link:
             commands = self._direct or self.client
             try:
                 answer = command(commands)
-            except self._connection_errors as exc:
-                if "Timeout" in type(exc).__name__:
-                    raise
+            except self._connection_errors:  # redis-py's TimeoutError is not one of them
                 # A pooled connection that Redis closed (a restart, an idle timeout) fails
                 # once; a fresh one may well answer.
                 answer = command(commands)
@@ -590,12 +588,19 @@ class RedisHealth(Health):
     def _token(self, number: int) -> str:
         return f"{self._owner}:{os.getpid()}:{number}"
 
+    def _recent(self, name: str) -> _Seen | None:
+        """The mirror of ``name`` if it was read less than ``refresh`` ago and Redis is
+        usable, else None."""
+        seen = self._seen.get(name)
+        if seen is not None and time.monotonic() - seen.at < self._refresh and self._link.up:
+            return seen
+        return None
+
     def _fresh(self, name: str) -> _Seen | None:
         """The mirror of ``name``, re-read when older than ``refresh``; None when Redis
         cannot be used (the caller then goes by the in-memory state)."""
-        seen = self._seen.get(name)
-        now = time.monotonic()
-        if seen is not None and now - seen.at < self._refresh and self._link.up:
+        seen = self._recent(name)
+        if seen is not None:
             return seen
         try:
             answer = self._link.run(lambda r: self._read(keys=self.keys(name), client=r))
@@ -611,13 +616,8 @@ class RedisHealth(Health):
         return cooldown_of(seen.health(), time.monotonic())
 
     def acquire(self, name: str, *, early: bool = False) -> Claim | None:
-        seen = self._seen.get(name)
-        if (
-            seen is not None
-            and seen.open_until == 0.0
-            and time.monotonic() - seen.at < self._refresh
-            and self._link.up
-        ):
+        seen = self._recent(name)
+        if seen is not None and seen.open_until == 0.0:
             return Claim(self, name, 0)  # healthy a moment ago: no command on this path
         with self._lock:
             self._claims += 1
