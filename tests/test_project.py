@@ -51,3 +51,31 @@ def test_the_readme_tools_example_runs_and_prints_what_it_says(tmp_path: Path) -
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == printed
+
+
+def test_the_test_command_pins_every_tool_it_installs() -> None:
+    """CI installs from constraints.txt, which names a version for every package of the
+    dev and test extras: a release elsewhere cannot change what CI runs."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+
+    assert "-c constraints.txt" in readme_commands()[1]
+    assert '-c constraints.txt -e ".[test]"' in (ROOT / ".ci" / "run").read_text()
+    pinned = set()
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        requirement = line.split("#")[0].split(";")[0].strip()
+        if requirement:
+            name, version = requirement.split("==")
+            assert version
+            pinned.add(re.sub(r"[-_.]+", "-", name).lower())
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for extra in ("dev", "test"):
+        for requirement in extras[extra]:
+            name = re.split(r"[\[<>=;!~ ]", requirement, maxsplit=1)[0]
+            assert re.sub(r"[-_.]+", "-", name).lower() in pinned, name

@@ -192,7 +192,7 @@ def test_readyz_and_metrics_follow_redis_killed_and_started_again(
             assert status == 200 and ready["providers"] == ["limited", "free"]
             state = ready["state"]
             assert (state["backend"], state["shared"]) == ("redis", False)
-            assert "ConnectionError" in state["error"]
+            assert state["error"]  # redis-py's words, which are its own to change
             assert state["down_since"] <= time.time()
             assert state["describe"].startswith(f"process-local: {redis_server.url} cannot")
             assert _metric(gateway, STATE_METRIC) == 0
@@ -308,7 +308,7 @@ def test_providers_says_when_redis_cannot_be_reached(
     dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     env = _env(_config(tmp_path, upstream), dead)
     text = _cli(env, "providers")
-    assert f"cooldowns: not known: {dead} cannot be reached (ConnectionError" in text
+    assert f"cooldowns: not known: {dead} cannot be reached (" in text
     state = json.loads(_cli(env, "providers", "--json"))["state"]
     assert (state["shared"], state["location"]) == (False, dead)
 

@@ -401,7 +401,7 @@ def test_redis_killed_mid_run_then_restarted(
             times.append(time.perf_counter() - began)
         assert max(times) < 0.3
         status = hub.state.status()
-        assert not status.shared and "ConnectionError" in status.error
+        assert not status.shared and status.error
         assert status.down_since is not None
         down = [r for r in caplog.records if "cannot be used" in r.getMessage()]
         assert len(down) == 1  # once per transition, not once per call
@@ -651,7 +651,7 @@ def test_a_primary_turned_replica_is_left_and_its_connections_dropped(own_redis:
             client.replicaof("127.0.0.1", other.port)  # a failover: now a replica
             assert state.limiter.take("provider:p", limits) == 0.0  # counted locally
             status = state.status()
-            assert not status.shared and "ReadOnlyError" in status.error
+            assert not status.shared and status.error
             assert wait_until(lambda: ours() == 0, 1.0)  # no connection kept to a replica
             client.replicaof("no", "one")
             assert wait_until(lambda: state.check().shared, 2.5)  # and back once it is primary
