@@ -172,7 +172,8 @@ class Health:
 
         When the cooldown is over and no probe is under way, the claim is the probe, and
         only this call gets it. ``early`` lets the call ask a provider still cooling down
-        (not as the probe): the router does so when every candidate is cooling down.
+        (not as the probe): the router does so, once, when every candidate is cooling down
+        and the hub says ``when_all_cooling="try-soonest"``.
         """
         with self._lock:
             state = self._state.get(name)
