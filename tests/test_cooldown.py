@@ -361,6 +361,8 @@ class StallingServer:
 
     def __init__(self, stalls: int = 1) -> None:
         self.requests = 0
+        self.hangups = 0
+        """Stalled requests whose client went away."""
         self.stalls = stalls
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
@@ -391,6 +393,7 @@ class StallingServer:
             if self.requests <= self.stalls:
                 while conn.recv(65536):  # no headers, ever: until the client goes
                     pass
+                self.hangups += 1
                 return
             doc = json.dumps(
                 {"choices": [{"index": 0, "message": {"role": "assistant", "content": "back"},
@@ -449,12 +452,13 @@ def test_cancelling_the_probe_on_the_thread_path_frees_it_at_once_and_closes_its
             task = asyncio.create_task(probe())
             assert await await_until(lambda: stalling.requests == 1, 2)
             assert hub.health.snapshot()["p1"].probing
-            assert sockets() == loop_sockets + 2  # the call's, and the server's side
+            assert sockets() >= loop_sockets + 2  # the call's, and the server's side
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
             cancelled = time.perf_counter()
             assert not hub.health.snapshot()["p1"].probing  # given back with the cancel
+            assert await await_until(lambda: stalling.hangups == 1)  # the socket was cut
             # The next call is the new probe, and reaches the upstream at once.
             assert await hub.acreate(MODEL, HI, timeout=5) == "back"
             return time.perf_counter() - cancelled
@@ -464,7 +468,7 @@ def test_cancelling_the_probe_on_the_thread_path_frees_it_at_once_and_closes_its
         # The cancelled worker's socket was shut down: it ends, and closes it, at once
         # (the read timeout was a minute); the server saw the client go.
         assert wait_until(lambda: not worker_threads(), 1)
-        assert wait_until(lambda: sockets() == before_sockets and threads() <= before_threads, 1)
+        assert wait_until(lambda: sockets() <= before_sockets and threads() <= before_threads, 1)
         healed = hub.health.snapshot()["p1"]
         assert healed.failures == 0 and healed.open_until == 0.0  # by the new probe alone
         assert state.failures == hub.health.threshold
