@@ -9,12 +9,13 @@ sent, and cancelling a waiting call takes it out of the line at once. A worker t
 with nothing left to do ends.
 
 Cancelling the task, closing the stream, or leaving an ``async for`` early (the stream
-is aborted when it is dropped) aborts the call: the HTTP response's socket is shut down,
-the worker's blocked read returns, no further request is sent, and the worker ends. (A
-provider that does not use providerhub's transport cannot be interrupted mid-call; its
-worker ends when the provider returns, and the router's deadline still bounds the wait.
-A request still waiting for its response headers is not interrupted either: it ends at
-its read timeout, and is not retried.)
+is aborted when it is dropped) aborts the call: the breaker's claims are abandoned (a
+probe is free again at once, and what the worker learns afterwards is not counted), the
+socket of the call's connection is shut down, a request still waiting for its response
+headers included, the worker's blocked read returns, no further request is sent, and the
+worker ends, closing the socket. (A provider that does not send through the hub's session
+cannot be interrupted mid-call; its worker ends when the provider returns, and the
+router's deadline still bounds the wait.)
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ async def collect(
     last = len(candidates) - 1
     for index, p in enumerate(candidates):
         try:
-            started = await start(call, p, early=index == last and not errors)
+            started = await start(call, p, early=call.try_soonest and index == last and not errors)
         except ProviderError as err:
             errors[p.name] = err
             continue
@@ -172,7 +172,7 @@ async def _stream(
     last = len(candidates) - 1
     for index, p in enumerate(candidates):
         try:
-            started = await start(call, p, early=index == last and not errors)
+            started = await start(call, p, early=call.try_soonest and index == last and not errors)
         except ProviderError as err:
             errors[p.name] = err
             continue

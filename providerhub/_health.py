@@ -12,7 +12,10 @@ it when it is over. The probe is claimed under the lock, so exactly one call pro
 is given back however its call ends: a success closes the breaker, a failure re-opens
 it, and anything else (the caller closed the stream or dropped it, the task was
 cancelled, the request was refused as invalid, a ``KeyboardInterrupt``) releases it,
-leaving the breaker open with its time up, so that the next call probes.
+leaving the breaker open with its time up, so that the next call probes. A call aborted
+from another thread (an asyncio task cancelled while its worker thread still waits for
+the provider) abandons its claim there and then: the probe is given back at once, and what
+the worker reports afterwards, success or failure, is not counted.
 """
 
 from __future__ import annotations
@@ -88,12 +91,13 @@ class Claim:
     harmless. ``probe`` says whether the call is the breaker's probe.
     """
 
-    __slots__ = ("_health", "_probe", "name")
+    __slots__ = ("_health", "_probe", "_void", "name")
 
     def __init__(self, health: Health, name: str, probe: int) -> None:
         self._health = health
         self.name = name
         self._probe = probe
+        self._void = False  # abandoned: its outcome no longer counts
 
     @property
     def probe(self) -> bool:
@@ -112,6 +116,12 @@ class Claim:
         """The call ended neither way: give back the probe, if this claim holds it."""
         if self._probe:  # set once, only ever cleared (under the lock): a 0 is final
             self._health._release(self)
+
+    def abandon(self) -> None:
+        """Nobody waits for the call any more, though its attempt may still be running
+        (on another thread): give back the probe now, and ignore whatever the attempt
+        reports from now on (:meth:`success` and :meth:`failure` do nothing)."""
+        self._health._abandon(self)
 
     def __repr__(self) -> str:
         return f"<Claim {self.name!r}{' probe' if self._probe else ''}>"
@@ -162,7 +172,8 @@ class Health:
 
         When the cooldown is over and no probe is under way, the claim is the probe, and
         only this call gets it. ``early`` lets the call ask a provider still cooling down
-        (not as the probe): the router does so when every candidate is cooling down.
+        (not as the probe): the router does so, once, when every candidate is cooling down
+        and the hub says ``when_all_cooling="try-soonest"``.
         """
         with self._lock:
             state = self._state.get(name)
@@ -186,6 +197,8 @@ class Health:
 
     def _settle(self, claim: Claim, error: ProviderError | None) -> None:
         with self._lock:
+            if claim._void:
+                return
             if error is None:
                 claim._probe = 0
                 state = self._state.get(claim.name)
@@ -221,6 +234,13 @@ class Health:
             if state is not None and state.probe == claim._probe:
                 state.probe = 0
             claim._probe = 0
+
+    def _abandon(self, claim: Claim) -> None:
+        # Under the lock, so that an outcome being settled on the worker thread either
+        # counts whole (it came before the abort) or not at all.
+        with self._lock:
+            claim._void = True
+        claim.release()
 
     def reset(self, name: str | None = None) -> None:
         """Forget the state of ``name``, or of every provider."""

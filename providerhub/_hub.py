@@ -20,7 +20,7 @@ from ._state import StateLike, resolve
 from ._timeout import TimeoutLike, to_timeout
 from ._transport import one_line
 from ._validation import validate_messages, validate_model
-from .errors import InvalidRequestError, NoProviderError
+from .errors import InvalidRequestError, NoProviderError, ProvidersCoolingDownError
 
 if TYPE_CHECKING:
     import pluggy
@@ -50,7 +50,11 @@ class Hub:
     left alone for ``cooldown`` seconds (doubling while it keeps failing, up to
     ``max_cooldown``); see docs/routing.md. ``state`` says where cooldowns and rate-limit
     counts are kept: in this process, or shared with every process that points at the same
-    Redis (see :data:`providerhub.StateLike` and docs/deploy.md).
+    Redis (see :data:`providerhub.StateLike` and docs/deploy.md). ``when_all_cooling``
+    says what a call whose every candidate is cooling down gets: ``"refuse"`` (the
+    default), :class:`ProvidersCoolingDownError` at once, nothing sent; ``"try-soonest"``,
+    one attempt at the provider whose cooldown ends first; None follows
+    ``PROVIDERHUB_WHEN_ALL_COOLING``.
     """
 
     def __init__(
@@ -63,7 +67,10 @@ class Hub:
         cooldown: float = 30.0,
         max_cooldown: float = 600.0,
         state: StateLike = None,
+        when_all_cooling: str | None = None,
     ) -> None:
+        self.when_all_cooling = settings.when_all_cooling(when_all_cooling)
+        """``"refuse"`` or ``"try-soonest"``: see the class."""
         self.state = resolve(state)
         """Where the cooldowns and rate-limit counts are kept: in this process (the
         default), or shared through Redis (``PROVIDERHUB_REDIS_URL``, or ``state=`` a
@@ -283,10 +290,19 @@ class Hub:
         validate_model(model)
         router.check_auth(auth, provider)
         model, provider = router.resolve(self.registry, model, provider)
-        candidates, _ = router.plan(
-            self.registry, self.health, model, stream=stream, auth=auth, provider=provider
-        )
-        return candidates
+        return router.plan(
+            self.registry,
+            self.health,
+            model,
+            stream=stream,
+            auth=auth,
+            provider=provider,
+            try_soonest=self._try_soonest,
+        ).candidates
+
+    @property
+    def _try_soonest(self) -> bool:
+        return self.when_all_cooling == "try-soonest"
 
     @overload
     def create(
@@ -347,8 +363,10 @@ class Hub:
 
         Everything is checked before any provider is asked: bad input raises
         :class:`InvalidRequestError`, an unknown model :class:`ModelNotFoundError`, a model
-        no provider can serve for these needs :class:`NoProviderError`. ``retries``
-        overrides the hub's retries for this call.
+        no provider can serve for these needs :class:`NoProviderError`, and one whose every
+        provider is cooling down :class:`ProvidersCoolingDownError` (unless the hub says
+        ``when_all_cooling="try-soonest"``). ``retries`` overrides the hub's retries for
+        this call.
         """
         call, candidates = self._prepare(
             model,
@@ -389,7 +407,7 @@ class Hub:
         for reserved in ("session",):
             if reserved in kwargs:
                 raise InvalidRequestError(f"{reserved!r} is set by the hub; do not pass it")
-        candidates, reasons = router.plan(
+        candidates, reasons, cooling = router.plan(
             self.registry,
             self.health,
             model,
@@ -397,8 +415,11 @@ class Hub:
             auth=auth,
             provider=provider,
             needs=required_capabilities(checked, kwargs),
+            try_soonest=self._try_soonest,
         )
         if not candidates:
+            if cooling:
+                raise ProvidersCoolingDownError(model, reasons, cooling, stream=stream)
             raise NoProviderError(model, reasons, stream=stream)
         call = router.Call(
             model,
@@ -414,6 +435,7 @@ class Hub:
                 self._retry(self.retries if retries is None else retries), self.retry_after_max
             ),
             structured=structured,
+            try_soonest=self._try_soonest,
         )
         return call, candidates
 

@@ -4,7 +4,9 @@ Candidates for a model are the providers that list it, are working, stream when 
 and need no credential or have one. The caller's ``provider`` names pin the choice and its
 order; otherwise registration order holds. A candidate that fails before any text reached
 the caller makes way for the next; once text has reached the caller, a failure is raised,
-because continuing elsewhere would mix two answers.
+because continuing elsewhere would mix two answers. A call whose every candidate is
+cooling down is refused before anything is sent (:class:`ProvidersCoolingDownError`),
+unless the hub says ``when_all_cooling="try-soonest"``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .errors import (
     ProviderError,
     ProviderHTTPError,
     ProviderResponseError,
+    ProvidersCoolingDownError,
     ProviderTimeoutError,
     RateLimitError,
     StructuredAnswerError,
@@ -49,6 +52,7 @@ __all__ = [
     "AttemptObserver",
     "Auth",
     "Call",
+    "Plan",
     "ProviderChoice",
     "RetryPolicy",
     "Stream",
@@ -92,6 +96,17 @@ def resolve(registry: Registry, model: str, provider: ProviderChoice) -> tuple[s
     return model, provider
 
 
+class Plan(NamedTuple):
+    """What :func:`plan` found: the ``candidates``, best first; why each other provider
+    serving the model was left out (``reasons``); and, of those, the ones left out only
+    because they are cooling down (``cooling``), with the seconds until each takes a call
+    again (0 while another call probes it)."""
+
+    candidates: list[Provider]
+    reasons: dict[str, str]
+    cooling: dict[str, float]
+
+
 def plan(
     registry: Registry,
     health: Health,
@@ -101,10 +116,13 @@ def plan(
     auth: Auth,
     provider: ProviderChoice,
     needs: frozenset[str] = frozenset(),
-) -> tuple[list[Provider], dict[str, str]]:
+    try_soonest: bool = False,
+) -> Plan:
     """The candidates for ``model``, best first, and why each other provider that serves
     it was left out. ``needs`` names the capability fields the request needs (see
-    :func:`providerhub._contract.required_capabilities`)."""
+    :func:`providerhub._contract.required_capabilities`). When every provider that fits
+    is cooling down there is no candidate, unless ``try_soonest``: then the one whose
+    cooldown ends first is (see :class:`Call`)."""
     serving = registry.serving(model)
     pinned = _pinned(registry, provider)
     if not serving:
@@ -115,7 +133,7 @@ def plan(
     considered = serving if pinned is None else pinned
     candidates: list[Provider] = []
     reasons: dict[str, str] = {}
-    cooling: list[tuple[float, Provider]] = []
+    cooling: dict[str, float] = {}
     for p in considered:
         why = _exclusion(p, model, stream, auth, needs)
         if why is None:
@@ -123,19 +141,19 @@ def plan(
             if cooldown is None:
                 candidates.append(p)
                 continue
-            if cooldown.remaining > 0:  # one mid-probe is left to its probe
-                cooling.append((cooldown.remaining, p))
+            cooling[p.name] = cooldown.remaining
             why = cooldown.describe()
         reasons[p.name] = why
-    if not candidates and cooling:
-        # Refusing outright would fail a call that one of them may well serve by now: try
-        # the provider whose cooldown ends first.
-        candidates.append(min(cooling, key=lambda pair: pair[0])[1])
+    if not candidates and try_soonest:
+        waiting = {name: left for name, left in cooling.items() if left > 0}
+        if waiting:  # one mid-probe is left to its probe
+            soonest = min(waiting, key=waiting.__getitem__)
+            candidates.append(next(p for p in considered if p.name == soonest))
     if pinned is not None:
         for p in serving:
             if p not in pinned:
                 reasons.setdefault(p.name, "not among the providers asked for")
-    return candidates, reasons
+    return Plan(candidates, reasons, cooling)
 
 
 def _exclusion(
@@ -276,6 +294,7 @@ class Call:
         policy: RetryPolicy,
         structured: bool = False,
         limiter: Limiter,
+        try_soonest: bool = False,
     ) -> None:
         self.model = model
         self.messages = messages
@@ -289,12 +308,21 @@ class Call:
         self.policy = policy
         self.structured = structured
         """Whether the caller takes structured pieces (the client) or text only."""
+        self.try_soonest = try_soonest
+        """Whether the last candidate is asked, once, even while it cools down, when no
+        other was (``Hub(when_all_cooling="try-soonest")``); else the call is refused."""
         self.deadline = None if timeout.total is None else time.monotonic() + timeout.total
         self.refused: dict[str, str] = {}
         """Candidates the breaker or their rate limit turned away when their turn came,
         and why."""
         self.waits: dict[str, float] = {}
         """Candidates at their rate limit, and the seconds until they take a call."""
+        self.cooling: dict[str, float] = {}
+        """Candidates the breaker turned away, and the seconds until they take a call (0
+        while another call probes them)."""
+        self.once: set[str] = set()
+        """Candidates asked while cooling down (``try_soonest``): one attempt each, no
+        retry."""
         self.asession: Callable[[], Awaitable[Any]] | None = None
         """For the asyncio-native path (:mod:`providerhub._arouter`): gives the hub's
         ``aiohttp.ClientSession`` of the running event loop."""
@@ -326,7 +354,8 @@ class Call:
 
         None, with the reason in :attr:`refused`, when the breaker turns ``p`` away: it
         is cooling down, or another call is probing it. ``early`` asks it even while it
-        cools down, for a call that has no one else to ask. Raises
+        cools down, once, with no retry, for a call that has no one else to ask (see
+        :attr:`try_soonest`). Raises
         :class:`~providerhub._transport.CallAborted` once the call is aborted: no request
         is sent after that.
         """
@@ -344,11 +373,17 @@ class Call:
 
     def claim(self, p: Provider, *, early: bool = False) -> Claim | None:
         """The breaker's leave to ask ``p`` (see :meth:`start`), or None, with the reason
-        in :attr:`refused`."""
-        claim = self.health.acquire(p.name, early=early)
+        in :attr:`refused`. The call's :class:`~providerhub._transport.Abort`, if it has
+        one, abandons the claim when the call is aborted."""
+        claim = self.health.acquire(p.name)
+        if claim is None and early:
+            claim = self.health.acquire(p.name, early=True)
+            if claim is not None and not claim.probe:
+                self.once.add(p.name)
         if claim is None:
             cooldown = self.health.cooling(p.name)
             self.refused[p.name] = "cooling down" if cooldown is None else cooldown.describe()
+            self.cooling[p.name] = 0.0 if cooldown is None else cooldown.remaining
             return None
         limits = p.limits
         if limits:
@@ -363,6 +398,11 @@ class Call:
                     f"{wait:.1f} s"
                 )
                 return None
+        abort = transport.current_abort()
+        if abort is not None:
+            # Whoever aborts the call gives the probe back at once, and whatever the
+            # abandoned attempt reports later is not counted (see Claim.abandon).
+            abort.on_abort(claim.abandon)
         return claim
 
     def counted(self, p: Provider, pieces: Iterator[Piece]) -> Iterator[Piece]:
@@ -404,7 +444,9 @@ class Call:
         # A failed probe says the provider is still down, and the breaker has re-opened:
         # the next candidate is asked at once, and the cooldown is not doubled again by
         # each retry.
-        wait, retry = (None, retry) if probing else self._next_wait(retry, err)
+        wait, retry = (
+            (None, retry) if probing or p.name in self.once else self._next_wait(retry, err)
+        )
         if wait is not None and p.limits and self.limiter.take(p.limit_key, p.limits):
             wait = None  # a retry is one more request, and the limit has no room for it
         outcome = type(err).__name__ + (" (retrying)" if wait is not None else "")
@@ -533,6 +575,9 @@ def _failed(call: Call, errors: dict[str, ProviderError]) -> Exception:
     if not errors:  # the breaker or the rate limits turned every candidate away
         if call.waits and len(call.waits) == len(call.refused):
             return _rate_limited(call)
+        if call.cooling:
+            waits = {**call.waits, **call.cooling}
+            return ProvidersCoolingDownError(call.model, call.refused, waits, stream=call.stream)
         return NoProviderError(call.model, call.refused, stream=call.stream)
     if len(errors) == 1:
         return next(iter(errors.values()))
@@ -619,13 +664,13 @@ def started(
 ) -> Iterator[tuple[Provider, Iterator[Piece], Piece, Attempt]]:
     """Each candidate in turn that the breaker lets through and that gives its first
     piece: the provider, the rest of its pieces, that piece, and the attempt. A failure
-    before the first piece goes into ``errors``, as the caller's failures after it do; the
-    last candidate is asked even while it cools down when no other was (see
-    :meth:`Call.start`)."""
+    before the first piece goes into ``errors``, as the caller's failures after it do; with
+    :attr:`Call.try_soonest`, the last candidate is asked even while it cools down when no
+    other was (see :meth:`Call.start`)."""
     last = len(candidates) - 1
     for index, p in enumerate(candidates):
         try:
-            begun = call.start(p, early=index == last and not errors)
+            begun = call.start(p, early=call.try_soonest and index == last and not errors)
         except ProviderError as err:
             errors[p.name] = err
             continue

@@ -10,7 +10,9 @@ digit written as ``_``:
 - ``PROVIDERHUB_REDIS_URL=redis://host:port/db`` makes every new hub share its cooldowns and
   rate-limit counts through Redis, ``PROVIDERHUB_REDIS_TIMEOUT`` (seconds, 0.1 by default)
   bounds each Redis command, and ``PROVIDERHUB_REDIS_FAIL=closed`` refuses rate-limited
-  calls while Redis is down (``open``, the default, counts them in the process).
+  calls while Redis is down (``open``, the default, counts them in the process);
+- ``PROVIDERHUB_WHEN_ALL_COOLING=refuse`` (the default) or ``try-soonest`` says what a new
+  hub does with a call whose every candidate is cooling down (see ``Hub(when_all_cooling=)``).
 
 The environment is read when a value is needed, not cached, so a change shows at once.
 """
@@ -28,6 +30,8 @@ __all__ = [
     "REDIS_FAIL_VARIABLE",
     "REDIS_TIMEOUT_VARIABLE",
     "REDIS_URL_VARIABLE",
+    "WHEN_ALL_COOLING",
+    "WHEN_ALL_COOLING_VARIABLE",
     "aliases",
     "api_key",
     "api_key_variable",
@@ -39,6 +43,7 @@ __all__ = [
     "redis_url",
     "url",
     "url_variable",
+    "when_all_cooling",
 ]
 
 DISABLE_VARIABLE = "PROVIDERHUB_DISABLE_PLUGINS"
@@ -46,6 +51,11 @@ ALIASES_VARIABLE = "PROVIDERHUB_ALIASES"
 REDIS_URL_VARIABLE = "PROVIDERHUB_REDIS_URL"
 REDIS_TIMEOUT_VARIABLE = "PROVIDERHUB_REDIS_TIMEOUT"
 REDIS_FAIL_VARIABLE = "PROVIDERHUB_REDIS_FAIL"
+WHEN_ALL_COOLING_VARIABLE = "PROVIDERHUB_WHEN_ALL_COOLING"
+WHEN_ALL_COOLING = ("refuse", "try-soonest")
+"""What a hub may do with a call whose every candidate is cooling down: ``refuse`` it at
+once (``ProvidersCoolingDownError``, nothing sent), or ``try-soonest``: send one attempt to
+the provider whose cooldown ends first."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -182,3 +192,23 @@ def redis_fail_closed() -> bool:
         f"{REDIS_FAIL_VARIABLE} holds {raw!r}; give 'open' (the default: while Redis is down, "
         "rate limits are counted in each process) or 'closed' (rate-limited calls are refused)"
     )
+
+
+def when_all_cooling(given: str | None = None) -> str:
+    """``given``, or else ``PROVIDERHUB_WHEN_ALL_COOLING`` (``refuse`` when unset): one of
+    :data:`WHEN_ALL_COOLING`."""
+    from .errors import InvalidRequestError
+
+    if given is None:
+        raw = os.environ.get(WHEN_ALL_COOLING_VARIABLE, "").strip().lower() or "refuse"
+        where = WHEN_ALL_COOLING_VARIABLE
+    else:
+        raw = given
+        where = "when_all_cooling"
+    if raw not in WHEN_ALL_COOLING:
+        raise InvalidRequestError(
+            f"{where} holds {raw!r}; give 'refuse' (the default: a call whose every "
+            "provider is cooling down is refused at once, with the time to come back) or "
+            "'try-soonest' (one attempt goes to the provider whose cooldown ends first)"
+        )
+    return raw

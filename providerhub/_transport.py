@@ -25,7 +25,7 @@ import socket
 import sys
 import threading
 from base64 import b64encode
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from time import monotonic, time
@@ -80,6 +80,7 @@ __all__ = [
     "redirect_target",
     "safe_url",
     "set_abort",
+    "shutdown_socket",
     "status_error",
     "too_many_redirects",
     "total_timeout",
@@ -101,12 +102,11 @@ def new_session(pool_size: int = POOL_SIZE) -> requests.Session:
     concurrent calls through one hub reuse connections instead of opening new ones, and
     which reads proxy settings from the environment once per origin (see
     :mod:`providerhub._session`)."""
-    from requests.adapters import HTTPAdapter
-
+    from ._abortable import AbortableAdapter
     from ._session import Session
 
     session = Session()
-    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
+    adapter = AbortableAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -126,14 +126,20 @@ class Abort:
     """Lets another thread cut a call's HTTP exchanges short.
 
     The asyncio API runs a call in a worker thread; when its task is cancelled it calls
-    :meth:`abort`, which shuts down the sockets of the responses registered so far, so
-    the worker's blocked read returns at once, and wakes the router if it is waiting to
-    retry; the router asks no provider after that, and the worker ends.
+    :meth:`abort`, which first runs what was handed to :meth:`on_abort` (the router gives
+    back the breaker's claims there, so a probe is free again at once), then shuts down the
+    sockets of the connections the call is using (:meth:`watch`: the hub's sessions tell
+    it of each, see :mod:`providerhub._abortable`) and of the responses registered so far,
+    so the worker's blocked read returns at once, even one still waiting for the response's
+    headers, and wakes the router if it is waiting to retry; the router asks no provider
+    after that, and the worker ends, closing the sockets.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._responses: list[requests.Response] = []
+        self._connections: list[Any] = []
+        self._callbacks: list[Callable[[], None]] = []
         self._event = threading.Event()
 
     @property
@@ -147,10 +153,47 @@ class Abort:
                 return
         _shutdown(response)
 
+    def watch(self, connection: Any) -> None:
+        """The call is sending a request on ``connection`` (a urllib3 connection, whose
+        ``sock`` may not be connected yet): :meth:`abort` shuts its socket down, until
+        :meth:`unwatch`."""
+        with self._lock:
+            connection.providerhub_abort = self
+            if not self._event.is_set():
+                self._connections.append(connection)
+                return
+        shutdown_socket(connection.sock)
+
+    def unwatch(self, connection: Any) -> None:
+        """The call is done with ``connection``, which may now serve another call."""
+        with self._lock:
+            connection.providerhub_abort = None
+            if connection in self._connections:
+                self._connections.remove(connection)
+
+    def on_abort(self, callback: Callable[[], None]) -> None:
+        """Have ``callback`` (quick, never raising) run when the call is aborted: at once
+        if it already was."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
     def abort(self) -> None:
         with self._lock:
             self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        # The claims first: once they are abandoned, nothing the worker sees can count.
+        for callback in callbacks:
+            callback()
+        with self._lock:
             responses, self._responses = self._responses, []
+            connections, self._connections = self._connections, []
+            # Under the lock: a connection given back to its pool (unwatch) could be lent
+            # to another call the moment after, and its socket is not this call's to cut.
+            for connection in connections:
+                shutdown_socket(connection.sock)
         for response in responses:
             _shutdown(response)
 
@@ -185,11 +228,21 @@ def _shutdown(response: requests.Response) -> None:
     if sock is None:
         response.close()  # not mid-read on a socket we can reach: closing is enough
         return
+    shutdown_socket(sock)
+
+
+def shutdown_socket(sock: Any) -> None:
+    """Shut ``sock`` down both ways (nothing for None), so that a thread blocked reading
+    or writing it returns at once; whoever uses it closes it. For a TLS socket, the plain
+    socket's shutdown: ``ssl``'s own would unset the TLS object under the reading thread."""
+    if sock is None:
+        return
     try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        # Already closed or reset by the peer: either way the reader is not blocked.
-        logger.debug("socket of %s was already closed", safe_url(response.url))
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except (OSError, TypeError):
+        # Already closed or reset by the peer (or no plain socket): either way no reader
+        # is blocked on it.
+        logger.debug("a socket was already closed")
 
 
 @functools.lru_cache(maxsize=256)

@@ -6,7 +6,9 @@ Catch :class:`ProviderHubError` to catch them all. The tree::
     ├── InvalidRequestError          (also ValueError)  bad input, raised before any network call
     ├── ModelNotFoundError           (also LookupError) no provider lists the model
     ├── NoProviderError              (also LookupError) the model is known, but no provider
-    │                                                    fits these needs (stream, auth, ...)
+    │   │                                                fits these needs (stream, auth, ...)
+    │   └── ProvidersCoolingDownError                   each that fits is cooling down: nothing
+    │                                                   was sent; ``.retry_after``, ``.waits``
     ├── ProviderError                                   one provider failed; ``.provider``
     │   ├── ProviderConnectionError                     could not connect, connection reset
     │   │   └── ProviderConfigurationError              no retry can help: TLS or certificate,
@@ -36,6 +38,7 @@ happened, and say what to do. They never contain a credential.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -55,6 +58,7 @@ __all__ = [
     "ProviderHubError",
     "ProviderResponseError",
     "ProviderTimeoutError",
+    "ProvidersCoolingDownError",
     "RateLimitError",
     "StreamInterruptedError",
     "StructuredAnswerError",
@@ -98,9 +102,49 @@ class NoProviderError(ProviderHubError, LookupError):
         self.model = model
         self.reasons = dict(reasons)
         self.stream = stream
-        lines = [f"no provider can serve model {model!r} for this request:"]
+        lines = [self._headline()]
         lines += [f"  {name}: {why}" for name, why in self.reasons.items()]
         super().__init__("\n".join(lines))
+
+    def _headline(self) -> str:
+        return f"no provider can serve model {self.model!r} for this request:"
+
+
+class ProvidersCoolingDownError(NoProviderError):
+    """Every provider that could serve the request is cooling down after failures, or is
+    being probed by another call, so the call was refused before any request was sent.
+
+    ``waits`` maps each of them to the seconds until it takes a call again (0 while its
+    probe is under way: as soon as the probe answers); ``retry_after`` is the soonest of
+    them. ``reasons`` says, as for :class:`NoProviderError`, why each provider serving the
+    model was left out.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        reasons: Mapping[str, str],
+        waits: Mapping[str, float],
+        *,
+        stream: bool = False,
+    ) -> None:
+        if not waits:
+            raise ValueError("waits must name at least one provider")
+        self.waits = {name: max(0.0, wait) for name, wait in waits.items()}
+        self.retry_after = min(self.waits.values())
+        """Seconds until the first of them takes a call again."""
+        super().__init__(model, reasons, stream=stream)
+
+    def _headline(self) -> str:
+        soonest = min(self.waits, key=self.waits.__getitem__)
+        if self.retry_after > 0:
+            when = f"retry in {math.ceil(self.retry_after)} s, when {soonest} takes calls again"
+        else:
+            when = f"retry in a moment, when the probe of {soonest} has answered"
+        return (
+            f"every provider that can serve model {self.model!r} is cooling down after "
+            f"failures, so nothing was sent: {when}:"
+        )
 
 
 class ProviderError(ProviderHubError):

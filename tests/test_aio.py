@@ -104,6 +104,8 @@ def test_errors_and_fallback_are_those_of_create(
     hub.unregister("up")
     with pytest.raises(providerhub.ProviderConnectionError):
         asyncio.run(hub.acreate("m", HI))
+    # Its third failure in a row cooled "down" off; the stream is for the error it gives.
+    hub.health.reset("down")
 
     async def stream_failure() -> None:
         async for _ in hub.acreate("m", HI, stream=True):

@@ -262,8 +262,8 @@ def test_a_cancelled_probe_acreate_gives_the_probe_back_and_is_no_failure(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        # The worker ends with its read timeout, takes it for the abort it is, and gives
-        # the probe back.
+        # The cancellation gives the probe back (tests/test_cooldown.py: at once, and the
+        # worker's socket is shut down).
         assert await await_until(lambda: not probing(hub))
 
     asyncio.run(main())

@@ -234,7 +234,8 @@ def test_a_cooled_provider_is_explained_and_the_earliest_is_tried_when_all_cool(
 ) -> None:
     server.default = Reply.error(500)
     second.default = Reply.error(500)
-    with make_hub(server, second, retries=0, cooldown=30) as hub:
+    # Trying the earliest is the option; refusing is the default (tests/test_cooldown.py).
+    with make_hub(server, second, retries=0, cooldown=30, when_all_cooling="try-soonest") as hub:
         for _ in range(3):
             with pytest.raises(AllProvidersFailedError):
                 hub.create(MODEL, HI)

@@ -24,6 +24,7 @@ from ..errors import (
     ModelNotFoundError,
     NoProviderError,
     ProviderError,
+    ProvidersCoolingDownError,
     RateLimitError,
 )
 from ..plugin import redact
@@ -95,6 +96,15 @@ def failure_for(exc: Exception, hub: Hub, secrets: Iterable[str]) -> Failure:
 
 
 def _no_provider(exc: NoProviderError, hub: Hub, message: str) -> Failure:
+    if isinstance(exc, ProvidersCoolingDownError):
+        # Refused before anything was sent: the error holds when each provider is back.
+        return Failure(
+            503,
+            "server_error",
+            "no_provider_available",
+            message,
+            retry_after=_seconds(exc.retry_after),
+        )
     # Providers cooling down may take calls soon: 503 with the shortest wait. A provider
     # the operator must fix (no credential, not working, disabled) is 503 too, without a
     # wait, since retrying cannot help soon. Left out only for what the request asks
