@@ -219,6 +219,25 @@ def test_slow_heads_get_408_and_their_connections_close(gateway: Gateway) -> Non
     )
 
 
+def test_the_next_request_on_a_kept_alive_connection_has_its_own_header_timeout(
+    gateway: Gateway,
+) -> None:
+    sock = _connect(gateway)
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        time.sleep(HEADER_TIMEOUT * 0.6)  # idle, within uvicorn's keep-alive
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # the next head, cut short
+        began = time.monotonic()
+        status, _, body = _answer(_read_all(sock))
+        waited = time.monotonic() - began
+    finally:
+        sock.close()
+    assert status == 408 and "headers" in _error(body)["message"]
+    # Counted from the next request's first byte, not from the connection or the first.
+    assert HEADER_TIMEOUT * 0.9 <= waited < HEADER_TIMEOUT + 1
+
+
 # -- the body, and the slot ---------------------------------------------------------------------
 
 

@@ -14,8 +14,10 @@ read.
 
 The body's timeout and the concurrency slot are the app's (``_app.py``), which hold under
 any ASGI server. The checks cost nothing per chunk once the headers are in: the head is
-counted only while it arrives, and the timers are armed once per request (the header
-timer) or only when the transport's buffer fills (the write timer).
+counted only while it arrives. A request costs one clock reading: the header timer is
+armed once per connection and, when it fires, re-armed for what is left of the head's
+time (or for a whole ``header_timeout`` when no head is under way); the write timer is
+armed only when the transport's buffer fills.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class GatewayProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head = 0
         """Bytes of the request's head received so far; -1 once the head is in."""
+        self._head_since = 0.0
+        """When the head under way began to arrive (the loop's clock)."""
         self._begun = False
         self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None
@@ -78,6 +82,7 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._head_since = self.loop.time()
         self._head_timer = self.loop.call_later(self.header_timeout, self._head_late)
 
     def data_received(self, data: bytes) -> None:
@@ -111,24 +116,28 @@ class GatewayProtocol(HttpToolsProtocol):
         self._begun = True
         if self._head < 0:  # the next request on a kept-alive connection
             self._head = 0
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.header_timeout, self._head_late)
+            self._head_since = self.loop.time()
 
     def on_headers_complete(self) -> None:
         self._head = -1
         self._begun = False
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
         super().on_headers_complete()
 
     def _head_late(self) -> None:
         self._head_timer = None
-        if self._head < 0 or self.transport.is_closing():
+        if self.transport.is_closing():
             return
-        if self.cycle is not None and not self.cycle.response_complete:
-            # A request pipelined behind an answer under way: its turn has not come.
-            self._head_timer = self.loop.call_later(self.header_timeout, self._head_late)
+        left = self._head_since + self.header_timeout - self.loop.time()
+        if (
+            self._head < 0
+            or left > 0
+            or (
+                # A request pipelined behind an answer under way: its turn has not come.
+                self.cycle is not None and not self.cycle.response_complete
+            )
+        ):
+            wait = left if self._head >= 0 and left > 0 else self.header_timeout
+            self._head_timer = self.loop.call_later(wait, self._head_late)
             return
         if not self._begun:  # connected and sent nothing: nobody to answer
             _metrics.closed("header_timeout")
