@@ -76,11 +76,17 @@ def test_past_the_drain_timeout_streams_end_with_an_error_event_and_it_exits_0(
     release = threading.Event()
     gateway = Gateway(tmp_path, _env(server, tmp_path), ["--drain-timeout", "0.3"])
     try:
-        server.script(Reply.text("a", "b", wait=release, after=1))
+        server.script(
+            Reply.text("a", "b", wait=release, after=1),
+            Reply(fault="stall", after=None, delay=10),
+        )
         conn = gateway.connection()
         conn.request("POST", "/v1/chat/completions", _body())
         response = conn.getresponse()
         assert response.readline().startswith(b"data: ")
+        waiting = gateway.connection()  # a document not begun
+        waiting.request("POST", "/v1/chat/completions", _body(stream=False))
+        assert poll(lambda: len(server.requests) == 2)
         stopped = time.monotonic()
         gateway.process.send_signal(signal.SIGTERM)
         assert gateway.process.wait(5) == 0
@@ -90,6 +96,10 @@ def test_past_the_drain_timeout_streams_end_with_an_error_event_and_it_exits_0(
         assert events[-1].startswith("data: ") and "[DONE]" not in events[-1]
         assert json.loads(events[-1][len("data: ") :])["error"]["code"] == "server_shutting_down"
         conn.close()
+        answer = waiting.getresponse()
+        assert answer.status == 503 and answer.getheader("Retry-After") == "1"
+        assert json.loads(answer.read())["error"]["code"] == "server_shutting_down"
+        waiting.close()
         log = gateway.log()
         assert "Traceback" not in log and "CancelledError" not in log, log
     finally:

@@ -178,7 +178,9 @@ def test_a_head_over_the_limit_gets_431_before_it_is_all_sent_and_memory_stays_f
     )
 
 
-def test_a_url_over_the_limit_gets_a_json_414(gateway: Gateway) -> None:
+def test_a_url_over_the_limit_gets_a_json_414_and_a_request_not_http_a_json_400(
+    gateway: Gateway,
+) -> None:
     sock = _connect(gateway)
     try:
         sock.sendall(b"GET /v1/models?q=" + b"a" * 200_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -187,6 +189,14 @@ def test_a_url_over_the_limit_gets_a_json_414(gateway: Gateway) -> None:
         sock.close()
     assert status == 414 and headers["content-type"] == "application/json"
     assert _error(body)["code"] == "uri_too_long"
+    sock = _connect(gateway)  # not HTTP at all: uvicorn's plain-text 400 is JSON too
+    try:
+        sock.sendall(b"HELLO there\r\n\r\n")
+        status, headers, body = _answer(_read_all(sock))
+    finally:
+        sock.close()
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert _error(body)["code"] == "invalid_request"
     # A head just under the limit is served.
     status, _, _ = gateway.request("GET", "/healthz", headers={"X-Pad": "a" * (HEAD_LIMIT - 200)})
     assert status == 200
