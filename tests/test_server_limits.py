@@ -146,7 +146,7 @@ def test_a_head_over_the_limit_gets_431_before_it_is_all_sent_and_memory_stays_f
     gateway: Gateway,
 ) -> None:
     sockets = gateway.sockets()
-    sent, data = _send_big_header(gateway, 8 << 20, pause=0.01)
+    sent, data = _send_big_header(gateway, 8 << 20, pause=0.05)
     status, headers, body = _answer(data)
     assert status == 431 and headers["connection"] == "close"
     assert _error(body)["code"] == "request_header_fields_too_large"
