@@ -14,10 +14,10 @@ read.
 
 The body's timeout and the concurrency slot are the app's (``_app.py``), which hold under
 any ASGI server. The checks cost nothing per chunk once the headers are in: the head is
-counted only while it arrives. A request costs one clock reading: the header timer is
-armed once per connection and, when it fires, re-armed for what is left of the head's
-time (or for a whole ``header_timeout`` when no head is under way); the write timer is
-armed only when the transport's buffer fills.
+counted only while it arrives. The header timer is armed once per connection and, when it
+fires, re-armed for what is left of the head under way (or for a whole ``header_timeout``
+when none is), so the next request on a kept-alive connection costs one clock reading;
+the write timer is armed only when the transport's buffer fills.
 """
 
 from __future__ import annotations
