@@ -491,3 +491,14 @@ def test_400_when_no_provider_takes_what_the_request_asks(
     assert len(upstream.requests) == asked
     status, _, answer = gateway.request("GET", "/v1/nothing-here")
     assert status == 404 and _error(answer)["code"] == "not_found"
+
+
+def test_without_cors_origins_no_origin_is_allowed(gateway: Gateway) -> None:
+    # CORS is off by default: a preflight is a method the route does not serve, and no
+    # answer tells a browser its page may read it.
+    preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"}
+    status, headers, _ = gateway.request("OPTIONS", "/v1/chat/completions", headers=preflight)
+    assert status == 405 and headers["allow"] == "POST"
+    assert "access-control-allow-origin" not in headers
+    status, headers, _ = gateway.request("GET", "/healthz", headers={"Origin": "https://a.b"})
+    assert status == 200 and "access-control-allow-origin" not in headers

@@ -61,6 +61,10 @@ def test_keys_come_hashed_from_the_file_and_in_clear_from_the_environment(
         ('[[server.keys]]\nsha256 = "' + "0" * 64 + '"\nrpm = 0\n', "rpm must be a positive"),
         ("[server]\nmax_conns = 3\n", "unknown field 'max_conns'"),
         ("[server]\nmax_body_bytes = -1\n", "positive whole number"),
+        ("[server]\nheader_timeout = 0\n", "header_timeout must be a positive number"),
+        ('[server]\nwrite_timeout = "30"\n', "write_timeout must be a positive number"),
+        ('[server]\ncors_origins = "https://a.example"\n', "must be a list of origins"),
+        ('[server]\ncors_origins = ["https://a.example/"]\n', "no path or trailing slash"),
         ("[server\n", "not a valid TOML file"),
     ],
 )
@@ -69,6 +73,42 @@ def test_a_mistake_in_the_file_stops_the_start_with_its_reason(
 ) -> None:
     with pytest.raises(InvalidRequestError, match=message):
         _load(tmp_path, text)
+
+
+def test_the_limits_and_origins_come_from_the_file_and_the_environment_wins(
+    tmp_path: Path,
+) -> None:
+    defaults = _load(tmp_path, "")
+    assert (defaults.max_header_bytes, defaults.header_timeout) == (65536, 10.0)
+    assert (defaults.body_timeout, defaults.write_timeout, defaults.cors_origins) == (
+        30.0,
+        30.0,
+        (),
+    )
+    text = (
+        "[server]\nmax_header_bytes = 16384\nheader_timeout = 2.5\nbody_timeout = 20\n"
+        'write_timeout = 5\ncors_origins = ["https://App.example.com", "http://localhost:3000"]\n'
+    )
+    settings = _load(tmp_path, text)
+    assert (settings.max_header_bytes, settings.header_timeout) == (16384, 2.5)
+    assert (settings.body_timeout, settings.write_timeout) == (20.0, 5.0)
+    assert settings.cors_origins == ("https://app.example.com", "http://localhost:3000")
+    settings = _load(
+        tmp_path,
+        text,
+        PROVIDERHUB_SERVER_MAX_HEADER_BYTES="8192",
+        PROVIDERHUB_SERVER_HEADER_TIMEOUT="1",
+        PROVIDERHUB_SERVER_BODY_TIMEOUT="0.5",
+        PROVIDERHUB_SERVER_WRITE_TIMEOUT="60",
+        PROVIDERHUB_SERVER_CORS_ORIGINS=" https://b.example.com , *",
+    )
+    assert (settings.max_header_bytes, settings.header_timeout) == (8192, 1.0)
+    assert (settings.body_timeout, settings.write_timeout) == (0.5, 60.0)
+    assert settings.cors_origins == ("https://b.example.com", "*")
+    with pytest.raises(InvalidRequestError, match="PROVIDERHUB_SERVER_BODY_TIMEOUT must be a"):
+        _load(tmp_path, "", PROVIDERHUB_SERVER_BODY_TIMEOUT="soon")
+    with pytest.raises(InvalidRequestError, match="PROVIDERHUB_SERVER_WRITE_TIMEOUT must be a"):
+        _load(tmp_path, "", PROVIDERHUB_SERVER_WRITE_TIMEOUT="inf")
 
 
 def test_a_missing_default_file_means_no_keys_but_a_missing_named_one_stops(

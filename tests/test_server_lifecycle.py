@@ -3,7 +3,6 @@ without keys, SIGTERM draining the streams under way, and create_app() under uvi
 
 from __future__ import annotations
 
-import http.client
 import json
 import signal
 import socket
@@ -71,25 +70,38 @@ def test_it_starts_in_under_a_second_and_sigterm_drains_streams(
         gateway.stop()
 
 
-def test_past_the_drain_timeout_streams_are_cut_and_it_exits_0(
+def test_past_the_drain_timeout_streams_end_with_an_error_event_and_it_exits_0(
     server: OpenAIServer, tmp_path: Path
 ) -> None:
     release = threading.Event()
     gateway = Gateway(tmp_path, _env(server, tmp_path), ["--drain-timeout", "0.3"])
     try:
-        server.script(Reply.text("a", "b", wait=release, after=1))
+        server.script(
+            Reply.text("a", "b", wait=release, after=1),
+            Reply(fault="stall", after=None, delay=10),
+        )
         conn = gateway.connection()
         conn.request("POST", "/v1/chat/completions", _body())
         response = conn.getresponse()
         assert response.readline().startswith(b"data: ")
+        waiting = gateway.connection()  # a document not begun
+        waiting.request("POST", "/v1/chat/completions", _body(stream=False))
+        assert poll(lambda: len(server.requests) == 2)
         stopped = time.monotonic()
         gateway.process.send_signal(signal.SIGTERM)
         assert gateway.process.wait(5) == 0
         assert time.monotonic() - stopped < 2.0
-        with pytest.raises(http.client.IncompleteRead) as cut:  # cut, not ended
-            response.read()
-        assert b"[DONE]" not in cut.value.partial
+        # Ended, as a failure mid-stream is: an error event and no [DONE].
+        events = response.read().decode().strip().split("\n\n")
+        assert events[-1].startswith("data: ") and "[DONE]" not in events[-1]
+        assert json.loads(events[-1][len("data: ") :])["error"]["code"] == "server_shutting_down"
         conn.close()
+        answer = waiting.getresponse()
+        assert answer.status == 503 and answer.getheader("Retry-After") == "1"
+        assert json.loads(answer.read())["error"]["code"] == "server_shutting_down"
+        waiting.close()
+        log = gateway.log()
+        assert "Traceback" not in log and "CancelledError" not in log, log
     finally:
         release.set()
         gateway.stop()

@@ -49,6 +49,18 @@ _SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 _DONE = b"data: [DONE]\n\n"
+_CLOSE = (b"connection", b"close")
+_GET_ROUTES = {"/healthz": "/healthz", "/readyz": "/readyz", "/metrics": "/metrics"}
+_MODELS = "/v1/models"
+_MODEL = "/v1/models/{id}"
+_EXPOSE = (
+    b"access-control-expose-headers",
+    b"x-request-id, x-providerhub-provider, retry-after",
+)
+_VARY = (b"vary", b"origin")
+_ALLOWED_HEADERS = b"authorization, content-type, x-request-id"
+_valid_header_list = re.compile(rb"[A-Za-z0-9!#$%&'*+.^_`|~, -]{1,1000}").fullmatch
+"""Header names and commas: what a preflight may ask for and have echoed back."""
 
 
 def _json_codec() -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
@@ -73,14 +85,37 @@ class _Disconnected(Exception):
     """The client went away before its request body was in."""
 
 
+class _Deadline:
+    """Cancels the current task in ``seconds`` unless :meth:`cancel` comes first;
+    ``expired`` tells its cancellation from any other. One timer, armed once."""
+
+    __slots__ = ("_handle", "_task", "expired")
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._handle = asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        self._task.cancel()
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+
 class _Watch:
     """Cancels the request's task when the client disconnects, so an upstream call (or
-    stream) nobody waits for is aborted at once; ``finished`` once the answer is sent."""
+    stream) nobody waits for is aborted at once; ``started`` once a stream's status is
+    sent, ``finished`` once the answer is being sent."""
 
-    __slots__ = ("disconnected", "finished", "task")
+    __slots__ = ("disconnected", "finished", "started", "task")
 
     def __init__(self, receive: Receive) -> None:
         self.finished = False
+        self.started = False
         self.disconnected = False
         current = asyncio.current_task()
         assert current is not None
@@ -111,6 +146,9 @@ class App:
         self._create = AsyncClient(hub).chat.completions.create
         self._max_body = settings.max_body_bytes
         self._max_concurrency = settings.max_concurrency
+        self._body_timeout = settings.body_timeout
+        self._cors = frozenset(o.encode() for o in settings.cors_origins)
+        self._cors_any = "*" in settings.cors_origins
         self._secrets = _upstream_secrets(hub)
         self._secret_bytes = tuple(s.encode() for s in self._secrets)
         watch_attempts()
@@ -141,6 +179,7 @@ class App:
         request_id = None
         authorization = None
         content_length = None
+        origin = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
@@ -148,45 +187,100 @@ class App:
                 request_id = value
             elif name == b"content-length":
                 content_length = value
+            elif name == b"origin":
+                origin = value
         if request_id is None or not _valid_request_id(request_id):
             request_id = os.urandom(12).hex().encode()
         base = [(REQUEST_ID_HEADER, request_id)]
+        if origin is not None and self._cors:
+            base += self._cors_headers(origin)
 
         if path == CHAT:
-            if method != "POST":
-                await self._fail(send, base, errors.method_not_allowed(method, path), CHAT)
-                return
-            await self._chat(receive, send, base, authorization, content_length)
-            return
-        if path in ("/healthz", "/readyz", "/metrics"):
-            if method not in ("GET", "HEAD"):
-                await self._fail(send, base, errors.method_not_allowed(method, path), path)
-                return
-            if path == "/healthz":
-                await self._document(send, 200, {"status": "ok"}, base, path)
-            elif path == "/readyz":
-                await self._ready(send, base)
+            if method == "POST":
+                await self._chat(receive, send, base, authorization, content_length)
             else:
-                body = self.metrics.render(self.hub, self.hub.state.check())
-                headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8"), *base]
-                await _respond(send, 200, headers, body)
-                self.metrics.answered(path, 200)
+                await self._other_method(scope, send, base, CHAT, origin)
             return
-        if path == "/v1/models" or path.startswith("/v1/models/"):
-            route = "/v1/models" if path == "/v1/models" else "/v1/models/{id}"
-            if method != "GET":
-                await self._fail(send, base, errors.method_not_allowed(method, path), route)
-                return
-            if not self._authorized_for_models(authorization):
-                failure = errors.unauthorized(authorization is not None)
-                await self._fail(send, base, failure, route)
-                return
-            if route == "/v1/models":
-                await self._document(send, 200, self._models(), base, route)
+        route = _GET_ROUTES.get(path)
+        if route is None:
+            if path == _MODELS:
+                route = _MODELS
+            elif path.startswith("/v1/models/"):
+                route = _MODEL
             else:
-                await self._model(send, base, path[len("/v1/models/") :])
+                await self._fail(send, base, errors.not_found(path), "other")
+                return
+        if method not in ("GET", "HEAD"):  # HEAD: uvicorn sends the headers only
+            await self._other_method(scope, send, base, route, origin)
+        elif route == "/healthz":
+            await self._document(send, 200, {"status": "ok"}, base, route)
+        elif route == "/readyz":
+            await self._ready(send, base)
+        elif route == "/metrics":
+            body = self.metrics.render(self.hub, self.hub.state.check())
+            headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8"), *base]
+            await _respond(send, 200, headers, body)
+            self.metrics.answered(route, 200)
+        elif not self._authorized_for_models(authorization):
+            await self._fail(send, base, errors.unauthorized(authorization is not None), route)
+        elif route == _MODELS:
+            await self._document(send, 200, self._models(), base, route)
+        elif path == "/v1/models/":  # no id: no such model, nor a model named ""
+            await self._fail(send, base, errors.not_found(path), route)
+        else:
+            await self._model(send, base, path[len("/v1/models/") :])
+
+    async def _other_method(
+        self,
+        scope: Scope,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        route: str,
+        origin: bytes | None,
+    ) -> None:
+        """A method the route does not serve: 405 with ``Allow``, or with CORS on, the
+        answer to an ``OPTIONS`` (a browser's preflight)."""
+        allow = "POST" if route == CHAT else "GET, HEAD"
+        if self._cors:
+            allow += ", OPTIONS"
+        headers.append((b"allow", allow.encode()))
+        method: str = scope["method"]
+        if method != "OPTIONS" or not self._cors:
+            failure = errors.method_not_allowed(method, scope["path"], allow)
+            await self._fail(send, headers, failure, route)
             return
-        await self._fail(send, base, errors.not_found(path), "other")
+        if origin is not None:
+            if not self._cors_allows(origin):
+                failure = errors.origin_not_allowed(origin.decode("latin-1"))
+                await self._fail(send, headers, failure, route)
+                return
+            asked = b""
+            for name, value in scope["headers"]:
+                if name == b"access-control-request-headers":
+                    asked = value
+            # The client's own headers (the openai SDKs add x-stainless-*): a key is
+            # what guards the server, not a list of header names.
+            allowed = asked if asked and _valid_header_list(asked) else _ALLOWED_HEADERS
+            headers += [
+                (b"access-control-allow-methods", allow.encode()),
+                (b"access-control-allow-headers", allowed),
+                (b"access-control-max-age", b"600"),
+            ]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        self.metrics.answered(route, 204)
+
+    def _cors_allows(self, origin: bytes) -> bool:
+        return self._cors_any or origin in self._cors
+
+    def _cors_headers(self, origin: bytes) -> list[tuple[bytes, bytes]]:
+        """What an answer to ``origin`` carries with CORS on: the origin allowed (``*``
+        with ``cors_origins = ["*"]``, whose answers do not vary), or only ``Vary``."""
+        if self._cors_any:
+            return [(b"access-control-allow-origin", b"*"), _EXPOSE]
+        if origin in self._cors:
+            return [(b"access-control-allow-origin", origin), _VARY, _EXPOSE]
+        return [_VARY]
 
     def _authorized_for_models(self, authorization: bytes | None) -> bool:
         return not self.keys.required or self.keys.find(authorization) is not None
@@ -211,31 +305,47 @@ class App:
             if wait:
                 await self._fail(send, headers, errors.rate_limited(key.name, wait))
                 return
-        metrics = self.metrics
-        if metrics.in_flight >= self._max_concurrency:
-            await self._fail(send, headers, errors.over_capacity(self._max_concurrency))
-            return
         if content_length is not None and (
             not content_length.isdigit() or int(content_length) > self._max_body
         ):
             await self._fail(send, headers, errors.too_large(self._max_body))
             return
-        metrics.in_flight += 1
         started = time.perf_counter()
+        # The body first, within its timeout: a client slow to send holds a connection,
+        # never one of the slots, which go to requests ready to be served.
+        deadline = _Deadline(self._body_timeout)
+        try:
+            body = await _read_body(receive, self._max_body)
+        except _Disconnected:
+            return
+        except asyncio.CancelledError:
+            _uncancel()  # the deadline's, or the server stopping: answered either way
+            failure = (
+                errors.timed_out("body", self._body_timeout)
+                if deadline.expired
+                else errors.shutting_down()
+            )
+            headers.append(_CLOSE)  # the rest of the body is not waited for
+            await self._fail(send, headers, failure)
+            return
+        finally:
+            deadline.cancel()
+        if body is None:
+            await self._fail(send, headers, errors.too_large(self._max_body))
+            return
+        metrics = self.metrics
+        if metrics.in_flight >= self._max_concurrency:
+            await self._fail(send, headers, errors.over_capacity(self._max_concurrency))
+            return
+        metrics.in_flight += 1
         stream = False
         try:
-            try:
-                body = await _read_body(receive, self._max_body)
-            except _Disconnected:
-                return
-            if body is None:
-                await self._fail(send, headers, errors.too_large(self._max_body))
-                return
             request = _parse(body)
             if isinstance(request, errors.Failure):
                 await self._fail(send, headers, request)
                 return
             stream = request.pop("stream", False) is True
+            own = len(headers)  # the answer's headers before _stream or _complete add theirs
             watch = _Watch(receive)
             try:
                 if stream:
@@ -243,11 +353,12 @@ class App:
                 else:
                     status = await self._complete(send, headers, request, watch)
             except asyncio.CancelledError:
-                if not watch.disconnected:
-                    raise  # the server is stopping, not the client
                 _uncancel()
-                metrics.answered(CHAT, 499)  # nginx's "client closed request"
-                return
+                if watch.disconnected:
+                    metrics.answered(CHAT, 499)  # nginx's "client closed request"
+                    return
+                # Not the client: the server stopping, past its drain deadline.
+                status = await self._cut(send, headers[:own], watch)
             finally:
                 watch.stop()
             metrics.answered(CHAT, status)
@@ -298,6 +409,7 @@ class App:
             if chunks.provider:
                 headers.append((PROVIDER_HEADER, chunks.provider.encode()))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
+            watch.started = True
             if first is None:
                 watch.finished = True
                 await send({"type": "http.response.body", "body": _DONE})
@@ -329,6 +441,17 @@ class App:
         finally:
             if chunks is not None:
                 await chunks.aclose()
+
+    async def _cut(self, send: Send, headers: list[tuple[bytes, bytes]], watch: _Watch) -> int:
+        """End an answer the server stopped: a stream with an error event (no ``[DONE]``),
+        as a failure mid-stream is; a request not answered yet with 503."""
+        failure = errors.shutting_down()
+        if watch.started:
+            event = b"data: " + dumps(failure.body()) + b"\n\n"
+            await send({"type": "http.response.body", "body": event})
+        elif not watch.finished:
+            await self._fail(send, headers, failure, None)
+        return failure.status
 
     def _scrub(self, data: bytes) -> bytes:
         # An upstream that echoes its credential back must not hand it to clients.
@@ -439,6 +562,8 @@ class App:
 async def _respond(
     send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
 ) -> None:
+    # A length rather than chunks: one less framing, and HEAD answers tell it too.
+    headers.append((b"content-length", b"%d" % len(body)))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -6,6 +6,11 @@
     [server]
     max_body_bytes = 16777216      # larger request bodies get 413
     max_concurrency = 1024         # requests at once per worker; past it, 503 at once
+    max_header_bytes = 65536       # a larger request line and headers get 431 (414)
+    header_timeout = 10            # seconds for the request line and headers (408)
+    body_timeout = 30              # seconds for the whole body, from the headers (408)
+    write_timeout = 30             # seconds an answer may wait on a client not reading
+    cors_origins = ["https://app.example.com"]  # browsers' origins allowed; none by default
 
     [[server.keys]]
     name = "ci"                    # optional; shown in logs, never the key
@@ -13,14 +18,18 @@
     rpm = 600                      # optional requests per minute, per worker
 
 ``PROVIDERHUB_SERVER_API_KEYS`` adds keys given in clear (comma-separated, no name, no
-limit), and ``PROVIDERHUB_SERVER_MAX_BODY_BYTES`` and ``PROVIDERHUB_SERVER_MAX_CONCURRENCY``
-override the limits of the file.
+limit); ``PROVIDERHUB_SERVER_MAX_BODY_BYTES``, ``PROVIDERHUB_SERVER_MAX_CONCURRENCY``,
+``PROVIDERHUB_SERVER_MAX_HEADER_BYTES``, ``PROVIDERHUB_SERVER_HEADER_TIMEOUT``,
+``PROVIDERHUB_SERVER_BODY_TIMEOUT``, ``PROVIDERHUB_SERVER_WRITE_TIMEOUT`` and
+``PROVIDERHUB_SERVER_CORS_ORIGINS`` (comma-separated) override the file's values.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import re
 import string
 import sys
 from dataclasses import dataclass
@@ -30,9 +39,14 @@ from typing import Any
 from ..errors import InvalidRequestError
 
 __all__ = [
+    "BODY_TIMEOUT_VARIABLE",
+    "CORS_ORIGINS_VARIABLE",
+    "HEADER_TIMEOUT_VARIABLE",
     "KEYS_VARIABLE",
     "MAX_BODY_VARIABLE",
     "MAX_CONCURRENCY_VARIABLE",
+    "MAX_HEADER_VARIABLE",
+    "WRITE_TIMEOUT_VARIABLE",
     "ClientKey",
     "ServerSettings",
     "config_path",
@@ -42,14 +56,39 @@ __all__ = [
 KEYS_VARIABLE = "PROVIDERHUB_SERVER_API_KEYS"
 MAX_BODY_VARIABLE = "PROVIDERHUB_SERVER_MAX_BODY_BYTES"
 MAX_CONCURRENCY_VARIABLE = "PROVIDERHUB_SERVER_MAX_CONCURRENCY"
+MAX_HEADER_VARIABLE = "PROVIDERHUB_SERVER_MAX_HEADER_BYTES"
+HEADER_TIMEOUT_VARIABLE = "PROVIDERHUB_SERVER_HEADER_TIMEOUT"
+BODY_TIMEOUT_VARIABLE = "PROVIDERHUB_SERVER_BODY_TIMEOUT"
+WRITE_TIMEOUT_VARIABLE = "PROVIDERHUB_SERVER_WRITE_TIMEOUT"
+CORS_ORIGINS_VARIABLE = "PROVIDERHUB_SERVER_CORS_ORIGINS"
 CONFIG_VARIABLE = "PROVIDERHUB_CONFIG"
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 """Room for a conversation with a few base64 images; a larger body is refused (413)."""
 DEFAULT_MAX_CONCURRENCY = 1024
 """Requests (streams included) one worker serves at once before it answers 503."""
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+"""The request line and headers: 8 KiB is the common size, 64 KiB leaves room for long
+cookies and tokens; past it the answer is 431 (414 when the URL alone is longer)."""
+DEFAULT_HEADER_TIMEOUT = 10.0
+"""Seconds from the connection (or the first byte of the next request on it) to the end
+of the headers; past it, 408 and the connection is closed."""
+DEFAULT_BODY_TIMEOUT = 30.0
+"""Seconds from the end of the headers to the end of the body; past it, 408."""
+DEFAULT_WRITE_TIMEOUT = 30.0
+"""Seconds an answer may stay blocked on a client that does not read it; past it the
+connection is closed and the request's upstream call aborted."""
 
-_FIELDS = ("keys", "max_body_bytes", "max_concurrency")
+_FIELDS = (
+    "keys",
+    "max_body_bytes",
+    "max_concurrency",
+    "max_header_bytes",
+    "header_timeout",
+    "body_timeout",
+    "write_timeout",
+    "cors_origins",
+)
 _KEY_FIELDS = ("name", "sha256", "rpm")
 
 
@@ -76,6 +115,12 @@ class ServerSettings:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     source: str = ""
     """The configuration file read, for messages."""
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    write_timeout: float = DEFAULT_WRITE_TIMEOUT
+    cors_origins: tuple[str, ...] = ()
+    """The origins whose browser pages may call the server (``*``: any); none by default."""
 
 
 def config_path(environ: dict[str, str] | None = None) -> Path:
@@ -122,7 +167,25 @@ def load(environ: dict[str, str] | None = None) -> ServerSettings:
     max_concurrency = _limit(
         table, "max_concurrency", env, MAX_CONCURRENCY_VARIABLE, DEFAULT_MAX_CONCURRENCY
     )
-    return ServerSettings(tuple(keys), max_body, max_concurrency, str(path))
+    return ServerSettings(
+        tuple(keys),
+        max_body,
+        max_concurrency,
+        str(path),
+        max_header_bytes=_limit(
+            table, "max_header_bytes", env, MAX_HEADER_VARIABLE, DEFAULT_MAX_HEADER_BYTES
+        ),
+        header_timeout=_seconds(
+            table, "header_timeout", env, HEADER_TIMEOUT_VARIABLE, DEFAULT_HEADER_TIMEOUT
+        ),
+        body_timeout=_seconds(
+            table, "body_timeout", env, BODY_TIMEOUT_VARIABLE, DEFAULT_BODY_TIMEOUT
+        ),
+        write_timeout=_seconds(
+            table, "write_timeout", env, WRITE_TIMEOUT_VARIABLE, DEFAULT_WRITE_TIMEOUT
+        ),
+        cors_origins=_origins(table, env),
+    )
 
 
 def _server_table(path: Path, *, named: bool) -> dict[str, Any]:
@@ -205,3 +268,49 @@ def _limit(table: dict[str, Any], field: str, env: Any, variable: str, default: 
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidRequestError(f"{where} must be a positive whole number, not {value!r}")
     return value
+
+
+def _seconds(table: dict[str, Any], field: str, env: Any, variable: str, default: float) -> float:
+    raw = env.get(variable, "")
+    if raw:
+        try:
+            value: Any = float(raw)
+        except ValueError:
+            raise InvalidRequestError(
+                f"{variable} must be a number of seconds, not {raw!r}"
+            ) from None
+        where = variable
+    else:
+        value = table.get(field, default)
+        where = f"[server] {field}"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidRequestError(f"{where} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+_ORIGIN = re.compile(r"https?://[^/?#\s]+")
+"""What a browser sends as ``Origin``: a scheme and a host (and port), no path."""
+
+
+def _origins(table: dict[str, Any], env: Any) -> tuple[str, ...]:
+    raw = env.get(CORS_ORIGINS_VARIABLE, "")
+    if raw:
+        values: Any = [part.strip() for part in raw.split(",") if part.strip()]
+        where = CORS_ORIGINS_VARIABLE
+    else:
+        values = table.get("cors_origins", [])
+        where = "[server] cors_origins"
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise InvalidRequestError(f"{where} must be a list of origins, as strings")
+    for value in values:
+        if value != "*" and not _ORIGIN.fullmatch(value):
+            raise InvalidRequestError(
+                f"{where}: {value!r} is not an origin: a browser sends scheme://host[:port], "
+                "with no path or trailing slash (e.g. 'https://app.example.com'), or '*' for any"
+            )
+    return tuple(v.lower() for v in values)  # browsers send scheme and host lower-cased

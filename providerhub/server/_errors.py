@@ -6,7 +6,10 @@ the matching exception, and the body ``{"error": {"message", "type", "param", "c
 | bad JSON, bad messages or parameters, a request no provider can take | 400 |
 | no key or a wrong key | 401 |
 | unknown model (the message names close ones) | 404 |
+| the request's headers or body not in within the timeouts | 408 |
 | body too large | 413 |
+| URL too long | 414 |
+| request line and headers too large | 431 |
 | rate limited (a client key's rpm, or every provider asked) | 429, ``Retry-After`` |
 | the providers failed | 502 |
 | nothing can serve the model now: cooling down, over capacity | 503, ``Retry-After`` |
@@ -177,5 +180,59 @@ def not_found(path: str) -> Failure:
     return Failure(404, "invalid_request_error", "not_found", f"no route {path}")
 
 
-def method_not_allowed(method: str, path: str) -> Failure:
-    return Failure(405, "invalid_request_error", "method_not_allowed", f"{method} {path}")
+def method_not_allowed(method: str, path: str, allow: str) -> Failure:
+    return Failure(
+        405,
+        "invalid_request_error",
+        "method_not_allowed",
+        f"{method} is not allowed on {path}; allowed: {allow}",
+    )
+
+
+def origin_not_allowed(origin: str) -> Failure:
+    return Failure(
+        403,
+        "invalid_request_error",
+        "origin_not_allowed",
+        f"the origin {origin!r} may not call this server from a browser (the server's "
+        "cors_origins setting lists the origins that may)",
+    )
+
+
+def timed_out(what: str, seconds: float) -> Failure:
+    return Failure(
+        408,
+        "invalid_request_error",
+        "request_timeout",
+        f"the request's {what} did not arrive within {seconds:g} s",
+    )
+
+
+def head_too_large(limit: int, url: bool) -> Failure:
+    if url:
+        return Failure(
+            414,
+            "invalid_request_error",
+            "uri_too_long",
+            f"the URL is longer than this server takes ({limit} bytes with the headers)",
+        )
+    return Failure(
+        431,
+        "invalid_request_error",
+        "request_header_fields_too_large",
+        f"the request line and headers are larger than this server takes ({limit} bytes)",
+    )
+
+
+def malformed(reason: str) -> Failure:
+    return Failure(400, "invalid_request_error", "invalid_request", reason)
+
+
+def shutting_down() -> Failure:
+    return Failure(
+        503,
+        "server_error",
+        "server_shutting_down",
+        "the server stopped before this answer was complete; retry the request",
+        retry_after=1,
+    )

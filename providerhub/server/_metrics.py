@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .._hub import Hub
     from .._state import StateStatus
 
-__all__ = ["ATTEMPTS", "Histogram", "Metrics", "watch_attempts"]
+__all__ = ["ATTEMPTS", "CLOSED", "Histogram", "Metrics", "closed", "watch_attempts"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 """Seconds: from a local upstream's millisecond to a long answer's minute."""
@@ -74,6 +74,17 @@ ATTEMPTS = _Attempts()
 """The attempts of every call in this process, by (provider, outcome)."""
 
 
+CLOSED: dict[str, int] = {}
+"""Connections this process closed on a limit, by reason; the protocol counts them (on
+the event loop), before or outside any request the app sees."""
+
+
+def closed(reason: str) -> None:
+    """Count a connection closed on a limit: ``headers_too_large``, ``url_too_long``,
+    ``header_timeout``, ``bad_request`` or ``write_timeout``."""
+    CLOSED[reason] = CLOSED.get(reason, 0) + 1
+
+
 def watch_attempts() -> None:
     """Count the router's attempts (once per process)."""
     from .._router import observe_attempts
@@ -121,6 +132,14 @@ class Metrics:
             "served now.",
             "# TYPE providerhub_server_in_flight_requests gauge",
             f"providerhub_server_in_flight_requests {self.in_flight}",
+            "# HELP providerhub_server_connections_closed_total Connections closed on a "
+            "limit, by reason: the request line and headers too large or too slow, a request "
+            "httptools cannot parse, or an answer the client did not read in time.",
+            "# TYPE providerhub_server_connections_closed_total counter",
+            *(
+                f'providerhub_server_connections_closed_total{{reason="{reason}"}} {count}'
+                for reason, count in sorted(CLOSED.items())
+            ),
             "# HELP providerhub_provider_attempts_total Attempts to call a provider (retries "
             "and fallbacks included), by outcome: ok, closed, or the error's class.",
             "# TYPE providerhub_provider_attempts_total counter",

@@ -3,6 +3,7 @@ graceful stop on SIGTERM."""
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import signal
 from typing import Any, TextIO
@@ -28,10 +29,16 @@ def is_loopback(host: str) -> bool:
 
 
 def worker_app() -> Any:
-    """The app of one uvicorn worker (the factory ``providerhub serve`` names)."""
+    """The app of one uvicorn worker (the factory ``providerhub serve`` names); the
+    worker's connections get its limits."""
     from . import create_app
 
-    return create_app()
+    app = create_app()
+    if _httptools():
+        from . import _protocol
+
+        _protocol.configure(app.settings)
+    return app
 
 
 def serve(
@@ -84,11 +91,26 @@ def serve(
             access_log=False,  # a line per request costs more than the request itself
             lifespan="on",
             server_header=False,
+            # httptools with the head's size and timeout and the write timeout; where
+            # httptools has no wheel, uvicorn's h11 (16 KiB heads, no timeouts of ours).
+            http=_protocol_name(),
             log_level="info",
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _httptools() -> bool:
+    return importlib.util.find_spec("httptools") is not None
+
+
+def _protocol_name() -> str:
+    if not _httptools():
+        return "h11"
+    from ._protocol import PROTOCOL
+
+    return PROTOCOL
 
 
 def _stopped(signum: int, frame: Any) -> None:
