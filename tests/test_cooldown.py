@@ -448,11 +448,9 @@ def test_cancelling_the_probe_on_the_thread_path_frees_it_at_once_and_closes_its
             return await hub.acreate(MODEL, HI, timeout=timeout)
 
         async def main() -> float:
-            loop_sockets = sockets()  # with the event loop's own pair
             task = asyncio.create_task(probe())
             assert await await_until(lambda: stalling.requests == 1, 2)
             assert hub.health.snapshot()["p1"].probing
-            assert sockets() >= loop_sockets + 2  # the call's, and the server's side
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
