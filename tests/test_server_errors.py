@@ -8,6 +8,7 @@ capability naming the setting that turns it on."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -271,3 +272,26 @@ def test_an_unknown_model_is_told_where_the_models_are_listed(gateway: Gateway) 
     assert _error(body)["message"].startswith(
         "no provider lists the model 'blind-modle'; did you mean 'blind-model'"
     )
+
+
+def test_a_failure_of_the_server_itself_tells_the_client_nothing_of_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from providerhub import Hub
+    from providerhub.server import _errors
+
+    caplog.set_level(logging.INFO, logger="providerhub.server")
+    try:
+        raise ConnectionError("Error 111 connecting to redis://:pw-secret@10.0.0.7:6379")
+    except ConnectionError as exc:
+        with Hub(False) as hub:
+            failure = _errors.failure_for(exc, hub, (), request_id="r-1")
+            _errors.log_failure(exc, failure, "r-1", ())
+    assert (failure.status, failure.code) == (500, "internal_error")
+    assert failure.message == "the server failed (the server's log has the details: request id r-1)"
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    logged = record.getMessage()
+    assert logged.startswith("request_id=r-1 status=500 ConnectionError: Error 111 connecting to")
+    assert "10.0.0.7:6379" in logged and "Traceback" in logged
+    assert "pw-secret" not in logged
