@@ -41,7 +41,10 @@ class ProviderModule(Protocol):
     # ``working: bool`` is optional (default True) and ``params: str`` is optional (built by
     # introspection), and so are the capability fields of :data:`CAPABILITIES` (default
     # False: a provider that does not declare one is text-only), the rate limits ``rpm``
-    # and ``tpm`` (``int``: requests and tokens per minute), and the asyncio-native
+    # and ``tpm`` (``int``: requests and tokens per minute), ``capability_settings`` (a
+    # mapping of capability field to the setting that turns it on, e.g.
+    # ``{"supports_vision": "set vision = true in its [endpoints.local] table"}``, which
+    # the router names when it leaves the provider out for want of it), and the asyncio-native
     # ``_acreate_completion`` (see :class:`NativeProviderModule`). A Protocol cannot mark
     # attributes optional, so they are documented on :class:`providerhub.Provider` and read
     # with ``getattr``.

@@ -124,6 +124,17 @@ class Provider:
         default, for modules written to the bare seed contract) run under a watchdog."""
         return bool(getattr(self.obj, "honors_timeout", False))
 
+    def capability_setting(self, field: str) -> str | None:
+        """How the capability ``field`` (``supports_vision``, say) is turned on for this
+        provider, for the message of a request it cannot take: what the provider's
+        optional ``capability_settings`` mapping says (``"set vision = true in its
+        [endpoints.local] table"``), else None."""
+        settings_of = getattr(self.obj, "capability_settings", None)
+        if not isinstance(settings_of, Mapping):
+            return None
+        found = settings_of.get(field)
+        return found if isinstance(found, str) and found else None
+
     @property
     def params(self) -> str:
         own = getattr(self.obj, "params", None)

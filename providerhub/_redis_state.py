@@ -756,10 +756,12 @@ class RedisLimiter(Limiter):
             )
         except _Down:
             if self.fail_closed:
+                # No address: this reason reaches the gateway's clients; the log has it
+                # (once, as Redis went down).
                 return Refusal(
                     self._link.retry_interval,
-                    f"its rate limit cannot be counted: Redis at {self._link.location} cannot "
-                    f"be used, and {settings.REDIS_FAIL_VARIABLE}=closed refuses such calls "
+                    "its rate limit cannot be counted: the shared state (Redis) cannot be "
+                    f"reached, and {settings.REDIS_FAIL_VARIABLE}=closed refuses such calls "
                     "until it can",
                 )
             return self._local.take(key, limits)

@@ -171,17 +171,20 @@ def _exclusion(
         return f"needs a credential: set {p.api_key_variable} or pass auth={{{p.name!r}: ...}}"
     for need in needs:
         if not p.capabilities[need]:
-            return f"cannot serve this request: {_LACKS[need]}"
+            setting = p.capability_setting(need)
+            why = f"{need} is off: {setting}" if setting else f"no {need}"
+            return f"cannot serve this request: {_LACKS[need]} ({why})"
     return None
 
 
 _LACKS = {
-    "supports_tools": "it does not take tools (it does not declare supports_tools)",
-    "supports_vision": "it does not take image or file parts (no supports_vision)",
-    "supports_audio": "it does not take audio parts (no supports_audio)",
-    "supports_json_schema": "it does not take a json_schema response_format "
-    "(no supports_json_schema)",
+    "supports_tools": "it does not take tools",
+    "supports_vision": "it does not take image or file parts",
+    "supports_audio": "it does not take audio parts",
+    "supports_json_schema": "it does not take a json_schema response_format",
 }
+"""What a provider without each capability field cannot take; the reason goes on with
+the setting that turns it on, when the provider names one (``capability_settings``)."""
 
 
 def _pinned(registry: Registry, provider: ProviderChoice) -> list[Provider] | None:

@@ -256,12 +256,30 @@ def test_failing_closed_without_redis_refuses_what_is_rate_limited(
         status, ready = _ready(gateway)
         assert status == 200 and ready["providers"] == ["free"]
         assert ready["state"]["shared"] is False
-        status, headers, _ = _chat(gateway, LIMITED, OPEN_KEY)
-        assert (status, headers["retry-after"]) == (429, "1")
-        status, headers, _ = _chat(gateway, FREE, TEAM_KEY)  # so is a key with an rpm
-        assert (status, headers["retry-after"]) == (429, "1")
+        # 503, not 429: no one is over a limit, the limit cannot be counted. Without the
+        # Redis address, which the log has.
+        address = dead.split("://", 1)[1].split("/", 1)[0]
+        status, headers, body = _chat(gateway, LIMITED, OPEN_KEY)
+        assert (status, headers["retry-after"]) == (503, "1")
+        assert address not in body.decode()
+        error = json.loads(body)["error"]
+        assert error["code"] == "shared_state_unavailable"
+        assert error["message"] == (
+            "the rate limit of the provider 'limited' cannot be counted: the server's shared "
+            "state (Redis) is unreachable, and the server refuses such requests until it is "
+            "back; retry in 1 s"
+        )
+        status, headers, body = _chat(gateway, FREE, TEAM_KEY)  # so is a key with an rpm
+        assert (status, headers["retry-after"]) == (503, "1")
+        error = json.loads(body)["error"]
+        assert error["message"].startswith(
+            "the requests-per-minute limit of the client key 'team' cannot be counted: the "
+            "server's shared state (Redis) is unreachable"
+        )
+        assert "over its" not in error["message"] and address not in body.decode()
         assert _chat(gateway, FREE, OPEN_KEY)[0] == 200  # nothing to count: it goes on
         assert len(upstream.requests) == 1
+        assert address in gateway.log()
     finally:
         assert gateway.stop() == 0
 

@@ -342,6 +342,27 @@ def test_tools_skip_a_provider_that_cannot_take_them(hub: providerhub.Hub) -> No
     with pytest.raises(providerhub.NoProviderError) as info:
         Client(hub).chat.completions.create(model="m", messages=HI, tools=TOOLS)
     assert "plain: cannot serve this request: it does not take tools" in str(info.value)
+    assert "(no supports_tools)" in str(info.value)
+
+
+def test_a_refusal_for_want_of_a_capability_names_the_setting_that_turns_it_on(
+    hub: providerhub.Hub,
+) -> None:
+    configurable = TextOnly()
+    configurable.capability_settings = {  # type: ignore[attr-defined]
+        "supports_tools": "set tools = true in its [endpoints.plain] table"
+    }
+    hub.register(configurable, name="plain")
+    odd = TextOnly()
+    odd.capability_settings = ["not a mapping"]  # type: ignore[attr-defined]
+    hub.register(odd, name="odd")
+    with pytest.raises(providerhub.NoProviderError) as info:
+        Client(hub).chat.completions.create(model="m", messages=HI, tools=TOOLS)
+    assert info.value.reasons == {
+        "plain": "cannot serve this request: it does not take tools (supports_tools is off: "
+        "set tools = true in its [endpoints.plain] table)",
+        "odd": "cannot serve this request: it does not take tools (no supports_tools)",
+    }
 
 
 def test_create_says_what_to_use_instead_of_dropping_tool_calls(hub: providerhub.Hub) -> None:

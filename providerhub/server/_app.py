@@ -149,6 +149,8 @@ class App:
         self._body_timeout = settings.body_timeout
         self._cors = frozenset(o.encode() for o in settings.cors_origins)
         self._cors_any = "*" in settings.cors_origins
+        # Not the body's to set: ``timeout`` is among the ROUTING_ARGUMENTS it may not name.
+        self._upstream = settings.upstream_limits()
         self._secrets = _upstream_secrets(hub)
         self._secret_bytes = tuple(s.encode() for s in self._secrets)
         watch_attempts()
@@ -374,7 +376,9 @@ class App:
         watch: _Watch,
     ) -> int:
         try:
-            completion: ChatCompletion = await self._create(stream=False, **request)
+            completion: ChatCompletion = await self._create(
+                stream=False, timeout=self._upstream, **request
+            )
         except Exception as exc:  # every failure becomes an OpenAI error answer
             watch.finished = True
             return await self._error(send, headers, exc)
@@ -397,7 +401,7 @@ class App:
         chunks: AsyncChunkStream | None = None
         try:
             try:
-                chunks = await self._create(stream=True, **request)
+                chunks = await self._create(stream=True, timeout=self._upstream, **request)
                 first = await chunks.__anext__()
             except StopAsyncIteration:
                 first = None
@@ -430,7 +434,7 @@ class App:
             except Exception as exc:
                 # Too late for a status: an error event, as OpenAI sends, which the openai
                 # SDK raises as APIError; no [DONE], so no client takes the answer as whole.
-                failure = errors.failure_for(exc, self.hub, self._secrets)
+                failure = self._failure(exc, headers, mid_answer=True)
                 event = b"data: " + dumps(failure.body()) + b"\n\n"
                 watch.finished = True
                 await send({"type": "http.response.body", "body": event})
@@ -522,11 +526,30 @@ class App:
 
     # -- answers ---------------------------------------------------------------------------
 
-    def _failure(self, exc: Exception) -> errors.Failure:
-        return errors.failure_for(exc, self.hub, self._secrets)
+    def _failure(
+        self,
+        exc: Exception,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        *,
+        mid_answer: bool = False,
+    ) -> errors.Failure:
+        """The answer for ``exc``; for a request's failure (its ``headers`` given, with
+        its id), logged with the detail the client is not told."""
+        request_id = None if headers is None else _request_id(headers)
+        failure = errors.failure_for(
+            exc,
+            self.hub,
+            self._secrets,
+            upstream_timeout=self._upstream.total,
+            request_id=request_id,
+            mid_answer=mid_answer,
+        )
+        if request_id is not None:
+            errors.log_failure(exc, failure, request_id, self._secrets)
+        return failure
 
     async def _error(self, send: Send, headers: list[tuple[bytes, bytes]], exc: Exception) -> int:
-        failure = self._failure(exc)
+        failure = self._failure(exc, headers)
         await self._fail(send, headers, failure, None)
         return failure.status
 
@@ -613,6 +636,14 @@ def _parse(body: bytes) -> dict[str, Any] | errors.Failure:
                 name,
             )
     return request
+
+
+def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    """The id of the request whose answer ``headers`` are (the first one, set at once)."""
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            return value.decode("ascii")
+    return "-"
 
 
 _valid_request_id = re.compile(rb"[\x21-\x7e]{1,200}").fullmatch

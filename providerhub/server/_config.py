@@ -11,6 +11,7 @@
     body_timeout = 30              # seconds for the whole body, from the headers (408)
     write_timeout = 30             # seconds an answer may wait on a client not reading
     cors_origins = ["https://app.example.com"]  # browsers' origins allowed; none by default
+    upstream_timeout = 120         # seconds a request may take upstream, retries included
 
     [[server.keys]]
     name = "ci"                    # optional; shown in logs, never the key
@@ -20,8 +21,9 @@
 ``PROVIDERHUB_SERVER_API_KEYS`` adds keys given in clear (comma-separated, no name, no
 limit); ``PROVIDERHUB_SERVER_MAX_BODY_BYTES``, ``PROVIDERHUB_SERVER_MAX_CONCURRENCY``,
 ``PROVIDERHUB_SERVER_MAX_HEADER_BYTES``, ``PROVIDERHUB_SERVER_HEADER_TIMEOUT``,
-``PROVIDERHUB_SERVER_BODY_TIMEOUT``, ``PROVIDERHUB_SERVER_WRITE_TIMEOUT`` and
-``PROVIDERHUB_SERVER_CORS_ORIGINS`` (comma-separated) override the file's values.
+``PROVIDERHUB_SERVER_BODY_TIMEOUT``, ``PROVIDERHUB_SERVER_WRITE_TIMEOUT``,
+``PROVIDERHUB_SERVER_CORS_ORIGINS`` (comma-separated) and
+``PROVIDERHUB_SERVER_UPSTREAM_TIMEOUT`` override the file's values.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from .._timeout import DEFAULT_TIMEOUT, MAX_SECONDS, Timeout
 from ..errors import InvalidRequestError
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "MAX_BODY_VARIABLE",
     "MAX_CONCURRENCY_VARIABLE",
     "MAX_HEADER_VARIABLE",
+    "UPSTREAM_TIMEOUT_VARIABLE",
     "WRITE_TIMEOUT_VARIABLE",
     "ClientKey",
     "ServerSettings",
@@ -61,6 +65,7 @@ HEADER_TIMEOUT_VARIABLE = "PROVIDERHUB_SERVER_HEADER_TIMEOUT"
 BODY_TIMEOUT_VARIABLE = "PROVIDERHUB_SERVER_BODY_TIMEOUT"
 WRITE_TIMEOUT_VARIABLE = "PROVIDERHUB_SERVER_WRITE_TIMEOUT"
 CORS_ORIGINS_VARIABLE = "PROVIDERHUB_SERVER_CORS_ORIGINS"
+UPSTREAM_TIMEOUT_VARIABLE = "PROVIDERHUB_SERVER_UPSTREAM_TIMEOUT"
 CONFIG_VARIABLE = "PROVIDERHUB_CONFIG"
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -78,6 +83,11 @@ DEFAULT_BODY_TIMEOUT = 30.0
 DEFAULT_WRITE_TIMEOUT = 30.0
 """Seconds an answer may stay blocked on a client that does not read it; past it the
 connection is closed and the request's upstream call aborted."""
+DEFAULT_UPSTREAM_TIMEOUT = 120.0
+"""Seconds one request may take upstream, every retry and fallback and the whole answer
+(a stream's too) included: one read timeout (60 s) for an upstream that hangs, and as
+much again for a retry or the next provider; a client is answered by then, not after
+the 3 x 60 s that a hung upstream held it with the library's own timeouts."""
 
 _FIELDS = (
     "keys",
@@ -88,6 +98,7 @@ _FIELDS = (
     "body_timeout",
     "write_timeout",
     "cors_origins",
+    "upstream_timeout",
 )
 _KEY_FIELDS = ("name", "sha256", "rpm")
 
@@ -121,6 +132,15 @@ class ServerSettings:
     write_timeout: float = DEFAULT_WRITE_TIMEOUT
     cors_origins: tuple[str, ...] = ()
     """The origins whose browser pages may call the server (``*``: any); none by default."""
+    upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+    """The total timeout of each call the server makes (see :meth:`upstream_limits`)."""
+
+    def upstream_limits(self) -> Timeout:
+        """The timeout of each call: :data:`upstream_timeout` for the whole of it, and
+        the library's connect and read timeouts within it (never longer than it)."""
+        total = self.upstream_timeout
+        connect, read = DEFAULT_TIMEOUT
+        return Timeout(min(connect, total), min(read, total), total)
 
 
 def config_path(environ: dict[str, str] | None = None) -> Path:
@@ -185,6 +205,9 @@ def load(environ: dict[str, str] | None = None) -> ServerSettings:
             table, "write_timeout", env, WRITE_TIMEOUT_VARIABLE, DEFAULT_WRITE_TIMEOUT
         ),
         cors_origins=_origins(table, env),
+        upstream_timeout=_seconds(
+            table, "upstream_timeout", env, UPSTREAM_TIMEOUT_VARIABLE, DEFAULT_UPSTREAM_TIMEOUT
+        ),
     )
 
 
@@ -287,7 +310,7 @@ def _seconds(table: dict[str, Any], field: str, env: Any, variable: str, default
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not math.isfinite(value)
-        or value <= 0
+        or not 0 < value <= MAX_SECONDS
     ):
         raise InvalidRequestError(f"{where} must be a positive number of seconds, not {value!r}")
     return float(value)

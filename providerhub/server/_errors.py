@@ -13,29 +13,49 @@ the matching exception, and the body ``{"error": {"message", "type", "param", "c
 | rate limited (a client key's rpm, or every provider asked) | 429, ``Retry-After`` |
 | the providers failed | 502 |
 | nothing can serve the model now: cooling down, over capacity | 503, ``Retry-After`` |
+| a rate limit cannot be counted: the shared state (Redis) is unreachable and the server \
+fails closed | 503, ``Retry-After`` |
+
+What a client is told of a provider's failure is built from the error's type and fields
+(the provider's name, the HTTP status, the kind of failure) and says what to do: never the
+error's own message, which holds the upstream's address and its words. Those go to the
+server's log instead (:func:`log_failure`), redacted, under the request's id, which the
+client's message names.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import traceback
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
+from .._limits import Refusal
 from ..errors import (
     AllProvidersFailedError,
+    AuthenticationError,
     InvalidRequestError,
     ModelNotFoundError,
     NoProviderError,
+    ProviderConfigurationError,
+    ProviderConnectionError,
     ProviderError,
+    ProviderHTTPError,
+    ProviderResponseError,
     ProvidersCoolingDownError,
+    ProviderTimeoutError,
     RateLimitError,
+    StreamInterruptedError,
 )
 from ..plugin import redact
 
 if TYPE_CHECKING:
     from .._hub import Hub
 
-__all__ = ["Failure", "failure_for"]
+__all__ = ["Failure", "failure_for", "log_failure"]
+
+logger = logging.getLogger("providerhub.server")  # a stable name for users' logging config
 
 
 class Failure(NamedTuple):
@@ -66,27 +86,51 @@ def _seconds(value: float | None, default: int = 1) -> int:
     return default if value is None else max(1, math.ceil(value))
 
 
-def failure_for(exc: Exception, hub: Hub, secrets: Iterable[str]) -> Failure:
-    """The answer for ``exc``, raised by a completion; ``secrets`` (the upstream
-    credentials) are taken out of its message, with anything that looks like one."""
-    message = redact(str(exc), secrets)
+def failure_for(
+    exc: Exception,
+    hub: Hub,
+    secrets: Iterable[str],
+    *,
+    upstream_timeout: float | None = None,
+    request_id: str | None = None,
+    mid_answer: bool = False,
+) -> Failure:
+    """The answer for ``exc``, raised by a completion.
+
+    The caller's own mistakes (a bad request, needs no provider meets) are told as
+    providerhub wrote them, with ``secrets`` (the upstream credentials) taken out, and
+    anything that looks like one; an unknown model names close ones, or the route that
+    lists them. A provider's failure is told by its kind (see :func:`describe`), with the
+    server's ``upstream_timeout`` for a timeout and the ``request_id`` its details are
+    logged under; ``mid_answer`` says that the answer had begun (a stream's error event).
+    """
     if isinstance(exc, InvalidRequestError):
-        return Failure(400, "invalid_request_error", "invalid_request", message)
+        return Failure(400, "invalid_request_error", "invalid_request", redact(str(exc), secrets))
     if isinstance(exc, ModelNotFoundError):
+        # Not the library's message, which sends its reader to the command line.
+        close = " or ".join(repr(s) for s in exc.suggestions)
+        message = f"no provider lists the model {exc.model!r}; " + (
+            f"did you mean {close}?" if close else "GET /v1/models lists the models served here"
+        )
         return Failure(404, "invalid_request_error", "model_not_found", message, "model")
     if isinstance(exc, NoProviderError):
-        return _no_provider(exc, hub, message)
+        return _no_provider(exc, hub, redact(str(exc), secrets))
+    logged = _logged(request_id)
+    if isinstance(exc, RateLimitError) and isinstance(exc.retry_after, Refusal):
+        return _uncounted(f"the rate limit of the provider {exc.provider!r}", exc.retry_after)
     if isinstance(exc, RateLimitError):
+        message = describe(exc, hub, upstream_timeout) + logged
+        wait = _seconds(exc.retry_after)
         return Failure(
-            429,
-            "rate_limit_error",
-            "rate_limit_exceeded",
-            message,
-            retry_after=_seconds(exc.retry_after),
-            provider=exc.provider,
+            429, "rate_limit_error", "rate_limit_exceeded", message, None, wait, exc.provider
         )
     if isinstance(exc, AllProvidersFailedError):
         errors = list(exc.errors.values())
+        count = len(errors)
+        message = (
+            f"all {count} provider{'s' if count != 1 else ''} of the model {exc.model!r} "
+            "failed: " + "; ".join(describe(e, hub, upstream_timeout) for e in errors) + logged
+        )
         if errors and all(isinstance(e, RateLimitError) for e in errors):
             waits = [e.retry_after for e in errors if isinstance(e, RateLimitError)]
             known = [w for w in waits if w is not None]
@@ -94,8 +138,110 @@ def failure_for(exc: Exception, hub: Hub, secrets: Iterable[str]) -> Failure:
             return Failure(429, "rate_limit_error", "rate_limit_exceeded", message, None, wait)
         return Failure(502, "upstream_error", "upstream_failed", message)
     if isinstance(exc, ProviderError):
-        return Failure(502, "upstream_error", "upstream_failed", message, provider=exc.provider)
-    return Failure(500, "server_error", "internal_error", "the server failed: " + message)
+        message = describe(exc, hub, upstream_timeout)
+        if mid_answer:
+            message = "the stream broke off mid-answer: " + message
+        return Failure(
+            502, "upstream_error", "upstream_failed", message + logged, provider=exc.provider
+        )
+    return Failure(500, "server_error", "internal_error", "the server failed" + logged)
+
+
+def describe(err: ProviderError, hub: Hub, upstream_timeout: float | None = None) -> str:
+    """What happened to a provider, for a gateway client: its name, the kind of failure
+    (and the HTTP status) and what to do, from the error's type and fields alone."""
+    name = err.provider
+    if isinstance(err, RateLimitError):
+        wait = "later" if err.retry_after is None else f"in {_seconds(err.retry_after)} s"
+        provider = hub.providers.get(name)
+        if err.url is None and provider is not None and provider.limits:
+            # The router's own count: nothing was sent.
+            return f"{name} is at its rate limit ({provider.limits.describe()}): retry {wait}"
+        return f"{name} is rate limiting (HTTP {err.status_code}): retry {wait}"
+    if isinstance(err, AuthenticationError):
+        return (
+            f"{name} refused the server's credential for it (HTTP {err.status_code}): the "
+            "server's operator must set a valid one"
+        )
+    if isinstance(err, ProviderHTTPError):
+        status = err.status_code
+        if status >= 500:
+            return f"{name} failed (HTTP {status}): retry later, or use another model"
+        if status == 404:
+            return (
+                f"{name} has no chat completions endpoint where the server asks it (HTTP 404): "
+                "the server's operator must check its url"
+            )
+        if status < 400:
+            return (
+                f"{name} answered with a redirect (HTTP {status}), which the server does not "
+                "follow: the server's operator must check its url"
+            )
+        return f"{name} rejected the request (HTTP {status}): check the request's parameters"
+    if isinstance(err, ProviderTimeoutError):
+        limit = (
+            ""
+            if upstream_timeout is None
+            else f" (the server's upstream deadline is {upstream_timeout:g} s per request, "
+            "retries included)"
+        )
+        return f"{name} did not answer in time{limit}: retry later, or ask for a shorter answer"
+    if isinstance(err, ProviderConfigurationError):
+        return (
+            f"{name} cannot be reached as the server is set up for it (TLS, its url or a "
+            "proxy): the server's operator must fix it"
+        )
+    if isinstance(err, ProviderConnectionError):
+        return (
+            f"{name} could not be reached (the connection was refused, reset or timed out "
+            "on the way): retry later, or use another model"
+        )
+    if isinstance(err, StreamInterruptedError):
+        return f"the connection to {name} broke mid-answer, so the answer is incomplete: retry"
+    if isinstance(err, ProviderResponseError):
+        return (
+            f"{name} gave an answer that could not be used (an error in its answer, or not "
+            "an OpenAI-compatible one): retry later, or use another model"
+        )
+    return f"{name} failed in its plugin: use another model, or tell the server's operator"
+
+
+def _logged(request_id: str | None) -> str:
+    return (
+        ""
+        if request_id is None
+        else f" (the server's log has the details: request id {request_id})"
+    )
+
+
+def log_failure(
+    exc: BaseException, failure: Failure, request_id: str, secrets: Iterable[str]
+) -> None:
+    """One line on the ``providerhub.server`` logger for a request answered with
+    ``failure``: the request id, the status and the whole error (with the upstream's
+    address and words, which the client was not told), redacted. WARNING for what the
+    operator may have to look at (429 and 5xx), INFO for the client's own mistakes; a
+    failure of the server itself (500) has its traceback, redacted too."""
+    level = logging.WARNING if failure.status >= 500 or failure.status == 429 else logging.INFO
+    if not logger.isEnabledFor(level):
+        return
+    detail = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    text = f"request_id={request_id} status={failure.status} {type(exc).__name__}: {detail}"
+    if failure.status == 500:
+        text += "\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    logger.log(level, "%s", redact(text, secrets))
+
+
+def _uncounted(what: str, wait: float) -> Failure:
+    # Not 429: nothing says the client is over a limit, only that it cannot be counted.
+    return Failure(
+        503,
+        "server_error",
+        "shared_state_unavailable",
+        f"{what} cannot be counted: the server's shared state (Redis) is unreachable, and "
+        f"the server refuses such requests until it is back; retry in {_seconds(wait)} s",
+        retry_after=_seconds(wait),
+    )
 
 
 def _no_provider(exc: NoProviderError, hub: Hub, message: str) -> Failure:
@@ -166,7 +312,13 @@ def over_capacity(limit: int) -> Failure:
     )
 
 
-def rate_limited(name: str, wait: int) -> Failure:
+def rate_limited(name: str, wait: float) -> Failure:
+    """The answer to a client key at its ``rpm`` (``wait``: whole seconds), or, for a
+    :class:`~providerhub._limits.Refusal` (the shared state fails closed and is down),
+    the 503 saying that its rpm cannot be counted."""
+    if isinstance(wait, Refusal):
+        return _uncounted(f"the requests-per-minute limit of the client key {name!r}", wait)
+    wait = _seconds(wait)
     return Failure(
         429,
         "rate_limit_error",

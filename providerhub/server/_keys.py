@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import math
 
-from .._limits import Limiter, Limits
+from .._limits import Limiter, Limits, Refusal
 from ._config import ClientKey
 
 __all__ = ["CLIENT_PREFIX", "Keys"]
@@ -56,11 +56,16 @@ class Keys:
                 found = key
         return found
 
-    def wait(self, key: ClientKey) -> int:
+    def wait(self, key: ClientKey) -> float:
         """0 when ``key`` may make a request now (which is counted), else the whole seconds
-        until it may (for ``Retry-After``)."""
+        until it may (for ``Retry-After``): a :class:`~providerhub._limits.Refusal` when
+        its rpm cannot be counted (the shared state fails closed, and is down), which
+        says nothing of the key's own requests."""
         limit = self._limits.get(key.name)
         if limit is None:
             return 0
         wait = self._limiter.take(*limit)
-        return 0 if not wait else max(1, math.ceil(wait))
+        if not wait:
+            return 0
+        seconds = max(1, math.ceil(wait))
+        return Refusal(seconds, wait.reason) if isinstance(wait, Refusal) else seconds

@@ -22,8 +22,9 @@ __all__ = ["EndpointProvider"]
 class EndpointProvider:
     """The provider for one ``[endpoints.<name>]`` table: the provider contract's fields
     (``url``, ``model``, ``supports_stream``, ``needs_auth``, ``working``,
-    ``_create_completion``, and the optional ``rpm`` and ``tpm`` limits, which the router
-    counts: per hub, or across every process sharing its state through Redis), and the
+    ``_create_completion``, the optional ``rpm`` and ``tpm`` limits, which the router
+    counts: per hub, or across every process sharing its state through Redis, and
+    ``capability_settings``, the fields that turn the capabilities on), and the
     endpoint's own ``path``, ``headers``, ``api_key_env`` and ``source`` (the file it came
     from).
 
@@ -47,6 +48,14 @@ class EndpointProvider:
         self.supports_tools: bool = endpoint.tools
         self.supports_vision: bool = endpoint.vision
         self.supports_json_schema: bool = endpoint.json_schema
+        table = f"in its [endpoints.{endpoint.name}] table"
+        self.capability_settings: dict[str, str] = {
+            "supports_tools": f"set tools = true {table}",
+            "supports_vision": f"set vision = true {table}",
+            "supports_json_schema": f"set json_schema = true {table}",
+        }
+        """The field of the endpoint's table that turns each capability on, which the
+        router names when it leaves the endpoint out of a request that needs it."""
         self.api_key_env: str | None = endpoint.api_key_env
         """The environment variable holding the key, or None when the endpoint needs none."""
         self.needs_auth: bool = endpoint.api_key_env is not None
