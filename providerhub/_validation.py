@@ -12,9 +12,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._options import check_parameters
 from .errors import InvalidRequestError
 
-__all__ = ["PART_TYPES", "ROLES", "validate_messages", "validate_model"]
+__all__ = [
+    "MAX_DEPTH",
+    "PART_TYPES",
+    "ROLES",
+    "validate_messages",
+    "validate_model",
+    "validate_parameters",
+]
+
+MAX_DEPTH = 64
+"""How many levels of lists and objects a message, or a parameter's value, may nest:
+``{"a": [1]}`` is two. Deeper is refused before anything is sent, rather than left to fail
+(or exhaust the stack) in the JSON encoder."""
+
+_CONTAINERS = (dict, list, tuple)  # what the JSON encoder nests into
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
@@ -82,9 +97,41 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
             _check_tool_message(f"messages[{index}] (tool)", message)
         elif role == "assistant" and message.get("tool_calls") is not None:
             _check_tool_calls(f"messages[{index}] (assistant)", message["tool_calls"])
+        _check_depth(f"messages[{index}]", message)
         # The caller's own dicts go on as they are: nothing downstream changes them.
         checked.append(message)
     return checked
+
+
+def validate_parameters(params: Mapping[str, Any]) -> None:
+    """Raise :class:`InvalidRequestError` for a parameter the caller may not pass (a
+    provider option, see :mod:`providerhub._options`) or whose value nests deeper than
+    :data:`MAX_DEPTH`."""
+    check_parameters(params)
+    for name, value in params.items():
+        if isinstance(value, _CONTAINERS):
+            _check_depth(f"the parameter {name!r}", value)
+
+
+def _check_depth(what: str, value: object) -> None:
+    """Raise :class:`InvalidRequestError` when lists and objects nest in ``value`` more than
+    :data:`MAX_DEPTH` levels deep. Level by level, with no recursion, so that a value of
+    any depth (or one that holds itself) is measured without exhausting the stack."""
+    level: list[Any] = [value]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise InvalidRequestError(
+                f"{what} nests lists and objects deeper than {MAX_DEPTH} levels (or holds "
+                f"itself); providerhub sends at most {MAX_DEPTH}"
+            )
+        below = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, _CONTAINERS):
+                    below.append(child)
+        level = below
 
 
 def _check_content(where: str, role: str, message: dict[str, Any], content: object) -> None:

@@ -12,6 +12,7 @@
     vision = false                        # the default: image and file parts
     json_schema = false                   # the default: a json_schema response_format
     headers = { "X-Team" = "search" }     # optional
+    extra_parameters = ["top_k", "min_p"] # optional: parameters beyond OpenAI's it takes
     rpm = 60                              # optional: requests per minute
     tpm = 100000                          # optional: tokens per minute, from reported usage
 
@@ -36,7 +37,7 @@ from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from providerhub.plugin import url_variable
+from providerhub.plugin import provider_options, url_variable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,6 +74,7 @@ FIELDS = (
     "vision",
     "json_schema",
     "headers",
+    "extra_parameters",
     "rpm",
     "tpm",
 )
@@ -115,6 +117,10 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # An HTTP header name is a "token" (RFC 9110, section 5.6.2).
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
+_PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# Arguments create() takes itself: a parameter of that name never reaches a provider.
+_CREATE_ARGUMENTS = frozenset({"model", "messages", "stream", "provider", "retries"})
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,9 @@ class Endpoint:
     api_key_env: str | None = None
     stream: bool = True
     headers: Mapping[str, str] = field(default_factory=dict)
+    extra_parameters: tuple[str, ...] = ()
+    """Request parameters beyond OpenAI's chat parameters that the server takes (vLLM's
+    and llama.cpp's ``top_k``, ``min_p``, ...), sent on as the caller gives them."""
     tools: bool = True
     vision: bool = False
     json_schema: bool = False
@@ -393,6 +402,7 @@ def _check_entry(name: str, entry: Any, source: str) -> Endpoint | list[Problem]
         path=checked.get("path", DEFAULT_PATH),
         api_key_env=checked.get("api_key_env"),
         headers=checked.get("headers", {}),
+        extra_parameters=checked.get("extra_parameters", ()),
         rpm=checked.get("rpm"),
         tpm=checked.get("tpm"),
         **{flag: checked.get(flag, default) for flag, default in FLAGS.items()},
@@ -530,6 +540,31 @@ def _check_headers(value: Any) -> dict[str, str]:
     return headers
 
 
+def _check_extra_parameters(value: Any) -> tuple[str, ...]:
+    example = '["top_k", "min_p"]'
+    if not isinstance(value, list):
+        raise _Bad(f"must be a list of parameter names, like {example}, not {_show(value)}")
+    seen: set[str] = set()
+    options = provider_options()
+    for index, item in enumerate(value, 1):
+        if not isinstance(item, str) or not _PARAMETER_NAME.match(item):
+            raise _Bad(
+                f"item {index} must be a parameter name (letters, digits and _, not "
+                f"starting with a digit), like {example}, not {_show(item)}"
+            )
+        if item in _CREATE_ARGUMENTS:
+            raise _Bad(f"{_show(item)} is an argument of create() itself, not a parameter")
+        if item in options:
+            raise _Bad(
+                f"{_show(item)} is a provider option, which providerhub sets, not a "
+                "parameter a call may pass"
+            )
+        if item in seen:
+            raise _Bad(f"lists {_show(item)} twice")
+        seen.add(item)
+    return tuple(value)
+
+
 def _check_rpm(value: Any) -> int:
     return _check_rate(value, "requests", "60")
 
@@ -555,6 +590,7 @@ _CHECKS = {
     "api_key_env": _check_api_key_env,
     **dict.fromkeys(FLAGS, _check_flag),
     "headers": _check_headers,
+    "extra_parameters": _check_extra_parameters,
     "rpm": _check_rpm,
     "tpm": _check_tpm,
 }

@@ -179,7 +179,7 @@ def test_custom_path_and_headers_reach_the_server(make_hub: MakeHub, server: Ope
     assert request.headers["Content-Type"] == "application/json"
 
 
-def test_headers_given_to_the_call_are_added_over_the_files(
+def test_the_headers_are_the_files_and_a_call_cannot_change_them(
     make_hub: MakeHub, server: OpenAIServer
 ) -> None:
     hub = make_hub(
@@ -190,10 +190,34 @@ def test_headers_given_to_the_call_are_added_over_the_files(
         headers = {{ "X-Team" = "search", "X-Tier" = "free" }}
         """
     )
-    hub.create("custom-model", HI, headers={"X-Tier": "paid", "X-Call": "1"})
+    with pytest.raises(InvalidRequestError, match="'headers' is not a request parameter"):
+        hub.create("custom-model", HI, headers={"X-Tier": "paid", "X-Call": "1"})
+    assert server.requests == []
+    hub.create("custom-model", HI)
     headers = only_request(server).headers
-    assert (headers["X-Team"], headers["X-Tier"], headers["X-Call"]) == ("search", "paid", "1")
+    assert (headers["X-Team"], headers["X-Tier"]) == ("search", "free")
+    assert "X-Call" not in headers
     assert hub.providers["custom"].obj.headers == {"X-Team": "search", "X-Tier": "free"}
+
+
+def test_extra_parameters_of_the_file_reach_the_server_unchanged(
+    make_hub: MakeHub, server: OpenAIServer
+) -> None:
+    hub = make_hub(
+        f"""
+        [endpoints.vllm]
+        url = "{server.url}"
+        models = ["qwen"]
+        extra_parameters = ["top_k", "min_p", "chat_template_kwargs"]
+        """
+    )
+    template = {"enable_thinking": False, "nested": [1, {"a": None}]}
+    hub.create("qwen", HI, top_k=20, min_p=0.05, chat_template_kwargs=template)
+    body = only_request(server).json()
+    assert (body["top_k"], body["min_p"], body["chat_template_kwargs"]) == (20, 0.05, template)
+    with pytest.raises(InvalidRequestError, match=r"'typical_p'.*and chat_template_kwargs"):
+        hub.create("qwen", HI, typical_p=0.9)
+    assert len(server.requests) == 1
 
 
 def test_the_url_variable_overrides_the_files_url(
