@@ -74,6 +74,7 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
     if not messages:
         raise InvalidRequestError("messages is empty: give at least one message")
     checked = []
+    nested: list[int] = []  # the messages holding lists or objects, whose depth is checked
     for index, message in enumerate(messages):
         if type(message) is not dict:
             if not isinstance(message, Mapping):
@@ -87,9 +88,14 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
             raise InvalidRequestError(
                 f"messages[{index}] has role {role!r}; it must be one of {', '.join(ROLES)}"
             )
-        for key in message:
+        holds = False
+        for key, value in message.items():
             if not isinstance(key, str):
                 raise InvalidRequestError(f"messages[{index}] has a non-string key {key!r}")
+            if isinstance(value, _CONTAINERS):
+                holds = True
+        if holds:
+            nested.append(index)
         content = message.get("content")
         if type(content) is not str:  # the common case needs no more checks
             _check_content(f"messages[{index}] ({role})", role, message, content)
@@ -97,9 +103,13 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
             _check_tool_message(f"messages[{index}] (tool)", message)
         elif role == "assistant" and message.get("tool_calls") is not None:
             _check_tool_calls(f"messages[{index}] (assistant)", message["tool_calls"])
-        _check_depth(f"messages[{index}]", message)
         # The caller's own dicts go on as they are: nothing downstream changes them.
         checked.append(message)
+    # One pass over those messages (their list is one more level), then the one too deep
+    # is found to be named.
+    if nested and _nests_deeper([checked[i] for i in nested], MAX_DEPTH + 1):
+        for index in nested:
+            _check_depth(f"messages[{index}]", checked[index])
     return checked
 
 
@@ -115,23 +125,30 @@ def validate_parameters(params: Mapping[str, Any]) -> None:
 
 def _check_depth(what: str, value: object) -> None:
     """Raise :class:`InvalidRequestError` when lists and objects nest in ``value`` more than
-    :data:`MAX_DEPTH` levels deep. Level by level, with no recursion, so that a value of
-    any depth (or one that holds itself) is measured without exhausting the stack."""
+    :data:`MAX_DEPTH` levels deep."""
+    if _nests_deeper(value, MAX_DEPTH):
+        raise InvalidRequestError(
+            f"{what} nests lists and objects deeper than {MAX_DEPTH} levels (or holds "
+            f"itself); providerhub sends at most {MAX_DEPTH}"
+        )
+
+
+def _nests_deeper(value: object, limit: int) -> bool:
+    """Whether lists, tuples and dicts nest in ``value`` (itself one) more than ``limit``
+    levels deep. Level by level, with no recursion, so that a value of any depth (or one
+    that holds itself, followed ``limit`` levels) is measured without exhausting the
+    stack, in one pass over the value."""
     level: list[Any] = [value]
-    depth = 0
-    while level:
-        depth += 1
-        if depth > MAX_DEPTH:
-            raise InvalidRequestError(
-                f"{what} nests lists and objects deeper than {MAX_DEPTH} levels (or holds "
-                f"itself); providerhub sends at most {MAX_DEPTH}"
-            )
-        below = []
-        for item in level:
-            for child in item.values() if isinstance(item, dict) else item:
-                if isinstance(child, _CONTAINERS):
-                    below.append(child)
-        level = below
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, _CONTAINERS)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _check_content(where: str, role: str, message: dict[str, Any], content: object) -> None:
