@@ -193,6 +193,8 @@ def _request(
 def _check_parameters(
     provider: str, params: Mapping[str, Any], extra: Collection[str] = ()
 ) -> None:
+    if isinstance(extra, str):  # one name, not its letters
+        extra = (extra,)
     unknown = [key for key in params if key not in CHAT_PARAMETERS and key not in extra]
     if unknown:
         key = unknown[0]

@@ -71,6 +71,11 @@ def provider_options() -> frozenset[str]:
 
 
 def _refusal(name: str) -> str:
+    if name in ROUTER_ARGUMENTS:
+        return (
+            f"{name!r} is not a request parameter: providerhub's router sets it for each "
+            "attempt, not per call"
+        )
     return (
         f"{name!r} is not a request parameter: it is a provider option, set by the "
         "provider's plugin or the operator's configuration, not per call"

@@ -34,6 +34,7 @@ OPTION = (
     r"is not a request parameter: it is a provider option, set by the provider's plugin "
     r"or the operator's configuration, not per call"
 )
+ROUTER = r"is not a request parameter: providerhub's router sets it for each attempt"
 TOO_DEEP = rf"nests lists and objects deeper than {MAX_DEPTH} levels"
 
 
@@ -82,7 +83,7 @@ def endpoint_hub(server: OpenAIServer, write_config: Any) -> Iterator[providerhu
 
 
 HOSTILE: dict[str, tuple[dict[str, Any], str]] = {
-    "structured": ({"structured": True}, OPTION),
+    "structured": ({"structured": True}, ROUTER),
     "credential_variable": ({"credential_variable": "X"}, OPTION),
     "max_body_bytes=1": ({"max_body_bytes": 1}, OPTION),
     "max_body_bytes=1e12": ({"max_body_bytes": 10**12}, OPTION),
@@ -95,7 +96,7 @@ HOSTILE: dict[str, tuple[dict[str, Any], str]] = {
     "headers-override": ({"headers": {"X-Team": "someone-else"}}, OPTION),
     "defaults": ({"defaults": {"anything": 1}}, OPTION),
     "endpoint": ({"endpoint": "http://169.254.169.254/latest"}, OPTION),
-    "session": ({"session": None}, OPTION),
+    "session": ({"session": None}, ROUTER),
     "extra_parameters": ({"extra_parameters": ["anything"]}, OPTION),
     "metadata-1000-deep": ({"metadata": nested(1000)}, "the parameter 'metadata' " + TOO_DEEP),
     "nan": ({"temperature": float("nan")}, "'temperature' for local cannot be sent as JSON"),
@@ -269,6 +270,9 @@ def test_the_helper_called_directly_refuses_what_json_cannot_nest(server: OpenAI
         chat_completion("p", endpoint, "m", [{**HI[0], "x": nested(5000)}], False)
     with pytest.raises(InvalidRequestError, match="the parameter 'metadata' for p cannot be sent"):
         achat_completion("p", endpoint, "m", HI, True, metadata=nested(5000))
+    # One name given as a string is that name, not its letters.
+    with pytest.raises(InvalidRequestError, match="does not take the parameter 'top'"):
+        chat_completion("p", endpoint, "m", HI, False, extra_parameters="top_k", top=1)
     assert server.requests == []
 
 
