@@ -13,6 +13,15 @@ is given back however its call ends: a success closes the breaker, a failure re-
 it, and anything else (the caller closed the stream or dropped it, the task was
 cancelled, the request was refused as invalid, a ``KeyboardInterrupt``) releases it,
 leaving the breaker open with its time up, so that the next call probes.
+
+A failure is the provider's: it could not be reached, timed out, answered with an error
+status or an answer that cannot be read. Not the caller's mistakes: a request refused
+before it was sent never reaches the breaker, and one the provider refused as invalid
+(HTTP 400, 413, 422: :attr:`ProviderError.request_refused
+<providerhub.errors.ProviderError>`) is neither a failure nor a success: the provider
+answered, but not the question of its health, so the claim is released and the count of
+failures in a row stays as it was. One client sending ``"temperature": 99`` cannot cool a
+provider down for everyone.
 """
 
 from __future__ import annotations
@@ -105,7 +114,12 @@ class Claim:
         self._health._settle(self, None)
 
     def failure(self, error: ProviderError) -> None:
-        """An attempt failed with ``error``; a probe's failure re-opens the breaker."""
+        """An attempt failed with ``error``; a probe's failure re-opens the breaker. A
+        request the provider refused as invalid is the caller's mistake, not a failure:
+        the claim is released instead."""
+        if error.request_refused:
+            self.release()
+            return
         self._health._settle(self, error)
 
     def release(self) -> None:
@@ -181,8 +195,9 @@ class Health:
         self._settle(Claim(self, name, 0), None)
 
     def failure(self, name: str, error: ProviderError) -> None:
-        """A call to ``name``, not its probe, failed with ``error``."""
-        self._settle(Claim(self, name, 0), error)
+        """A call to ``name``, not its probe, failed with ``error`` (not counted when it
+        is a request the provider refused as invalid, see :meth:`Claim.failure`)."""
+        Claim(self, name, 0).failure(error)
 
     def _settle(self, claim: Claim, error: ProviderError | None) -> None:
         with self._lock:

@@ -23,9 +23,10 @@ from providerhub import InvalidRequestError, _openai_compat
 from providerhub._options import ROUTER_ARGUMENTS, provider_options
 from providerhub._validation import MAX_DEPTH
 from providerhub.plugin import CHAT_PARAMETERS, achat_completion, chat_completion
+from providerhub.server._errors import failure_for
 from providerhub.testing import OpenAIServer, Reply
 
-from ._gateway import Gateway, clean_environment
+from ._gateway import Gateway, clean_environment, poll
 
 MODEL = "local-model"
 HI = [{"role": "user", "content": "Hi"}]
@@ -292,6 +293,94 @@ def test_a_provider_the_deadline_left_no_time_for_is_not_counted(write_config: A
             assert _untouched(hub, "b")  # never asked: not its failure
 
 
+# -- a request the provider refuses as invalid ------------------------------------------------
+
+REFUSED = (400, 413, 422)
+"""The statuses that refuse the request itself: the caller's mistake, not the provider's."""
+
+WAYS = ("create", "stream", "acreate", "client")
+
+
+def _refused_by_upstream(hub: providerhub.Hub, way: str, status: int) -> None:
+    with pytest.raises(providerhub.ProviderHTTPError) as caught:
+        _call(hub, way, {"temperature": 99})
+    assert caught.value.status_code == status and caught.value.request_refused
+    assert not caught.value.transient
+
+
+def test_ten_requests_the_upstream_refuses_as_invalid_leave_the_breaker_alone(
+    endpoint_hub: providerhub.Hub, server: OpenAIServer
+) -> None:
+    # Three failures in a row cool a provider down; ten refusals of the caller's request
+    # (each way of calling, each refusing status) are no failure at all.
+    calls = [(way, status) for status in REFUSED for way in WAYS][:10]
+    server.script(*(Reply.error(status, "temperature must be at most 2") for _, status in calls))
+    for way, status in calls:
+        _refused_by_upstream(endpoint_hub, way, status)
+    assert len(server.requests) == 10  # each asked once: a refusal is not retried
+    assert endpoint_hub.health.cooling("local") is None
+    assert "local" not in endpoint_hub.health.snapshot()  # no failure recorded
+    assert [p.name for p in endpoint_hub.route(MODEL)] == ["local"]
+    assert endpoint_hub.create(MODEL, HI).endswith("You said: Hi")
+
+
+@pytest.mark.parametrize("status", [500, 404, 408])
+def test_other_error_statuses_still_cool_the_provider_down(
+    endpoint_hub: providerhub.Hub, server: OpenAIServer, status: int
+) -> None:
+    server.script(*[Reply.error(status)] * 3)
+    for _ in range(3):
+        with pytest.raises(providerhub.ProviderHTTPError) as caught:
+            endpoint_hub.create(MODEL, HI)
+        assert not caught.value.request_refused
+    assert endpoint_hub.health.cooling("local") is not None
+    assert endpoint_hub.health.snapshot()["local"].failures == 3
+
+
+def test_a_probe_the_upstream_refuses_as_invalid_is_given_back(
+    write_config: Any, server: OpenAIServer
+) -> None:
+    write_config(server)
+    with providerhub.Hub(retries=0, failure_threshold=1, cooldown=0.05) as hub:
+        server.script(Reply.error(503))
+        with pytest.raises(providerhub.ProviderHTTPError, match="503"):
+            hub.create(MODEL, HI)
+        cooling = hub.health.snapshot()["local"]
+        assert cooling.failures == 1 and cooling.open_until > 0
+        assert poll(lambda: hub.health.cooling("local") is None)  # its cooldown is over
+        server.script(Reply.error(422, "top_k must be an integer"))
+        _refused_by_upstream(hub, "create", 422)  # the probe
+        after = hub.health.snapshot()["local"]
+        # Released, not settled: no failure counted, the cooldown not re-opened (nor
+        # doubled), and not closed either, since the provider's health is still unknown.
+        assert (after.failures, after.open_until, after.period) == (1, cooling.open_until, 0.05)
+        assert not after.probing and hub.health.cooling("local") is None
+        assert hub.create(MODEL, HI).endswith("Hi")  # the next call probes, and closes it
+        assert hub.health.snapshot()["local"].failures == 0
+
+
+def test_a_request_one_provider_refuses_falls_back_to_the_next(write_config: Any) -> None:
+    with OpenAIServer() as strict, OpenAIServer() as lenient:
+        strict.default = Reply.error(400, "top_k is not a parameter of this server")
+        write_config(strict, lenient)
+        with providerhub.Hub(retries=0) as hub:
+            for way in WAYS:
+                answer = _call(hub, way, {"top_k": 20})
+                text = answer if isinstance(answer, str) else answer.choices[0].message.content
+                assert text.endswith("You said: Hi")
+            assert len(strict.requests) == len(lenient.requests) == 4
+            assert [r.json()["top_k"] for r in lenient.requests] == [20] * 4
+            assert _untouched(hub) and _untouched(hub, "b")
+            # When every candidate refuses it, the caller's request is what to fix.
+            lenient.default = Reply.error(422, "top_k must be at most 100")
+            with pytest.raises(providerhub.AllProvidersFailedError) as caught:
+                hub.create(MODEL, HI, top_k=1000)
+            assert all(e.request_refused for e in caught.value.errors.values())
+            assert _untouched(hub) and _untouched(hub, "b")
+            failure = failure_for(caught.value, hub, [])  # what the gateway answers
+            assert (failure.status, failure.type) == (400, "invalid_request_error")
+
+
 # -- through the gateway -----------------------------------------------------------------------
 
 
@@ -375,6 +464,23 @@ def test_three_hostile_requests_leave_the_gateway_ready(
     assert request.json()["top_k"] == 20
     assert request.json()["chat_template_kwargs"] == {"enable_thinking": False}
     assert request.headers["X-Team"] == "ops"
+
+
+def test_ten_requests_the_upstream_refuses_leave_the_gateway_ready(
+    gateway: Gateway, upstream: OpenAIServer
+) -> None:
+    upstream.script(*[Reply.error(400, "temperature must be at most 2")] * 10)
+    before = len(upstream.requests)
+    for number in range(10):
+        status, doc = post(gateway, temperature=99, stream=number % 2 == 1)
+        # The client's request, refused upstream: a 400 of the client's, not a 502.
+        assert status == 400, doc
+        assert doc["error"]["type"] == "invalid_request_error"
+    assert len(upstream.requests) == before + 10 and upstream.pending == 0
+    status, _, body = gateway.request("GET", "/readyz")
+    assert status == 200 and json.loads(body)["providers"] == ["local"]
+    status, doc = post(gateway)
+    assert status == 200, doc
 
 
 def test_a_body_nested_past_what_the_parser_reads_is_a_400(gateway: Gateway) -> None:

@@ -4,6 +4,7 @@ the matching exception, and the body ``{"error": {"message", "type", "param", "c
 | condition | status |
 | --- | --- |
 | bad JSON, bad messages or parameters, a request no provider can take | 400 |
+| every provider asked refused the request as invalid (its 400, 413, 422) | 400 |
 | no key or a wrong key | 401 |
 | unknown model (the message names close ones) | 404 |
 | body too large | 413 |
@@ -88,8 +89,14 @@ def failure_for(exc: Exception, hub: Hub, secrets: Iterable[str]) -> Failure:
             known = [w for w in waits if w is not None]
             wait = _seconds(min(known) if known else None)
             return Failure(429, "rate_limit_error", "rate_limit_exceeded", message, None, wait)
+        if errors and all(e.request_refused for e in errors):
+            return Failure(400, "invalid_request_error", "invalid_request", message)
         return Failure(502, "upstream_error", "upstream_failed", message)
     if isinstance(exc, ProviderError):
+        if exc.request_refused:  # the client's request, refused upstream: not a 502
+            return Failure(
+                400, "invalid_request_error", "invalid_request", message, provider=exc.provider
+            )
         return Failure(502, "upstream_error", "upstream_failed", message, provider=exc.provider)
     return Failure(500, "server_error", "internal_error", "the server failed: " + message)
 
