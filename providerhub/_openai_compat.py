@@ -201,7 +201,7 @@ def _check_parameters(
         known = sorted(CHAT_PARAMETERS.union(extra))
         close = difflib.get_close_matches(key, known, n=1)
         tip = f"; did you mean {close[0]!r}?" if close else ""
-        also = f", and {', '.join(sorted(extra))}" if extra else ""
+        also = f"; and beyond them: {', '.join(sorted(extra))}" if extra else ""
         raise InvalidRequestError(
             f"{provider} does not take the parameter {key!r}{tip} "
             f"(it takes the OpenAI chat parameters: {', '.join(sorted(CHAT_PARAMETERS))}"

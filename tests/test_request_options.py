@@ -3,8 +3,9 @@ against a provider: every hostile field is refused before the upstream sees a re
 and the breaker is left alone, in the library and through a real ``providerhub serve``.
 
 The provider under test is the openai-compatible plugin's, through its real entry point,
-configured by a TOML file that sets headers and the extra parameters the endpoint takes,
-and pointed at the stand-in OpenAI server on 127.0.0.1."""
+configured by a TOML file that sets headers (and no ``extra_parameters``: vLLM's and
+llama.cpp's are taken by default), and pointed at the stand-in OpenAI server on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ from ._gateway import Gateway, clean_environment, poll
 
 MODEL = "local-model"
 HI = [{"role": "user", "content": "Hi"}]
-EXTRA = ["top_k", "min_p", "repetition_penalty", "chat_template_kwargs"]
 OPTION = (
     r"is not a request parameter: it is a provider option, set by the provider's plugin "
     r"or the operator's configuration, not per call"
@@ -41,7 +41,7 @@ TOO_DEEP = rf"nests lists and objects deeper than {MAX_DEPTH} levels"
 
 def config(*servers: OpenAIServer) -> str:
     """One ``[endpoints.<name>]`` per server (``local``, then ``b``, ``c``...), each serving
-    MODEL with the file's headers and extra parameters."""
+    MODEL with the file's headers, and no ``extra_parameters``."""
     tables = []
     for index, server in enumerate(servers):
         name = "local" if index == 0 else chr(ord("a") + index)
@@ -50,7 +50,6 @@ def config(*servers: OpenAIServer) -> str:
             f'url = "{server.url}"\n'
             f'models = ["{MODEL}"]\n'
             f'headers = {{ "X-Team" = "ops" }}\n'
-            f"extra_parameters = {json.dumps(EXTRA)}\n"
         )
     return "\n".join(tables)
 
@@ -208,7 +207,7 @@ def test_the_router_still_passes_its_own_options(hub: providerhub.Hub) -> None:
 
 
 @pytest.mark.parametrize("way", ["create", "stream", "acreate", "client"])
-def test_extra_parameters_reach_the_upstream_unchanged(
+def test_extra_parameters_reach_the_upstream_unchanged_with_no_configuration(
     endpoint_hub: providerhub.Hub, server: OpenAIServer, way: str
 ) -> None:
     extra = {
@@ -225,11 +224,16 @@ def test_extra_parameters_reach_the_upstream_unchanged(
     assert request.headers["X-Team"] == "ops"
 
 
+@pytest.mark.parametrize("way", ["create", "stream", "acreate", "client"])
 def test_a_parameter_the_endpoint_does_not_take_is_still_refused(
-    endpoint_hub: providerhub.Hub, server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+    endpoint_hub: providerhub.Hub, server: OpenAIServer, monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
-    with pytest.raises(InvalidRequestError, match=r"'typical_p'.*and chat_template_kwargs"):
-        endpoint_hub.create(MODEL, HI, typical_p=0.9)
+    with pytest.raises(
+        InvalidRequestError,
+        match=r"local does not take the parameter 'tempurature'; did you mean 'temperature'\?"
+        r".*; and beyond them: .*chat_template_kwargs.*top_k",
+    ):
+        _call(endpoint_hub, way, {"tempurature": 0.5, "top_k": 20})
     # Gravityengine takes the OpenAI parameters only.
     monkeypatch.setenv("PROVIDERHUB_GRAVITYENGINE_URL", server.url)
     with pytest.raises(InvalidRequestError, match="does not take the parameter 'top_k'"):
@@ -458,12 +462,35 @@ def test_three_hostile_requests_leave_the_gateway_ready(
     assert len(upstream.requests) == before
     status, _, body = gateway.request("GET", "/readyz")
     assert status == 200 and json.loads(body)["providers"] == ["local"]
-    status, doc = post(gateway, top_k=20, chat_template_kwargs={"enable_thinking": False})
-    assert status == 200, doc
-    request = upstream.requests[-1]
-    assert request.json()["top_k"] == 20
-    assert request.json()["chat_template_kwargs"] == {"enable_thinking": False}
-    assert request.headers["X-Team"] == "ops"
+    # vLLM's and llama.cpp's parameters go through with no extra_parameters in the file.
+    extra = {
+        "top_k": 20,
+        "min_p": 0.05,
+        "repetition_penalty": 1.1,
+        "chat_template_kwargs": {"enable_thinking": False},
+    }
+    for stream in (False, True):
+        status, _, data = gateway.request(
+            "POST",
+            "/v1/chat/completions",
+            json.dumps({"model": MODEL, "messages": HI, "stream": stream, **extra}).encode(),
+            {"Content-Type": "application/json"},
+        )
+        assert status == 200, data
+        request = upstream.requests[-1]
+        assert {key: request.json()[key] for key in extra} == extra
+        assert request.headers["X-Team"] == "ops"
+
+
+def test_the_gateway_refuses_a_misspelt_parameter_before_sending(
+    gateway: Gateway, upstream: OpenAIServer
+) -> None:
+    before = len(upstream.requests)
+    status, doc = post(gateway, tempurature=0.5, top_k=20)
+    assert status == 400, doc
+    assert doc["error"]["type"] == "invalid_request_error"
+    assert "'tempurature'; did you mean 'temperature'?" in doc["error"]["message"]
+    assert len(upstream.requests) == before
 
 
 def test_ten_requests_the_upstream_refuses_leave_the_gateway_ready(

@@ -12,7 +12,7 @@
     vision = false                        # the default: image and file parts
     json_schema = false                   # the default: a json_schema response_format
     headers = { "X-Team" = "search" }     # optional
-    extra_parameters = ["top_k", "min_p"] # optional: parameters beyond OpenAI's it takes
+    extra_parameters = ["priority"]       # optional: added to DEFAULT_EXTRA_PARAMETERS
     rpm = 60                              # optional: requests per minute
     tpm = 100000                          # optional: tokens per minute, from reported usage
 
@@ -85,6 +85,78 @@ FLAGS = {"stream": True, "tools": True, "vision": False, "json_schema": False}
 
 REQUIRED = ("url", "models")
 
+DEFAULT_EXTRA_PARAMETERS = frozenset(
+    {
+        # vLLM's sampling parameters and extra parameters of its chat completions API
+        # (vllm/entrypoints/openai/protocol.py, ChatCompletionRequest).
+        "add_generation_prompt",
+        "add_special_tokens",
+        "allowed_token_ids",
+        "bad_words",
+        "best_of",
+        "chat_template_kwargs",
+        "continue_final_message",
+        "echo",
+        "guided_choice",
+        "guided_decoding_backend",
+        "guided_grammar",
+        "guided_json",
+        "guided_regex",
+        "guided_whitespace_pattern",
+        "ignore_eos",
+        "include_reasoning",
+        "include_stop_str_in_output",
+        "length_penalty",
+        "min_p",
+        "min_tokens",
+        "prompt_logprobs",
+        "repetition_penalty",
+        "return_tokens_as_token_ids",
+        "skip_special_tokens",
+        "spaces_between_special_tokens",
+        "stop_token_ids",
+        "structural_tag",
+        "top_k",
+        "truncate_prompt_tokens",
+        "use_beam_search",
+        # llama.cpp's server (tools/server/README.md, the options of /completion, which its
+        # /v1/chat/completions takes too), those vLLM does not share.
+        "cache_prompt",
+        "dry_allowed_length",
+        "dry_base",
+        "dry_multiplier",
+        "dry_penalty_last_n",
+        "dry_sequence_breakers",
+        "dynatemp_exponent",
+        "dynatemp_range",
+        "grammar",
+        "json_schema",
+        "min_keep",
+        "mirostat",
+        "mirostat_eta",
+        "mirostat_tau",
+        "n_predict",
+        "n_probs",
+        "post_sampling_probs",
+        "repeat_last_n",
+        "repeat_penalty",
+        "samplers",
+        "tfs_z",
+        "typical_p",
+        "xtc_probability",
+        "xtc_threshold",
+    }
+)
+"""The request parameters beyond OpenAI's chat parameters that every endpoint takes with
+no configuration: the sampling and generation fields of vLLM and of llama.cpp's server,
+sent on as the caller gives them (a server that does not know one ignores it or refuses
+the request, as its own documentation says). Fields that act on the server rather than on
+the answer are left out (vLLM's ``chat_template``, ``logits_processors``, ``priority``,
+``request_id``, ``cache_salt``, ``kv_transfer_params``, ``vllm_xargs``,
+``mm_processor_kwargs``, ``documents``; llama.cpp's ``id_slot``, ``lora``, ``n_keep``,
+``t_max_predict_ms``, ``response_fields``, ``timings_per_token``, ``return_tokens``): an
+entry's ``extra_parameters`` adds them, or any other name, to these."""
+
 # Headers providerhub itself sets on every request. Authorization carries the credential,
 # which must come through api_key_env or auth= so that error messages can redact it; the
 # others describe the body and the answer's format, which chat_completion chooses per call
@@ -139,8 +211,8 @@ class Endpoint:
     stream: bool = True
     headers: Mapping[str, str] = field(default_factory=dict)
     extra_parameters: tuple[str, ...] = ()
-    """Request parameters beyond OpenAI's chat parameters that the server takes (vLLM's
-    and llama.cpp's ``top_k``, ``min_p``, ...), sent on as the caller gives them."""
+    """The file's request parameters beyond OpenAI's chat parameters, which the endpoint
+    takes besides :data:`DEFAULT_EXTRA_PARAMETERS` (vLLM's ``priority``, ...)."""
     tools: bool = True
     vision: bool = False
     json_schema: bool = False
@@ -541,7 +613,8 @@ def _check_headers(value: Any) -> dict[str, str]:
 
 
 def _check_extra_parameters(value: Any) -> tuple[str, ...]:
-    example = '["top_k", "min_p"]'
+    # A name already in DEFAULT_EXTRA_PARAMETERS is taken: the list adds to that set.
+    example = '["priority", "request_id"]'
     if not isinstance(value, list):
         raise _Bad(f"must be a list of parameter names, like {example}, not {_show(value)}")
     seen: set[str] = set()

@@ -14,7 +14,7 @@ from providerhub.plugin import (
     credential,
 )
 
-from .config import Endpoint
+from .config import DEFAULT_EXTRA_PARAMETERS, Endpoint
 
 __all__ = ["EndpointProvider"]
 
@@ -52,8 +52,12 @@ class EndpointProvider:
         self.needs_auth: bool = endpoint.api_key_env is not None
         self.headers: dict[str, str] = dict(endpoint.headers)
         """Sent with every request: the file's, and only the file's."""
-        self.extra_parameters: tuple[str, ...] = endpoint.extra_parameters
-        """Parameters beyond OpenAI's chat parameters that the server takes."""
+        self.extra_parameters: frozenset[str] = DEFAULT_EXTRA_PARAMETERS.union(
+            endpoint.extra_parameters
+        )
+        """Parameters beyond OpenAI's chat parameters that the server takes, sent on as
+        given: vLLM's and llama.cpp's (:data:`~.config.DEFAULT_EXTRA_PARAMETERS`) and the
+        file's ``extra_parameters``."""
         self.source: str = endpoint.source
         self.rpm: int | None = endpoint.rpm
         """Requests per minute the router lets through to it, or None for no limit."""

@@ -25,8 +25,9 @@ from providerhub import (
     ProviderResponseError,
     StreamInterruptedError,
 )
+from providerhub.plugin import CHAT_PARAMETERS, provider_options
 from providerhub.testing import OpenAIServer, RecordedRequest, Reply
-from providerhub_openai_compatible import EndpointProvider, load
+from providerhub_openai_compatible import DEFAULT_EXTRA_PARAMETERS, EndpointProvider, load
 
 HI = [{"role": "user", "content": "Hi"}]
 
@@ -200,7 +201,7 @@ def test_the_headers_are_the_files_and_a_call_cannot_change_them(
     assert hub.providers["custom"].obj.headers == {"X-Team": "search", "X-Tier": "free"}
 
 
-def test_extra_parameters_of_the_file_reach_the_server_unchanged(
+def test_vllm_and_llama_cpp_parameters_reach_the_server_with_no_configuration(
     make_hub: MakeHub, server: OpenAIServer
 ) -> None:
     hub = make_hub(
@@ -208,16 +209,57 @@ def test_extra_parameters_of_the_file_reach_the_server_unchanged(
         [endpoints.vllm]
         url = "{server.url}"
         models = ["qwen"]
-        extra_parameters = ["top_k", "min_p", "chat_template_kwargs"]
         """
     )
     template = {"enable_thinking": False, "nested": [1, {"a": None}]}
-    hub.create("qwen", HI, top_k=20, min_p=0.05, chat_template_kwargs=template)
+    extra = {
+        "top_k": 20,
+        "min_p": 0.05,
+        "repetition_penalty": 1.1,
+        "chat_template_kwargs": template,
+        "guided_choice": ["yes", "no"],
+        "mirostat_tau": 5.0,
+    }
+    hub.create("qwen", HI, **extra)
     body = only_request(server).json()
-    assert (body["top_k"], body["min_p"], body["chat_template_kwargs"]) == (20, 0.05, template)
-    with pytest.raises(InvalidRequestError, match=r"'typical_p'.*and chat_template_kwargs"):
-        hub.create("qwen", HI, typical_p=0.9)
+    assert {key: body[key] for key in extra} == extra
+    assert hub.providers["vllm"].obj.extra_parameters == DEFAULT_EXTRA_PARAMETERS
+    with pytest.raises(
+        InvalidRequestError,
+        match=r"'priority'.*; and beyond them: .*chat_template_kwargs.*typical_p",
+    ):
+        hub.create("qwen", HI, priority=1)
     assert len(server.requests) == 1
+
+
+def test_the_files_extra_parameters_add_to_the_default(
+    make_hub: MakeHub, server: OpenAIServer
+) -> None:
+    hub = make_hub(
+        f"""
+        [endpoints.vllm]
+        url = "{server.url}"
+        models = ["qwen"]
+        extra_parameters = ["priority", "top_k"]
+        """
+    )
+    hub.create("qwen", HI, priority=1, top_k=20, min_p=0.05)
+    body = only_request(server).json()
+    assert (body["priority"], body["top_k"], body["min_p"]) == (1, 20, 0.05)
+    provider = hub.providers["vllm"].obj
+    assert provider.extra_parameters == DEFAULT_EXTRA_PARAMETERS | {"priority"}
+    with pytest.raises(InvalidRequestError, match=r"'priorty'; did you mean 'priority'"):
+        hub.create("qwen", HI, priorty=2)
+    assert len(server.requests) == 1
+
+
+def test_the_default_extra_parameters_are_never_options_nor_openai_parameters() -> None:
+    assert not DEFAULT_EXTRA_PARAMETERS & provider_options()
+    assert not DEFAULT_EXTRA_PARAMETERS & CHAT_PARAMETERS
+    assert not DEFAULT_EXTRA_PARAMETERS & {"model", "messages", "stream", "provider", "retries"}
+    assert {"top_k", "min_p", "repetition_penalty", "chat_template_kwargs"} <= (
+        DEFAULT_EXTRA_PARAMETERS
+    )
 
 
 def test_the_url_variable_overrides_the_files_url(

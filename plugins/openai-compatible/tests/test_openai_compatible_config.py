@@ -331,7 +331,7 @@ def entry(name: str = "ollama", **fields: str) -> str:
         (
             entry(extra_parameters='"top_k"'),
             "[endpoints.ollama] extra_parameters",
-            'must be a list of parameter names, like ["top_k", "min_p"], not "top_k"',
+            'must be a list of parameter names, like ["priority", "request_id"], not "top_k"',
         ),
         (
             entry(extra_parameters='["top k"]'),
