@@ -20,7 +20,7 @@ A provider for such an endpoint adds an asyncio-native twin to its completion fu
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _atransport as atransport
@@ -58,6 +58,7 @@ def achat_completion(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     credential_variable: str | None = None,
     structured: bool = False,
+    extra_parameters: Collection[str] = (),
     **params: Any,
 ) -> AsyncIterator[Piece]:
     """:func:`providerhub.plugin.chat_completion` for asyncio: the same arguments, checks,
@@ -71,7 +72,18 @@ def achat_completion(
     dropping it), closes the HTTP response; the connection goes back to the pool only
     after a whole answer. Needs aiohttp (``providerhub[server]``).
     """
-    request = _request(provider, endpoint, model, messages, stream, defaults, auth, headers, params)
+    request = _request(
+        provider,
+        endpoint,
+        model,
+        messages,
+        stream,
+        defaults,
+        auth,
+        headers,
+        params,
+        extra_parameters,
+    )
     limits = to_timeout(timeout)
     return _exchange(
         provider,

@@ -76,8 +76,8 @@ async def _attempts(
         started = time.perf_counter()
         pieces: AsyncIterator[Piece] | None = None
         secret = None
+        limits = call.attempt_timeout(p)  # raised before anything is sent: not counted
         try:
-            limits = call.attempt_timeout(p)
             secret = p.credential(call.auth)
             extra = call.provider_kwargs(p, limits, secret, session)
             pieces = p.acomplete(call.model, call.messages, call.stream, **call.kwargs, **extra)

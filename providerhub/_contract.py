@@ -65,7 +65,9 @@ class ProviderModule(Protocol):
         ``structured=True``: a provider that forwards its ``kwargs`` to
         :func:`providerhub.plugin.chat_completion` then passes on tool calls, usage and the
         finish reason, and called directly, without it, yields text only, as the seed's
-        modules did.
+        modules did. The caller's parameters never hold one of the router's names nor an
+        option of the shared helper (``headers``, ``max_body_bytes``, ...): the hub
+        refuses those (see :func:`providerhub.plugin.provider_options`).
         """
         ...
 

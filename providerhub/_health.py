@@ -16,6 +16,15 @@ leaving the breaker open with its time up, so that the next call probes. A call 
 from another thread (an asyncio task cancelled while its worker thread still waits for
 the provider) abandons its claim there and then: the probe is given back at once, and what
 the worker reports afterwards, success or failure, is not counted.
+
+A failure is the provider's: it could not be reached, timed out, answered with an error
+status or an answer that cannot be read. Not the caller's mistakes: a request refused
+before it was sent never reaches the breaker, and one the provider refused as invalid
+(HTTP 400, 413, 422: :attr:`ProviderError.request_refused
+<providerhub.errors.ProviderError>`) is neither a failure nor a success: the provider
+answered, but not the question of its health, so the claim is released and the count of
+failures in a row stays as it was. One client sending ``"temperature": 99`` cannot cool a
+provider down for everyone.
 """
 
 from __future__ import annotations
@@ -109,7 +118,12 @@ class Claim:
         self._health._settle(self, None)
 
     def failure(self, error: ProviderError) -> None:
-        """An attempt failed with ``error``; a probe's failure re-opens the breaker."""
+        """An attempt failed with ``error``; a probe's failure re-opens the breaker. A
+        request the provider refused as invalid is the caller's mistake, not a failure:
+        the claim is released instead."""
+        if error.request_refused:
+            self.release()
+            return
         self._health._settle(self, error)
 
     def release(self) -> None:
@@ -192,8 +206,9 @@ class Health:
         self._settle(Claim(self, name, 0), None)
 
     def failure(self, name: str, error: ProviderError) -> None:
-        """A call to ``name``, not its probe, failed with ``error``."""
-        self._settle(Claim(self, name, 0), error)
+        """A call to ``name``, not its probe, failed with ``error`` (not counted when it
+        is a request the provider refused as invalid, see :meth:`Claim.failure`)."""
+        Claim(self, name, 0).failure(error)
 
     def _settle(self, claim: Claim, error: ProviderError | None) -> None:
         with self._lock:

@@ -19,7 +19,7 @@ from ._registry import Registry
 from ._state import StateLike, resolve
 from ._timeout import TimeoutLike, to_timeout
 from ._transport import one_line
-from ._validation import validate_messages, validate_model
+from ._validation import validate_messages, validate_model, validate_parameters
 from .errors import InvalidRequestError, NoProviderError, ProvidersCoolingDownError
 
 if TYPE_CHECKING:
@@ -361,10 +361,15 @@ class Hub:
         """Complete ``messages`` with ``model``: the whole text, or with ``stream=True`` an
         iterator of its pieces as they arrive.
 
-        Everything is checked before any provider is asked: bad input raises
-        :class:`InvalidRequestError`, an unknown model :class:`ModelNotFoundError`, a model
-        no provider can serve for these needs :class:`NoProviderError`, and one whose every
-        provider is cooling down :class:`ProvidersCoolingDownError` (unless the hub says
+        ``kwargs`` are request parameters (``temperature``, ``tools``, ...), passed on to
+        the provider. Everything is checked before any provider is asked: bad input raises
+        :class:`InvalidRequestError` (among it a provider option such as ``headers`` or
+        ``max_body_bytes`` in ``kwargs``, which the provider's plugin or the operator's
+        configuration sets, and a message or value nested deeper than
+        :data:`~providerhub._validation.MAX_DEPTH` levels), an unknown model
+        :class:`ModelNotFoundError`, a model no provider can serve for these needs
+        :class:`NoProviderError`, and one whose every provider is cooling down
+        :class:`ProvidersCoolingDownError` (unless the hub says
         ``when_all_cooling="try-soonest"``). ``retries`` overrides the hub's retries for
         this call.
         """
@@ -404,9 +409,7 @@ class Hub:
         router.check_auth(auth, provider)
         model, provider = router.resolve(self.registry, model, provider)
         limits = to_timeout(timeout)
-        for reserved in ("session",):
-            if reserved in kwargs:
-                raise InvalidRequestError(f"{reserved!r} is set by the hub; do not pass it")
+        validate_parameters(kwargs)
         candidates, reasons, cooling = router.plan(
             self.registry,
             self.health,

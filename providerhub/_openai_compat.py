@@ -24,7 +24,7 @@ import json.scanner
 import logging
 import math
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from . import _transport as transport
@@ -93,6 +93,7 @@ def chat_completion(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     credential_variable: str | None = None,
     structured: bool = False,
+    extra_parameters: Collection[str] = (),
     **params: Any,
 ) -> Iterator[Piece]:
     """POST a chat completion to ``endpoint`` and yield the answer's text.
@@ -110,8 +111,12 @@ def chat_completion(
     the first, the choice with index 0, and leaves the others out.
 
     ``defaults`` are body fields the caller's ``params`` override; ``params`` must be
-    standard OpenAI chat parameters (:data:`CHAT_PARAMETERS`) that JSON can carry, or
-    :class:`InvalidRequestError` names the stray one before anything is sent. ``auth`` is
+    standard OpenAI chat parameters (:data:`CHAT_PARAMETERS`), or named in
+    ``extra_parameters`` (the fields beyond OpenAI's that the endpoint takes: vLLM's and
+    llama.cpp's ``top_k``, ``min_p``, ``chat_template_kwargs``, ...), that JSON can carry,
+    or :class:`InvalidRequestError` names the stray one before anything is sent. The
+    keyword-only arguments are the provider's options, which its plugin sets: the hub
+    refuses each of their names in a caller's parameters. ``auth`` is
     sent as ``Authorization: Bearer``; ``credential_variable`` is the environment variable
     an authentication error tells the user to set (``PROVIDERHUB_<NAME>_API_KEY`` by
     default). ``timeout`` bounds connecting, each read and, with a total, the whole call,
@@ -119,7 +124,18 @@ def chat_completion(
     origin (see :func:`providerhub._transport.post`). Failures raise the typed errors of
     :mod:`providerhub.errors`, naming ``provider``, with no credential in their messages.
     """
-    request = _request(provider, endpoint, model, messages, stream, defaults, auth, headers, params)
+    request = _request(
+        provider,
+        endpoint,
+        model,
+        messages,
+        stream,
+        defaults,
+        auth,
+        headers,
+        params,
+        extra_parameters,
+    )
     limits = to_timeout(timeout)
     return _exchange(
         provider,
@@ -156,11 +172,12 @@ def _request(
     auth: str | None,
     headers: Mapping[str, str] | None,
     params: Mapping[str, Any],
+    extra_parameters: Collection[str] = (),
 ) -> Request:
     """The request :func:`chat_completion` sends (and the asyncio one), or
     :class:`InvalidRequestError` for what cannot be sent: checked before any network
     call."""
-    _check_parameters(provider, params)
+    _check_parameters(provider, params, extra_parameters)
     if auth is not None and (not isinstance(auth, str) or not auth):
         raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
     body: dict[str, Any] = {"model": model, **(defaults or {}), "messages": messages, **params}
@@ -173,15 +190,22 @@ def _request(
     )
 
 
-def _check_parameters(provider: str, params: Mapping[str, Any]) -> None:
-    unknown = [key for key in params if key not in CHAT_PARAMETERS]
+def _check_parameters(
+    provider: str, params: Mapping[str, Any], extra: Collection[str] = ()
+) -> None:
+    if isinstance(extra, str):  # one name, not its letters
+        extra = (extra,)
+    unknown = [key for key in params if key not in CHAT_PARAMETERS and key not in extra]
     if unknown:
         key = unknown[0]
-        close = difflib.get_close_matches(key, sorted(CHAT_PARAMETERS), n=1)
+        known = sorted(CHAT_PARAMETERS.union(extra))
+        close = difflib.get_close_matches(key, known, n=1)
         tip = f"; did you mean {close[0]!r}?" if close else ""
+        also = f"; and beyond them: {', '.join(sorted(extra))}" if extra else ""
         raise InvalidRequestError(
             f"{provider} does not take the parameter {key!r}{tip} "
-            f"(it takes the OpenAI chat parameters: {', '.join(sorted(CHAT_PARAMETERS))})"
+            f"(it takes the OpenAI chat parameters: {', '.join(sorted(CHAT_PARAMETERS))}"
+            f"{also})"
         )
 
 
@@ -204,7 +228,9 @@ def _encode(provider: str, body: dict[str, Any]) -> bytes:
     carry (a ``set``, an arbitrary object): the caller's mistake, found before sending."""
     try:
         return transport.dumps(body)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
+        # RecursionError: nested past what the encoder can follow (the hub refuses
+        # anything nested past MAX_DEPTH before this; a direct call may not).
         reason = transport.one_line(exc, typed=False)
         field = next((key for key, value in body.items() if not _encodable(value)), None)
         what = "the messages" if field == "messages" else f"the parameter {field!r}"
@@ -216,7 +242,7 @@ def _encode(provider: str, body: dict[str, Any]) -> bytes:
 def _encodable(value: Any) -> bool:
     try:
         transport.dumps(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return False
     return True
 

@@ -226,12 +226,15 @@ def _close_models(registry: Registry, model: str) -> list[str]:
 
 def check_auth(auth: object, provider: ProviderChoice) -> None:
     """A credential given as a bare string belongs to one named provider: sent to whatever
-    the router picked, it could reach a service it was never meant for."""
+    the router picked, it could reach a service it was never meant for. A credential goes
+    in an HTTP header, so it must be printable ASCII: one that is not would fail as the
+    request is built, the caller's mistake, not the provider's failure."""
     if auth is None:
         return
     if isinstance(auth, str):
         if not auth:
             raise InvalidRequestError("auth is an empty string")
+        _check_credential("auth", auth)
         if not isinstance(provider, str):
             raise InvalidRequestError(
                 "a credential given as a string needs one provider to go to: pass "
@@ -245,10 +248,21 @@ def check_auth(auth: object, provider: ProviderChoice) -> None:
                     "auth must map provider names to non-empty credential strings "
                     f"(the entry for {key!r} is not one)"
                 )
+            _check_credential(f"the credential for {key!r}", value)
         return
     raise InvalidRequestError(
         f"auth must be a string or a {{provider: credential}} mapping, not {type(auth).__name__}"
     )
+
+
+def _check_credential(what: str, credential: str) -> None:
+    # Not shown: the value is a credential.
+    if not (credential.isascii() and credential.isprintable()) or credential != credential.strip():
+        raise InvalidRequestError(
+            f"{what} must be printable ASCII without spaces around it (it is sent in an "
+            "HTTP header); it holds a line break, a control character, a non-ASCII "
+            "character or surrounding spaces"
+        )
 
 
 class Attempt(NamedTuple):
@@ -469,8 +483,10 @@ class Call:
             started = time.perf_counter()
             pieces: Iterator[Piece] | None = None
             secret = None
+            # Raised before anything is sent, so not the provider's failure: the breaker
+            # is left alone (Call.start gives the claim back).
+            limits = self.attempt_timeout(p)
             try:
-                limits = self.attempt_timeout(p)
                 secret = p.credential(self.auth)
                 extra = self.provider_kwargs(p, limits, secret, self.session)
                 pieces = self.counted(

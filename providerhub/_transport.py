@@ -983,9 +983,11 @@ def _reason(exc: BaseException, secrets: list[str | None]) -> str:
     return redact(text, secrets)[:160]
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# allow_nan=False: NaN and Infinity are not JSON, and a server would refuse the request
+# they went out in; they are refused before sending instead, as the caller's mistake.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def dumps(body: Any) -> bytes:
-    """``body`` as compact UTF-8 JSON."""
+    """``body`` as compact UTF-8 JSON; ``ValueError`` for NaN or an infinity."""
     return _ENCODER.encode(body).encode("utf-8")

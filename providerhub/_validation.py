@@ -12,9 +12,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._options import check_parameters
 from .errors import InvalidRequestError
 
-__all__ = ["PART_TYPES", "ROLES", "validate_messages", "validate_model"]
+__all__ = [
+    "MAX_DEPTH",
+    "PART_TYPES",
+    "ROLES",
+    "validate_messages",
+    "validate_model",
+    "validate_parameters",
+]
+
+MAX_DEPTH = 64
+"""How many levels of lists and objects a message, or a parameter's value, may nest:
+``{"a": [1]}`` is two. Deeper is refused before anything is sent, rather than left to fail
+(or exhaust the stack) in the JSON encoder."""
+
+_CONTAINERS = (dict, list, tuple)  # what the JSON encoder nests into
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
@@ -59,6 +74,7 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
     if not messages:
         raise InvalidRequestError("messages is empty: give at least one message")
     checked = []
+    nested: list[int] = []  # the messages holding lists or objects, whose depth is checked
     for index, message in enumerate(messages):
         if type(message) is not dict:
             if not isinstance(message, Mapping):
@@ -72,9 +88,14 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
             raise InvalidRequestError(
                 f"messages[{index}] has role {role!r}; it must be one of {', '.join(ROLES)}"
             )
-        for key in message:
+        holds = False
+        for key, value in message.items():
             if not isinstance(key, str):
                 raise InvalidRequestError(f"messages[{index}] has a non-string key {key!r}")
+            if isinstance(value, _CONTAINERS):
+                holds = True
+        if holds:
+            nested.append(index)
         content = message.get("content")
         if type(content) is not str:  # the common case needs no more checks
             _check_content(f"messages[{index}] ({role})", role, message, content)
@@ -84,7 +105,50 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
             _check_tool_calls(f"messages[{index}] (assistant)", message["tool_calls"])
         # The caller's own dicts go on as they are: nothing downstream changes them.
         checked.append(message)
+    # One pass over those messages (their list is one more level), then the one too deep
+    # is found to be named.
+    if nested and _nests_deeper([checked[i] for i in nested], MAX_DEPTH + 1):
+        for index in nested:
+            _check_depth(f"messages[{index}]", checked[index])
     return checked
+
+
+def validate_parameters(params: Mapping[str, Any]) -> None:
+    """Raise :class:`InvalidRequestError` for a parameter the caller may not pass (a
+    provider option, see :mod:`providerhub._options`) or whose value nests deeper than
+    :data:`MAX_DEPTH`."""
+    check_parameters(params)
+    for name, value in params.items():
+        if isinstance(value, _CONTAINERS):
+            _check_depth(f"the parameter {name!r}", value)
+
+
+def _check_depth(what: str, value: object) -> None:
+    """Raise :class:`InvalidRequestError` when lists and objects nest in ``value`` more than
+    :data:`MAX_DEPTH` levels deep."""
+    if _nests_deeper(value, MAX_DEPTH):
+        raise InvalidRequestError(
+            f"{what} nests lists and objects deeper than {MAX_DEPTH} levels (or holds "
+            f"itself); providerhub sends at most {MAX_DEPTH}"
+        )
+
+
+def _nests_deeper(value: object, limit: int) -> bool:
+    """Whether lists, tuples and dicts nest in ``value`` (itself one) more than ``limit``
+    levels deep. Level by level, with no recursion, so that a value of any depth (or one
+    that holds itself, followed ``limit`` levels) is measured without exhausting the
+    stack, in one pass over the value."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, _CONTAINERS)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _check_content(where: str, role: str, message: dict[str, Any], content: object) -> None:

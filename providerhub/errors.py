@@ -30,7 +30,11 @@ Catch :class:`ProviderHubError` to catch them all. The tree::
 Each :class:`ProviderError` says whether sending the same request again may pass, in
 ``transient``: connection failures, timeouts, interrupted streams and HTTP 429, 500, 502,
 503 and 504 are; everything else, :class:`ProviderConfigurationError` among them, is not.
-The router retries only transient failures.
+The router retries only transient failures. ``request_refused`` says that the provider
+refused the request itself as invalid (HTTP 400, 413 or 422): the caller's mistake (a
+``temperature`` out of range, a parameter the server does not take, a request too large
+for it), which the breaker does not count against the provider (see
+:mod:`providerhub._health`).
 
 Messages are meant for the person running the program: they name the provider, say what
 happened, and say what to do. They never contain a credential.
@@ -155,6 +159,9 @@ class ProviderError(ProviderHubError):
     """
 
     transient: bool = False
+    request_refused: bool = False
+    """The provider refused the request itself as invalid, the caller's mistake: not a
+    failure of the provider's (see :class:`ProviderHTTPError`)."""
 
     def __init__(
         self,
@@ -202,10 +209,16 @@ class ProviderHTTPError(ProviderError):
     """The provider answered with an HTTP error status, or with a redirect that was not
     followed (see :func:`providerhub.plugin.chat_completion`), in ``status_code``;
     ``retry_after`` holds the seconds its ``Retry-After`` header asked for, or None.
-    It is transient for the statuses in :attr:`transient_statuses`."""
+    It is transient for the statuses in :attr:`transient_statuses`, and
+    ``request_refused`` for those in :attr:`refused_statuses`."""
 
     transient_statuses: ClassVar[frozenset[int]] = frozenset({429, 500, 502, 503, 504})
     """Statuses worth retrying: the provider may well answer the same request later."""
+    refused_statuses: ClassVar[frozenset[int]] = frozenset({400, 413, 422})
+    """Statuses that refuse the request itself (malformed, too large, a value the server
+    does not take): the same request fails anywhere it is refused, and says nothing of the
+    provider's health. Not 401/403 (the operator's credential), 404 (the operator's url),
+    408 or 429 (the provider's load)."""
 
     def __init__(
         self,
@@ -221,15 +234,20 @@ class ProviderHTTPError(ProviderError):
         self.status_code = status_code
         self.retry_after = retry_after
         self.transient = status_code in self.transient_statuses
+        self.request_refused = status_code in self.refused_statuses
         super().__init__(provider, message, url=url, hint=hint, body=body)
 
 
 class AuthenticationError(ProviderHTTPError):
     """The provider refused the credential (401/403), or needs one that was not given."""
 
+    refused_statuses: ClassVar[frozenset[int]] = frozenset()  # the credential, whatever status
+
 
 class RateLimitError(ProviderHTTPError):
     """The provider is rate limiting (429). ``retry_after`` is in seconds, or None."""
+
+    refused_statuses: ClassVar[frozenset[int]] = frozenset()  # its load, whatever status
 
     def __init__(
         self,

@@ -13,6 +13,8 @@ The names, by what they are for:
 - calling an OpenAI-compatible endpoint: :func:`chat_completion` and the parameters it
   takes, :data:`CHAT_PARAMETERS`; :func:`achat_completion`, the same for asyncio (over
   aiohttp, the ``providerhub[server]`` extra), for an ``_acreate_completion``;
+  :func:`provider_options`, the names that are the helper's and the router's options,
+  which a caller may never pass as parameters;
 - settings from the environment: :func:`credential`, :func:`base_url`,
   :func:`api_key_variable`, :func:`url_variable`;
 - describing the completion function: :func:`render_params` (the seed's ``params``
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 from ._aopenai import achat_completion
 from ._openai_compat import CHAT_PARAMETERS, chat_completion
+from ._options import provider_options
 from ._params import Param
 from ._params import describe as describe_params
 from ._params import render as render_params
@@ -80,6 +83,7 @@ __all__ = [
     "credential",
     "describe_params",
     "hookimpl",
+    "provider_options",
     "redact",
     "render_params",
     "url_variable",

@@ -388,13 +388,22 @@ def test_502_when_the_upstream_fails_and_its_credential_never_shows(
     def echo(request: Any) -> str:  # an upstream that echoes the credential it got
         return json.dumps({"error": {"message": "bad: " + request.headers["Authorization"]}})
 
-    upstream.script(Reply(status=400, body=echo, content_type="application/json"))
+    upstream.script(Reply(status=409, body=echo, content_type="application/json"))
     with pytest.raises(openai.InternalServerError) as caught:
         client.chat.completions.create(model=MODEL, messages=MESSAGES)
     assert caught.value.status_code == 502
     assert caught.value.response.headers["x-providerhub-provider"] == "gravityengine"
     assert UPSTREAM_KEY not in caught.value.response.text
     assert "gravityengine" in caught.value.message
+
+    # A request the upstream refuses as invalid is the client's to fix: a 400, not a 502.
+    upstream.script(Reply(status=400, body=echo, content_type="application/json"))
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert refused.value.status_code == 400
+    assert refused.value.response.headers["x-providerhub-provider"] == "gravityengine"
+    assert refused.value.response.json()["error"]["type"] == "invalid_request_error"
+    assert UPSTREAM_KEY not in refused.value.response.text
 
     # An answer that holds the credential has it taken out, in a document and in a stream.
     upstream.script(Reply.text(f"key={UPSTREAM_KEY}"), Reply.text("key=", UPSTREAM_KEY))

@@ -144,7 +144,7 @@ def test_create_app_runs_under_uvicorn_and_503_while_a_probe_is_under_way(
     gateway = Gateway(tmp_path, _env(server, tmp_path), command=[sys.executable, str(script)])
     release = threading.Event()
     try:
-        server.script(Reply.error(400, "broken"))
+        server.script(Reply.error(500, "broken"))
         status, _, _ = gateway.request("POST", "/v1/chat/completions", _body(stream=False))
         assert status == 502  # and the breaker opens
         assert gateway.request("GET", "/readyz")[0] == 503  # nothing available now

@@ -28,6 +28,7 @@ from providerhub import (
     InvalidRequestError,
     MemoryState,
     ProviderConnectionError,
+    ProviderHTTPError,
     RateLimitError,
 )
 from providerhub import _settings as settings
@@ -687,3 +688,19 @@ def test_a_forked_child_makes_its_own_connections(redis_url: str, redis_server: 
     state = providerhub.RedisState(redis_url)
     with redis_server.client() as client:  # the parent's two and the child's one, counted
         assert client.zcard(state.limiter.keys("provider:f")[0]) == 3
+
+
+def test_a_request_refused_as_invalid_counts_in_no_process(redis_url: str) -> None:
+    state = providerhub.RedisState(redis_url)
+    health = state.health(1, 0.2, 10)
+    for _ in range(10):
+        claim = health.acquire("p")
+        assert claim is not None
+        claim.failure(ProviderHTTPError("p", "temperature out of range", status_code=400))
+    assert health.cooling("p") is None
+    assert "p" not in health.snapshot()
+    claim = health.acquire("p")
+    assert claim is not None
+    claim.failure(ProviderHTTPError("p", "down", status_code=500))
+    assert health.cooling("p") is not None  # a provider's failure still opens it at once
+    state.close()

@@ -20,7 +20,9 @@ from typing import Any
 
 from .._client import AsyncChunkStream, AsyncClient
 from .._hub import Hub
+from .._options import not_a_parameter
 from .._transport import url_secrets
+from .._validation import MAX_DEPTH
 from ..types import ChatCompletion
 from . import _errors as errors
 from ._config import ClientKey, ServerSettings
@@ -38,9 +40,6 @@ PROVIDER_HEADER = b"x-providerhub-provider"
 REQUEST_ID_HEADER = b"x-request-id"
 
 CHAT = "/v1/chat/completions"
-ROUTING_ARGUMENTS = ("provider", "auth", "timeout", "retries")
-"""Arguments of ``create()`` that are not OpenAI parameters: a client may not set them
-through the body (``auth`` would let it choose the upstream credential)."""
 
 _JSON = (b"content-type", b"application/json")
 _SSE_HEADERS = [
@@ -620,6 +619,11 @@ def _parse(body: bytes) -> dict[str, Any] | errors.Failure:
         request = loads(body)
     except ValueError as exc:
         return errors.bad_request(f"the request body is not valid JSON: {exc}")
+    except RecursionError:  # the standard library's parser, without orjson
+        return errors.bad_request(
+            "the request body nests deeper than this server reads; messages and "
+            f"parameters may nest at most {MAX_DEPTH} levels"
+        )
     if not isinstance(request, dict):
         return errors.bad_request("the request body must be a JSON object")
     if not isinstance(request.get("model"), str):
@@ -628,13 +632,10 @@ def _parse(body: bytes) -> dict[str, Any] | errors.Failure:
         return errors.bad_request("messages is required: a list of messages", "messages")
     if "stream" in request and not isinstance(request["stream"], bool):
         return errors.bad_request("stream must be true or false", "stream")
-    for name in ROUTING_ARGUMENTS:
-        if name in request:
-            return errors.bad_request(
-                f"{name!r} is not a chat completions parameter (to pin a provider, "
-                "name it in the model: 'provider/model')",
-                name,
-            )
+    for name in request:
+        why = not_a_parameter(name)
+        if why is not None:
+            return errors.bad_request(why, name)
     return request
 
 

@@ -4,6 +4,7 @@ the matching exception, and the body ``{"error": {"message", "type", "param", "c
 | condition | status |
 | --- | --- |
 | bad JSON, bad messages or parameters, a request no provider can take | 400 |
+| every provider asked refused the request as invalid (its 400, 413, 422) | 400 |
 | no key or a wrong key | 401 |
 | unknown model (the message names close ones) | 404 |
 | the request's headers or body not in within the timeouts | 408 |
@@ -136,11 +137,21 @@ def failure_for(
             known = [w for w in waits if w is not None]
             wait = _seconds(min(known) if known else None)
             return Failure(429, "rate_limit_error", "rate_limit_exceeded", message, None, wait)
+        if errors and all(e.request_refused for e in errors):
+            return Failure(400, "invalid_request_error", "invalid_request", message)
         return Failure(502, "upstream_error", "upstream_failed", message)
     if isinstance(exc, ProviderError):
         message = describe(exc, hub, upstream_timeout)
         if mid_answer:
             message = "the stream broke off mid-answer: " + message
+        elif exc.request_refused:  # the client's request, refused upstream: not a 502
+            return Failure(
+                400,
+                "invalid_request_error",
+                "invalid_request",
+                message + logged,
+                provider=exc.provider,
+            )
         return Failure(
             502, "upstream_error", "upstream_failed", message + logged, provider=exc.provider
         )

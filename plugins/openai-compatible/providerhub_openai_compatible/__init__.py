@@ -13,6 +13,7 @@ from providerhub.plugin import Register, Report, hookimpl
 
 from .config import (
     CONFIG_VARIABLE,
+    DEFAULT_EXTRA_PARAMETERS,
     ConfigError,
     Endpoint,
     Problem,
@@ -25,6 +26,7 @@ from .provider import EndpointProvider
 
 __all__ = [
     "CONFIG_VARIABLE",
+    "DEFAULT_EXTRA_PARAMETERS",
     "ConfigError",
     "Endpoint",
     "EndpointProvider",

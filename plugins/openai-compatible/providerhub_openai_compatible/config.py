@@ -12,6 +12,7 @@
     vision = false                        # the default: image and file parts
     json_schema = false                   # the default: a json_schema response_format
     headers = { "X-Team" = "search" }     # optional
+    extra_parameters = ["priority"]       # optional: added to DEFAULT_EXTRA_PARAMETERS
     rpm = 60                              # optional: requests per minute
     tpm = 100000                          # optional: tokens per minute, from reported usage
 
@@ -36,7 +37,7 @@ from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from providerhub.plugin import url_variable
+from providerhub.plugin import provider_options, url_variable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,6 +74,7 @@ FIELDS = (
     "vision",
     "json_schema",
     "headers",
+    "extra_parameters",
     "rpm",
     "tpm",
 )
@@ -82,6 +84,78 @@ FLAGS = {"stream": True, "tools": True, "vision": False, "json_schema": False}
 """The true-or-false fields, and their defaults."""
 
 REQUIRED = ("url", "models")
+
+DEFAULT_EXTRA_PARAMETERS = frozenset(
+    {
+        # vLLM's sampling parameters and extra parameters of its chat completions API
+        # (vllm/entrypoints/openai/protocol.py, ChatCompletionRequest).
+        "add_generation_prompt",
+        "add_special_tokens",
+        "allowed_token_ids",
+        "bad_words",
+        "best_of",
+        "chat_template_kwargs",
+        "continue_final_message",
+        "echo",
+        "guided_choice",
+        "guided_decoding_backend",
+        "guided_grammar",
+        "guided_json",
+        "guided_regex",
+        "guided_whitespace_pattern",
+        "ignore_eos",
+        "include_reasoning",
+        "include_stop_str_in_output",
+        "length_penalty",
+        "min_p",
+        "min_tokens",
+        "prompt_logprobs",
+        "repetition_penalty",
+        "return_tokens_as_token_ids",
+        "skip_special_tokens",
+        "spaces_between_special_tokens",
+        "stop_token_ids",
+        "structural_tag",
+        "top_k",
+        "truncate_prompt_tokens",
+        "use_beam_search",
+        # llama.cpp's server (tools/server/README.md, the options of /completion, which its
+        # /v1/chat/completions takes too), those vLLM does not share.
+        "cache_prompt",
+        "dry_allowed_length",
+        "dry_base",
+        "dry_multiplier",
+        "dry_penalty_last_n",
+        "dry_sequence_breakers",
+        "dynatemp_exponent",
+        "dynatemp_range",
+        "grammar",
+        "json_schema",
+        "min_keep",
+        "mirostat",
+        "mirostat_eta",
+        "mirostat_tau",
+        "n_predict",
+        "n_probs",
+        "post_sampling_probs",
+        "repeat_last_n",
+        "repeat_penalty",
+        "samplers",
+        "tfs_z",
+        "typical_p",
+        "xtc_probability",
+        "xtc_threshold",
+    }
+)
+"""The request parameters beyond OpenAI's chat parameters that every endpoint takes with
+no configuration: the sampling and generation fields of vLLM and of llama.cpp's server,
+sent on as the caller gives them (a server that does not know one ignores it or refuses
+the request, as its own documentation says). Fields that act on the server rather than on
+the answer are left out (vLLM's ``chat_template``, ``logits_processors``, ``priority``,
+``request_id``, ``cache_salt``, ``kv_transfer_params``, ``vllm_xargs``,
+``mm_processor_kwargs``, ``documents``; llama.cpp's ``id_slot``, ``lora``, ``n_keep``,
+``t_max_predict_ms``, ``response_fields``, ``timings_per_token``, ``return_tokens``): an
+entry's ``extra_parameters`` adds them, or any other name, to these."""
 
 # Headers providerhub itself sets on every request. Authorization carries the credential,
 # which must come through api_key_env or auth= so that error messages can redact it; the
@@ -115,6 +189,10 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # An HTTP header name is a "token" (RFC 9110, section 5.6.2).
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
+_PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# Arguments create() takes itself: a parameter of that name never reaches a provider.
+_CREATE_ARGUMENTS = frozenset({"model", "messages", "stream", "provider", "retries"})
 
 
 @dataclass(frozen=True)
@@ -132,6 +210,9 @@ class Endpoint:
     api_key_env: str | None = None
     stream: bool = True
     headers: Mapping[str, str] = field(default_factory=dict)
+    extra_parameters: tuple[str, ...] = ()
+    """The file's request parameters beyond OpenAI's chat parameters, which the endpoint
+    takes besides :data:`DEFAULT_EXTRA_PARAMETERS` (vLLM's ``priority``, ...)."""
     tools: bool = True
     vision: bool = False
     json_schema: bool = False
@@ -393,6 +474,7 @@ def _check_entry(name: str, entry: Any, source: str) -> Endpoint | list[Problem]
         path=checked.get("path", DEFAULT_PATH),
         api_key_env=checked.get("api_key_env"),
         headers=checked.get("headers", {}),
+        extra_parameters=checked.get("extra_parameters", ()),
         rpm=checked.get("rpm"),
         tpm=checked.get("tpm"),
         **{flag: checked.get(flag, default) for flag, default in FLAGS.items()},
@@ -530,6 +612,32 @@ def _check_headers(value: Any) -> dict[str, str]:
     return headers
 
 
+def _check_extra_parameters(value: Any) -> tuple[str, ...]:
+    # A name already in DEFAULT_EXTRA_PARAMETERS is taken: the list adds to that set.
+    example = '["priority", "request_id"]'
+    if not isinstance(value, list):
+        raise _Bad(f"must be a list of parameter names, like {example}, not {_show(value)}")
+    seen: set[str] = set()
+    options = provider_options()
+    for index, item in enumerate(value, 1):
+        if not isinstance(item, str) or not _PARAMETER_NAME.match(item):
+            raise _Bad(
+                f"item {index} must be a parameter name (letters, digits and _, not "
+                f"starting with a digit), like {example}, not {_show(item)}"
+            )
+        if item in _CREATE_ARGUMENTS:
+            raise _Bad(f"{_show(item)} is an argument of create() itself, not a parameter")
+        if item in options:
+            raise _Bad(
+                f"{_show(item)} is a provider option, which providerhub sets, not a "
+                "parameter a call may pass"
+            )
+        if item in seen:
+            raise _Bad(f"lists {_show(item)} twice")
+        seen.add(item)
+    return tuple(value)
+
+
 def _check_rpm(value: Any) -> int:
     return _check_rate(value, "requests", "60")
 
@@ -555,6 +663,7 @@ _CHECKS = {
     "api_key_env": _check_api_key_env,
     **dict.fromkeys(FLAGS, _check_flag),
     "headers": _check_headers,
+    "extra_parameters": _check_extra_parameters,
     "rpm": _check_rpm,
     "tpm": _check_tpm,
 }

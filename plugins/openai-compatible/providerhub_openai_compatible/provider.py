@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from providerhub.plugin import (
@@ -14,7 +14,7 @@ from providerhub.plugin import (
     credential,
 )
 
-from .config import Endpoint
+from .config import DEFAULT_EXTRA_PARAMETERS, Endpoint
 
 __all__ = ["EndpointProvider"]
 
@@ -25,8 +25,8 @@ class EndpointProvider:
     ``_create_completion``, the optional ``rpm`` and ``tpm`` limits, which the router
     counts: per hub, or across every process sharing its state through Redis, and
     ``capability_settings``, the fields that turn the capabilities on), and the
-    endpoint's own ``path``, ``headers``, ``api_key_env`` and ``source`` (the file it came
-    from).
+    endpoint's own ``path``, ``headers``, ``extra_parameters``, ``api_key_env`` and
+    ``source`` (the file it came from).
 
     ``url`` is an attribute the hub may overwrite with ``PROVIDERHUB_<NAME>_URL`` before a
     call, so each call builds its address from it afresh.
@@ -60,6 +60,13 @@ class EndpointProvider:
         """The environment variable holding the key, or None when the endpoint needs none."""
         self.needs_auth: bool = endpoint.api_key_env is not None
         self.headers: dict[str, str] = dict(endpoint.headers)
+        """Sent with every request: the file's, and only the file's."""
+        self.extra_parameters: frozenset[str] = DEFAULT_EXTRA_PARAMETERS.union(
+            endpoint.extra_parameters
+        )
+        """Parameters beyond OpenAI's chat parameters that the server takes, sent on as
+        given: vLLM's and llama.cpp's (:data:`~.config.DEFAULT_EXTRA_PARAMETERS`) and the
+        file's ``extra_parameters``."""
         self.source: str = endpoint.source
         self.rpm: int | None = endpoint.rpm
         """Requests per minute the router lets through to it, or None for no limit."""
@@ -94,15 +101,16 @@ class EndpointProvider:
         """Yield the answer from the endpoint: each content delta as it arrives when
         ``stream`` is true (and the endpoint streams), the whole message otherwise.
 
-        ``kwargs`` are OpenAI chat parameters (``temperature``, ``max_tokens``, ...) and what
-        the router passes (``auth``, ``timeout``, ``session``). The credential, sent as
+        ``kwargs`` are OpenAI chat parameters (``temperature``, ``max_tokens``, ...), those
+        of :attr:`extra_parameters`, and what the router passes (``auth``, ``timeout``,
+        ``session``, ``structured``). The headers are the file's. The credential, sent as
         ``Authorization: Bearer``, is ``auth``, else :meth:`credential`. An endpoint that
         needs a key and has none raises :class:`InvalidRequestError` before anything is
         sent, naming the variable to set; a key the server refuses (401, 403) raises
         :class:`~providerhub.errors.AuthenticationError` naming
         :meth:`credential_variable`.
         """
-        auth, headers = self._prepare(kwargs)
+        auth = self._credential(kwargs)
         # An endpoint configured with stream = false is never asked to stream, even when
         # called directly: it may not speak Server-Sent Events at all.
         yield from chat_completion(
@@ -112,8 +120,9 @@ class EndpointProvider:
             messages,
             stream and self.supports_stream,
             auth=auth,
-            headers=headers,
+            headers=self.headers,
             credential_variable=self.credential_variable(),
+            extra_parameters=self.extra_parameters,
             **kwargs,
         )
 
@@ -123,7 +132,7 @@ class EndpointProvider:
         """:meth:`_create_completion` for asyncio, over aiohttp (``providerhub[server]``):
         the async API calls it on the event loop, with an ``aiohttp.ClientSession`` as
         ``session``."""
-        auth, headers = self._prepare(kwargs)
+        auth = self._credential(kwargs)
         async for piece in achat_completion(
             self.name,
             self.endpoint,
@@ -131,25 +140,20 @@ class EndpointProvider:
             messages,
             stream and self.supports_stream,
             auth=auth,
-            headers=headers,
+            headers=self.headers,
             credential_variable=self.credential_variable(),
+            extra_parameters=self.extra_parameters,
             **kwargs,
         ):
             yield piece
 
-    def _prepare(self, kwargs: dict[str, Any]) -> tuple[str | None, Mapping[str, str]]:
-        """The credential and the headers of a call, taken out of ``kwargs``; an endpoint
-        that needs a key and has none raises :class:`InvalidRequestError`."""
+    def _credential(self, kwargs: dict[str, Any]) -> str | None:
+        """The credential of a call, taken out of ``kwargs``; an endpoint that needs a key
+        and has none raises :class:`InvalidRequestError`."""
         auth = credential(self.name, kwargs.pop("auth", None), self.api_key_env)
         if auth is None and self.needs_auth:
             raise InvalidRequestError(
                 f"{self.name} needs a key: set {self.api_key_env} (as {self.source} says) or "
                 f"{api_key_variable(self.name)}, or pass auth={{{self.name!r}: ...}}"
             )
-        headers: Mapping[str, str] = self.headers
-        extra = kwargs.pop("headers", None)
-        if extra:
-            # The helper takes headers= too; a caller's own are added over the file's
-            # rather than colliding with them as a duplicate keyword argument.
-            headers = {**headers, **extra}
-        return auth, headers
+        return auth

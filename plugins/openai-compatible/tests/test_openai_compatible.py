@@ -25,8 +25,9 @@ from providerhub import (
     ProviderResponseError,
     StreamInterruptedError,
 )
+from providerhub.plugin import CHAT_PARAMETERS, provider_options
 from providerhub.testing import OpenAIServer, RecordedRequest, Reply
-from providerhub_openai_compatible import EndpointProvider, load
+from providerhub_openai_compatible import DEFAULT_EXTRA_PARAMETERS, EndpointProvider, load
 
 HI = [{"role": "user", "content": "Hi"}]
 
@@ -179,7 +180,7 @@ def test_custom_path_and_headers_reach_the_server(make_hub: MakeHub, server: Ope
     assert request.headers["Content-Type"] == "application/json"
 
 
-def test_headers_given_to_the_call_are_added_over_the_files(
+def test_the_headers_are_the_files_and_a_call_cannot_change_them(
     make_hub: MakeHub, server: OpenAIServer
 ) -> None:
     hub = make_hub(
@@ -190,10 +191,75 @@ def test_headers_given_to_the_call_are_added_over_the_files(
         headers = {{ "X-Team" = "search", "X-Tier" = "free" }}
         """
     )
-    hub.create("custom-model", HI, headers={"X-Tier": "paid", "X-Call": "1"})
+    with pytest.raises(InvalidRequestError, match="'headers' is not a request parameter"):
+        hub.create("custom-model", HI, headers={"X-Tier": "paid", "X-Call": "1"})
+    assert server.requests == []
+    hub.create("custom-model", HI)
     headers = only_request(server).headers
-    assert (headers["X-Team"], headers["X-Tier"], headers["X-Call"]) == ("search", "paid", "1")
+    assert (headers["X-Team"], headers["X-Tier"]) == ("search", "free")
+    assert "X-Call" not in headers
     assert hub.providers["custom"].obj.headers == {"X-Team": "search", "X-Tier": "free"}
+
+
+def test_vllm_and_llama_cpp_parameters_reach_the_server_with_no_configuration(
+    make_hub: MakeHub, server: OpenAIServer
+) -> None:
+    hub = make_hub(
+        f"""
+        [endpoints.vllm]
+        url = "{server.url}"
+        models = ["qwen"]
+        """
+    )
+    template = {"enable_thinking": False, "nested": [1, {"a": None}]}
+    extra = {
+        "top_k": 20,
+        "min_p": 0.05,
+        "repetition_penalty": 1.1,
+        "chat_template_kwargs": template,
+        "guided_choice": ["yes", "no"],
+        "mirostat_tau": 5.0,
+    }
+    hub.create("qwen", HI, **extra)
+    body = only_request(server).json()
+    assert {key: body[key] for key in extra} == extra
+    assert hub.providers["vllm"].obj.extra_parameters == DEFAULT_EXTRA_PARAMETERS
+    with pytest.raises(
+        InvalidRequestError,
+        match=r"'priority'.*; and beyond them: .*chat_template_kwargs.*typical_p",
+    ):
+        hub.create("qwen", HI, priority=1)
+    assert len(server.requests) == 1
+
+
+def test_the_files_extra_parameters_add_to_the_default(
+    make_hub: MakeHub, server: OpenAIServer
+) -> None:
+    hub = make_hub(
+        f"""
+        [endpoints.vllm]
+        url = "{server.url}"
+        models = ["qwen"]
+        extra_parameters = ["priority", "top_k"]
+        """
+    )
+    hub.create("qwen", HI, priority=1, top_k=20, min_p=0.05)
+    body = only_request(server).json()
+    assert (body["priority"], body["top_k"], body["min_p"]) == (1, 20, 0.05)
+    provider = hub.providers["vllm"].obj
+    assert provider.extra_parameters == DEFAULT_EXTRA_PARAMETERS | {"priority"}
+    with pytest.raises(InvalidRequestError, match=r"'priorty'; did you mean 'priority'"):
+        hub.create("qwen", HI, priorty=2)
+    assert len(server.requests) == 1
+
+
+def test_the_default_extra_parameters_are_never_options_nor_openai_parameters() -> None:
+    assert not DEFAULT_EXTRA_PARAMETERS & provider_options()
+    assert not DEFAULT_EXTRA_PARAMETERS & CHAT_PARAMETERS
+    assert not DEFAULT_EXTRA_PARAMETERS & {"model", "messages", "stream", "provider", "retries"}
+    assert {"top_k", "min_p", "repetition_penalty", "chat_template_kwargs"} <= (
+        DEFAULT_EXTRA_PARAMETERS
+    )
 
 
 def test_the_url_variable_overrides_the_files_url(

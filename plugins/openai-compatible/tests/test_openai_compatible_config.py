@@ -329,6 +329,34 @@ def entry(name: str = "ollama", **fields: str) -> str:
             "must not set proxy-connection",
         ),
         (
+            entry(extra_parameters='"top_k"'),
+            "[endpoints.ollama] extra_parameters",
+            'must be a list of parameter names, like ["priority", "request_id"], not "top_k"',
+        ),
+        (
+            entry(extra_parameters='["top k"]'),
+            "[endpoints.ollama] extra_parameters",
+            "item 1 must be a parameter name",
+        ),
+        (
+            entry(extra_parameters='["top_k", "top_k"]'),
+            "[endpoints.ollama] extra_parameters",
+            'lists "top_k" twice',
+        ),
+        (
+            entry(extra_parameters='["stream"]'),
+            "[endpoints.ollama] extra_parameters",
+            '"stream" is an argument of create() itself',
+        ),
+        *(
+            (
+                entry(extra_parameters=f'["{name}"]'),
+                "[endpoints.ollama] extra_parameters",
+                f'"{name}" is a provider option, which providerhub sets',
+            )
+            for name in ("headers", "max_body_bytes", "defaults", "session")
+        ),
+        (
             entry(rpm='"60"'),
             "[endpoints.ollama] rpm",
             'must be a whole number of requests per minute, at least 1, like 60, not "60" '
@@ -350,7 +378,7 @@ def entry(name: str = "ollama", **fields: str) -> str:
             entry(modles='["x"]'),
             "[endpoints.ollama] modles",
             "unknown field; did you mean models? (the fields are url, path, models, "
-            "api_key_env, stream, tools, vision, json_schema, headers, rpm, tpm)",
+            "api_key_env, stream, tools, vision, json_schema, headers, extra_parameters, rpm, tpm)",
         ),
         (
             entry(api_key='"sk-abc"'),
@@ -362,7 +390,7 @@ def entry(name: str = "ollama", **fields: str) -> str:
             '[endpoints]\nollama = "http://localhost:11434"\n',
             "[endpoints.ollama]",
             "must be a table of fields (url, path, models, api_key_env, stream, tools, "
-            'vision, json_schema, headers, rpm, tpm), not "http',
+            'vision, json_schema, headers, extra_parameters, rpm, tpm), not "http',
         ),
         (entry(name='"my server"'), '[endpoints."my server"]', "is not a valid provider name"),
         (entry(name="-x"), "[endpoints.-x]", "is not a valid provider name"),
