@@ -347,8 +347,7 @@ class Call:
         in :attr:`refused`."""
         claim = self.health.acquire(p.name, early=early)
         if claim is None:
-            cooldown = self.health.cooling(p.name)
-            self.refused[p.name] = "cooling down" if cooldown is None else cooldown.describe()
+            self._cooling(p)
             return None
         limits = p.limits
         if limits:
@@ -356,14 +355,35 @@ class Call:
             # place in the window.
             wait = self.limiter.take(p.limit_key, limits)
             if wait:
-                claim.release()
-                self.waits[p.name] = wait
-                self.refused[p.name] = getattr(wait, "reason", None) or (
-                    f"at its rate limit ({limits.describe()}): it takes a call again in "
-                    f"{wait:.1f} s"
-                )
+                self._at_limit(p, claim, wait)
                 return None
         return claim
+
+    async def aclaim(self, p: Provider, *, early: bool = False) -> Claim | None:
+        """:meth:`claim` on an event loop: the loop goes on while a shared state (Redis)
+        answers."""
+        claim = await self.health.aacquire(p.name, early=early)
+        if claim is None:
+            self._cooling(p)
+            return None
+        limits = p.limits
+        if limits:
+            wait = await self.limiter.atake(p.limit_key, limits)
+            if wait:
+                self._at_limit(p, claim, wait)
+                return None
+        return claim
+
+    def _cooling(self, p: Provider) -> None:
+        cooldown = self.health.cooling(p.name)
+        self.refused[p.name] = "cooling down" if cooldown is None else cooldown.describe()
+
+    def _at_limit(self, p: Provider, claim: Claim, wait: float) -> None:
+        claim.release()
+        self.waits[p.name] = wait
+        self.refused[p.name] = getattr(wait, "reason", None) or (
+            f"at its rate limit ({p.limits.describe()}): it takes a call again in {wait:.1f} s"
+        )
 
     def counted(self, p: Provider, pieces: Iterator[Piece]) -> Iterator[Piece]:
         """``pieces``, counting the tokens of the usage they report against ``p``'s
@@ -398,6 +418,17 @@ class Call:
         """Record that attempt ``attempt`` of ``p`` failed with ``exc`` before its answer
         began, and say how long to wait before the next one (with the retries left);
         raise the typed error instead when there is to be none."""
+        err, wait, retry = self.failure_wait(p, claim, exc, secret, retry)
+        if wait is not None and p.limits and self.limiter.take(p.limit_key, p.limits):
+            wait = None  # a retry is one more request, and the limit has no room for it
+        return self.retry_or_raise(p, err, wait, retry, attempt, started)
+
+    def failure_wait(
+        self, p: Provider, claim: Claim, exc: Exception, secret: str | None, retry: Retry
+    ) -> tuple[ProviderError, float | None, Retry]:
+        """The first half of :meth:`attempt_failed`: the typed error, counted against
+        ``p``, and the wait before a retry (None for none), before the rate limit has a
+        say (the asyncio path awaits it, see :mod:`providerhub._arouter`)."""
         err = _as_provider_error(p, exc, secret)
         probing = claim.probe
         claim.failure(err)
@@ -405,8 +436,19 @@ class Call:
         # the next candidate is asked at once, and the cooldown is not doubled again by
         # each retry.
         wait, retry = (None, retry) if probing else self._next_wait(retry, err)
-        if wait is not None and p.limits and self.limiter.take(p.limit_key, p.limits):
-            wait = None  # a retry is one more request, and the limit has no room for it
+        return err, wait, retry
+
+    def retry_or_raise(
+        self,
+        p: Provider,
+        err: ProviderError,
+        wait: float | None,
+        retry: Retry,
+        attempt: int,
+        started: float,
+    ) -> tuple[float, Retry]:
+        """The second half of :meth:`attempt_failed`: log the attempt, and give the wait
+        and the retries left, or raise ``err`` when ``wait`` is None."""
         outcome = type(err).__name__ + (" (retrying)" if wait is not None else "")
         _log(p, self.model, attempt, outcome, started)
         if wait is None:

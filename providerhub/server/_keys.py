@@ -56,11 +56,12 @@ class Keys:
                 found = key
         return found
 
-    def wait(self, key: ClientKey) -> int:
+    async def take(self, key: ClientKey) -> int:
         """0 when ``key`` may make a request now (which is counted), else the whole seconds
-        until it may (for ``Retry-After``)."""
+        until it may (for ``Retry-After``). Awaited: with the count in Redis, the event
+        loop serves other requests meanwhile."""
         limit = self._limits.get(key.name)
         if limit is None:
             return 0
-        wait = self._limiter.take(*limit)
+        wait = await self._limiter.atake(*limit)
         return 0 if not wait else max(1, math.ceil(wait))
