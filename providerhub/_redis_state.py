@@ -20,12 +20,12 @@ What each call costs, in Redis commands, and why:
 - The scripts go straight to connections of redis-py's ``Connection`` class, not through
   its client and pool, whose layers cost twice the round trip (:class:`_Connections`).
 - On an event loop (``acreate()``, the gateway) no command blocks the loop: the limiter's
-  script and the breaker's claim are awaited over ``redis.asyncio`` connections of the
-  loop's own (:class:`_AsyncConnections`); a cooldown is read from the mirror as it is, and
-  a mirror older than ``refresh`` is re-read by a task of its own; a failure, a success
-  after failures and a probe given back are sent by tasks of their own, which the call does
-  not wait for. A thread per command cost five times the CPU of the loop's own connection
-  (175 against 35 µs a command, 32 at once on loopback): see docs/deploy.md.
+  script and the breaker's claim are awaited over one pipelined connection of the loop's
+  own (:class:`_AsyncConnections`); a cooldown is read from the mirror as it is, and a
+  mirror older than ``refresh`` is re-read by a task of its own; a failure, a success after
+  failures and a probe given back are sent by tasks of their own, which the call does not
+  wait for. A thread per command cost five times the CPU of an awaited connection (175
+  against 35 µs a command, 32 at once on loopback): see docs/deploy.md.
 - Every script computes with Redis's own clock (``TIME``), so replicas need not agree on
   theirs. Every key carries a hash tag (``{p:NAME}``, ``{c:NAME}``): each script touches
   keys of one slot, as Redis Cluster wants. Every key has a TTL.
@@ -61,7 +61,6 @@ from .errors import AuthenticationError, InvalidRequestError, ProviderError
 
 if TYPE_CHECKING:
     import redis
-    import redis.asyncio
 
 __all__ = ["RedisState"]
 
