@@ -454,7 +454,8 @@ def measure_load(
                     sent = sum(
                         after.get(name, 0) - before.get(name, 0)
                         for name in after
-                        if name.split("|")[0] in CLIENT_COMMANDS and name != "info"
+                        # Not the sampler's PINGs: the gateway sends none here.
+                        if name.split("|")[0] in CLIENT_COMMANDS and name != "ping"
                     )
                     row = figures[delay]
                     for name, value in (
