@@ -6,7 +6,8 @@ The decisions are :class:`providerhub._router.Call`'s, the same for both loops: 
 breaker's claim (:meth:`~providerhub._router.Call.aclaim`, which awaits a shared state
 rather than block the loop), what an attempt is given
 (:meth:`~providerhub._router.Call.provider_kwargs`, with the attempt's timeout), what a
-failure is and whether to retry it (:meth:`~providerhub._router.Call.attempt_failed`),
+failure is and whether to retry it (:meth:`~providerhub._router.Call.attempt_failed`, in
+its two halves, the rate limit's say on a retry awaited between them),
 how an answer ends (:meth:`~providerhub._router.Call.failed`,
 :meth:`~providerhub._router.Call.finish`) and the error when every candidate failed.
 Only the waiting differs: ``await`` for a provider's pieces, ``asyncio.sleep`` for a

@@ -375,10 +375,13 @@ class Call:
         return claim
 
     def _cooling(self, p: Provider) -> None:
+        """Note why the breaker turned ``p`` away."""
         cooldown = self.health.cooling(p.name)
         self.refused[p.name] = "cooling down" if cooldown is None else cooldown.describe()
 
     def _at_limit(self, p: Provider, claim: Claim, wait: float) -> None:
+        """Give back ``claim``: ``p`` is at its rate limit for ``wait`` seconds (or a
+        :class:`~providerhub._limits.Refusal`)."""
         claim.release()
         self.waits[p.name] = wait
         self.refused[p.name] = getattr(wait, "reason", None) or (
