@@ -604,31 +604,29 @@ class _AsyncConnections:
     async def _pipeline(self) -> _Pipeline:
         loop = asyncio.get_running_loop()
         opening = self._by_loop.get(loop)
-        if opening is not None:
-            if not opening.done():
-                return await asyncio.shield(opening)
-            if opening.exception() is None and not opening.result().closed:
-                return opening.result()
-        if os.getpid() != self._pid:
-            # A forked child: the connections are its parent's (see _Connections.execute).
+        if opening is not None and opening.done():
+            if not opening.cancelled() and opening.exception() is None:
+                pipeline = opening.result()
+                if not pipeline.closed:
+                    return pipeline
+            opening = None  # closed, or it could not be opened: open anew
+        if opening is None:
+            if os.getpid() != self._pid:
+                # A forked child: the connections are its parent's (see _Connections.execute).
+                with self._lock:
+                    self._by_loop, self._keepers, self._pid = {}, {}, os.getpid()
             with self._lock:
-                self._by_loop, self._keepers, self._pid = {}, {}, os.getpid()
-        opening = loop.create_future()
-        with self._lock:
-            self._by_loop[loop] = opening
-            keeper = None if loop in self._keepers else self._keep(loop)
+                keeper = None if loop in self._keepers else self._keep(loop)
+                if keeper is not None:
+                    self._keepers[loop] = keeper
             if keeper is not None:
-                self._keepers[loop] = keeper
-        if keeper is not None:
-            await keeper.__anext__()  # runs to its yield without suspending
-        try:
-            pipeline = await self._open()
-        except BaseException as exc:
-            opening.set_exception(exc)
-            opening.exception()  # retrieved: no "never retrieved" warning for it
-            raise
-        opening.set_result(pipeline)
-        return pipeline
+                await keeper.__anext__()  # runs to its yield without suspending
+            # A task of its own: a caller cancelled while it waits does not cancel the
+            # opening that the others wait for too.
+            opening = loop.create_task(self._open())
+            with self._lock:
+                self._by_loop[loop] = opening
+        return await asyncio.shield(opening)
 
     async def _open(self) -> _Pipeline:
         connection = self._make()
@@ -687,17 +685,19 @@ class _AsyncConnections:
 
 
 def _close_opened(opening: asyncio.Future[_Pipeline] | None) -> None:
-    if opening is None or not opening.done() or opening.cancelled():
+    """Close the pipeline ``opening`` gives, now, or once it is open."""
+    if opening is None:
         return
-    if opening.exception() is None:
-        pipeline = opening.result()
-        if opening.get_loop().is_closed():
-            return  # its socket went with the loop
-        loop = opening.get_loop()
-        if loop.is_running() and _running_loop() is not loop:
-            loop.call_soon_threadsafe(pipeline.close)  # a transport is its loop's to touch
-        else:
-            pipeline.close()
+    loop = opening.get_loop()
+    if loop.is_closed():
+        return  # its socket went with the loop
+    if loop.is_running() and _running_loop() is not loop:
+        # A future and a transport are their loop's to touch.
+        loop.call_soon_threadsafe(_close_opened, opening)
+    elif not opening.done():
+        opening.add_done_callback(_close_opened)
+    elif not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 class _InThreads:

@@ -777,3 +777,31 @@ def test_a_loops_calls_share_one_connection_and_a_timeout_is_a_redis_fault(
     # Twenty calls at once went over one connection, pipelined; the frozen one was
     # dropped, and a second made after it.
     assert proxy.connections <= 3
+
+
+def test_a_call_cancelled_while_the_connection_opens_leaves_it_to_the_others(
+    redis_url: str, redis_server: Any
+) -> None:
+    from ._delay import DelayProxy
+
+    limits = Limits(rpm=100)
+    with DelayProxy(redis_server.port, 0.05) as proxy:
+        state = providerhub.RedisState(proxy.url, timeout=2.0)
+
+        async def main() -> list[float]:
+            calls = [
+                asyncio.get_running_loop().create_task(state.limiter.atake("provider:c", limits))
+                for _ in range(3)
+            ]
+            await asyncio.sleep(0.02)  # the connection's handshake is on its way
+            calls[0].cancel()
+            waits = await asyncio.gather(*calls[1:])
+            assert calls[0].cancelled()
+            await state.aclose()
+            return waits
+
+        assert asyncio.run(main()) == [0.0, 0.0]
+        assert state.status().shared  # the others were not told Redis is down
+        assert proxy.connections == 1
+    with redis_server.client() as client:
+        assert client.zcard(state.limiter.keys("provider:c")[0]) == 2
