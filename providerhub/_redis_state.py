@@ -602,6 +602,10 @@ class _AsyncConnections:
         self._keepers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
 
     async def _pipeline(self) -> _Pipeline:
+        if os.getpid() != self._pid:
+            # A forked child: the connections are its parent's (see _Connections.execute).
+            with self._lock:
+                self._by_loop, self._keepers, self._pid = {}, {}, os.getpid()
         loop = asyncio.get_running_loop()
         opening = self._by_loop.get(loop)
         if opening is not None and opening.done():
@@ -611,10 +615,6 @@ class _AsyncConnections:
                     return pipeline
             opening = None  # closed, or it could not be opened: open anew
         if opening is None:
-            if os.getpid() != self._pid:
-                # A forked child: the connections are its parent's (see _Connections.execute).
-                with self._lock:
-                    self._by_loop, self._keepers, self._pid = {}, {}, os.getpid()
             with self._lock:
                 keeper = None if loop in self._keepers else self._keep(loop)
                 if keeper is not None:
