@@ -361,7 +361,7 @@ class Call:
 
     async def aclaim(self, p: Provider, *, early: bool = False) -> Claim | None:
         """:meth:`claim` on an event loop: the loop goes on while a shared state (Redis)
-        answers."""
+        answers. The same decisions as :meth:`claim`, step for step: keep them in step."""
         claim = await self.health.aacquire(p.name, early=early)
         if claim is None:
             self._cooling(p)
