@@ -390,14 +390,18 @@ class HealthSampler:
 
 
 def measure_load(
-    redis_proc: RedisProcess, fast: int, delays_ms: list[float], rounds: int, seconds: float
+    redis_proc: RedisProcess,
+    fast: int,
+    delays_ms: list[float],
+    rounds: int,
+    seconds: float,
+    connections: int = 32,
 ) -> dict[str, Any]:
     """``providerhub serve`` (one worker, an endpoint with an ``rpm`` it never reaches) with
     Redis on loopback and ``delays_ms`` away, under ``wrk`` at 32 connections in alternating
     rounds, ``/healthz`` sampled all along: medians of the rounds' figures."""
     if shutil.which("wrk") is None:
         return {"skipped": "wrk is not installed (apt-get install wrk)"}
-    connections = 32
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         workdir = Path(tmp)
         script = workdir / "non-stream.lua"
@@ -628,6 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         "of --load-seconds, /healthz sampled all along (default 0: not)",
     )
     parser.add_argument("--load-seconds", type=float, default=5.0)
+    parser.add_argument("--load-connections", type=int, default=32, help="wrk -c of the load")
     parser.add_argument(
         "--delays", default="5", help="ms each way of the delayed Redis, comma-separated"
     )
@@ -676,7 +681,12 @@ def main(argv: list[str] | None = None) -> int:
             delays = [float(d) for d in args.delays.split(",") if d.strip()]
             log(f"load: {args.load_rounds} rounds of {args.load_seconds:g} s, delays {delays} ms")
             doc["load"] = measure_load(
-                redis_proc, port, delays, args.load_rounds, args.load_seconds
+                redis_proc,
+                port,
+                delays,
+                args.load_rounds,
+                args.load_seconds,
+                args.load_connections,
             )
         doc["redis_version"] = redis_proc.version
     except Exception as exc:  # a wrong answer, a tool that failed
