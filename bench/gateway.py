@@ -169,14 +169,20 @@ def tree_rss_mb(pid: int) -> float:
 
 
 def start_gateway(
-    workdir: Path, fast: int, slow: int, extra_env: dict[str, str] | None = None
+    workdir: Path,
+    fast: int,
+    slow: int,
+    extra_env: dict[str, str] | None = None,
+    limits: str = "",
 ) -> tuple[subprocess.Popen[bytes], str, float]:
     """One ``providerhub serve`` worker over the two upstreams (with ``extra_env`` set, such
-    as ``PROVIDERHUB_REDIS_URL``); its base url and the seconds from the start to its first
+    as ``PROVIDERHUB_REDIS_URL``, and ``limits`` lines such as ``rpm = 1000`` in the fast
+    endpoint's table); its base url and the seconds from the start to its first
     ``/healthz`` answer."""
     config = workdir / "providerhub.toml"
     config.write_text(
-        f'[endpoints.bench]\nurl = "http://127.0.0.1:{fast}"\nmodels = ["{protocol.MODEL}"]\n\n'
+        f'[endpoints.bench]\nurl = "http://127.0.0.1:{fast}"\nmodels = ["{protocol.MODEL}"]\n'
+        f"{limits}\n"
         f'[endpoints.slow]\nurl = "http://127.0.0.1:{slow}"\nmodels = ["{SLOW_MODEL}"]\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROVIDERHUB_")}

@@ -24,7 +24,13 @@ One run, all on 127.0.0.1:
    not);
 5. with ``--gateway-rounds N``, runs ``providerhub serve`` (one worker, an endpoint
    without limits) with and without ``PROVIDERHUB_REDIS_URL`` under ``wrk`` at 1
-   connection, in N alternating rounds, and counts the Redis commands per request.
+   connection, in N alternating rounds, and counts the Redis commands per request;
+6. with ``--load-rounds N``, runs ``providerhub serve`` (one worker, an endpoint with an
+   ``rpm`` far above the load: one limiter script per request) with Redis on loopback and
+   with Redis ``--delays`` milliseconds away in each direction (a delaying TCP proxy,
+   ``tests/_delay.py``, between the gateway and the same ``redis-server``), under ``wrk`` at
+   32 connections in N alternating rounds, while a client asks ``/healthz`` every 10 ms:
+   what a distant Redis does to the rate-limited throughput and to everything else.
 
 Run it from the dev environment (``redis-server`` and ``redis-benchmark`` from the
 system's packages: ``apt-get install redis-server redis-tools``)::
@@ -38,6 +44,7 @@ exit status is 1 when a measurement failed (a wrong answer, Redis lost on the wa
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -46,6 +53,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +72,11 @@ from gateway import (
 )
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TARGET_LOAD_RATIO = 0.7
+"""Issue 15: rate-limited calls with Redis 5 ms away keep 70% of the loopback throughput."""
+TARGET_HEALTHZ_MS = 5.0
+"""Issue 15: ``/healthz`` under that load stays under 5 ms."""
 TARGET_ADDED_MS = 0.3
 KINDS = ("plain", "rpm", "rpm+tpm")
 HIGH = 10**9
@@ -302,6 +315,223 @@ def measure_gateway(
     }
 
 
+class DelayedRedis:
+    """The delaying proxy of ``tests/_delay.py`` in a process of its own, ``delay``
+    seconds each way in front of the ``redis-server`` on ``port``."""
+
+    def __init__(self, port: int, delay: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests._delay", "--to", str(port), "--delay", str(delay)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.isdigit():
+            self.stop()
+            raise RuntimeError(f"the delaying proxy did not start: {line!r}")
+        self.url = f"redis://127.0.0.1:{line}/0"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class HealthSampler:
+    """Asks ``/healthz`` every ``interval`` seconds on one kept-alive connection, from a
+    thread, and keeps each answer's latency (seconds); and sends ``PING`` to ``redis_url``
+    as often, for the round trip the gateway meets (the proxy's delay, and its wake-ups on
+    a busy machine)."""
+
+    def __init__(self, port: int, redis_url: str, interval: float = 0.01) -> None:
+        self.port = port
+        self.redis_url = redis_url
+        self.interval = interval
+        self.samples: list[float] = []
+        self.pings: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> HealthSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+    def _run(self) -> None:
+        import redis
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        pinger = redis.Redis.from_url(self.redis_url, socket_timeout=10)
+        pinger.ping()
+        clock = time.perf_counter
+        while not self._stop.wait(self.interval):
+            started = clock()
+            pinger.ping()
+            self.pings.append(clock() - started)
+            started = clock()
+            try:
+                conn.request("GET", "/healthz")
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+            except OSError:
+                conn.close()
+                ok = False
+            if ok:
+                self.samples.append(clock() - started)
+            else:
+                self.failures += 1
+        conn.close()
+        pinger.close()
+
+
+def measure_load(
+    redis_proc: RedisProcess,
+    fast: int,
+    delays_ms: list[float],
+    rounds: int,
+    seconds: float,
+    connections: int = 32,
+) -> dict[str, Any]:
+    """``providerhub serve`` (one worker, an endpoint with an ``rpm`` it never reaches) with
+    Redis on loopback and ``delays_ms`` away, under ``wrk`` at 32 connections in alternating
+    rounds, ``/healthz`` sampled all along: medians of the rounds' figures."""
+    if shutil.which("wrk") is None:
+        return {"skipped": "wrk is not installed (apt-get install wrk)"}
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        workdir = Path(tmp)
+        script = workdir / "non-stream.lua"
+        script.write_text(wrk_script(False))
+        proxies: list[DelayedRedis] = []
+        procs = []
+        gateways: dict[float, tuple[str, int]] = {}
+        gateway_pids: dict[float, int] = {}
+        urls: dict[float, str] = {}
+        proxy_pids: dict[float, int] = {}
+        try:
+            for delay in [0.0, *delays_ms]:
+                url = redis_proc.url
+                if delay:
+                    proxies.append(DelayedRedis(redis_proc.port, delay / 1000))
+                    url = proxies[-1].url
+                    proxy_pids[delay] = proxies[-1].proc.pid
+                (workdir / str(delay)).mkdir()
+                proc, base, _ = start_gateway(
+                    workdir / str(delay),
+                    fast,
+                    fast,
+                    {"PROVIDERHUB_REDIS_URL": url},
+                    limits=f"rpm = {HIGH}\n",
+                )
+                procs.append(proc)
+                gateways[delay] = (base, int(base.rsplit(":", 1)[1]))
+                gateway_pids[delay] = proc.pid
+                urls[delay] = url
+            for base, _ in gateways.values():
+                run_wrk(script, base + CHAT, 8, 2, "warm-up", "non-stream")
+            figures: dict[float, dict[str, list[float]]] = {d: {} for d in gateways}
+            for r in range(rounds):
+                order = list(gateways) if r % 2 == 0 else list(gateways)[::-1]
+                for delay in order:
+                    base, port = gateways[delay]
+                    before = redis_proc.commandstats()
+                    cpu = cpu_seconds(gateway_pids[delay]), cpu_seconds(proxy_pids.get(delay))
+                    machine = machine_ticks()
+                    with HealthSampler(port, urls[delay]) as health:
+                        result = run_wrk(script, base + CHAT, connections, seconds, "load", "n")
+                    machine_after = machine_ticks()
+                    busy = (os.cpu_count() or 1) * (machine_after[0] - machine[0])
+                    busy /= max(machine_after[1] - machine[1], 1)
+                    gateway_cpu = cpu_seconds(gateway_pids[delay]) - cpu[0]
+                    proxy_cpu = cpu_seconds(proxy_pids.get(delay)) - cpu[1]
+                    after = redis_proc.commandstats()
+                    if result.failed or not result.ok:
+                        raise RuntimeError(
+                            f"wrong answers with Redis {delay:g} ms away: {result.first_bad}"
+                        )
+                    if not health.samples or health.failures:
+                        raise RuntimeError(f"/healthz failed {health.failures} times")
+                    sent = sum(
+                        after.get(name, 0) - before.get(name, 0)
+                        for name in after
+                        # Not the sampler's PINGs: the gateway sends none here.
+                        if name.split("|")[0] in CLIENT_COMMANDS and name != "ping"
+                    )
+                    row = figures[delay]
+                    for name, value in (
+                        ("rps", result.rps),
+                        ("p50_ms", result.p50_ms),
+                        ("p99_ms", result.p99_ms),
+                        ("healthz_p50_ms", statistics.median(health.samples) * 1000),
+                        ("healthz_p99_ms", percentile(health.samples, 0.99) * 1000),
+                        ("healthz_max_ms", max(health.samples) * 1000),
+                        ("ping_p50_ms", statistics.median(health.pings) * 1000),
+                        ("commands_per_request", sent / max(result.requests, 1)),
+                        ("gateway_cpu_us", gateway_cpu / max(result.requests, 1) * 1e6),
+                        ("proxy_cpu_share", proxy_cpu / result.seconds if result.seconds else 0),
+                        (
+                            "gateway_cpu_share",
+                            gateway_cpu / result.seconds if result.seconds else 0,
+                        ),
+                        ("machine_busy_cores", busy),
+                    ):
+                        row.setdefault(name, []).append(value)
+        finally:
+            for proc in procs:
+                stop(proc)
+            for proxy in proxies:
+                proxy.stop()
+    return {
+        "rounds": rounds,
+        "seconds": seconds,
+        "connections": connections,
+        "rows": [
+            {"delay_ms": delay, **{k: statistics.median(v) for k, v in row.items()}}
+            for delay, row in figures.items()
+        ],
+    }
+
+
+def machine_ticks() -> tuple[int, int]:
+    """The machine's busy and total CPU ticks so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """The CPU time (user and system) of process ``pid`` and its children so far (0 for
+    None): ``providerhub serve`` runs its worker as a child."""
+    if pid is None:
+        return 0.0
+    total = 0
+    for current in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            kids = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        found += [int(k) for k in kids]
+        todo += [int(k) for k in kids]
+    return found
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -393,6 +623,22 @@ def main(argv: list[str] | None = None) -> int:
         "this many alternating rounds of --gateway-seconds (default 0: not)",
     )
     parser.add_argument("--gateway-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--load-rounds",
+        type=int,
+        default=0,
+        help="also run providerhub serve with a rate-limited endpoint under wrk at 32 "
+        "connections, Redis on loopback and --delays ms away, this many alternating rounds "
+        "of --load-seconds, /healthz sampled all along (default 0: not)",
+    )
+    parser.add_argument("--load-seconds", type=float, default=5.0)
+    parser.add_argument("--load-connections", type=int, default=32, help="wrk -c of the load")
+    parser.add_argument(
+        "--delays", default="5", help="ms each way of the delayed Redis, comma-separated"
+    )
+    parser.add_argument(
+        "--only-load", action="store_true", help="only the --load-rounds measurement"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
 
@@ -414,21 +660,33 @@ def main(argv: list[str] | None = None) -> int:
                 hub.register(BenchProvider(kind, base))
             hubs[state] = hub
         models = {kind: BenchProvider(kind, base).name for kind in KINDS}
-        log(f"latency: {args.calls:,} calls a row, blocks of {args.block}")
-        doc["latency"] = measure_latency(hubs, models, args.calls, args.block)
-        log("one redis-py command alone")
-        doc["round_trip_ms"] = round_trips(redis_proc, args.calls // 2, args.block)
-        log(f"commands: {args.count_calls:,} calls a provider")
-        doc["commands"] = count_commands(redis_proc, hubs["redis"], models, args.count_calls)
-        if not hubs["redis"].state.status().shared:
-            failures.append(f"Redis was lost on the way: {hubs['redis'].state.status()}")
-        if not args.no_capacity:
+        if not args.only_load:
+            log(f"latency: {args.calls:,} calls a row, blocks of {args.block}")
+            doc["latency"] = measure_latency(hubs, models, args.calls, args.block)
+            log("one redis-py command alone")
+            doc["round_trip_ms"] = round_trips(redis_proc, args.calls // 2, args.block)
+            log(f"commands: {args.count_calls:,} calls a provider")
+            doc["commands"] = count_commands(redis_proc, hubs["redis"], models, args.count_calls)
+            if not hubs["redis"].state.status().shared:
+                failures.append(f"Redis was lost on the way: {hubs['redis'].state.status()}")
+        if not args.no_capacity and not args.only_load:
             log(f"redis-benchmark: -n {args.bench_requests:,} -c {args.bench_connections}")
             doc["capacity"] = capacity(redis_proc, args.bench_requests, args.bench_connections)
         if args.gateway_rounds:
             log(f"gateway: {args.gateway_rounds} rounds of {args.gateway_seconds:g} s")
             doc["gateway"] = measure_gateway(
                 redis_proc, port, args.gateway_rounds, args.gateway_seconds
+            )
+        if args.load_rounds:
+            delays = [float(d) for d in args.delays.split(",") if d.strip()]
+            log(f"load: {args.load_rounds} rounds of {args.load_seconds:g} s, delays {delays} ms")
+            doc["load"] = measure_load(
+                redis_proc,
+                port,
+                delays,
+                args.load_rounds,
+                args.load_seconds,
+                args.load_connections,
             )
         doc["redis_version"] = redis_proc.version
     except Exception as exc:  # a wrong answer, a tool that failed
@@ -442,8 +700,9 @@ def main(argv: list[str] | None = None) -> int:
     report = render(doc, args)
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "state.md").write_text(report)
-    (args.out / "state.json").write_text(json.dumps(doc, indent=2))
+    name = "state-load" if args.only_load else "state"
+    (args.out / f"{name}.md").write_text(report)
+    (args.out / f"{name}.json").write_text(json.dumps(doc, indent=2))
     return 1 if failures else 0
 
 
@@ -540,6 +799,45 @@ def render(doc: dict[str, Any], args: argparse.Namespace) -> str:
         ]
     elif gw:
         lines += ["", f"Note: {gw['skipped']}"]
+    load = doc.get("load")
+    if load and "skipped" not in load:
+        rows = load["rows"]
+        local = rows[0]
+        lines += [
+            "",
+            f"`providerhub serve`, one worker, an endpoint with an `rpm` it never reaches (one "
+            f"limiter script per request), `wrk` at {load['connections']} connections, "
+            f"median of {load['rounds']} alternating rounds of {load['seconds']:g} s; "
+            "`/healthz` asked every 10 ms on a connection of its own meanwhile, and Redis "
+            "`PING`ed as often (its round trip under the load). Redis on loopback, and "
+            "behind a proxy that holds each direction the given time:",
+            "",
+            "| Redis | `PING` p50 | req/s | of loopback | p50 | p99 | `/healthz` p50 | p99 | "
+            "max | commands/request | gateway CPU/request | gateway CPU | proxy CPU | "
+            "machine busy | met |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+            "| ---: | ---: | --- |",
+        ]
+        for row in rows:
+            ratio = row["rps"] / local["rps"] if local["rps"] else 0.0
+            met = ratio >= TARGET_LOAD_RATIO and row["healthz_p50_ms"] < TARGET_HEALTHZ_MS
+            where = "loopback" if not row["delay_ms"] else f"{row['delay_ms']:g} ms each way"
+            lines.append(
+                f"| {where} | {row['ping_p50_ms']:.2f} ms | {row['rps']:,.0f} | {ratio:.0%} | "
+                f"{row['p50_ms']:.1f} ms | "
+                f"{row['p99_ms']:.1f} ms | {row['healthz_p50_ms']:.2f} ms | "
+                f"{row['healthz_p99_ms']:.2f} ms | {row['healthz_max_ms']:.1f} ms | "
+                f"{row['commands_per_request']:.3f} | {row['gateway_cpu_us']:.0f} µs | "
+                f"{row['gateway_cpu_share']:.0%} | {row['proxy_cpu_share']:.0%} | "
+                f"{row['machine_busy_cores']:.2f} cores | {'yes' if met else '**no**'} |"
+            )
+        lines += [
+            "",
+            f"Targets (issue 15): at least {TARGET_LOAD_RATIO:.0%} of the loopback rate, "
+            f"`/healthz` p50 under {TARGET_HEALTHZ_MS:g} ms.",
+        ]
+    elif load:
+        lines += ["", f"Note: {load['skipped']}"]
     lines += [
         "",
         f"Before the run, other processes kept {doc['busy_cores_before']:.2f} of the "

@@ -3,9 +3,11 @@ completion function (``_acreate_completion``): no worker thread, no buffer betwe
 provider and the caller.
 
 The decisions are :class:`providerhub._router.Call`'s, the same for both loops: the
-breaker's claim (:meth:`~providerhub._router.Call.claim`), what an attempt is given
+breaker's claim (:meth:`~providerhub._router.Call.aclaim`, which awaits a shared state
+rather than block the loop), what an attempt is given
 (:meth:`~providerhub._router.Call.provider_kwargs`, with the attempt's timeout), what a
-failure is and whether to retry it (:meth:`~providerhub._router.Call.attempt_failed`),
+failure is and whether to retry it (:meth:`~providerhub._router.Call.attempt_failed`, in
+its two halves, the rate limit's say on a retry awaited between them),
 how an answer ends (:meth:`~providerhub._router.Call.failed`,
 :meth:`~providerhub._router.Call.finish`) and the error when every candidate failed.
 Only the waiting differs: ``await`` for a provider's pieces, ``asyncio.sleep`` for a
@@ -53,7 +55,7 @@ async def start(
     call: router.Call, p: Provider, *, early: bool = False
 ) -> tuple[AsyncIterator[Piece], Piece, router.Attempt] | None:
     """:meth:`providerhub._router.Call.start` for an asyncio-native provider."""
-    claim = call.claim(p, early=early)
+    claim = await call.aclaim(p, early=early)
     if claim is None:
         return None
     try:
@@ -98,7 +100,10 @@ async def _attempts(
             raise
         except Exception as exc:
             await _aclose(pieces)
-            wait, retry = call.attempt_failed(p, claim, exc, secret, retry, attempt, started)
+            err, after, retry = call.failure_wait(p, claim, exc, secret, retry)
+            if after is not None and p.limits and await call.limiter.atake(p.limit_key, p.limits):
+                after = None  # see Call.attempt_failed
+            wait, retry = call.retry_or_raise(p, err, after, retry, attempt, started)
             await asyncio.sleep(wait)
             continue
         except BaseException:

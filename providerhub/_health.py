@@ -201,6 +201,11 @@ class Health:
             state.probe = self._claims
             return Claim(self, name, state.probe)
 
+    async def aacquire(self, name: str, *, early: bool = False) -> Claim | None:
+        """:meth:`acquire` for a caller on an event loop, which goes on while a shared
+        store answers; in memory, :meth:`acquire` itself."""
+        return self.acquire(name, early=early)
+
     def success(self, name: str) -> None:
         """A call to ``name`` succeeded: close its breaker."""
         self._settle(Claim(self, name, 0), None)

@@ -610,6 +610,7 @@ class Hub:
         asessions = self._asessions
         if asessions is not None:
             await asessions.aclose()
+        await self.state.aclose()
         self.close()
 
 

@@ -2,7 +2,8 @@
 client key, may use in any 60 seconds.
 
 A :class:`Limiter` counts them. :meth:`Limiter.take` admits a request (and counts it) or
-says how long to wait; :meth:`Limiter.spend` counts the tokens an answer reported.
+says how long to wait (:meth:`Limiter.atake` on an event loop); :meth:`Limiter.spend`
+counts the tokens an answer reported.
 
 Requests are counted exactly over a sliding window: a log of the times requests were let
 in, so that ``rpm = 5`` lets in five requests in any 60 seconds, never ten across the turn
@@ -76,6 +77,11 @@ class Limiter:
         """0.0 when a request under ``key`` may go now, which is then counted; else the
         seconds until one may."""
         raise NotImplementedError
+
+    async def atake(self, key: str, limits: Limits) -> float:
+        """:meth:`take` for a caller on an event loop, which goes on while a shared store
+        answers; in memory, :meth:`take` itself."""
+        return self.take(key, limits)
 
     def spend(self, key: str, tokens: int, limits: Limits) -> None:
         """Count ``tokens`` that an answer under ``key`` reported (only where ``limits``

@@ -19,6 +19,13 @@ What each call costs, in Redis commands, and why:
   total costs two hash fields, not the 60 buckets of the window.
 - The scripts go straight to connections of redis-py's ``Connection`` class, not through
   its client and pool, whose layers cost twice the round trip (:class:`_Connections`).
+- On an event loop (``acreate()``, the gateway) no command blocks the loop: the limiter's
+  script and the breaker's claim are awaited over one pipelined connection of the loop's
+  own (:class:`_AsyncConnections`); a cooldown is read from the mirror as it is, and a
+  mirror older than ``refresh`` is re-read by a task of its own; a failure, a success after
+  failures and a probe given back are sent by tasks of their own, which the call does not
+  wait for. A thread per command cost five times the CPU of an awaited connection (175
+  against 35 µs a command, 32 at once on loopback): see docs/deploy.md.
 - Every script computes with Redis's own clock (``TIME``), so replicas need not agree on
   theirs. Every key carries a hash tag (``{p:NAME}``, ``{c:NAME}``): each script touches
   keys of one slot, as Redis Cluster wants. Every key has a TTL.
@@ -33,6 +40,8 @@ the default) or refuse every rate-limited call (``fail_closed=True``).
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import itertools
 import logging
 import os
@@ -40,7 +49,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Awaitable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -61,6 +70,13 @@ T = TypeVar("T")
 WINDOW_MS = int(WINDOW * 1000)
 SPEND_BATCH = 0.05
 """Seconds of reported tokens sent to Redis together (see :meth:`RedisLimiter.spend`)."""
+CHECK_INTERVAL = 1.0
+"""How old the answer of :meth:`RedisState.acheck` may be, in seconds: ``/readyz`` and
+``/metrics`` send Redis one ``PING`` a second at most, however often they are asked."""
+
+_running_loop = asyncio._get_running_loop
+"""The event loop running on this thread, or None: a command asked for on a loop must not
+block it (see the module)."""
 
 # -- the scripts ------------------------------------------------------------------------
 # KEYS[1] is a provider's breaker hash (failures, open_until, period in ms, last_error),
@@ -294,6 +310,15 @@ class _Script:
             client.script_load(self.text)
             return client.evalsha(self.sha, len(keys), *keys, *args)
 
+    async def acall(self, *, keys: Sequence[str], args: Sequence[object] = (), client: Any) -> Any:
+        """The same, awaited: ``client`` is an :class:`_AsyncConnections` (or
+        :class:`_InThreads`)."""
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except self._missing:
+            await client.script_load(self.text)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+
 
 class _Down(Exception):
     """Redis cannot be used now: the caller goes on with process-local state."""
@@ -375,6 +400,332 @@ class _Connections:
             connection.disconnect()
 
 
+class _Pipeline(asyncio.Protocol):
+    """One connection to Redis on one event loop, shared by every command sent on that
+    loop: each command is written as it is asked for, and its answer is matched to it in
+    order, as Redis answers a connection's commands in the order they came (RESP2's
+    pipelining).
+
+    So 32 calls in flight cost one socket, and the answers that came together one read,
+    rather than a connection and a read each: what keeps a distant Redis from costing the
+    loop more work per call. The connection is opened, and the handshake
+    (password, database, client name; TLS or a unix socket) done, by a ``redis.asyncio``
+    connection, whose transport the pipeline then takes over.
+
+    A command not answered within ``timeout`` fails, with every other one waiting, and
+    the connection is closed: its answers can no longer be trusted to come in time.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self._buffer = bytearray()
+        self._timer: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    def take_over(self, writer: asyncio.StreamWriter) -> None:
+        """Take the connection of ``writer`` (its stream reader gets nothing more)."""
+        # The writer is kept: once collected, it would close the transport (Python 3.11+).
+        self._writer = writer
+        transport: Any = writer.transport
+        self._transport = transport
+        transport.set_protocol(self)
+
+    def send(self, *args: object) -> asyncio.Future[Any]:
+        """The future answer of the command ``args``."""
+        transport = self._transport
+        if self.closed or transport is None:
+            raise _connection_error("the connection to Redis was closed")
+        future = self._loop.create_future()
+        deadline = self._loop.time() + self._timeout
+        self._waiting.append((future, deadline))
+        # Written at once: held for the rest of the loop's turn to share one write with
+        # others, a command waited longer than the write saved (measured, bench/state.py).
+        transport.write(_encode(args))
+        if self._timer is None:
+            self._timer = self._loop.call_at(deadline, self._expire)
+        return future
+
+    def _expire(self) -> None:
+        self._timer = None
+        if not self._waiting:
+            return
+        oldest = self._waiting[0][1]
+        if oldest <= self._loop.time():
+            self.close(_timeout_error())
+        else:
+            self._timer = self._loop.call_at(oldest, self._expire)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        position = 0
+        try:
+            while self._waiting:
+                parsed = _parse(buffer, position)
+                if parsed is None:
+                    break
+                answer, position = parsed
+                future, _ = self._waiting.popleft()
+                if future.done():
+                    continue  # its caller was cancelled: the answer is dropped
+                if isinstance(answer, Exception):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+        except ValueError as exc:  # not RESP: nothing after it can be trusted
+            self.close(_connection_error(f"Redis sent what is not RESP ({exc})"))
+            return
+        del buffer[:position]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close(_connection_error("Redis closed the connection"))
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Close the connection; every command still waiting fails with ``error``."""
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiting, self._waiting = self._waiting, collections.deque()
+        for future, _ in waiting:
+            if not future.done():
+                future.set_exception(error or _connection_error("closed"))
+        if self._transport is not None:
+            self._transport.close()
+
+
+def _encode(args: Sequence[object]) -> bytes:
+    """A command in RESP: an array of bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, bytes):
+            data = arg
+        elif isinstance(arg, str):
+            data = arg.encode()
+        elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            data = repr(arg).encode()
+        else:
+            raise TypeError(f"a Redis command argument must be text or a number, not {arg!r}")
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def _parse(buffer: bytearray, position: int) -> tuple[Any, int] | None:
+    """The RESP2 value at ``position`` of ``buffer`` and the position after it, or None
+    while it is not all in. An error reply is given as the exception redis-py raises for
+    it (``NoScriptError`` for ``NOSCRIPT``...)."""
+    end = buffer.find(b"\r\n", position)
+    if end < 0:
+        return None
+    kind = buffer[position : position + 1]
+    line = bytes(buffer[position + 1 : end])
+    after = end + 2
+    if kind == b":":
+        return int(line), after
+    if kind == b"$":
+        size = int(line)
+        if size < 0:
+            return None, after
+        if len(buffer) < after + size + 2:
+            return None
+        return bytes(buffer[after : after + size]), after + size + 2
+    if kind == b"*":
+        count = int(line)
+        if count < 0:
+            return None, after
+        items = []
+        for _ in range(count):
+            parsed = _parse(buffer, after)
+            if parsed is None:
+                return None
+            item, after = parsed
+            items.append(item)
+        return items, after
+    if kind == b"+":
+        return line, after
+    if kind == b"-":
+        return _reply_error(line.decode(errors="replace")), after
+    raise ValueError(f"unknown reply type {kind!r}")
+
+
+def _reply_error(message: str) -> Exception:
+    from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
+
+    code = message.split(" ", 1)[0]
+    if code == "NOSCRIPT":
+        return NoScriptError(message)
+    if code == "READONLY":
+        return ReadOnlyError(message)
+    return ResponseError(message)
+
+
+def _connection_error(message: str) -> Exception:
+    from redis.exceptions import ConnectionError
+
+    return ConnectionError(message)
+
+
+def _timeout_error() -> Exception:
+    from redis.exceptions import TimeoutError
+
+    return TimeoutError("Redis did not answer in time")
+
+
+class _AsyncConnections:
+    """:class:`_Connections` for event loops: the same commands, awaited, over one
+    :class:`_Pipeline` per loop (a connection belongs to the loop it was opened on).
+
+    A loop's connection is closed when the loop ends (``asyncio.run``, or anything that
+    calls ``loop.shutdown_asyncgens()``), by :meth:`aclose` on it, and by :meth:`close`.
+    """
+
+    def __init__(self, url: str, options: dict[str, Any]) -> None:
+        import redis.asyncio as aredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ReadOnlyError
+
+        client = aredis.Redis.from_url(url, **{**options, "retry": Retry(NoBackoff(), 0)})
+        self._make: Callable[[], Any] = client.connection_pool.make_connection
+        self._timeout = float(options["socket_timeout"])
+        self._read_only = ReadOnlyError
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        # The loop's pipeline, or the future of the one being opened.
+        self._by_loop: dict[asyncio.AbstractEventLoop, asyncio.Future[_Pipeline]] = {}
+        # One suspended async generator per loop, whose end closes the loop's connection:
+        # the loop closes every async generator still open when it shuts down.
+        self._keepers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
+
+    async def _pipeline(self) -> _Pipeline:
+        if os.getpid() != self._pid:
+            # A forked child: the connections are its parent's (see _Connections.execute).
+            with self._lock:
+                self._by_loop, self._keepers, self._pid = {}, {}, os.getpid()
+        loop = asyncio.get_running_loop()
+        opening = self._by_loop.get(loop)
+        if opening is not None and opening.done():
+            if not opening.cancelled() and opening.exception() is None:
+                pipeline = opening.result()
+                if not pipeline.closed:
+                    return pipeline
+            opening = None  # closed, or it could not be opened: open anew
+        if opening is None:
+            with self._lock:
+                keeper = None if loop in self._keepers else self._keep(loop)
+                if keeper is not None:
+                    self._keepers[loop] = keeper
+            if keeper is not None:
+                await keeper.__anext__()  # runs to its yield without suspending
+            # A task of its own: a caller cancelled while it waits does not cancel the
+            # opening that the others wait for too.
+            opening = loop.create_task(self._open())
+            with self._lock:
+                self._by_loop[loop] = opening
+        return await asyncio.shield(opening)
+
+    async def _open(self) -> _Pipeline:
+        connection = self._make()
+        await connection.connect()  # TCP, TLS or a unix socket, and the handshake
+        pipeline = _Pipeline(self._timeout)
+        pipeline.take_over(connection._writer)
+        # The transport is the pipeline's now: the connection object must not close it
+        # when it is collected (redis-py's __del__ closes a writer it still holds).
+        connection._reader = connection._writer = None
+        return pipeline
+
+    async def _keep(self, loop: asyncio.AbstractEventLoop) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            with self._lock:
+                opening = self._by_loop.pop(loop, None)
+                self._keepers.pop(loop, None)
+            _close_opened(opening)
+
+    async def execute(self, *args: object) -> Any:
+        pipeline = await self._pipeline()
+        try:
+            return await pipeline.send(*args)
+        except self._read_only:
+            # A failover made this server a replica: connect anew, by the URL's name,
+            # which a failover endpoint moves to the new primary.
+            pipeline.close(_connection_error("the server became a replica"))
+            raise
+
+    async def evalsha(self, sha: str, numkeys: int, *args: object) -> Any:
+        return await self.execute("EVALSHA", sha, numkeys, *args)
+
+    async def script_load(self, text: str) -> Any:
+        return await self.execute("SCRIPT", "LOAD", text)
+
+    async def delete(self, *keys: str) -> Any:
+        return await self.execute("DEL", *keys)
+
+    async def ping(self) -> bool:
+        return bool(await self.execute("PING"))
+
+    async def aclose(self) -> None:
+        """:meth:`close`, and a turn of the running loop, in which the closed socket of
+        this loop's connection is let go."""
+        self.close()
+        await asyncio.sleep(0)
+
+    def close(self) -> None:
+        """Close every loop's connection (a command still waiting fails)."""
+        with self._lock:
+            opened = list(self._by_loop.values())
+            self._by_loop.clear()
+        for opening in opened:
+            _close_opened(opening)
+
+
+def _close_opened(opening: asyncio.Future[_Pipeline] | None) -> None:
+    """Close the pipeline ``opening`` gives, now, or once it is open."""
+    if opening is None:
+        return
+    loop = opening.get_loop()
+    if loop.is_closed():
+        return  # its socket went with the loop
+    if loop.is_running() and _running_loop() is not loop:
+        # A future and a transport are their loop's to touch.
+        loop.call_soon_threadsafe(_close_opened, opening)
+    elif not opening.done():
+        opening.add_done_callback(_close_opened)
+    elif not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
+
+
+class _InThreads:
+    """What :meth:`_Link.arun` gives a command for a cluster: the cluster client's
+    commands, each run on a thread of the loop's default executor, so that the loop does
+    not wait for them (redis-py's asyncio cluster client would be one more client to keep
+    per loop, for a setup whose round trips cost more than a thread anyway)."""
+
+    def __init__(self, link: _Link) -> None:
+        self._link = link
+
+    async def _run(self, name: str, *args: object) -> Any:
+        method = getattr(self._link.client, name)
+        return await asyncio.get_running_loop().run_in_executor(None, method, *args)
+
+    async def evalsha(self, sha: str, numkeys: int, *args: object) -> Any:
+        return await self._run("evalsha", sha, numkeys, *args)
+
+    async def script_load(self, text: str) -> Any:
+        return await self._run("script_load", text)
+
+    async def delete(self, *keys: str) -> Any:
+        return await self._run("delete", *keys)
+
+    async def ping(self) -> bool:
+        return bool(await self._run("ping"))
+
+
 class _Link:
     """The connection to Redis, and whether it is usable: one place decides, logs each
     transition once, and paces the tries while Redis is down.
@@ -406,6 +757,8 @@ class _Link:
         self._client: redis.Redis | redis.RedisCluster | None = None
         self._direct: _Connections | None = None
         self._cluster = cluster
+        self._options = options
+        self._async: _AsyncConnections | _InThreads | None = None  # made at the first arun
         if cluster:
             from redis.cluster import RedisCluster
             from redis.connection import parse_url
@@ -446,6 +799,11 @@ class _Link:
     def up(self) -> bool:
         return self.down_since is None
 
+    @property
+    def resting(self) -> bool:
+        """Redis is down, and not to be tried again yet: :meth:`run` would give up at once."""
+        return self.down_since is not None and time.monotonic() < self._next_try
+
     def run(self, command: Callable[[Any], T]) -> T:
         """``command``'s answer, or :class:`_Down` when Redis cannot give it now.
         ``command`` is given what sends the commands: :class:`_Connections`, or a
@@ -466,6 +824,38 @@ class _Link:
         if self.down_since is not None:
             self._came_back()
         return answer
+
+    async def arun(self, command: Callable[[Any], Awaitable[T]]) -> T:
+        """:meth:`run` on an event loop: ``command`` is given what awaits the commands,
+        :class:`_AsyncConnections` (or, for a cluster, :class:`_InThreads`), and the loop
+        goes on while Redis answers."""
+        if self.down_since is not None and time.monotonic() < self._next_try:
+            raise _Down
+        try:
+            commands = self._async
+            if commands is None:
+                commands = self._async = (
+                    _InThreads(self)
+                    if self._cluster
+                    else _AsyncConnections(self.url, self._options)
+                )
+            try:
+                answer = await command(commands)
+            except self._connection_errors:  # see run
+                answer = await command(commands)
+        except self._errors as exc:
+            self._went_down(exc)
+            raise _Down from None
+        if self.down_since is not None:
+            self._came_back()
+        return answer
+
+    async def aclose(self) -> None:
+        """:meth:`close`, waiting for the running loop's connections to be closed."""
+        commands = self._async
+        if isinstance(commands, _AsyncConnections):
+            await commands.aclose()
+        self.close()
 
     def _went_down(self, exc: BaseException) -> None:
         with self._lock:
@@ -497,6 +887,8 @@ class _Link:
     def close(self) -> None:
         if self._direct is not None:
             self._direct.close()
+        if isinstance(self._async, _AsyncConnections):
+            self._async.close()
         client = self._client
         if client is None:
             return
@@ -573,6 +965,8 @@ class RedisHealth(Health):
         self._acquire = _Script(_ACQUIRE)
         self._failure = _Script(_FAILURE)
         self._release_script = _Script(_RELEASE)
+        self._rereading: set[str] = set()  # mirrors a task re-reads now (on a loop)
+        self._tasks: set[asyncio.Task[None]] = set()  # held until they are done
 
     def keys(self, name: str) -> tuple[str, str]:
         """The breaker hash and the probe key of provider ``name``."""
@@ -609,8 +1003,41 @@ class RedisHealth(Health):
         seen = self._seen[name] = _Seen.of(answer, time.monotonic())
         return seen
 
+    def _unwaited(self, name: str, loop: asyncio.AbstractEventLoop) -> _Seen | None:
+        """The mirror of ``name`` as it is, for a caller on ``loop``, which must not wait:
+        one older than ``refresh`` (or none yet) is re-read by a task of its own, and
+        serves meanwhile. None while Redis cannot be used, or before the first read."""
+        seen = self._seen.get(name)
+        link = self._link
+        if (
+            (seen is None or time.monotonic() - seen.at >= self._refresh or not link.up)
+            and name not in self._rereading
+            and not link.resting
+        ):
+            self._rereading.add(name)
+            self._background(loop, self._reread(name))
+        return seen if link.up else None
+
+    async def _reread(self, name: str) -> None:
+        try:
+            answer = await self._link.arun(
+                lambda r: self._read.acall(keys=self.keys(name), client=r)
+            )
+        except _Down:
+            return
+        finally:
+            self._rereading.discard(name)
+        self._seen[name] = _Seen.of(answer, time.monotonic())
+
+    def _background(self, loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` on ``loop`` without waiting for it (the task is held until done)."""
+        task = loop.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def cooling(self, name: str) -> Cooldown | None:
-        seen = self._fresh(name)
+        loop = _running_loop()
+        seen = self._fresh(name) if loop is None else self._unwaited(name, loop)
         if seen is None:
             return super().cooling(name)
         return cooldown_of(seen.health(), time.monotonic())
@@ -619,19 +1046,45 @@ class RedisHealth(Health):
         seen = self._recent(name)
         if seen is not None and seen.open_until == 0.0:
             return Claim(self, name, 0)  # healthy a moment ago: no command on this path
-        with self._lock:
-            self._claims += 1
-            number = self._claims
+        number = self._number()
         try:
             answer = self._link.run(
                 lambda r: self._acquire(
-                    keys=self.keys(name),
-                    args=[self._token(number), "1" if early else "0", self._probe_ttl_ms],
-                    client=r,
+                    keys=self.keys(name), args=self._acquire_args(number, early), client=r
                 )
             )
         except _Down:
             return super().acquire(name, early=early)
+        return self._claimed(name, number, answer)
+
+    async def aacquire(self, name: str, *, early: bool = False) -> Claim | None:
+        # Healthy when last read: no command, even when the mirror is older than refresh,
+        # as a task re-reads it then (see _unwaited), so a cooldown opened elsewhere is
+        # honoured here within refresh and a round trip, as on the synchronous path, where
+        # the call that finds the mirror old waits for that round trip.
+        seen = self._unwaited(name, asyncio.get_running_loop())
+        if seen is not None and seen.open_until == 0.0:
+            return Claim(self, name, 0)
+        number = self._number()
+        try:
+            answer = await self._link.arun(
+                lambda r: self._acquire.acall(
+                    keys=self.keys(name), args=self._acquire_args(number, early), client=r
+                )
+            )
+        except _Down:
+            return super().acquire(name, early=early)
+        return self._claimed(name, number, answer)
+
+    def _number(self) -> int:
+        with self._lock:
+            self._claims += 1
+            return self._claims
+
+    def _acquire_args(self, number: int, early: bool) -> list[object]:
+        return [self._token(number), "1" if early else "0", self._probe_ttl_ms]
+
+    def _claimed(self, name: str, number: int, answer: list[Any]) -> Claim | None:
         self._seen[name] = _Seen.of(answer[1:], time.monotonic())
         kind = int(answer[0])
         if kind == 0:
@@ -644,26 +1097,24 @@ class RedisHealth(Health):
         name = claim.name
         number = claim._probe
         claim._probe = 0
+        if error is None:
+            seen = self._seen.get(name)
+            if not (number or seen is None or seen.failures or seen.open_until or seen.probing):
+                return  # healthy, as far as this process saw: nothing to tell Redis
+        loop = _running_loop()
+        if loop is not None:
+            if error is not None:
+                self._seen.pop(name, None)  # the next claim asks Redis, after the failure
+            self._background(loop, self._asettle(claim, number, error))
+            return
         try:
             if error is None:
-                seen = self._seen.get(name)
-                if number or seen is None or seen.failures or seen.open_until or seen.probing:
-                    self._link.run(lambda r: r.delete(*self.keys(name)))
-                    self._seen[name] = _Seen(time.monotonic(), 0, 0.0, False, "")
+                self._link.run(lambda r: r.delete(*self.keys(name)))
+                self._seen[name] = _Seen(time.monotonic(), 0, 0.0, False, "")
                 return
             answer = self._link.run(
                 lambda r: self._failure(
-                    keys=self.keys(name),
-                    args=[
-                        self._token(number) if number else "",
-                        type(error).__name__,
-                        "1" if isinstance(error, AuthenticationError) else "0",
-                        self.threshold,
-                        int(self.cooldown * 1000),
-                        int(self.max_cooldown * 1000),
-                        self._ttl_ms,
-                    ],
-                    client=r,
+                    keys=self.keys(name), args=self._failure_args(number, error), client=r
                 )
             )
             self._seen[name] = _Seen.of(answer, time.monotonic())
@@ -671,9 +1122,44 @@ class RedisHealth(Health):
             claim._probe = number
             super()._settle(claim, error)
 
+    async def _asettle(self, claim: Claim, number: int, error: ProviderError | None) -> None:
+        """:meth:`_settle`'s command, sent from a task of its own."""
+        name = claim.name
+        try:
+            if error is None:
+                await self._link.arun(lambda r: r.delete(*self.keys(name)))
+                self._seen[name] = _Seen(time.monotonic(), 0, 0.0, False, "")
+                return
+            answer = await self._link.arun(
+                lambda r: self._failure.acall(
+                    keys=self.keys(name), args=self._failure_args(number, error), client=r
+                )
+            )
+            self._seen[name] = _Seen.of(answer, time.monotonic())
+        except _Down:
+            claim._probe = number
+            super()._settle(claim, error)
+
+    def _failure_args(self, number: int, error: ProviderError) -> list[object]:
+        return [
+            self._token(number) if number else "",
+            type(error).__name__,
+            "1" if isinstance(error, AuthenticationError) else "0",
+            self.threshold,
+            int(self.cooldown * 1000),
+            int(self.max_cooldown * 1000),
+            self._ttl_ms,
+        ]
+
     def _release(self, claim: Claim) -> None:
         number = claim._probe
         if not number:
+            return
+        loop = _running_loop()
+        if loop is not None:
+            self._seen.pop(claim.name, None)
+            super()._release(claim)
+            self._background(loop, self._arelease(claim.name, number))
             return
         try:
             self._link.run(
@@ -686,6 +1172,18 @@ class RedisHealth(Health):
             logger.debug("probe of %s left to expire in Redis", claim.name)
         self._seen.pop(claim.name, None)  # re-read: the next call may probe now
         super()._release(claim)  # the claim may hold the local probe, made while Redis was down
+
+    async def _arelease(self, name: str, number: int) -> None:
+        """:meth:`_release`'s command, sent from a task of its own."""
+        try:
+            await self._link.arun(
+                lambda r: self._release_script.acall(
+                    keys=[self.keys(name)[1]], args=[self._token(number)], client=r
+                )
+            )
+        except _Down:
+            logger.debug("probe of %s left to expire in Redis", name)
+        self._seen.pop(name, None)
 
     def reset(self, name: str | None = None) -> None:
         for n in list(self._keys) if name is None else [name]:
@@ -738,34 +1236,46 @@ class RedisLimiter(Limiter):
         return keys
 
     def take(self, key: str, limits: Limits) -> float:
+        args = self._take_args(limits)
+        try:
+            wait_ms = self._link.run(lambda r: self._take(keys=self.keys(key), args=args, client=r))
+        except _Down:
+            return self._unshared(key, limits)
+        return int(wait_ms) / 1000
+
+    async def atake(self, key: str, limits: Limits) -> float:
+        args = self._take_args(limits)
+        try:
+            wait_ms = await self._link.arun(
+                lambda r: self._take.acall(keys=self.keys(key), args=args, client=r)
+            )
+        except _Down:
+            return self._unshared(key, limits)
+        return int(wait_ms) / 1000
+
+    def _take_args(self, limits: Limits) -> list[object]:
         # The pid too: a forked child counts on from its parent's number, and the same
         # member would be one entry of the window for two requests.
         member = f"{self._owner}:{os.getpid()}:{next(self._members)}"
-        try:
-            wait_ms = self._link.run(
-                lambda r: self._take(
-                    keys=self.keys(key),
-                    args=[
-                        -1 if limits.rpm is None else limits.rpm,
-                        -1 if limits.tpm is None else limits.tpm,
-                        WINDOW_MS,
-                        member,
-                    ],
-                    client=r,
-                )
+        return [
+            -1 if limits.rpm is None else limits.rpm,
+            -1 if limits.tpm is None else limits.tpm,
+            WINDOW_MS,
+            member,
+        ]
+
+    def _unshared(self, key: str, limits: Limits) -> float:
+        """:meth:`take` while Redis cannot be used: counted here, or refused."""
+        if self.fail_closed:
+            # No address: this reason reaches the gateway's clients; the log has it
+            # (once, as Redis went down).
+            return Refusal(
+                self._link.retry_interval,
+                "its rate limit cannot be counted: the shared state (Redis) cannot be "
+                f"reached, and {settings.REDIS_FAIL_VARIABLE}=closed refuses such calls "
+                "until it can",
             )
-        except _Down:
-            if self.fail_closed:
-                # No address: this reason reaches the gateway's clients; the log has it
-                # (once, as Redis went down).
-                return Refusal(
-                    self._link.retry_interval,
-                    "its rate limit cannot be counted: the shared state (Redis) cannot be "
-                    f"reached, and {settings.REDIS_FAIL_VARIABLE}=closed refuses such calls "
-                    "until it can",
-                )
-            return self._local.take(key, limits)
-        return int(wait_ms) / 1000
+        return self._local.take(key, limits)
 
     def spend(self, key: str, tokens: int, limits: Limits) -> None:
         """Count ``tokens`` in Redis from a thread of the limiter's own, which sends what
@@ -885,6 +1395,8 @@ class RedisState(State):
                 f"({_one_line(exc)})"
             ) from None
         self.limiter: RedisLimiter = RedisLimiter(self._link, prefix, fail_closed=self.fail_closed)
+        self._checked = -CHECK_INTERVAL  # when acheck last sent its PING (monotonic)
+        self._checking: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"<RedisState {self._link.location}>"
@@ -916,6 +1428,27 @@ class RedisState(State):
         self.ping()
         return self.status()
 
+    async def acheck(self) -> StateStatus:
+        """:meth:`status`, after a ``PING`` awaited on the loop when the last one is
+        :data:`CHECK_INTERVAL` old or more: however many callers ask at once or how often,
+        Redis gets one ``PING`` a second at most, and the answer is that old at most."""
+        loop = asyncio.get_running_loop()
+        task = self._checking
+        if task is None or task.get_loop() is not loop or task.done():
+            if time.monotonic() - self._checked < CHECK_INTERVAL:
+                return self.status()
+            self._checked = time.monotonic()
+            task = self._checking = loop.create_task(self._aping())
+        # Shielded: a caller that goes away leaves the PING to the others.
+        await asyncio.shield(task)
+        return self.status()
+
+    async def _aping(self) -> None:
+        try:
+            await self._link.arun(lambda r: r.ping())
+        except _Down:
+            pass  # the link noted it: status() says so
+
     def status(self) -> StateStatus:
         link = self._link
         return StateStatus("redis", link.up, link.location, link.error, link.down_since)
@@ -923,3 +1456,7 @@ class RedisState(State):
     def close(self) -> None:
         self.limiter.close()
         self._link.close()
+
+    async def aclose(self) -> None:
+        await self._link.aclose()
+        self.limiter.close()

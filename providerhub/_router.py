@@ -398,9 +398,7 @@ class Call:
             if claim is not None and not claim.probe:
                 self.once.add(p.name)
         if claim is None:
-            cooldown = self.health.cooling(p.name)
-            self.refused[p.name] = "cooling down" if cooldown is None else cooldown.describe()
-            self.cooling[p.name] = 0.0 if cooldown is None else cooldown.remaining
+            self._cooling(p)
             return None
         limits = p.limits
         if limits:
@@ -408,12 +406,7 @@ class Call:
             # place in the window.
             wait = self.limiter.take(p.limit_key, limits)
             if wait:
-                claim.release()
-                self.waits[p.name] = wait
-                self.refused[p.name] = getattr(wait, "reason", None) or (
-                    f"at its rate limit ({limits.describe()}): it takes a call again in "
-                    f"{wait:.1f} s"
-                )
+                self._at_limit(p, claim, wait)
                 return None
         abort = transport.current_abort()
         if abort is not None:
@@ -421,6 +414,40 @@ class Call:
             # abandoned attempt reports later is not counted (see Claim.abandon).
             abort.on_abort(claim.abandon)
         return claim
+
+    async def aclaim(self, p: Provider, *, early: bool = False) -> Claim | None:
+        """:meth:`claim` on an event loop: the loop goes on while a shared state (Redis)
+        answers. The same decisions as :meth:`claim`, step for step: keep them in step."""
+        claim = await self.health.aacquire(p.name)
+        if claim is None and early:
+            claim = await self.health.aacquire(p.name, early=True)
+            if claim is not None and not claim.probe:
+                self.once.add(p.name)
+        if claim is None:
+            self._cooling(p)
+            return None
+        limits = p.limits
+        if limits:
+            wait = await self.limiter.atake(p.limit_key, limits)
+            if wait:
+                self._at_limit(p, claim, wait)
+                return None
+        return claim
+
+    def _cooling(self, p: Provider) -> None:
+        """Note why the breaker turned ``p`` away, and when it takes calls again."""
+        cooldown = self.health.cooling(p.name)
+        self.refused[p.name] = "cooling down" if cooldown is None else cooldown.describe()
+        self.cooling[p.name] = 0.0 if cooldown is None else cooldown.remaining
+
+    def _at_limit(self, p: Provider, claim: Claim, wait: float) -> None:
+        """Give back ``claim``: ``p`` is at its rate limit for ``wait`` seconds (or a
+        :class:`~providerhub._limits.Refusal`)."""
+        claim.release()
+        self.waits[p.name] = wait
+        self.refused[p.name] = getattr(wait, "reason", None) or (
+            f"at its rate limit ({p.limits.describe()}): it takes a call again in {wait:.1f} s"
+        )
 
     def counted(self, p: Provider, pieces: Iterator[Piece]) -> Iterator[Piece]:
         """``pieces``, counting the tokens of the usage they report against ``p``'s
@@ -455,6 +482,17 @@ class Call:
         """Record that attempt ``attempt`` of ``p`` failed with ``exc`` before its answer
         began, and say how long to wait before the next one (with the retries left);
         raise the typed error instead when there is to be none."""
+        err, wait, retry = self.failure_wait(p, claim, exc, secret, retry)
+        if wait is not None and p.limits and self.limiter.take(p.limit_key, p.limits):
+            wait = None  # a retry is one more request, and the limit has no room for it
+        return self.retry_or_raise(p, err, wait, retry, attempt, started)
+
+    def failure_wait(
+        self, p: Provider, claim: Claim, exc: Exception, secret: str | None, retry: Retry
+    ) -> tuple[ProviderError, float | None, Retry]:
+        """The first half of :meth:`attempt_failed`: the typed error, counted against
+        ``p``, and the wait before a retry (None for none), before the rate limit has a
+        say (the asyncio path awaits it, see :mod:`providerhub._arouter`)."""
         err = _as_provider_error(p, exc, secret)
         probing = claim.probe
         claim.failure(err)
@@ -464,8 +502,19 @@ class Call:
         wait, retry = (
             (None, retry) if probing or p.name in self.once else self._next_wait(retry, err)
         )
-        if wait is not None and p.limits and self.limiter.take(p.limit_key, p.limits):
-            wait = None  # a retry is one more request, and the limit has no room for it
+        return err, wait, retry
+
+    def retry_or_raise(
+        self,
+        p: Provider,
+        err: ProviderError,
+        wait: float | None,
+        retry: Retry,
+        attempt: int,
+        started: float,
+    ) -> tuple[float, Retry]:
+        """The second half of :meth:`attempt_failed`: log the attempt, and give the wait
+        and the retries left, or raise ``err`` when ``wait`` is None."""
         outcome = type(err).__name__ + (" (retrying)" if wait is not None else "")
         _log(p, self.model, attempt, outcome, started)
         if wait is None:

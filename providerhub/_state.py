@@ -71,8 +71,18 @@ class State:
         sees the store go and come back even while no call reaches it."""
         return self.status()
 
+    async def acheck(self) -> StateStatus:
+        """:meth:`check` for a caller on an event loop (``/readyz``, ``/metrics``): the
+        loop goes on while the shared store answers, and Redis is asked once a second at
+        most, however often this is called, so the answer may be up to a second old."""
+        return self.status()
+
     def close(self) -> None:
         """Release what the state holds (connections); harmless to call again."""
+
+    async def aclose(self) -> None:
+        """:meth:`close`, waiting for the running loop's connections to be closed."""
+        self.close()
 
 
 class MemoryState(State):

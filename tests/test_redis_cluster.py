@@ -5,6 +5,7 @@ of the providers spread over different nodes, so that the client must follow the
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -179,6 +180,43 @@ def test_rpm_is_exact_across_two_hubs(cluster: RedisClusterServers, cluster_url:
                 hub.close()
         # The hubs' connections to the three nodes are closed with them.
         assert wait_until(lambda: sockets() <= before, 1.0)
+
+
+def test_on_an_event_loop_a_cluster_counts_and_claims_the_same(
+    cluster: RedisClusterServers, cluster_url: str
+) -> None:
+    names = spread_names(cluster, 2)
+    states = [RedisState(cluster_url) for _ in range(2)]
+    healths = [state.health(1, 30, 60) for state in states]
+    limits = Limits(rpm=3)
+
+    async def main() -> None:
+        for name in names:
+            waits = [
+                await states[i % 2].limiter.atake(f"provider:{name}", limits) for i in range(5)
+            ]
+            assert waits[:3] == [0.0] * 3 and all(0 < w <= 60 for w in waits[3:]), name
+        claim = await healths[0].aacquire(names[0])
+        assert claim is not None
+        claim.failure(providerhub.ProviderConnectionError(names[0], "refused"))
+        # Sent by a task of its own (the loop does not wait for it): the other hub sees it.
+        assert await _eventually(lambda: healths[1].acquire(names[0]) is None)
+        for state in states:
+            assert (await state.acheck()).shared
+
+    try:
+        asyncio.run(main())
+    finally:
+        for state in states:
+            state.close()
+
+
+async def _eventually(condition: Any, seconds: float = 2.0) -> bool:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return bool(condition())
 
 
 def test_a_cluster_that_cannot_answer_at_first_is_used_once_it_does(

@@ -3,6 +3,7 @@ environment, and the key checks."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import subprocess
 import sys
@@ -134,15 +135,19 @@ def test_a_key_over_its_rpm_waits_until_its_oldest_request_leaves_the_minute() -
     key = _config.ClientKey(hashlib.sha256(b"k").digest(), "k", rpm=2)
     free = _config.ClientKey(hashlib.sha256(b"f").digest(), "f")
     keys = Keys((key, free), limiter)
-    assert keys.wait(key) == 0
+
+    def wait(k: _config.ClientKey) -> int:
+        return asyncio.run(keys.take(k))  # awaited in the server (see Keys.take)
+
+    assert wait(key) == 0
     now[0] += 10
-    assert keys.wait(key) == 0
+    assert wait(key) == 0
     now[0] += 10.5
-    assert keys.wait(key) == 40  # 39.5 s until the first leaves the minute, rounded up
-    assert [keys.wait(free) for _ in range(100)] == [0] * 100  # no rpm: never counted
+    assert wait(key) == 40  # 39.5 s until the first leaves the minute, rounded up
+    assert [wait(free) for _ in range(100)] == [0] * 100  # no rpm: never counted
     now[0] += 39.5
-    assert keys.wait(key) == 0
-    assert keys.wait(key) == 10  # the second one leaves at 1070: a sliding window, no burst
+    assert wait(key) == 0
+    assert wait(key) == 10  # the second one leaves at 1070: a sliding window, no burst
     # Counted under client:NAME, apart from the providers' provider:NAME.
     assert limiter.take("client:k", _limits.Limits(rpm=2)) > 0
     assert limiter.take("provider:k", _limits.Limits(rpm=2)) == 0

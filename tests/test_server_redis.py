@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +22,9 @@ import pytest
 import providerhub
 from providerhub.testing import OpenAIServer, Reply
 
+from ._delay import DelayProxy
 from ._gateway import Gateway, clean_environment, poll
-from ._redis import RedisServer, free_port
+from ._redis import RedisServer, free_port, redis
 
 # The server extra's packages; the Python 3.9 run of .ci/run installs the core's tests only.
 pytest.importorskip("uvicorn")
@@ -36,14 +39,14 @@ MESSAGES = [{"role": "user", "content": "Hi"}]
 STATE_METRIC = 'providerhub_state_shared{backend="redis"}'
 
 
-def _config(tmp: Path, upstream: OpenAIServer) -> Path:
+def _config(tmp: Path, upstream: OpenAIServer, rpm: int = RPM) -> Path:
     config = tmp / "config.toml"
     config.write_text(
         f"""
 [endpoints.limited]
 url = "{upstream.url}"
 models = ["{LIMITED}"]
-rpm = {RPM}
+rpm = {rpm}
 
 [endpoints.free]
 url = "{upstream.url}"
@@ -186,8 +189,10 @@ def test_readyz_and_metrics_follow_redis_killed_and_started_again(
     redis_server.kill()
     try:
         for gateway in replicas:
-            # Seen at once, with no call needed: readiness asks Redis itself. Still ready:
-            # failing open, calls go on with this process's own counts.
+            # Seen within a second, with no call needed: readiness asks Redis itself, once
+            # a second at most. Still ready: failing open, calls go on with this process's
+            # own counts.
+            assert poll(lambda g=gateway: _ready(g)[1]["state"]["shared"] is False, 1.5)
             status, ready = _ready(gateway)
             assert status == 200 and ready["providers"] == ["limited", "free"]
             state = ready["state"]
@@ -282,6 +287,90 @@ def test_failing_closed_without_redis_refuses_what_is_rate_limited(
         assert address in gateway.log()
     finally:
         assert gateway.stop() == 0
+
+
+# -- Redis off the event loop ----------------------------------------------------------------
+
+
+def test_healthz_answers_at_once_while_rate_limited_calls_wait_on_a_distant_redis(
+    upstream: OpenAIServer, redis_server: RedisServer, redis_url: str, tmp_path: Path
+) -> None:
+    with DelayProxy(redis_server.port, 0.05) as proxy:  # 100 ms there and back
+        # Database 2: its connections told from the other tests' servers'.
+        env = _env(_config(tmp_path, upstream, rpm=100_000), proxy.url[: -len("/0")] + "/2")
+        gateway = Gateway(tmp_path, {**env, "PROVIDERHUB_REDIS_TIMEOUT": "2"})
+        try:
+            assert _chat(gateway, LIMITED, OPEN_KEY)[0] == 200  # connected, scripts loaded
+            assert _chat(gateway, FREE, TEAM_KEY)[0] == 200  # the key's script too
+            threads, connections = gateway.threads(), _connections(redis_server)
+            assert connections == 1  # one, pipelined: the worker's event loop's
+            upstream.requests.clear()
+            statuses: list[int] = []
+
+            def client(key: str) -> None:
+                for _ in range(3):
+                    statuses.append(_chat(gateway, LIMITED, key)[0])
+
+            # 16 clients, 3 calls each: a round trip to Redis per call (two with the key's
+            # own limit), which on the loop would hold every other request 100 ms each.
+            callers = [
+                threading.Thread(target=client, args=(TEAM_KEY if i < 1 else OPEN_KEY,))
+                for i in range(16)
+            ]
+            for caller in callers:
+                caller.start()
+            health = []
+            while any(caller.is_alive() for caller in callers):
+                started = time.perf_counter()
+                assert gateway.request("GET", "/healthz")[0] == 200
+                health.append(time.perf_counter() - started)
+                time.sleep(0.01)
+            for caller in callers:
+                caller.join()
+            assert statuses == [200] * 48
+            assert len(upstream.requests) == 48
+            assert statistics.median(health) < 0.025, health
+            assert max(health) < 0.09, health  # under one round trip to Redis, always
+            assert len(health) >= 5  # asked all along the calls
+            # No thread, nor a connection to Redis, per call.
+            assert poll(lambda: gateway.threads() <= threads)
+            assert _connections(redis_server) == connections
+        finally:
+            assert gateway.stop() == 0
+    with redis.Redis(port=redis_server.port, db=2, socket_timeout=5) as client_:
+        limiter = providerhub.RedisState(redis_url).limiter
+        # Every call counted, exactly: the warm-up's and the 48, and the key's 1 + 3.
+        assert client_.zcard(limiter.keys("provider:limited")[0]) == 49
+        assert client_.zcard(limiter.keys("client:team")[0]) == 4
+
+
+def _connections(redis_server: RedisServer) -> int:
+    """The connections ``providerhub`` opened to database 2."""
+    with redis_server.client() as client:
+        listed = client.client_list()
+    return sum(1 for c in listed if c.get("name") == "providerhub" and c.get("db") == "2")
+
+
+def test_readyz_and_metrics_ping_redis_once_a_second_at_most(
+    replicas: tuple[Gateway, Gateway], redis_server: RedisServer
+) -> None:
+    gateway = replicas[0]
+
+    def pings() -> int:
+        with redis_server.client() as client:
+            stats = client.info("commandstats")
+        return int(stats.get("cmdstat_ping", {}).get("calls", 0))
+
+    before = pings()
+    started = time.perf_counter()
+    for _ in range(40):
+        status, ready = _ready(gateway)
+        assert status == 200 and ready["state"]["shared"] is True
+        assert _metric(gateway, STATE_METRIC) == 1
+    seconds = time.perf_counter() - started
+    # 80 unauthenticated requests: one PING per second they spanned (and the one that
+    # may have started it), not one each.
+    assert pings() - before <= int(seconds) + 2, seconds
 
 
 # -- the command line ------------------------------------------------------------------------

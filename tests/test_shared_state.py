@@ -704,3 +704,121 @@ def test_a_request_refused_as_invalid_counts_in_no_process(redis_url: str) -> No
     claim.failure(ProviderHTTPError("p", "down", status_code=500))
     assert health.cooling("p") is not None  # a provider's failure still opens it at once
     state.close()
+
+
+# -- on an event loop ----------------------------------------------------------------------
+
+
+def test_redis_round_trips_do_not_stall_the_event_loop(redis_url: str, redis_server: Any) -> None:
+    from ._delay import DelayProxy
+
+    native = NativeLimited("native", rpm=1000, pieces=["hi"])
+    baseline = threads()
+    with DelayProxy(redis_server.port, 0.05) as proxy:  # Redis 100 ms away, there and back
+        # Database 3: this test's connections told from the others'.
+        state = providerhub.RedisState(proxy.url[: -len("/0")] + "/3", timeout=2.0)
+        gaps: list[float] = []
+
+        async def tick(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                began = time.perf_counter()
+                await asyncio.sleep(0.005)
+                gaps.append(time.perf_counter() - began)
+
+        async def main(hub: providerhub.Hub) -> float:
+            # The first call connects, loads the scripts and imports aiohttp: a few round
+            # trips, and a moment of the loop's own.
+            assert await hub.acreate(MODEL, HI) == "hi"
+            stop = asyncio.Event()
+            ticker = asyncio.get_running_loop().create_task(tick(stop))
+            began = time.perf_counter()
+            answers = await asyncio.gather(*(hub.acreate(MODEL, HI) for _ in range(10)))
+            took = time.perf_counter() - began
+            stop.set()
+            await ticker
+            assert answers == ["hi"] * 10
+            await hub.aclose()
+            return took
+
+        with providerhub.Hub(load_entrypoints=False, retries=0, state=state) as hub:
+            hub.register(native)
+            took = asyncio.run(main(hub))
+    # While ten calls waited on Redis, one round trip or two each, the loop turned on:
+    # blocking it, each call's script would have held it 100 ms, and the ten a second.
+    assert max(gaps) < 0.05, sorted(gaps)[-5:]
+    assert took < 0.6
+    import redis
+
+    with redis.Redis(port=redis_server.port, db=3, socket_timeout=5) as client:
+        assert client.zcard(state.limiter.keys("provider:native")[0]) == 11  # each, once
+        # The loop's one connection went with the hub.
+        assert wait_until(
+            lambda: (
+                not any(
+                    c.get("name") == "providerhub" and c.get("db") == "3"
+                    for c in client.client_list()
+                )
+            ),
+            2.0,
+        )
+    assert wait_until(lambda: threads() <= baseline, 2.0)
+
+
+def test_a_loops_calls_share_one_connection_and_a_timeout_is_a_redis_fault(
+    own_redis: Any,
+) -> None:
+    from ._delay import DelayProxy
+
+    native = NativeLimited("native", rpm=1000, pieces=["hi"])
+    with DelayProxy(own_redis.port, 0.02) as proxy:
+        state = providerhub.RedisState(proxy.url, timeout=0.5)
+
+        async def main(hub: providerhub.Hub) -> list[str]:
+            answers = await asyncio.gather(*(hub.acreate(MODEL, HI) for _ in range(20)))
+            own_redis.pause()  # frozen: the next commands get no answer
+            try:
+                began = time.perf_counter()
+                more = await asyncio.gather(*(hub.acreate(MODEL, HI) for _ in range(5)))
+                # Counted in the process once Redis timed out, at most one timeout late.
+                assert time.perf_counter() - began < 0.5 * 2 + 0.3
+                assert "Timeout" in hub.state.status().error
+            finally:
+                own_redis.resume()
+            await hub.aclose()
+            return answers + more
+
+        with providerhub.Hub(load_entrypoints=False, retries=0, state=state) as hub:
+            hub.register(native)
+            assert asyncio.run(main(hub)) == ["hi"] * 25
+            assert hub.health.snapshot() == {}  # Redis's fault, not the provider's
+    # Twenty calls at once went over one connection, pipelined; the frozen one was
+    # dropped, and a second made after it.
+    assert proxy.connections <= 3
+
+
+def test_a_call_cancelled_while_the_connection_opens_leaves_it_to_the_others(
+    redis_url: str, redis_server: Any
+) -> None:
+    from ._delay import DelayProxy
+
+    limits = Limits(rpm=100)
+    with DelayProxy(redis_server.port, 0.05) as proxy:
+        state = providerhub.RedisState(proxy.url, timeout=2.0)
+
+        async def main() -> list[float]:
+            calls = [
+                asyncio.get_running_loop().create_task(state.limiter.atake("provider:c", limits))
+                for _ in range(3)
+            ]
+            await asyncio.sleep(0.02)  # the connection's handshake is on its way
+            calls[0].cancel()
+            waits = await asyncio.gather(*calls[1:])
+            assert calls[0].cancelled()
+            await state.aclose()
+            return waits
+
+        assert asyncio.run(main()) == [0.0, 0.0]
+        assert state.status().shared  # the others were not told Redis is down
+        assert proxy.connections == 1
+    with redis_server.client() as client:
+        assert client.zcard(state.limiter.keys("provider:c")[0]) == 2

@@ -168,7 +168,7 @@ class App:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.hub.close()
+                await self.hub.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -218,7 +218,7 @@ class App:
         elif route == "/readyz":
             await self._ready(send, base)
         elif route == "/metrics":
-            body = self.metrics.render(self.hub, self.hub.state.check())
+            body = self.metrics.render(self.hub, await self.hub.state.acheck())
             headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8"), *base]
             await _respond(send, 200, headers, body)
             self.metrics.answered(route, 200)
@@ -302,7 +302,7 @@ class App:
             if key is None:
                 await self._fail(send, headers, errors.unauthorized(authorization is not None))
                 return
-            wait = keys.wait(key)
+            wait = await keys.take(key)
             if wait:
                 await self._fail(send, headers, errors.rate_limited(key.name, wait))
                 return
@@ -503,7 +503,7 @@ class App:
 
     async def _ready(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
         hub = self.hub
-        state = hub.state.check()
+        state = await hub.state.acheck()
         # Failing closed, a provider with a rate limit takes no call while its count
         # cannot be shared; failing open (the default), it goes on, counted here.
         limits_refused = not state.shared and hub.state.fail_closed

@@ -56,15 +56,16 @@ class Keys:
                 found = key
         return found
 
-    def wait(self, key: ClientKey) -> float:
+    async def take(self, key: ClientKey) -> float:
         """0 when ``key`` may make a request now (which is counted), else the whole seconds
         until it may (for ``Retry-After``): a :class:`~providerhub._limits.Refusal` when
         its rpm cannot be counted (the shared state fails closed, and is down), which
-        says nothing of the key's own requests."""
+        says nothing of the key's own requests. Awaited: with the count in Redis, the
+        event loop serves other requests meanwhile."""
         limit = self._limits.get(key.name)
         if limit is None:
             return 0
-        wait = self._limiter.take(*limit)
+        wait = await self._limiter.atake(*limit)
         if not wait:
             return 0
         seconds = max(1, math.ceil(wait))
