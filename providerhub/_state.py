@@ -11,7 +11,7 @@ code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 from . import _settings as settings
 from ._health import Health
@@ -46,6 +46,24 @@ class StateStatus:
             f"process-local: {self.location} cannot be reached ({self.error}); "
             "shared again when it is back"
         )
+
+    def public(self) -> dict[str, Any]:
+        """What anyone who asks the gateway (its unauthenticated ``/readyz``) is shown:
+        whether the state is shared, and since when it is not, but neither where it is
+        kept nor redis-py's words on why it cannot be reached; the server's log has both,
+        from the moment Redis went down."""
+        if self.backend == "memory":
+            describe = self.describe()
+        elif self.shared:
+            describe = "shared through Redis"
+        else:
+            describe = "process-local: Redis cannot be reached; shared again when it is back"
+        return {
+            "backend": self.backend,
+            "shared": self.shared,
+            "down_since": self.down_since,
+            "describe": describe,
+        }
 
 
 class State:

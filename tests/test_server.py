@@ -221,8 +221,6 @@ def test_health_readiness_and_metrics(
     assert ready["state"] == {
         "backend": "memory",
         "shared": False,
-        "location": "",
-        "error": "",
         "down_since": None,
         "describe": "in this process's memory",
     }

@@ -174,13 +174,12 @@ def test_readyz_and_metrics_follow_redis_killed_and_started_again(
     for gateway in replicas:
         status, ready = _ready(gateway)
         assert status == 200 and ready["providers"] == ["limited", "free"]
+        # Anyone may ask /readyz: it says whether the state is shared, not where.
         assert ready["state"] == {
             "backend": "redis",
             "shared": True,
-            "location": redis_server.url,
-            "error": "",
             "down_since": None,
-            "describe": f"shared through {redis_server.url}",
+            "describe": "shared through Redis",
         }
         assert _metric(gateway, STATE_METRIC) == 1
         assert _chat(gateway, FREE, TEAM_KEY)[0] == 200
@@ -197,9 +196,13 @@ def test_readyz_and_metrics_follow_redis_killed_and_started_again(
             assert status == 200 and ready["providers"] == ["limited", "free"]
             state = ready["state"]
             assert (state["backend"], state["shared"]) == ("redis", False)
-            assert state["error"]  # redis-py's words, which are its own to change
             assert state["down_since"] <= time.time()
-            assert state["describe"].startswith(f"process-local: {redis_server.url} cannot")
+            assert state["describe"] == (
+                "process-local: Redis cannot be reached; shared again when it is back"
+            )
+            # Neither the address nor redis-py's words (the server's log has both).
+            address = f"127.0.0.1:{redis_server.port}"
+            assert address not in json.dumps(ready) and "error" not in state
             assert _metric(gateway, STATE_METRIC) == 0
             started = time.perf_counter()
             assert _chat(gateway, LIMITED, TEAM_KEY)[0] == 200

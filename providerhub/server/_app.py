@@ -10,7 +10,6 @@ ASGI message. Nothing is logged per request or per chunk.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import re
@@ -519,7 +518,8 @@ class App:
             "status": "ready" if available else "not ready",
             "providers": available,
             "plugin_errors": [e.name for e in hub.plugin_errors],
-            "state": {**dataclasses.asdict(state), "describe": state.describe()},
+            # Anyone may ask: no Redis address, no redis-py error text.
+            "state": state.public(),
         }
         await self._document(send, 200 if available else 503, doc, headers, "/readyz")
 
