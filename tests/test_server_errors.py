@@ -93,6 +93,16 @@ models = ["pair-model"]
 [endpoints.pair2]
 url = "http://127.0.0.1:{dead_port}/v2"
 models = ["pair-model"]
+
+[endpoints.keyless]
+url = "{upstream.url}"
+models = ["keyless-model"]
+api_key_env = "UNSET_UPSTREAM_KEY"
+
+[endpoints.plain]
+url = "{upstream.url}"
+models = ["plain-model"]
+stream = false
 """,
         encoding="utf-8",
     )
@@ -295,3 +305,20 @@ def test_a_failure_of_the_server_itself_tells_the_client_nothing_of_it(
     assert logged.startswith("request_id=r-1 status=500 ConnectionError: Error 111 connecting to")
     assert "10.0.0.7:6379" in logged and "Traceback" in logged
     assert "pw-secret" not in logged
+
+
+def test_no_provider_reasons_fit_a_gateway_client(gateway: Gateway) -> None:
+    """The library's reasons tell a Python caller to pass ``auth=`` or ``stream=False``; a
+    gateway client can do neither in the way they say: it is told what fits it."""
+    status, _, body = _chat(gateway, "keyless-model")
+    error = _error(body)
+    assert (status, error["code"]) == (503, "no_provider_available")
+    reason = "keyless: needs a credential, which the server's operator has not set"
+    assert reason in error["message"]
+    assert "auth=" not in error["message"] and "UNSET_UPSTREAM_KEY" not in error["message"]
+
+    status, _, body = _chat(gateway, "plain-model", stream=True)
+    error = _error(body)
+    assert (status, error["code"]) == (400, "model_not_supported")
+    assert 'plain: cannot stream: send "stream": false' in error["message"]
+    assert "stream=False" not in error["message"]

@@ -115,7 +115,7 @@ def failure_for(
         )
         return Failure(404, "invalid_request_error", "model_not_found", message, "model")
     if isinstance(exc, NoProviderError):
-        return _no_provider(exc, hub, redact(str(exc), secrets))
+        return _no_provider(exc, hub, redact(str(exc), secrets), secrets)
     logged = _logged(request_id)
     if isinstance(exc, RateLimitError) and isinstance(exc.retry_after, Refusal):
         return _uncounted(f"the rate limit of the provider {exc.provider!r}", exc.retry_after)
@@ -255,7 +255,7 @@ def _uncounted(what: str, wait: float) -> Failure:
     )
 
 
-def _no_provider(exc: NoProviderError, hub: Hub, message: str) -> Failure:
+def _no_provider(exc: NoProviderError, hub: Hub, message: str, secrets: Iterable[str]) -> Failure:
     if isinstance(exc, ProvidersCoolingDownError):
         # Refused before anything was sent: the error holds when each provider is back.
         return Failure(
@@ -271,6 +271,7 @@ def _no_provider(exc: NoProviderError, hub: Hub, message: str) -> Failure:
     # (streaming, tools, images): the client can change the request, so 400.
     waits: list[float] = []
     server_side = False
+    reasons = dict(exc.reasons)
     for name in exc.reasons:
         provider = hub.providers.get(name)
         if provider is None:
@@ -278,12 +279,18 @@ def _no_provider(exc: NoProviderError, hub: Hub, message: str) -> Failure:
         cooling = hub.health.cooling(name)
         if cooling is not None:
             waits.append(cooling.remaining)
-        elif (
-            not provider.working
-            or provider.disabled
-            or (provider.needs_auth and not provider.credential(None))
-        ):
+            continue
+        no_credential = provider.needs_auth and not provider.credential(None)
+        if not provider.working or provider.disabled or no_credential:
             server_side = True
+        # The library's reasons tell a Python caller what to pass (auth=, stream=False);
+        # a gateway client is told what fits it: the credential is the operator's to set.
+        if no_credential:
+            reasons[name] = "needs a credential, which the server's operator has not set"
+        elif exc.stream and not provider.supports_stream:
+            reasons[name] = 'cannot stream: send "stream": false'
+    if reasons != exc.reasons:
+        message = redact(str(NoProviderError(exc.model, reasons, stream=exc.stream)), secrets)
     if waits:
         return Failure(
             503, "server_error", "no_provider_available", message, retry_after=_seconds(min(waits))
