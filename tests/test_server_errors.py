@@ -252,6 +252,27 @@ def test_an_image_for_an_endpoint_without_vision_names_the_setting(
     assert len(upstream.requests) == asked
 
 
+def test_an_image_for_an_endpoint_without_vision_is_400_while_it_cools_down(
+    gateway: Gateway, upstream: OpenAIServer
+) -> None:
+    # local fails with 500: a few calls (each cut at the 1 s deadline) cool it down.
+    for _ in range(5):
+        status, headers, body = _chat(gateway, "failing-model")
+        if status == 503:
+            break
+    assert status == 503 and _error(body)["code"] == "no_provider_available"
+    asked = len(upstream.requests)
+    # Its cooldown is no reason for this refusal: no wait would let it take an image, so
+    # neither a 503 nor a Retry-After (which the openai SDK would sleep and retry on).
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    messages = [{"role": "user", "content": [image]}]
+    status, headers, body = _chat(gateway, "failing-model", messages=messages)
+    assert status == 400 and _error(body)["code"] == "model_not_supported"
+    assert "retry-after" not in headers
+    assert "set vision = true in its [endpoints.local] table" in _error(body)["message"]
+    assert len(upstream.requests) == asked
+
+
 def test_the_deadline_is_a_setting_of_the_file_and_the_environment(tmp_path: Path) -> None:
     from providerhub import InvalidRequestError
     from providerhub.server import _config

@@ -107,6 +107,40 @@ def test_past_the_drain_timeout_streams_end_with_an_error_event_and_it_exits_0(
         gateway.stop()
 
 
+def test_the_first_chat_completion_does_not_hold_the_other_requests(
+    server: OpenAIServer, tmp_path: Path
+) -> None:
+    gateway = Gateway(tmp_path, _env(server, tmp_path))
+    try:
+        health: list[float] = []
+        done = threading.Event()
+
+        def ask() -> None:
+            conn = gateway.connection()  # kept alive: the time is the server's, not a connect
+            while not done.is_set():
+                started = time.perf_counter()
+                conn.request("GET", "/healthz")
+                assert conn.getresponse().read() == b'{"status":"ok"}'
+                health.append(time.perf_counter() - started)
+            conn.close()
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        assert poll(lambda: len(health) >= 20)
+        # The worker's first call: its connection pools (requests' and aiohttp's, the
+        # certificates loaded) were made at startup, not now on the event loop, where
+        # they held every other request about 0.2 s.
+        status, _, _ = gateway.request("POST", "/v1/chat/completions", _body(stream=False))
+        asked = len(health)
+        assert poll(lambda: len(health) >= asked + 20)
+        done.set()
+        asker.join(5)
+        assert status == 200
+        assert max(health) < 0.06, sorted(health)[-5:]
+    finally:
+        assert gateway.stop() == 0
+
+
 def test_two_workers_serve_and_stop_with_0(server: OpenAIServer, tmp_path: Path) -> None:
     gateway = Gateway(tmp_path, _env(server, tmp_path), ["--workers", "2"])
     try:

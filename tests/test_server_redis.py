@@ -233,6 +233,9 @@ def test_the_workers_of_one_server_share_the_count(
     url = redis_url.rsplit("/", 1)[0] + "/1"
     gateway = Gateway(tmp_path, _env(_config(tmp_path, upstream), url), ["--workers", "2"])
     try:
+        # Both workers up (the first answers /healthz while the other may still be making
+        # its connection pools), or the requests below could all reach the first.
+        assert poll(lambda: gateway.log().count("Application startup complete.") == 2, 10)
         with redis_server.client() as client:
             statuses = []
             # Until both workers took requests (each opens its connection to Redis with

@@ -265,20 +265,16 @@ def _no_provider(exc: NoProviderError, hub: Hub, message: str, secrets: Iterable
             message,
             retry_after=_seconds(exc.retry_after),
         )
-    # Providers cooling down may take calls soon: 503 with the shortest wait. A provider
-    # the operator must fix (no credential, not working, disabled) is 503 too, without a
-    # wait, since retrying cannot help soon. Left out only for what the request asks
-    # (streaming, tools, images): the client can change the request, so 400.
-    waits: list[float] = []
+    # Not one provider was left out for its cooldown alone (that is the error above), so
+    # a cooldown is no reason here, and no wait helps: a provider the operator must fix
+    # (no credential, not working, disabled) is 503 with no Retry-After; one left out only
+    # for what the request asks (streaming, tools, images) is 400, since the client can
+    # change the request, even while that provider cools down after other calls.
     server_side = False
     reasons = dict(exc.reasons)
     for name in exc.reasons:
         provider = hub.providers.get(name)
         if provider is None:
-            continue
-        cooling = hub.health.cooling(name)
-        if cooling is not None:
-            waits.append(cooling.remaining)
             continue
         no_credential = provider.needs_auth and not provider.credential(None)
         if not provider.working or provider.disabled or no_credential:
@@ -291,10 +287,6 @@ def _no_provider(exc: NoProviderError, hub: Hub, message: str, secrets: Iterable
             reasons[name] = 'cannot stream: send "stream": false'
     if reasons != exc.reasons:
         message = redact(str(NoProviderError(exc.model, reasons, stream=exc.stream)), secrets)
-    if waits:
-        return Failure(
-            503, "server_error", "no_provider_available", message, retry_after=_seconds(min(waits))
-        )
     if server_side:
         return Failure(503, "server_error", "no_provider_available", message)
     return Failure(400, "invalid_request_error", "model_not_supported", message)
