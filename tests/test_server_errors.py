@@ -343,3 +343,19 @@ def test_no_provider_reasons_fit_a_gateway_client(gateway: Gateway) -> None:
     assert (status, error["code"]) == (400, "model_not_supported")
     assert 'plain: cannot stream: send "stream": false' in error["message"]
     assert "stream=False" not in error["message"]
+
+
+def test_an_error_repeats_only_so_much_of_what_the_client_sent(gateway: Gateway) -> None:
+    """A model name, a role or a path of tens of KiB is not sent back whole: the answer
+    stays small and still says what is wrong."""
+    long = "x" * 30_000
+    status, _, body = _chat(gateway, "m-" + long)
+    assert status == 404 and len(body) < 1_000
+    assert "no provider lists the model 'm-xxxx" in _error(body)["message"]
+
+    status, _, body = _chat(gateway, "blind-model", messages=[{"role": long, "content": "Hi"}])
+    assert status == 400 and len(body) < 3_000
+    assert "has role 'xxxx" in _error(body)["message"]
+
+    status, _, body = gateway.request("GET", "/" + long)
+    assert status == 404 and len(body) < 1_000 and "no route /xxxx" in _error(body)["message"]

@@ -106,11 +106,14 @@ def failure_for(
     logged under; ``mid_answer`` says that the answer had begun (a stream's error event).
     """
     if isinstance(exc, InvalidRequestError):
-        return Failure(400, "invalid_request_error", "invalid_request", redact(str(exc), secrets))
+        # The library's words, which may quote what the client sent (a role, a key): cut
+        # to a size that says what is wrong, whatever the client sent.
+        message = _echo(redact(str(exc), secrets), MESSAGE_LIMIT)
+        return Failure(400, "invalid_request_error", "invalid_request", message)
     if isinstance(exc, ModelNotFoundError):
         # Not the library's message, which sends its reader to the command line.
         close = " or ".join(repr(s) for s in exc.suggestions)
-        message = f"no provider lists the model {exc.model!r}; " + (
+        message = f"no provider lists the model {_echo(exc.model)!r}; " + (
             f"did you mean {close}?" if close else "GET /v1/models lists the models served here"
         )
         return Failure(404, "invalid_request_error", "model_not_found", message, "model")
@@ -129,7 +132,7 @@ def failure_for(
         errors = list(exc.errors.values())
         count = len(errors)
         message = (
-            f"all {count} provider{'s' if count != 1 else ''} of the model {exc.model!r} "
+            f"all {count} provider{'s' if count != 1 else ''} of the model {_echo(exc.model)!r} "
             "failed: " + "; ".join(describe(e, hub, upstream_timeout) for e in errors) + logged
         )
         if errors and all(isinstance(e, RateLimitError) for e in errors):
@@ -338,8 +341,22 @@ def rate_limited(name: str, wait: float) -> Failure:
     )
 
 
+ECHO_LIMIT = 200
+"""Characters of a client's own path, method or model name an error answer repeats: enough
+to recognise it, and an answer stays small whatever was sent."""
+
+
+MESSAGE_LIMIT = 2000
+"""Characters of a message about the client's own mistake: room for the library's longest
+(a list of the parameters a provider takes), and no more of what the client sent."""
+
+
+def _echo(value: str, limit: int = ECHO_LIMIT) -> str:
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
 def not_found(path: str) -> Failure:
-    return Failure(404, "invalid_request_error", "not_found", f"no route {path}")
+    return Failure(404, "invalid_request_error", "not_found", f"no route {_echo(path)}")
 
 
 def method_not_allowed(method: str, path: str, allow: str) -> Failure:
@@ -347,7 +364,7 @@ def method_not_allowed(method: str, path: str, allow: str) -> Failure:
         405,
         "invalid_request_error",
         "method_not_allowed",
-        f"{method} is not allowed on {path}; allowed: {allow}",
+        f"{_echo(method)} is not allowed on {_echo(path)}; allowed: {allow}",
     )
 
 
