@@ -205,7 +205,8 @@ def _check_parameters(
         raise InvalidRequestError(
             f"{provider} does not take the parameter {key!r}{tip} "
             f"(it takes the OpenAI chat parameters: {', '.join(sorted(CHAT_PARAMETERS))}"
-            f"{also})"
+            f"{also})",
+            param=key,
         )
 
 
@@ -235,7 +236,8 @@ def _encode(provider: str, body: dict[str, Any]) -> bytes:
         field = next((key for key, value in body.items() if not _encodable(value)), None)
         what = "the messages" if field == "messages" else f"the parameter {field!r}"
         raise InvalidRequestError(
-            f"{what if field else 'the request'} for {provider} cannot be sent as JSON: {reason}"
+            f"{what if field else 'the request'} for {provider} cannot be sent as JSON: {reason}",
+            param=field,
         ) from None
 
 

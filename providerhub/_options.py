@@ -88,7 +88,7 @@ def check_parameters(params: Mapping[str, Any]) -> None:
     options = provider_options()
     for name in params:
         if name in options:
-            raise InvalidRequestError(_refusal(name))
+            raise InvalidRequestError(_refusal(name), param=name)
 
 
 def not_a_parameter(name: str) -> str | None:

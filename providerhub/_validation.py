@@ -56,15 +56,24 @@ _PART_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
 def validate_model(model: object) -> str:
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequestError(
-            f"model must be a non-empty string such as 'gpt-3.5-turbo-16k', not {model!r}"
+            f"model must be a non-empty string such as 'gpt-3.5-turbo-16k', not {model!r}",
+            param="model",
         )
     return model
 
 
 def validate_messages(messages: object) -> list[dict[str, Any]]:
     """Return ``messages`` as a list of dicts (other mappings copied into dicts), or raise
-    :class:`InvalidRequestError` naming the first message that is wrong and what is wrong
-    with it."""
+    :class:`InvalidRequestError` (its ``param`` ``"messages"``) naming the first message
+    that is wrong and what is wrong with it."""
+    try:
+        return _checked_messages(messages)
+    except InvalidRequestError as exc:
+        exc.param = "messages"
+        raise
+
+
+def _checked_messages(messages: object) -> list[dict[str, Any]]:
     if isinstance(messages, (str, bytes)) or not isinstance(messages, (list, tuple)):
         raise InvalidRequestError(
             "messages must be a list of {'role': ..., 'content': ...} mappings, "
@@ -109,7 +118,7 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
     # is found to be named.
     if nested and _nests_deeper([checked[i] for i in nested], MAX_DEPTH + 1):
         for index in nested:
-            _check_depth(f"messages[{index}]", checked[index])
+            _check_depth(f"messages[{index}]", checked[index], "messages")
     return checked
 
 
@@ -120,16 +129,17 @@ def validate_parameters(params: Mapping[str, Any]) -> None:
     check_parameters(params)
     for name, value in params.items():
         if isinstance(value, _CONTAINERS):
-            _check_depth(f"the parameter {name!r}", value)
+            _check_depth(f"the parameter {name!r}", value, name)
 
 
-def _check_depth(what: str, value: object) -> None:
-    """Raise :class:`InvalidRequestError` when lists and objects nest in ``value`` more than
-    :data:`MAX_DEPTH` levels deep."""
+def _check_depth(what: str, value: object, param: str) -> None:
+    """Raise :class:`InvalidRequestError` (naming ``param``) when lists and objects nest in
+    ``value`` more than :data:`MAX_DEPTH` levels deep."""
     if _nests_deeper(value, MAX_DEPTH):
         raise InvalidRequestError(
             f"{what} nests lists and objects deeper than {MAX_DEPTH} levels (or holds "
-            f"itself); providerhub sends at most {MAX_DEPTH}"
+            f"itself); providerhub sends at most {MAX_DEPTH}",
+            param=param,
         )
 
 

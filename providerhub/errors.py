@@ -3,7 +3,8 @@
 Catch :class:`ProviderHubError` to catch them all. The tree::
 
     ProviderHubError
-    ├── InvalidRequestError          (also ValueError)  bad input, raised before any network call
+    ├── InvalidRequestError          (also ValueError)  bad input, raised before any network
+    │                                                   call; ``.param``, the argument at fault
     ├── ModelNotFoundError           (also LookupError) no provider lists the model
     ├── NoProviderError              (also LookupError) the model is known, but no provider
     │   │                                                fits these needs (stream, auth, ...)
@@ -74,7 +75,16 @@ class ProviderHubError(Exception):
 
 
 class InvalidRequestError(ProviderHubError, ValueError):
-    """The caller's input is wrong; nothing was sent anywhere."""
+    """The caller's input is wrong; nothing was sent anywhere.
+
+    ``param`` names the argument or request field at fault (``"messages"``,
+    ``"temperature"``, ...) when one is, else None; the gateway sends it as OpenAI's
+    ``param``.
+    """
+
+    def __init__(self, message: str = "", *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class ModelNotFoundError(ProviderHubError, LookupError):

@@ -359,3 +359,20 @@ def test_an_error_repeats_only_so_much_of_what_the_client_sent(gateway: Gateway)
 
     status, _, body = gateway.request("GET", "/" + long)
     assert status == 404 and len(body) < 1_000 and "no route /xxxx" in _error(body)["message"]
+
+
+def test_a_refused_request_names_its_field_in_param(gateway: Gateway) -> None:
+    """OpenAI's ``param``: the field at fault, which the openai SDK gives as ``e.param``."""
+    deep: Any = "leaf"
+    for _ in range(70):
+        deep = {"k": deep}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"tempurature": 1}, "tempurature"),  # not a parameter the endpoint takes
+        ({"metadata": deep}, "metadata"),  # nested past the 64 levels sent
+        ({"messages": [{"role": "nobody", "content": "Hi"}]}, "messages"),
+        ({"messages": [{"role": "user", "content": deep}]}, "messages"),
+    ]
+    for fields, param in cases:
+        status, _, body = _chat(gateway, "blind-model", **fields)
+        error = _error(body)
+        assert (status, error["code"], error["param"]) == (400, "invalid_request", param)

@@ -109,7 +109,7 @@ def failure_for(
         # The library's words, which may quote what the client sent (a role, a key): cut
         # to a size that says what is wrong, whatever the client sent.
         message = _echo(redact(str(exc), secrets), MESSAGE_LIMIT)
-        return Failure(400, "invalid_request_error", "invalid_request", message)
+        return Failure(400, "invalid_request_error", "invalid_request", message, exc.param)
     if isinstance(exc, ModelNotFoundError):
         # Not the library's message, which sends its reader to the command line.
         close = " or ".join(repr(s) for s in exc.suggestions)
