@@ -7,13 +7,12 @@ providerhub import at all; the hub wraps it in a :class:`providerhub.Provider`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "CAPABILITIES",
     "REQUIRED_FIELDS",
-    "NativeProviderModule",
     "ProviderModule",
     "missing_fields",
     "required_capabilities",
@@ -45,7 +44,7 @@ class ProviderModule(Protocol):
     # mapping of capability field to the setting that turns it on, e.g.
     # ``{"supports_vision": "set vision = true in its [endpoints.local] table"}``, which
     # the router names when it leaves the provider out for want of it), and the asyncio-native
-    # ``_acreate_completion`` (see :class:`NativeProviderModule`). A Protocol cannot mark
+    # ``_acreate_completion`` (see docs/writing-providers.md). A Protocol cannot mark
     # attributes optional, so they are documented on :class:`providerhub.Provider` and read
     # with ``getattr``.
 
@@ -68,28 +67,6 @@ class ProviderModule(Protocol):
         modules did. The caller's parameters never hold one of the router's names nor an
         option of the shared helper (``headers``, ``max_body_bytes``, ...): the hub
         refuses those (see :func:`providerhub.plugin.provider_options`).
-        """
-        ...
-
-
-@runtime_checkable
-class NativeProviderModule(ProviderModule, Protocol):
-    """A provider with an asyncio-native completion function too (optional)."""
-
-    def _acreate_completion(
-        self, model: str, messages: list[Any], stream: bool, **kwargs: Any
-    ) -> AsyncIterator[Any]:
-        """``_create_completion`` for asyncio: an async generator yielding the same pieces
-        for the same arguments, except that ``session`` is an ``aiohttp.ClientSession``
-        (the hub's, one per event loop). :func:`providerhub.plugin.achat_completion` is the
-        asyncio twin of ``chat_completion``: a provider that forwards its ``kwargs`` to it
-        behaves as its synchronous function does.
-
-        The async API (``acreate()``, ``AsyncClient``) calls it on the event loop when every
-        candidate of a call has one (and aiohttp is installed); otherwise each call runs
-        the synchronous ``_create_completion`` on a bounded pool of worker threads, as for
-        providers without it. Cancelling the task reading it, or closing it, must close
-        what it opened: ``async with`` and ``try``/``finally`` around the HTTP response do.
         """
         ...
 

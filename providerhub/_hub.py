@@ -666,7 +666,7 @@ def _check_contracts(registered: list[tuple[Any, str | None]]) -> None:
 
 def _has_hookimpls(obj: Any) -> bool:
     marker = f"{hookspecs.PROJECT}_impl"
-    return any(hasattr(getattr(obj, spec, None), marker) for spec in ("register_providers",))
+    return hasattr(getattr(obj, "register_providers", None), marker)
 
 
 def _name_of(obj: Any, name: str | None) -> str:

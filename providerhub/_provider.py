@@ -202,8 +202,8 @@ class Provider:
         module would then see), the function runs over a copy of its globals holding the
         override. The copy is made once per url and kept: mutable module state (a session,
         a list) is shared with the module, but a global the module rebinds afterwards is
-        not seen; such a module should read its url through :func:`providerhub.settings.url`.
-        An object's ``url`` attribute is set instead.
+        not seen; such a module should read its url through
+        :func:`providerhub.plugin.base_url`. An object's ``url`` attribute is set instead.
         """
         func = getattr(self.obj, name)
         effective = self.url

@@ -31,7 +31,6 @@ from .errors import (
     ModelNotFoundError,
     NoProviderError,
     ProviderError,
-    ProviderHTTPError,
     ProviderResponseError,
     ProvidersCoolingDownError,
     ProviderTimeoutError,
@@ -610,10 +609,6 @@ class Call:
         if outcome == "ok":
             attempt.claim.success()
         _log(p, self.model, attempt.number, outcome, attempt.started)
-
-
-RETRY_STATUSES = ProviderHTTPError.transient_statuses
-"""HTTP statuses worth retrying: the provider may well answer the same request later."""
 
 
 def is_transient(err: ProviderError) -> bool:

@@ -246,7 +246,6 @@ def shutdown_socket(sock: Any) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-@functools.lru_cache(maxsize=256)
 def safe_url(url: str) -> str:
     """``url`` without user info and query, fit for an error message. Kept per url: each
     stream's reader takes its url's at the start, and a provider has one url."""

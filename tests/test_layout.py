@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import ast
 import importlib
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = {"errors", "hookspecs", "legacy", "plugin", "server", "testing", "types"}
-DEPRECATED = {"openai_compat", "params", "settings"}
 
 
 def test_every_other_module_is_private() -> None:
@@ -20,7 +17,7 @@ def test_every_other_module_is_private() -> None:
         p.name for p in (ROOT / "providerhub").iterdir() if (p / "__init__.py").exists()
     }
     public = {n for n in names if not n.startswith("_")}
-    assert public == PUBLIC | DEPRECATED
+    assert public == PUBLIC
 
 
 def _imports(path: Path) -> set[str]:
@@ -45,23 +42,6 @@ def test_bundled_plugins_import_only_the_plugin_api(plugin: str) -> None:
         assert {m for m in _imports(path) if not m.startswith("providerhub.testing")} <= (
             allowed
         ), path
-
-
-@pytest.mark.parametrize("name", sorted(DEPRECATED))
-def test_the_old_plugin_modules_still_work_and_warn(name: str) -> None:
-    script = (
-        "import warnings\n"
-        "with warnings.catch_warnings(record=True) as caught:\n"
-        "    warnings.simplefilter('always')\n"
-        f"    import providerhub.{name} as old\n"
-        f"import providerhub._{name} as new\n"
-        "assert all(getattr(old, n) is getattr(new, n) for n in new.__all__)\n"
-        "print([str(w.message) for w in caught if w.category is DeprecationWarning])\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
-    ).stdout
-    assert f"providerhub.{name} is internal now: import from providerhub.plugin" in out
 
 
 def test_the_plugin_api_exports_what_it_lists() -> None:
