@@ -24,6 +24,40 @@ if TYPE_CHECKING:
 MakeDist = Callable[..., Path]
 
 
+SLOW_FIXTURES = frozenset(
+    {"gateway", "gateways", "replicas", "redis_server", "redis_url", "own_redis", "cluster"}
+)
+"""Fixtures that start a ``providerhub serve`` process or a redis-server."""
+
+SLOW_MODULES = frozenset(
+    {
+        "test_cli.py",  # runs the command line in subprocesses
+        "test_cooldown.py",  # cooldowns waited out, serve processes
+        "test_redis_cluster.py",
+        "test_reliability.py",  # retries, backoffs and deadlines waited out
+        "test_server.py",  # serve processes and the openai SDK against them
+        "test_server_lifecycle.py",  # serve processes started and stopped
+        "test_server_limits.py",
+        "test_server_redis.py",
+        "test_shared_state.py",
+        "test_testing_kit.py",  # runs pytest in subprocesses
+        "test_transport_faults.py",  # stalls and trickles timed out
+    }
+)
+"""Modules whose tests wait on processes or timeouts."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that uses a fixture of :data:`SLOW_FIXTURES` or is in a
+    module of :data:`SLOW_MODULES`: ``pytest -m "not slow"`` is the quick inner loop, and
+    the full suite (what CI runs) runs them all."""
+    for item in items:
+        if item.path.name in SLOW_MODULES or SLOW_FIXTURES.intersection(
+            getattr(item, "fixturenames", ())
+        ):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(providerhub_clean_env: None) -> None:
     """No test sees the developer's own providerhub settings, nor their configuration file
