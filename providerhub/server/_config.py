@@ -34,6 +34,7 @@ import os
 import re
 import string
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -277,35 +278,36 @@ def _file_key(entry: Any, index: int, where: str) -> ClientKey:
     return ClientKey(bytes.fromhex(digest), name, rpm)
 
 
-def _limit(table: dict[str, Any], field: str, env: Any, variable: str, default: int) -> int:
+def _chosen(
+    table: dict[str, Any],
+    field: str,
+    env: Any,
+    variable: str,
+    default: Any,
+    parse: Callable[[str], Any],
+    what: str,
+) -> tuple[Any, str]:
+    """The value of ``field``: the environment's ``variable`` when set (``parse``d, or an
+    error saying it must be ``what``), which comes before the table's (or ``default``);
+    and where it came from, for the messages about it."""
     raw = env.get(variable, "")
-    if raw:
-        try:
-            value: Any = int(raw)
-        except ValueError:
-            raise InvalidRequestError(f"{variable} must be a whole number, not {raw!r}") from None
-        where = variable
-    else:
-        value = table.get(field, default)
-        where = f"[server] {field}"
+    if not raw:
+        return table.get(field, default), f"[server] {field}"
+    try:
+        return parse(raw), variable
+    except ValueError:
+        raise InvalidRequestError(f"{variable} must be {what}, not {raw!r}") from None
+
+
+def _limit(table: dict[str, Any], field: str, env: Any, variable: str, default: int) -> int:
+    value, where = _chosen(table, field, env, variable, default, int, "a whole number")
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidRequestError(f"{where} must be a positive whole number, not {value!r}")
     return value
 
 
 def _seconds(table: dict[str, Any], field: str, env: Any, variable: str, default: float) -> float:
-    raw = env.get(variable, "")
-    if raw:
-        try:
-            value: Any = float(raw)
-        except ValueError:
-            raise InvalidRequestError(
-                f"{variable} must be a number of seconds, not {raw!r}"
-            ) from None
-        where = variable
-    else:
-        value = table.get(field, default)
-        where = f"[server] {field}"
+    value, where = _chosen(table, field, env, variable, default, float, "a number of seconds")
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
@@ -321,13 +323,15 @@ _ORIGIN = re.compile(r"https?://[^/?#\s]+")
 
 
 def _origins(table: dict[str, Any], env: Any) -> tuple[str, ...]:
-    raw = env.get(CORS_ORIGINS_VARIABLE, "")
-    if raw:
-        values: Any = [part.strip() for part in raw.split(",") if part.strip()]
-        where = CORS_ORIGINS_VARIABLE
-    else:
-        values = table.get("cors_origins", [])
-        where = "[server] cors_origins"
+    values, where = _chosen(
+        table,
+        "cors_origins",
+        env,
+        CORS_ORIGINS_VARIABLE,
+        [],
+        lambda raw: [part.strip() for part in raw.split(",") if part.strip()],
+        "a comma-separated list of origins",
+    )
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise InvalidRequestError(f"{where} must be a list of origins, as strings")
     for value in values:
