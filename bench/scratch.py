@@ -25,7 +25,7 @@ PINNED = ["requests", "urllib3", "idna", "charset-normalizer", "certifi", "plugg
 
 PLAIN_TEMPLATE = '''"""Generated benchmark provider {n}: a plain provider module."""
 
-from providerhub._openai_compat import chat_completion
+from providerhub._http.chat import chat_completion
 
 url = "http://127.0.0.1:9/{name}"
 model = [{models}]
@@ -45,7 +45,7 @@ HOOK_TEMPLATE = '''"""Generated benchmark provider {n}: a hook plugin registerin
 import sys
 
 from providerhub import hookimpl
-from providerhub._openai_compat import chat_completion
+from providerhub._http.chat import chat_completion
 
 url = "http://127.0.0.1:9/{name}"
 model = [{models}]

@@ -231,7 +231,7 @@ def round_trips(redis_proc: RedisProcess, calls: int, block: int) -> dict[str, f
     in alternating blocks: what a call's one round trip costs by itself."""
     import redis
 
-    from providerhub._redis_state import _TAKE
+    from providerhub._state.redis import _TAKE
 
     client = redis.Redis(port=redis_proc.port, socket_timeout=10)
     take = client.script_load(_TAKE)
@@ -570,7 +570,7 @@ def count_commands(
 def capacity(redis_proc: RedisProcess, requests: int, connections: int) -> dict[str, Any]:
     """``redis-benchmark`` rows: ops/s and p50 of the scripts a call runs, and of ``PING``
     for scale. Keys over 100 providers (``-r 100``): sets of up to 100 members."""
-    from providerhub._redis_state import _READ, _SPEND, _TAKE
+    from providerhub._state.redis import _READ, _SPEND, _TAKE
 
     tool = shutil.which("redis-benchmark")
     if tool is None:

@@ -19,8 +19,8 @@ from ._contract import ProviderModule
 from ._hub import Hub, get_hub
 from ._plugins import PluginFailure
 from ._provider import Provider
-from ._router import Auth, ProviderChoice, Stream
-from ._state import MemoryState, State, StateLike, StateStatus
+from ._routing.router import Auth, ProviderChoice, Stream
+from ._state.store import MemoryState, State, StateLike, StateStatus
 from ._timeout import Timeout, TimeoutLike
 from .errors import (
     AllProvidersFailedError,
@@ -45,8 +45,8 @@ from .hookspecs import hookimpl, hookspec
 if TYPE_CHECKING:
     from urllib3.util import Retry
 
-    from ._aio import AsyncStream
-    from ._redis_state import RedisState
+    from ._routing.threaded import AsyncStream
+    from ._state.redis import RedisState
 
 __version__ = "0.1.0"
 
@@ -55,11 +55,11 @@ def __getattr__(name: str) -> Any:
     # AsyncStream lives with asyncio, whose import a program that never awaits should not
     # pay for (PEP 562).
     if name == "AsyncStream":
-        from ._aio import AsyncStream
+        from ._routing.threaded import AsyncStream
 
         return AsyncStream
     if name == "RedisState":  # kept out of the import of a program that shares nothing
-        from ._redis_state import RedisState
+        from ._state.redis import RedisState
 
         return RedisState
     raise AttributeError(f"module 'providerhub' has no attribute {name!r}")

@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from ._completions import Assembler, Chunker
+from ._codecs.completions import Assembler, Chunker
 from .types import ChatCompletion, ChatCompletionChunk
 
 if TYPE_CHECKING:
     from urllib3.util import Retry
 
-    from ._aio import AsyncStream
     from ._hub import Hub
-    from ._router import Auth, ProviderChoice, Stream
+    from ._routing.router import Auth, ProviderChoice, Stream
+    from ._routing.threaded import AsyncStream
     from ._timeout import TimeoutLike
 
 __all__ = ["AsyncChunkStream", "AsyncClient", "ChunkStream", "Client"]
@@ -200,7 +200,7 @@ class Completions:
         call, candidates = hub._prepare(
             model, messages, stream=stream, kwargs=params, structured=True, **routing
         )
-        from . import _router
+        from ._routing import router as _router
 
         if stream:
             chunker = Chunker(call.model, include_usage=_include_usage(params))

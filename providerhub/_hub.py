@@ -8,17 +8,18 @@ import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from . import _router as router
 from . import _settings as settings
 from . import hookspecs
 from ._contract import missing_fields, required_capabilities
-from ._health import Health
 from ._plugins import PluginFailure, discover
 from ._provider import Provider
 from ._registry import Registry
-from ._state import StateLike, resolve
+from ._routing import router
+from ._state.choose import resolve
+from ._state.health import Health
+from ._state.store import StateLike
 from ._timeout import TimeoutLike, to_timeout
-from ._transport import one_line
+from ._transports.sync import one_line
 from ._validation import validate_messages, validate_model, validate_parameters
 from .errors import InvalidRequestError, NoProviderError, ProvidersCoolingDownError
 
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
     import requests
     from urllib3.util import Retry
 
-    from ._aio import AsyncStream
-    from ._atransport import Sessions
+    from ._routing.threaded import AsyncStream
+    from ._transports.aio import Sessions
     from .types import Piece
 
 DEFAULT_RETRIES = 2
@@ -515,10 +516,10 @@ class Hub:
         if stream:
             return self._astream(call, candidates)
         if self._native(call, candidates):
-            from . import _arouter as arouter
+            from ._routing import arouter
 
             return arouter.complete(call, candidates)
-        from . import _aio as aio
+        from ._routing import threaded as aio
 
         return aio.complete(call, candidates)
 
@@ -526,7 +527,7 @@ class Hub:
         """Whether ``call`` goes the asyncio-native way (every candidate has an
         ``_acreate_completion``, and aiohttp is installed), rather than to worker threads;
         if so, it is given the hub's aiohttp session."""
-        from . import _arouter as arouter
+        from ._routing import arouter
 
         if not arouter.native(candidates):
             return False
@@ -536,10 +537,10 @@ class Hub:
     def _astream(self, call: router.Call, candidates: list[Provider]) -> AsyncStream:
         """The asyncio stream of ``call``: native, or pumped from a worker thread."""
         if self._native(call, candidates):
-            from . import _arouter as arouter
+            from ._routing import arouter
 
             return arouter.NativeStream(call, candidates)
-        from . import _aio as aio
+        from ._routing import threaded as aio
 
         return aio.AsyncStream(router.Stream(call, candidates))
 
@@ -548,10 +549,10 @@ class Hub:
     ) -> str:
         """``router.collect`` for asyncio: native, or on a worker thread."""
         if self._native(call, candidates):
-            from . import _arouter as arouter
+            from ._routing import arouter
 
             return await arouter.collect(call, candidates, sink)
-        from . import _aio as aio
+        from ._routing import threaded as aio
 
         return await aio.collect(call, candidates, sink)
 
@@ -559,7 +560,7 @@ class Hub:
         """The hub's ``aiohttp.ClientSession`` for the running event loop, made on first
         use, closed with the loop or by :meth:`close`."""
         if self._asessions is None:
-            from ._atransport import Sessions
+            from ._transports.aio import Sessions
 
             with self._lock:
                 if self._asessions is None:
@@ -582,7 +583,7 @@ class Hub:
     def session(self) -> requests.Session:
         """The hub's pooled ``requests.Session``, made on first use."""
         if self._session is None:
-            from ._transport import new_session
+            from ._transports.sync import new_session
 
             with self._lock:
                 if self._session is None:

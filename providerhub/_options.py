@@ -34,7 +34,8 @@ __all__ = [
 ]
 
 ROUTER_ARGUMENTS = frozenset({"auth", "timeout", "session", "structured"})
-"""What the router passes to every attempt (:meth:`providerhub._router.Call.provider_kwargs`):
+"""What the router passes to every attempt
+(:meth:`providerhub._routing.router.Call.provider_kwargs`):
 the credential, the attempt's timeout, the hub's session, and whether the caller takes
 structured pieces."""
 
@@ -57,8 +58,8 @@ def provider_options() -> frozenset[str]:
     ``create()`` takes itself."""
     # Imported here: the helpers are needed only once a call is made, and importing
     # providerhub (or listing its providers) stays free of them.
-    from ._aopenai import achat_completion
-    from ._openai_compat import CHAT_PARAMETERS, chat_completion
+    from ._http.achat import achat_completion
+    from ._http.chat import CHAT_PARAMETERS, chat_completion
 
     names = set(ROUTER_ARGUMENTS)
     for helper in (chat_completion, achat_completion):

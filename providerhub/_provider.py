@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 from . import _params as _params
 from . import _settings as settings
 from ._contract import CAPABILITIES
-from ._limits import Limits
+from ._state.limits import Limits
 from .errors import InvalidRequestError
 
 __all__ = ["Provider"]
@@ -85,7 +85,7 @@ class Provider:
         except ValueError as exc:
             raise InvalidRequestError(f"provider {name!r}: {exc}") from None
         self.limit_key = "provider:" + name
-        """What its rate limit is counted under (see :class:`providerhub._limits.Limiter`)."""
+        """What its rate limit is counted under (see :class:`providerhub._state.limits.Limiter`)."""
         self._declared_url: str = obj.url
         self._accepts = _keyword_names(obj._create_completion)
         native = getattr(obj, "_acreate_completion", None)

@@ -81,7 +81,7 @@ def _environment_getter() -> Callable[[str], str | None]:
     catches a ``KeyError``; ``os.environ`` keeps its encoded pairs in a plain dict, its
     private ``_data``, which the encoded name (kept per name) looks up directly, so a
     change to the environment still shows at once. Where that dict is not there (another
-    Python), the plain way. See also :func:`providerhub._session._environment_reader`."""
+    Python), the plain way. See also :func:`providerhub._transports.session._environment_reader`."""
     data = getattr(os.environ, "_data", None)
     encodekey = getattr(os.environ, "encodekey", None)
     decodevalue = getattr(os.environ, "decodevalue", None)

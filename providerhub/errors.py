@@ -35,7 +35,7 @@ The router retries only transient failures. ``request_refused`` says that the pr
 refused the request itself as invalid (HTTP 400, 413 or 422): the caller's mistake (a
 ``temperature`` out of range, a parameter the server does not take, a request too large
 for it), which the breaker does not count against the provider (see
-:mod:`providerhub._health`).
+:mod:`providerhub._state.health`).
 
 Messages are meant for the person running the program: they name the provider, say what
 happened, and say what to do. They never contain a credential.

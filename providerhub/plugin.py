@@ -29,8 +29,8 @@ The names, by what they are for:
 
 from __future__ import annotations
 
-from ._aopenai import achat_completion
-from ._openai_compat import CHAT_PARAMETERS, chat_completion
+from ._http.achat import achat_completion
+from ._http.chat import CHAT_PARAMETERS, chat_completion
 from ._options import provider_options
 from ._params import Param
 from ._params import describe as describe_params
@@ -38,7 +38,7 @@ from ._params import render as render_params
 from ._settings import api_key_variable, credential, url_variable
 from ._settings import url as base_url
 from ._timeout import Timeout, TimeoutLike
-from ._transport import redact
+from ._transports.sync import redact
 from .errors import (
     AuthenticationError,
     InvalidRequestError,

@@ -14,8 +14,8 @@ import pytest
 from urllib3.util import Retry
 
 import providerhub
-from providerhub import _aio as aio
-from providerhub._pump import Workers
+from providerhub._routing import threaded as aio
+from providerhub._routing.pump import Workers
 from providerhub.testing import OpenAIServer, Reply
 
 from ._support import Endpoint, await_until, sockets, threads, wait_until

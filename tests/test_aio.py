@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pytest
 
 import providerhub
-from providerhub._arouter import NativeStream
+from providerhub._routing.arouter import NativeStream
 from providerhub.testing import OpenAIServer, Reply
 
 MODEL = "gpt-3.5-turbo-16k"

@@ -14,7 +14,7 @@ import pytest
 
 import providerhub
 from providerhub import InvalidRequestError, NoProviderError, ProviderHTTPError
-from providerhub._health import Claim, Health
+from providerhub._state.health import Claim, Health
 from providerhub.testing import OpenAIServer, Reply
 
 from ._support import Endpoint, FakeProvider, await_until, wait_until

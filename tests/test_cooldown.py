@@ -29,10 +29,9 @@ from providerhub import (
     ProviderHTTPError,
     ProvidersCoolingDownError,
 )
-from providerhub import _arouter as arouter
-from providerhub import _router as router
 from providerhub import _settings as settings
-from providerhub._aio import WORKERS
+from providerhub._routing import arouter, router
+from providerhub._routing.threaded import WORKERS
 from providerhub.testing import OpenAIServer, Reply
 
 from ._support import Endpoint, await_until, sockets, threads, wait_until

@@ -17,9 +17,9 @@ import pytest
 from urllib3.util import Retry
 
 import providerhub
-from providerhub import _aio as aio
-from providerhub._aopenai import achat_completion
-from providerhub._arouter import NativeStream
+from providerhub._http.achat import achat_completion
+from providerhub._routing import threaded as aio
+from providerhub._routing.arouter import NativeStream
 from providerhub.testing import OpenAIServer, Reply
 
 from ._support import Endpoint, await_until, sockets, threads, wait_until

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import providerhub
-from providerhub._openai_compat import _json_loads, _scan, chat_completion
+from providerhub._http.chat import _json_loads, _scan, chat_completion
 from providerhub.testing import OpenAIServer, Reply
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -61,7 +61,7 @@ def test_streams_without_orjson_use_the_standard_library(server: OpenAIServer) -
     # A fresh interpreter where importing orjson fails, as where it is not installed.
     script = (
         "import sys; sys.modules['orjson'] = None\n"
-        "from providerhub import _openai_compat as oc\n"
+        "from providerhub._http import chat as oc\n"
         "assert oc._json_loads() is oc._scan\n"
         f"print(''.join(oc.chat_completion('p', {server.url + '/v1/chat/completions'!r},"
         " 'm', [{'role': 'user', 'content': 'Hi'}], True)))\n"

@@ -14,9 +14,9 @@ import pytest
 
 import providerhub
 from providerhub import InvalidRequestError, RateLimitError
-from providerhub._health import Claim
-from providerhub._limits import Limits
-from providerhub._redis_state import RedisState
+from providerhub._state.health import Claim
+from providerhub._state.limits import Limits
+from providerhub._state.redis import RedisState
 from providerhub.testing import OpenAIServer, Reply
 
 from ._redis import RedisClusterServers

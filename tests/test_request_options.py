@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 import providerhub
-from providerhub import InvalidRequestError, _openai_compat
+from providerhub import InvalidRequestError
+from providerhub._http import chat as _openai_compat
 from providerhub._options import ROUTER_ARGUMENTS, provider_options
 from providerhub._validation import MAX_DEPTH
 from providerhub.plugin import CHAT_PARAMETERS, achat_completion, chat_completion

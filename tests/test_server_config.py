@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from providerhub import InvalidRequestError, _limits
-from providerhub._limits import MemoryLimiter
+from providerhub import InvalidRequestError
+from providerhub._state import limits as _limits
+from providerhub._state.limits import MemoryLimiter
 from providerhub.server import _config
 from providerhub.server._keys import Keys
 from providerhub.server._serve import is_loopback

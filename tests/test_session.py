@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from providerhub import _transport as transport
-from providerhub._openai_compat import chat_completion
-from providerhub._session import ENVIRONMENT
+from providerhub._http.chat import chat_completion
+from providerhub._transports import sync as transport
+from providerhub._transports.session import ENVIRONMENT
 from providerhub.testing import OpenAIServer
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -61,7 +61,7 @@ def test_the_environment_is_read_once_per_origin(server: OpenAIServer) -> None:
 def test_the_environment_reader_sees_what_os_environ_holds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from providerhub import _session
+    from providerhub._transports import session as _session
 
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
@@ -73,7 +73,7 @@ def test_the_environment_reader_sees_what_os_environ_holds(
 
 
 def test_the_environment_reader_of_a_plain_mapping_reads_it_the_plain_way() -> None:
-    from providerhub import _session
+    from providerhub._transports import session as _session
 
     read = _session._environment_reader({"NO_PROXY": "example.com", "OTHER": "x"})
     values = dict(zip(ENVIRONMENT, read()))

@@ -32,7 +32,7 @@ from providerhub import (
     RateLimitError,
 )
 from providerhub import _settings as settings
-from providerhub._limits import Limits, MemoryLimiter
+from providerhub._state.limits import Limits, MemoryLimiter
 from providerhub.types import Usage
 
 from ._support import FakeProvider, threads, wait_until
@@ -348,7 +348,7 @@ def test_exactly_one_probe_among_many_callers_in_several_processes(redis_url: st
 RPM_SCRIPT = """
 import sys, time
 import providerhub
-from providerhub._limits import Limits
+from providerhub._state.limits import Limits
 
 url, start, count = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 limiter = providerhub.RedisState(url).limiter
@@ -548,9 +548,9 @@ def test_concurrent_threads_share_one_state(redis_url: str) -> None:
 
 def test_redis_state_is_in_the_public_api_and_loaded_only_when_asked() -> None:
     code = (
-        "import sys, providerhub; assert 'providerhub._redis_state' not in sys.modules; "
+        "import sys, providerhub; assert 'providerhub._state.redis' not in sys.modules; "
         "assert 'redis' not in sys.modules; providerhub.RedisState; "
-        "assert 'providerhub._redis_state' in sys.modules"
+        "assert 'providerhub._state.redis' in sys.modules"
     )
     finish(run_python(code))
     assert "RedisState" in providerhub.__all__
@@ -664,7 +664,7 @@ def test_a_primary_turned_replica_is_left_and_its_connections_dropped(own_redis:
 FORK_SCRIPT = """
 import os, sys
 import providerhub
-from providerhub._limits import Limits
+from providerhub._state.limits import Limits
 
 state = providerhub.RedisState(sys.argv[1])
 limits = Limits(rpm=100)

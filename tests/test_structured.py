@@ -16,8 +16,8 @@ import pytest
 
 import providerhub
 from providerhub import Client, StructuredAnswerError
-from providerhub._completions import Assembler, Chunker, completion_id
-from providerhub._toolcalls import ToolCallStream, tool_calls_of
+from providerhub._codecs.completions import Assembler, Chunker, completion_id
+from providerhub._codecs.toolcalls import ToolCallStream, tool_calls_of
 from providerhub.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -172,7 +172,7 @@ def test_tool_call_pieces_assemble_into_a_completion_that_round_trips() -> None:
 
 FORKED_IDS = """
 import os
-from providerhub._completions import completion_id
+from providerhub._codecs.completions import completion_id
 completion_id()
 read, write = os.pipe()
 pid = os.fork()

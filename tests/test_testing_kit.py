@@ -19,7 +19,7 @@ import providerhub
 import providerhub_gravityengine
 from providerhub import ProviderHTTPError, ProviderResponseError
 from providerhub import _settings as settings
-from providerhub._openai_compat import chat_completion
+from providerhub._http.chat import chat_completion
 from providerhub.testing import (
     SERVER_CHUNKS,
     OpenAIServer,

@@ -26,8 +26,8 @@ import pytest
 import requests
 
 import providerhub
-from providerhub import _transport as transport
-from providerhub._openai_compat import chat_completion
+from providerhub._http.chat import chat_completion
+from providerhub._transports import sync as transport
 from providerhub.testing import OpenAIServer, RecordedRequest, Reply
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -642,7 +642,7 @@ def test_events_read_the_same_with_and_without_orjson(
     with_orjson = list(chat_completion("p", server.url + PATH, MODEL, HI, True, session=http))
     script = (
         "import sys; sys.modules['orjson'] = None\n"
-        "from providerhub import _openai_compat as oc\n"
+        "from providerhub._http import chat as oc\n"
         "assert oc._json_loads() is oc._scan\n"
         f"print(repr(list(oc.chat_completion('p', {server.url + PATH!r}, 'm',"
         " [{'role': 'user', 'content': 'Hi'}], True))))\n"

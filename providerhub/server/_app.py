@@ -20,7 +20,7 @@ from typing import Any
 from .._client import AsyncChunkStream, AsyncClient
 from .._hub import Hub
 from .._options import not_a_parameter
-from .._transport import url_secrets
+from .._transports.sync import url_secrets
 from .._validation import MAX_DEPTH
 from ..types import ChatCompletion
 from . import _errors as errors
@@ -181,7 +181,7 @@ class App:
         (a ``REQUESTS_CA_BUNDLE`` that cannot be read, say) is logged and left to the
         calls, which meet it and answer as they did before, so that the server still
         starts."""
-        from .. import _arouter as arouter
+        from .._routing import arouter
 
         try:
             self.hub.session  # noqa: B018 (made on first use: every call is given it)

@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
-from .._limits import Refusal
+from .._state.limits import Refusal
 from ..errors import (
     AllProvidersFailedError,
     AuthenticationError,
@@ -327,7 +327,7 @@ def over_capacity(limit: int) -> Failure:
 
 def rate_limited(name: str, wait: float) -> Failure:
     """The answer to a client key at its ``rpm`` (``wait``: whole seconds), or, for a
-    :class:`~providerhub._limits.Refusal` (the shared state fails closed and is down),
+    :class:`~providerhub._state.limits.Refusal` (the shared state fails closed and is down),
     the 503 saying that its rpm cannot be counted."""
     if isinstance(wait, Refusal):
         return _uncounted(f"the requests-per-minute limit of the client key {name!r}", wait)

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import math
 
-from .._limits import Limiter, Limits, Refusal
+from .._state.limits import Limiter, Limits, Refusal
 from ._config import ClientKey
 
 __all__ = ["CLIENT_PREFIX", "Keys"]
@@ -58,7 +58,7 @@ class Keys:
 
     async def take(self, key: ClientKey) -> float:
         """0 when ``key`` may make a request now (which is counted), else the whole seconds
-        until it may (for ``Retry-After``): a :class:`~providerhub._limits.Refusal` when
+        until it may (for ``Retry-After``): a :class:`~providerhub._state.limits.Refusal` when
         its rpm cannot be counted (the shared state fails closed, and is down), which
         says nothing of the key's own requests. Awaited: with the count in Redis, the
         event loop serves other requests meanwhile."""

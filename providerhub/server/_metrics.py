@@ -3,7 +3,8 @@ entry and a histogram a list of bucket counts, so counting costs a few hundred
 nanoseconds and the server needs no metrics library.
 
 Attempts per provider, retries and fallbacks inside a call included, are counted by an
-observer the router calls as each attempt ends (:func:`providerhub._router.observe_attempts`):
+observer the router calls as each attempt ends
+(:func:`providerhub._routing.router.observe_attempts`):
 a dict entry per attempt, whatever the logging configuration says.
 """
 
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .._hub import Hub
-    from .._state import StateStatus
+    from .._state.store import StateStatus
 
 __all__ = ["ATTEMPTS", "CLOSED", "Histogram", "Metrics", "closed", "watch_attempts"]
 
@@ -87,7 +88,7 @@ def closed(reason: str) -> None:
 
 def watch_attempts() -> None:
     """Count the router's attempts (once per process)."""
-    from .._router import observe_attempts
+    from .._routing.router import observe_attempts
 
     observe_attempts(ATTEMPTS.observe)
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import _settings as settings
-from .. import _transport as transport
-from .._completions import Assembler, is_piece
+from .._codecs.completions import Assembler, is_piece
 from .._contract import missing_fields
 from .._hub import Hub
 from .._provider import Provider
 from .._timeout import Timeout
+from .._transports import sync as transport
 from ..errors import ProviderError, ProviderHubError
 from ..types import ToolCallDelta
 from ._server import OpenAIServer, RecordedRequest, Reply

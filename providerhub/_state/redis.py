@@ -53,11 +53,11 @@ from collections.abc import AsyncGenerator, Awaitable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from . import _settings as settings
-from ._health import Claim, Cooldown, Health, ProviderHealth, cooldown_of
-from ._limits import WINDOW, Limiter, Limits, MemoryLimiter, Refusal
-from ._state import State, StateStatus
-from .errors import AuthenticationError, InvalidRequestError, ProviderError
+from .. import _settings as settings
+from ..errors import AuthenticationError, InvalidRequestError, ProviderError
+from .health import Claim, Cooldown, Health, ProviderHealth, cooldown_of
+from .limits import WINDOW, Limiter, Limits, MemoryLimiter, Refusal
+from .store import State, StateStatus
 
 if TYPE_CHECKING:
     import redis

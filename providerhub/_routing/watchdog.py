@@ -2,7 +2,7 @@
 
 A provider built on providerhub's transport honours the ``timeout`` it is given. A module
 written to the bare seed contract may call the network with no timeout at all; the router
-then drives its generator from a worker thread (a :class:`~providerhub._pump.Pump`) and
+then drives its generator from a worker thread (a :class:`~providerhub._routing.pump.Pump`) and
 waits for each piece no longer than the deadline allows. A provider that hangs costs its
 caller a :class:`ProviderTimeoutError`, not the program; the worker thread ends when the
 provider's code returns.
@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ._pump import NOTHING, Pump
-from .errors import ProviderTimeoutError
+from ..errors import ProviderTimeoutError
+from .pump import NOTHING, Pump
 
 __all__ = ["Watched"]
 
@@ -30,7 +30,7 @@ class Watched(Iterator[Any]):
     seconds, and never past ``deadline`` (a ``time.monotonic()`` value, or None).
 
     The worker runs in a copy of the caller's context, so an asyncio call's
-    :class:`~providerhub._transport.Abort` reaches the provider's HTTP exchanges too.
+    :class:`~providerhub._transports.sync.Abort` reaches the provider's HTTP exchanges too.
     """
 
     def __init__(

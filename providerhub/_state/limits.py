@@ -10,7 +10,7 @@ in, so that ``rpm = 5`` lets in five requests in any 60 seconds, never ten acros
 of a minute. Tokens are known only once an answer reports its usage, so ``tpm`` admits a
 request while fewer than ``tpm`` tokens were reported in the window; they are kept in
 one-second buckets. The limiter of this module keeps its counts in memory, per process;
-:mod:`providerhub._redis_state` keeps the same counts in Redis, shared by every process.
+:mod:`providerhub._state.redis` keeps the same counts in Redis, shared by every process.
 """
 
 from __future__ import annotations

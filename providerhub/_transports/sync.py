@@ -3,12 +3,12 @@ it, reading bodies within limits and deadlines, and turning what the network and
 did into providerhub's typed errors.
 
 Whatever ``requests``, ``urllib3``, ``aiohttp`` (the asyncio transport's,
-:mod:`providerhub._atransport`), ``ssl``, ``socket`` or ``urllib`` raise becomes a typed
+:mod:`providerhub._transports.aio`), ``ssl``, ``socket`` or ``urllib`` raise becomes a typed
 error in one place, :func:`error_for_exception` (:class:`Translation` is its ``with``
 form); an HTTP error status in :func:`error_for_status`. Every message goes through
 :func:`redact` with the call's credentials.
 
-This module knows HTTP, not any API on top of it (that is :mod:`providerhub._openai_compat`).
+This module knows HTTP, not any API on top of it (that is :mod:`providerhub._http.chat`).
 ``requests`` is imported only when a session is first needed, so importing providerhub and
 listing providers stays fast.
 """
@@ -32,8 +32,8 @@ from time import monotonic, time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from . import _settings as settings
-from .errors import (
+from .. import _settings as settings
+from ..errors import (
     AuthenticationError,
     ProviderConfigurationError,
     ProviderConnectionError,
@@ -101,9 +101,9 @@ def new_session(pool_size: int = POOL_SIZE) -> requests.Session:
     """A ``requests.Session`` whose pool keeps ``pool_size`` connections per host, so
     concurrent calls through one hub reuse connections instead of opening new ones, and
     which reads proxy settings from the environment once per origin (see
-    :mod:`providerhub._session`)."""
-    from ._abortable import AbortableAdapter
-    from ._session import Session
+    :mod:`providerhub._transports.session`)."""
+    from .abortable import AbortableAdapter
+    from .session import Session
 
     session = Session()
     adapter = AbortableAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
@@ -129,7 +129,8 @@ class Abort:
     :meth:`abort`, which first runs what was handed to :meth:`on_abort` (the router gives
     back the breaker's claims there, so a probe is free again at once), then shuts down the
     sockets of the connections the call is using (:meth:`watch`: the hub's sessions tell
-    it of each, see :mod:`providerhub._abortable`) and of the responses registered so far,
+    it of each, see
+    :mod:`providerhub._transports.abortable`) and of the responses registered so far,
     so the worker's blocked read returns at once, even one still waiting for the response's
     headers, and wakes the router if it is waiting to retry; the router asks no provider
     after that, and the worker ends, closing the sockets.

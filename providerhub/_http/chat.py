@@ -27,16 +27,16 @@ import time
 from collections.abc import Callable, Collection, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from . import _transport as transport
-from ._sse import DEFAULT_MAX_EVENT_BYTES, EventTooLargeError, SSEParser
-from ._timeout import Timeout, TimeoutLike, to_timeout
-from ._toolcalls import ToolCallStream, tool_calls_of
-from .errors import (
+from .._codecs.sse import DEFAULT_MAX_EVENT_BYTES, EventTooLargeError, SSEParser
+from .._codecs.toolcalls import ToolCallStream, tool_calls_of
+from .._timeout import Timeout, TimeoutLike, to_timeout
+from .._transports import sync as transport
+from ..errors import (
     InvalidRequestError,
     ProviderResponseError,
     StreamInterruptedError,
 )
-from .types import Finish, FunctionDelta, Piece, ToolCallDelta, Usage
+from ..types import Finish, FunctionDelta, Piece, ToolCallDelta, Usage
 
 if TYPE_CHECKING:
     import requests
@@ -100,7 +100,7 @@ def chat_completion(
 
     With ``structured`` true it yields the answer's structured pieces too
     (:mod:`providerhub.types`): its tool calls as OpenAI streams them, whatever the server
-    sent (see :mod:`providerhub._toolcalls`), its usage and its finish reason; a provider
+    sent (see :mod:`providerhub._codecs.toolcalls`), its usage and its finish reason; a provider
     that yields from it, as the bundled plugins do, passes them on to the client. Without
     it, text only, as before there were pieces.
 
@@ -121,7 +121,7 @@ def chat_completion(
     an authentication error tells the user to set (``PROVIDERHUB_<NAME>_API_KEY`` by
     default). ``timeout`` bounds connecting, each read and, with a total, the whole call,
     however slowly the answer arrives. Redirects are followed only within the endpoint's
-    origin (see :func:`providerhub._transport.post`). Failures raise the typed errors of
+    origin (see :func:`providerhub._transports.sync.post`). Failures raise the typed errors of
     :mod:`providerhub.errors`, naming ``provider``, with no credential in their messages.
     """
     request = _request(
@@ -454,7 +454,7 @@ class _More(enum.Enum):
 
 
 MORE = _More.MORE
-"""A chunk that is not there yet: the asyncio reader (:mod:`providerhub._aopenai`) hands
+"""A chunk that is not there yet: the asyncio reader (:mod:`providerhub._http.achat`) hands
 :func:`_event_pieces` chunks as they arrive, and this when it has none; the reader yields
 it back, and is resumed with the next chunk."""
 
@@ -494,7 +494,7 @@ def _event_pieces(
 ) -> Generator[Piece | _More, None, None]:
     """The pieces of an event stream whose body arrives as ``chunks``, as they arrive,
     until ``[DONE]``: each non-empty content delta of the first choice (index 0), its
-    tool-call fragments (normalized by :class:`~providerhub._toolcalls.ToolCallStream`),
+    tool-call fragments (normalized by :class:`~providerhub._codecs.toolcalls.ToolCallStream`),
     its finish reason, and the usage when the server sends it. A chunk that is
     :data:`MORE` is yielded back as it is. Past the call's deadline, a
     :class:`ProviderTimeoutError`; with ``sock`` (the body's socket), its timeout is

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import AuthenticationError, ProviderError
+from ..errors import AuthenticationError, ProviderError
 
 __all__ = ["Claim", "Cooldown", "Health", "ProviderHealth", "cooldown_of"]
 

@@ -1,10 +1,10 @@
 """HTTP for the asyncio path, over aiohttp: the pooled session, sending a request without
 letting a redirect change it, and reading bodies within limits.
 
-It is :mod:`providerhub._transport` for an event loop, and leans on it for every decision:
-which redirect is followed (:func:`~providerhub._transport.redirect_target`), what an
-error status means (:func:`~providerhub._transport.status_error`), and what an aiohttp
-exception becomes (:func:`~providerhub._transport.error_for_exception`, the one place).
+It is :mod:`providerhub._transports.sync` for an event loop, and leans on it for every decision:
+which redirect is followed (:func:`~providerhub._transports.sync.redirect_target`), what an
+error status means (:func:`~providerhub._transports.sync.status_error`), and what an aiohttp
+exception becomes (:func:`~providerhub._transports.sync.error_for_exception`, the one place).
 aiohttp is the ``providerhub[server]`` extra, imported only when an asyncio-native call
 is made.
 """
@@ -18,9 +18,9 @@ import time
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from . import _transport as transport
-from ._timeout import Timeout
-from .errors import ProviderError, ProviderResponseError
+from .._timeout import Timeout
+from ..errors import ProviderError, ProviderResponseError
+from . import sync as transport
 
 if TYPE_CHECKING:
     import asyncio
@@ -203,8 +203,8 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 def proxy_for(url: str) -> str | None:
     """The proxy ``requests`` would send a request to ``url`` through, from the
     environment (``HTTPS_PROXY``, ``NO_PROXY``, ...), or None. Kept per url and values of
-    those variables, as :mod:`providerhub._session` keeps it per origin."""
-    from ._session import _environment
+    those variables, as :mod:`providerhub._transports.session` keeps it per origin."""
+    from .session import _environment
 
     # Kept per url, not per origin: no urlsplit per call (a provider has one url).
     return _proxy_for(url, _environment())
@@ -229,8 +229,8 @@ async def post(
     deadline: float | None,
 ) -> aiohttp.ClientResponse:
     """POST ``data`` to ``url``; the response's body is left to read. Redirects are
-    those of :func:`providerhub._transport.post`: a 307 or 308 within the origin is
-    followed, up to :data:`~providerhub._transport.MAX_REDIRECTS` times, anything else is
+    those of :func:`providerhub._transports.sync.post`: a 307 or 308 within the origin is
+    followed, up to :data:`~providerhub._transports.sync.MAX_REDIRECTS` times, anything else is
     an error."""
     timeout = _client_timeout(limits, deadline)
     for _ in range(transport.MAX_REDIRECTS + 1):
@@ -286,7 +286,7 @@ async def error_for_status(
     *,
     credential_variable: str | None = None,
 ) -> ProviderError:
-    """:func:`providerhub._transport.error_for_status` for an aiohttp response."""
+    """:func:`providerhub._transports.sync.error_for_status` for an aiohttp response."""
     try:
         body = await _read(response, transport.ERROR_BODY_BYTES)
     except Exception:

@@ -2,14 +2,14 @@
 completion function (``_acreate_completion``): no worker thread, no buffer between the
 provider and the caller.
 
-The decisions are :class:`providerhub._router.Call`'s, the same for both loops: the
-breaker's claim (:meth:`~providerhub._router.Call.aclaim`, which awaits a shared state
+The decisions are :class:`providerhub._routing.router.Call`'s, the same for both loops: the
+breaker's claim (:meth:`~providerhub._routing.router.Call.aclaim`, which awaits a shared state
 rather than block the loop), what an attempt is given
-(:meth:`~providerhub._router.Call.provider_kwargs`, with the attempt's timeout), what a
-failure is and whether to retry it (:meth:`~providerhub._router.Call.attempt_failed`, in
+(:meth:`~providerhub._routing.router.Call.provider_kwargs`, with the attempt's timeout), what a
+failure is and whether to retry it (:meth:`~providerhub._routing.router.Call.attempt_failed`, in
 its two halves, the rate limit's say on a retry awaited between them),
-how an answer ends (:meth:`~providerhub._router.Call.failed`,
-:meth:`~providerhub._router.Call.finish`) and the error when every candidate failed.
+how an answer ends (:meth:`~providerhub._routing.router.Call.failed`,
+:meth:`~providerhub._routing.router.Call.finish`) and the error when every candidate failed.
 Only the waiting differs: ``await`` for a provider's pieces, ``asyncio.sleep`` for a
 backoff, and cancellation is the task's: a ``CancelledError`` closes the provider's
 generator (and its HTTP response) and gives back the breaker's probe, as ``close()``
@@ -23,13 +23,13 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
-from . import _router as router
-from ._aio import AsyncStream
-from ._completions import Assembler, is_piece
-from ._health import Claim
-from ._provider import Provider
-from .errors import InvalidRequestError, ProviderError, ProviderTimeoutError
-from .types import Piece, Usage
+from .._codecs.completions import Assembler, is_piece
+from .._provider import Provider
+from .._state.health import Claim
+from ..errors import InvalidRequestError, ProviderError, ProviderTimeoutError
+from ..types import Piece, Usage
+from . import router
+from .threaded import AsyncStream
 
 __all__ = ["NativeStream", "collect", "complete", "native"]
 
@@ -54,7 +54,7 @@ def _aiohttp_installed() -> bool:
 async def start(
     call: router.Call, p: Provider, *, early: bool = False
 ) -> tuple[AsyncIterator[Piece], Piece, router.Attempt] | None:
-    """:meth:`providerhub._router.Call.start` for an asyncio-native provider."""
+    """:meth:`providerhub._routing.router.Call.start` for an asyncio-native provider."""
     claim = await call.aclaim(p, early=early)
     if claim is None:
         return None
@@ -115,7 +115,7 @@ async def _attempts(
 async def _counted(
     pieces: AsyncIterator[Piece], call: router.Call, p: Provider
 ) -> AsyncIterator[Piece]:
-    """:meth:`providerhub._router.Call.counted`, for an async iterator."""
+    """:meth:`providerhub._routing.router.Call.counted`, for an async iterator."""
     try:
         async for piece in pieces:
             if type(piece) is Usage:
@@ -126,7 +126,7 @@ async def _counted(
 
 
 async def complete(call: router.Call, candidates: list[Provider]) -> str:
-    """:func:`providerhub._router.complete`, asyncio-native."""
+    """:func:`providerhub._routing.router.complete`, asyncio-native."""
     assembler = Assembler()
     return router.text_of(call, assembler, await collect(call, candidates, assembler.add))
 
@@ -134,7 +134,7 @@ async def complete(call: router.Call, candidates: list[Provider]) -> str:
 async def collect(
     call: router.Call, candidates: list[Provider], sink: Callable[[Piece], None]
 ) -> str:
-    """:func:`providerhub._router.collect`, asyncio-native."""
+    """:func:`providerhub._routing.router.collect`, asyncio-native."""
     errors: dict[str, ProviderError] = {}
     last = len(candidates) - 1
     for index, p in enumerate(candidates):
@@ -172,7 +172,7 @@ async def collect(
 async def _stream(
     call: router.Call, candidates: list[Provider], answer: router._Answer
 ) -> AsyncGenerator[Any, None]:
-    """:func:`providerhub._router._stream`, asyncio-native."""
+    """:func:`providerhub._routing.router._stream`, asyncio-native."""
     errors: dict[str, ProviderError] = {}
     last = len(candidates) - 1
     for index, p in enumerate(candidates):
@@ -223,7 +223,7 @@ async def _stream(
 
 
 class NativeStream(AsyncStream):
-    """An :class:`~providerhub._aio.AsyncStream` served on the event loop itself.
+    """An :class:`~providerhub._routing.threaded.AsyncStream` served on the event loop itself.
 
     Closing it (:meth:`aclose`, ``async with``) closes the provider's generator and its
     HTTP response before it returns; cancelling the task that reads it does so at once;
@@ -270,7 +270,7 @@ async def _watched(
 ) -> AsyncGenerator[Piece, None]:
     """``pieces`` of a provider that does not keep its timeouts, each awaited no longer
     than ``read`` seconds, nor past ``deadline``: the watchdog of the synchronous path
-    (:mod:`providerhub._watchdog`), which asyncio makes a timeout on each await."""
+    (:mod:`providerhub._routing.watchdog`), which asyncio makes a timeout on each await."""
     try:
         while True:
             wait = read

@@ -18,14 +18,13 @@ import time
 from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
-from . import _settings as settings
-from . import _transport as transport
-from ._completions import Assembler, is_piece
-from ._limits import Limiter
-from ._provider import Provider
-from ._timeout import Timeout
-from ._watchdog import Watched
-from .errors import (
+from .. import _settings as settings
+from .._codecs.completions import Assembler, is_piece
+from .._provider import Provider
+from .._state.limits import Limiter
+from .._timeout import Timeout
+from .._transports import sync as transport
+from ..errors import (
     AllProvidersFailedError,
     InvalidRequestError,
     ModelNotFoundError,
@@ -37,14 +36,15 @@ from .errors import (
     RateLimitError,
     StructuredAnswerError,
 )
-from .types import Piece, Usage
+from ..types import Piece, Usage
+from .watchdog import Watched
 
 if TYPE_CHECKING:
     import requests
     from urllib3.util import Retry
 
-    from ._health import Claim, Health
-    from ._registry import Registry
+    from .._registry import Registry
+    from .._state.health import Claim, Health
 
 __all__ = [
     "Attempt",
@@ -340,7 +340,7 @@ class Call:
         """Candidates asked while cooling down (``try_soonest``): one attempt each, no
         retry."""
         self.asession: Callable[[], Awaitable[Any]] | None = None
-        """For the asyncio-native path (:mod:`providerhub._arouter`): gives the hub's
+        """For the asyncio-native path (:mod:`providerhub._routing.arouter`): gives the hub's
         ``aiohttp.ClientSession`` of the running event loop."""
 
     def remaining(self) -> float | None:
@@ -372,7 +372,7 @@ class Call:
         is cooling down, or another call is probing it. ``early`` asks it even while it
         cools down, once, with no retry, for a call that has no one else to ask (see
         :attr:`try_soonest`). Raises
-        :class:`~providerhub._transport.CallAborted` once the call is aborted: no request
+        :class:`~providerhub._transports.sync.CallAborted` once the call is aborted: no request
         is sent after that.
         """
         claim = self.claim(p, early=early)
@@ -389,7 +389,7 @@ class Call:
 
     def claim(self, p: Provider, *, early: bool = False) -> Claim | None:
         """The breaker's leave to ask ``p`` (see :meth:`start`), or None, with the reason
-        in :attr:`refused`. The call's :class:`~providerhub._transport.Abort`, if it has
+        in :attr:`refused`. The call's :class:`~providerhub._transports.sync.Abort`, if it has
         one, abandons the claim when the call is aborted."""
         claim = self.health.acquire(p.name)
         if claim is None and early:
@@ -441,7 +441,7 @@ class Call:
 
     def _at_limit(self, p: Provider, claim: Claim, wait: float) -> None:
         """Give back ``claim``: ``p`` is at its rate limit for ``wait`` seconds (or a
-        :class:`~providerhub._limits.Refusal`)."""
+        :class:`~providerhub._state.limits.Refusal`)."""
         claim.release()
         self.waits[p.name] = wait
         self.refused[p.name] = getattr(wait, "reason", None) or (
@@ -491,7 +491,7 @@ class Call:
     ) -> tuple[ProviderError, float | None, Retry]:
         """The first half of :meth:`attempt_failed`: the typed error, counted against
         ``p``, and the wait before a retry (None for none), before the rate limit has a
-        say (the asyncio path awaits it, see :mod:`providerhub._arouter`)."""
+        say (the asyncio path awaits it, see :mod:`providerhub._routing.arouter`)."""
         err = _as_provider_error(p, exc, secret)
         probing = claim.probe
         claim.failure(err)
@@ -592,7 +592,7 @@ class Call:
 
     def failed(self, p: Provider, exc: Exception, attempt: Attempt) -> ProviderError:
         """Record that ``p`` failed after its answer began, and give the typed error.
-        Raises :class:`~providerhub._transport.CallAborted` instead when the call was
+        Raises :class:`~providerhub._transports.sync.CallAborted` instead when the call was
         aborted, which is what broke the answer."""
         abort = transport.current_abort()
         if abort is not None and abort.aborted:

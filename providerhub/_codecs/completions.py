@@ -15,7 +15,7 @@ import os
 import time
 from typing import Any
 
-from .types import (
+from ..types import (
     ChatCompletion,
     ChatCompletionChunk,
     Choice,

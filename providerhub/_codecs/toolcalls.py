@@ -22,7 +22,7 @@ import json
 import uuid
 from typing import Any
 
-from .types import Function, FunctionDelta, ToolCall, ToolCallDelta
+from ..types import Function, FunctionDelta, ToolCall, ToolCallDelta
 
 __all__ = ["ToolCallStream", "new_call_id", "tool_calls_of"]
 

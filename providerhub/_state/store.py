@@ -13,11 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Union
 
-from . import _settings as settings
-from ._health import Health
-from ._limits import Limiter, MemoryLimiter
+from .health import Health
+from .limits import Limiter, MemoryLimiter
 
-__all__ = ["MemoryState", "State", "StateLike", "StateStatus", "resolve"]
+__all__ = ["MemoryState", "State", "StateLike", "StateStatus"]
 
 
 @dataclass(frozen=True)
@@ -122,23 +121,3 @@ class MemoryState(State):
 StateLike = Union[State, str, None]
 """What ``Hub(state=...)`` takes: a :class:`State`, a ``redis://`` URL, ``"memory"``, or
 None for what ``PROVIDERHUB_REDIS_URL`` says (memory when it is not set)."""
-
-
-def resolve(state: StateLike) -> State:
-    """The :class:`State` that ``state`` names (see :data:`StateLike`)."""
-    if isinstance(state, State):
-        return state
-    given: object = state  # from callers without type checks too
-    if given is not None and not isinstance(given, str):
-        from .errors import InvalidRequestError
-
-        raise InvalidRequestError(
-            "state must be a providerhub State, a redis:// URL or 'memory', "
-            f"not {type(given).__name__}"
-        )
-    url = settings.redis_url() if state is None else str(state).strip()
-    if not url or url == "memory":
-        return MemoryState()
-    from ._redis_state import RedisState
-
-    return RedisState(url)

@@ -1,9 +1,9 @@
 """Chat completions from any OpenAI-compatible endpoint, asyncio-native: the exchange of
-:func:`providerhub._openai_compat.chat_completion` over an ``aiohttp.ClientSession``.
+:func:`providerhub._http.chat.chat_completion` over an ``aiohttp.ClientSession``.
 
 Everything but the waiting is the synchronous helper's own code: the request (checked,
 encoded, its headers and secrets), the event reader, the document reader, tool-call
-normalization, and the typed errors (:mod:`providerhub._transport`). The event reader is
+normalization, and the typed errors (:mod:`providerhub._transports.sync`). The event reader is
 a plain generator; this module hands it the body's chunks as they arrive (an
 :class:`_Inbox`), so both paths read events with the same loop and the synchronous one
 pays nothing for it.
@@ -23,18 +23,18 @@ import time
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _atransport as atransport
-from . import _transport as transport
-from ._openai_compat import (
+from .._codecs.sse import DEFAULT_MAX_EVENT_BYTES
+from .._timeout import Timeout, TimeoutLike, to_timeout
+from .._transports import aio as atransport
+from .._transports import sync as transport
+from ..types import Piece
+from .chat import (
     MORE,
     _document_pieces,
     _event_pieces,
     _More,
     _request,
 )
-from ._sse import DEFAULT_MAX_EVENT_BYTES
-from ._timeout import Timeout, TimeoutLike, to_timeout
-from .types import Piece
 
 if TYPE_CHECKING:
     import aiohttp
@@ -159,7 +159,7 @@ async def _exchange(
 
 
 class _Inbox(Iterator["bytes | _More"]):
-    """The chunks of a body for :func:`~providerhub._openai_compat._event_pieces`, handed
+    """The chunks of a body for :func:`~providerhub._http.chat._event_pieces`, handed
     over one at a time: the chunk put in :attr:`chunk`, else ``MORE`` (none yet); an
     empty chunk is the body's end."""
 

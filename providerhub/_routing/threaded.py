@@ -25,11 +25,11 @@ import functools
 from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any, TypeVar
 
-from . import _router as router
-from ._provider import Provider
-from ._pump import NOTHING, Pump, Ticket, Workers
-from ._transport import Abort, set_abort
-from .types import Piece
+from .._provider import Provider
+from .._transports.sync import Abort, set_abort
+from ..types import Piece
+from . import router
+from .pump import NOTHING, Pump, Ticket, Workers
 
 __all__ = ["MAX_WORKERS", "WORKERS", "AsyncStream", "complete"]
 

@@ -1,0 +1,1 @@
+"""Sans-IO codecs: wire dialects encoded and decoded with no I/O."""

@@ -1,0 +1,1 @@
+"""Providers that are HTTP endpoints: a codec driven over a transport."""

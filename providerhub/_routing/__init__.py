@@ -1,0 +1,1 @@
+"""The routing loop: candidates, claims, retries and fallback."""

@@ -1,0 +1,1 @@
+"""What calls learn and share: cooldowns, rate limits, and where they are kept."""

@@ -1,0 +1,1 @@
+"""HTTP transports: sockets, pools and deadlines, and the one map of their errors."""
