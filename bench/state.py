@@ -231,10 +231,10 @@ def round_trips(redis_proc: RedisProcess, calls: int, block: int) -> dict[str, f
     in alternating blocks: what a call's one round trip costs by itself."""
     import redis
 
-    from providerhub._state.redis import _TAKE
+    from providerhub._state.redis.scripts import TAKE
 
     client = redis.Redis(port=redis_proc.port, socket_timeout=10)
-    take = client.script_load(_TAKE)
+    take = client.script_load(TAKE)
     members = iter(range(10**9))
 
     def ping() -> object:
@@ -570,13 +570,13 @@ def count_commands(
 def capacity(redis_proc: RedisProcess, requests: int, connections: int) -> dict[str, Any]:
     """``redis-benchmark`` rows: ops/s and p50 of the scripts a call runs, and of ``PING``
     for scale. Keys over 100 providers (``-r 100``): sets of up to 100 members."""
-    from providerhub._state.redis import _READ, _SPEND, _TAKE
+    from providerhub._state.redis.scripts import READ, SPEND, TAKE
 
     tool = shutil.which("redis-benchmark")
     if tool is None:
         return {"skipped": "redis-benchmark is not installed (apt-get install redis-tools)"}
     load = redis_proc.client.script_load
-    take, read, spend = load(_TAKE), load(_READ), load(_SPEND)
+    take, read, spend = load(TAKE), load(READ), load(SPEND)
     key = "bench:{p:__rand_int__}"
     rpm = f"{key}:rpm {key}:tpm {HIGH} -1 60000 m__rand_int__"
     both = f"{key}:rpm {key}:tpm {HIGH} {HIGH} 60000 m__rand_int__"

@@ -2,7 +2,7 @@
 rate-limit counts (:mod:`._limits`).
 
 :class:`MemoryState`, the default, keeps them in the process. :class:`RedisState`
-(:mod:`._redis_state`, the ``providerhub[redis]`` extra) keeps them in Redis, so that every
+(:mod:`.redis`, the ``providerhub[redis]`` extra) keeps them in Redis, so that every
 process and replica that points at the same Redis sees the same cooldowns and counts.
 ``PROVIDERHUB_REDIS_URL`` chooses it for every hub of a process; ``Hub(state=...)`` does in
 code.
