@@ -12,35 +12,38 @@ routing arguments (``provider``, ``auth``, ``timeout``, ``retries``) ``create`` 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._codecs.completions import Assembler, Chunker
+from ._hub import Hub, get_hub, signed
 from .types import ChatCompletion, ChatCompletionChunk
 
 if TYPE_CHECKING:
-    from urllib3.util import Retry
-
-    from ._hub import Hub
-    from ._routing.router import Auth, ProviderChoice, Stream
+    from ._api import CreateCompletion
+    from ._provider import Provider
+    from ._routing.router import Call, Stream
     from ._routing.threaded import AsyncStream
-    from ._timeout import TimeoutLike
 
 __all__ = ["AsyncChunkStream", "AsyncClient", "ChunkStream", "Client"]
 
 C = TypeVar("C")
 
 
-def _routing(
-    provider: ProviderChoice, auth: Auth, timeout: TimeoutLike, retries: int | Retry | None
-) -> dict[str, Any]:
-    """The routing arguments of ``create``, as the hub's ``_prepare`` takes them."""
-    return {"provider": provider, "auth": auth, "timeout": timeout, "retries": retries}
+def _prepare(hub: Hub, request: dict[str, Any]) -> tuple[Call, list[Provider]]:
+    """The hub's checked call and candidates for ``request``, the arguments of ``create``;
+    the call gives structured pieces, which the client assembles."""
+    call, candidates = hub._prepare(**request)
+    call.structured = True
+    return call, candidates
 
 
-def _include_usage(params: Mapping[str, Any]) -> bool:
-    options = params.get("stream_options")
-    return isinstance(options, Mapping) and options.get("include_usage") is True
+def _chunker(call: Call) -> Chunker:
+    """The chunker of a streamed ``call``, which ends with a usage chunk when the request's
+    ``stream_options`` ask for one."""
+    options = call.kwargs.get("stream_options")
+    include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+    return Chunker(call.model, include_usage=include_usage)
 
 
 class ChunkStream(Iterator[ChatCompletionChunk]):
@@ -135,79 +138,25 @@ class Completions:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        stream: Literal[False] = False,
-        provider: ProviderChoice = None,
-        auth: Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **params: Any,
-    ) -> ChatCompletion: ...
-
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        stream: Literal[True],
-        provider: ProviderChoice = None,
-        auth: Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **params: Any,
-    ) -> ChunkStream: ...
-
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        stream: bool,
-        provider: ProviderChoice = None,
-        auth: Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **params: Any,
-    ) -> ChatCompletion | ChunkStream: ...
-
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        stream: bool = False,
-        provider: ProviderChoice = None,
-        auth: Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **params: Any,
-    ) -> ChatCompletion | ChunkStream:
+    def _create(self, **request: Any) -> ChatCompletion | ChunkStream:
         """A completion of ``messages`` by ``model``; with ``stream=True`` its chunks.
 
         ``params`` are OpenAI chat parameters (``tools``, ``tool_choice``,
         ``response_format``, ``stream_options``, ``temperature``, ...), sent on to the
         provider. A request with ``tools`` goes only to providers that declare
         ``supports_tools``."""
-        routing = _routing(provider, auth, timeout, retries)
-        hub = self._client.hub
-        call, candidates = hub._prepare(
-            model, messages, stream=stream, kwargs=params, structured=True, **routing
-        )
+        call, candidates = _prepare(self._client.hub, request)
         from ._routing import router as _router
 
-        if stream:
-            chunker = Chunker(call.model, include_usage=_include_usage(params))
-            return ChunkStream(_router.Stream(call, candidates), chunker)
+        if call.stream:
+            return ChunkStream(_router.Stream(call, candidates), _chunker(call))
         assembler = Assembler()
         served_by = _router.collect(call, candidates, assembler.add)
         return assembler.completion(call.model, served_by)
+
+    create: CreateCompletion[ChatCompletion, ChunkStream] = signed(
+        _create, Hub._prepare, "create", keywords=True
+    )
 
 
 class AsyncCompletions:
@@ -216,73 +165,20 @@ class AsyncCompletions:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    @overload
-    async def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        stream: Literal[False] = False,
-        provider: ProviderChoice = None,
-        auth: Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **params: Any,
-    ) -> ChatCompletion: ...
-
-    @overload
-    async def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        stream: Literal[True],
-        provider: ProviderChoice = None,
-        auth: Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **params: Any,
-    ) -> AsyncChunkStream: ...
-
-    @overload
-    async def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        stream: bool,
-        provider: ProviderChoice = None,
-        auth: Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **params: Any,
-    ) -> ChatCompletion | AsyncChunkStream: ...
-
-    async def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        stream: bool = False,
-        provider: ProviderChoice = None,
-        auth: Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **params: Any,
-    ) -> ChatCompletion | AsyncChunkStream:
+    async def _create(self, **request: Any) -> ChatCompletion | AsyncChunkStream:
         """:meth:`Completions.create`, awaited; with ``stream=True`` the chunks come with
         ``async for``. Cancelling the task closes the HTTP response."""
-        routing = _routing(provider, auth, timeout, retries)
         hub = self._client.hub
-        call, candidates = hub._prepare(
-            model, messages, stream=stream, kwargs=params, structured=True, **routing
-        )
-        if stream:
-            chunker = Chunker(call.model, include_usage=_include_usage(params))
-            return AsyncChunkStream(hub._astream(call, candidates), chunker)
+        call, candidates = _prepare(hub, request)
+        if call.stream:
+            return AsyncChunkStream(hub._astream(call, candidates), _chunker(call))
         assembler = Assembler()
         served_by = await hub._acollect(call, candidates, assembler.add)
         return assembler.completion(call.model, served_by)
+
+    create: CreateCompletion[
+        Coroutine[Any, Any, ChatCompletion], Coroutine[Any, Any, AsyncChunkStream]
+    ] = signed(_create, Hub._prepare, "create", keywords=True)
 
 
 class _OverHub:
@@ -294,8 +190,6 @@ class _OverHub:
     @property
     def hub(self) -> Hub:
         if self._hub is None:
-            from ._hub import get_hub
-
             self._hub = get_hub()
         return self._hub
 

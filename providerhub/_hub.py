@@ -4,9 +4,10 @@ through them."""
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 
 from . import _settings as settings
 from . import hookspecs
@@ -28,13 +29,49 @@ if TYPE_CHECKING:
     import requests
     from urllib3.util import Retry
 
+    from ._api import Create
+    from ._routing.router import Auth, ProviderChoice
     from ._routing.threaded import AsyncStream
     from ._transports.aio import Sessions
     from .types import Piece
 
 DEFAULT_RETRIES = 2
 
-__all__ = ["Hub", "get_hub"]
+__all__ = ["Hub", "get_hub", "signed"]
+
+
+def signed(
+    function: Callable[..., Any],
+    parameters: Callable[..., Any],
+    name: str,
+    *,
+    unbound: bool = False,
+    keywords: bool = False,
+) -> Any:
+    """``function``, a ``create`` that passes ``*args, **kwargs`` on to ``parameters``
+    (:meth:`Hub._prepare`), named ``name`` and showing the parameters of ``parameters`` with
+    its own return annotation to ``help()`` and :func:`inspect.signature`.
+
+    ``unbound`` leaves ``self`` out (a module-level function); ``keywords`` makes ``model``
+    and ``messages`` keyword-only and calls ``**kwargs`` ``**params``, as the clients'
+    ``create`` takes them. The result is typed ``Any``: the attribute it is assigned to is
+    annotated with its signature, a protocol of :mod:`providerhub._api`."""
+    shown = list(inspect.signature(parameters).parameters.values())[1 if unbound else 0 :]
+    if keywords:
+        shown = [
+            p.replace(name="params")
+            if p.kind is p.VAR_KEYWORD
+            else p.replace(kind=p.KEYWORD_ONLY)
+            if p.name in ("model", "messages")
+            else p
+            for p in shown
+        ]
+    returns = inspect.signature(function).return_annotation
+    function.__signature__ = inspect.Signature(shown, return_annotation=returns)  # type: ignore[attr-defined]
+    owner, dot, _ = function.__qualname__.rpartition(".")
+    function.__name__ = name
+    function.__qualname__ = owner + dot + name
+    return function
 
 
 class Hub:
@@ -305,60 +342,7 @@ class Hub:
     def _try_soonest(self) -> bool:
         return self.when_all_cooling == "try-soonest"
 
-    @overload
-    def create(
-        self,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        stream: Literal[False] = False,
-        provider: router.ProviderChoice = None,
-        auth: router.Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **kwargs: Any,
-    ) -> str: ...
-
-    @overload
-    def create(
-        self,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        stream: Literal[True],
-        provider: router.ProviderChoice = None,
-        auth: router.Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **kwargs: Any,
-    ) -> router.Stream: ...
-
-    @overload
-    def create(
-        self,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        stream: bool,
-        provider: router.ProviderChoice = None,
-        auth: router.Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **kwargs: Any,
-    ) -> str | router.Stream: ...
-
-    def create(
-        self,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        stream: bool = False,
-        provider: router.ProviderChoice = None,
-        auth: router.Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **kwargs: Any,
-    ) -> str | router.Stream:
+    def _create(self, *args: Any, **kwargs: Any) -> str | router.Stream:
         """Complete ``messages`` with ``model``: the whole text, or with ``stream=True`` an
         iterator of its pieces as they arrive.
 
@@ -374,17 +358,8 @@ class Hub:
         ``when_all_cooling="try-soonest"``). ``retries`` overrides the hub's retries for
         this call.
         """
-        call, candidates = self._prepare(
-            model,
-            messages,
-            stream=stream,
-            provider=provider,
-            auth=auth,
-            timeout=timeout,
-            retries=retries,
-            kwargs=kwargs,
-        )
-        if stream:
+        call, candidates = self._prepare(*args, **kwargs)
+        if call.stream:
             return router.Stream(call, candidates)
         return router.complete(call, candidates)
 
@@ -393,16 +368,18 @@ class Hub:
         model: str,
         messages: Sequence[Mapping[str, Any]],
         *,
-        stream: bool,
-        provider: router.ProviderChoice,
-        auth: router.Auth,
-        timeout: TimeoutLike,
-        retries: int | Retry | None,
-        kwargs: dict[str, Any],
-        structured: bool = False,
+        stream: bool = False,
+        provider: ProviderChoice = None,
+        auth: Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+        **kwargs: Any,
     ) -> tuple[router.Call, list[Provider]]:
         """Check a request and choose its candidates: everything but the network.
-        ``structured`` makes a call for the client, which takes structured pieces."""
+
+        Its parameters are those of every ``create`` (see :mod:`providerhub._api`), written
+        here once: each ``create`` passes its arguments on, and :func:`signed` shows these
+        parameters as its own."""
         model = validate_model(model)
         checked = validate_messages(messages)
         if not isinstance(stream, bool):
@@ -438,82 +415,19 @@ class Hub:
             policy=router.RetryPolicy(
                 self._retry(self.retries if retries is None else retries), self.retry_after_max
             ),
-            structured=structured,
             try_soonest=self._try_soonest,
         )
         return call, candidates
 
-    @overload
-    def acreate(
-        self,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        stream: Literal[False] = False,
-        provider: router.ProviderChoice = None,
-        auth: router.Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **kwargs: Any,
-    ) -> Coroutine[Any, Any, str]: ...
-
-    @overload
-    def acreate(
-        self,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        stream: Literal[True],
-        provider: router.ProviderChoice = None,
-        auth: router.Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **kwargs: Any,
-    ) -> AsyncStream: ...
-
-    @overload
-    def acreate(
-        self,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        stream: bool,
-        provider: router.ProviderChoice = None,
-        auth: router.Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **kwargs: Any,
-    ) -> Coroutine[Any, Any, str] | AsyncStream: ...
-
-    def acreate(
-        self,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        stream: bool = False,
-        provider: router.ProviderChoice = None,
-        auth: router.Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-        **kwargs: Any,
-    ) -> Coroutine[Any, Any, str] | AsyncStream:
+    def _acreate(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, str] | AsyncStream:
         """:meth:`create` for asyncio: ``await hub.acreate(...)`` gives the text, and
         ``async for piece in hub.acreate(..., stream=True)`` the pieces as they arrive.
 
         The request is checked, and its candidates chosen, at once, as with :meth:`create`;
         cancelling the awaiting task closes the HTTP response. See :mod:`providerhub.aio`.
         """
-        call, candidates = self._prepare(
-            model,
-            messages,
-            stream=stream,
-            provider=provider,
-            auth=auth,
-            timeout=timeout,
-            retries=retries,
-            kwargs=kwargs,
-        )
-        if stream:
+        call, candidates = self._prepare(*args, **kwargs)
+        if call.stream:
             return self._astream(call, candidates)
         if self._native(call, candidates):
             from ._routing import arouter
@@ -522,6 +436,9 @@ class Hub:
         from ._routing import threaded as aio
 
         return aio.complete(call, candidates)
+
+    create: Create[str, router.Stream] = signed(_create, _prepare, "create")
+    acreate: Create[Coroutine[Any, Any, str], AsyncStream] = signed(_acreate, _prepare, "acreate")
 
     def _native(self, call: router.Call, candidates: list[Provider]) -> bool:
         """Whether ``call`` goes the asyncio-native way (every candidate has an
