@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from . import __version__
 from ._hub import Hub, get_hub
 from ._transports.sync import safe_url
-from .errors import InvalidRequestError, ProviderHubError
+from .errors import ConfigurationError, InvalidRequestError, PluginError, ProviderHubError
 
 __all__ = ["build_parser", "main"]
 
@@ -147,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except ProviderHubError as exc:
         _error(str(exc))
-        return 2 if isinstance(exc, InvalidRequestError) else 1
+        # 2: what was asked, or how it is set up, cannot work; 1: it failed.
+        return 2 if isinstance(exc, (InvalidRequestError, ConfigurationError)) else 1
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
@@ -387,7 +388,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
         os.environ["PROVIDERHUB_GRAVITYENGINE_URL"] = server.url
         with Hub() as hub:
             if DEMO_PROVIDER not in hub.providers:
-                raise InvalidRequestError(
+                raise PluginError(
                     "the gravityengine plugin is not installed: "
                     "pip install ./plugins/gravityengine (or providerhub-gravityengine)"
                 )

@@ -22,7 +22,14 @@ from ._state.store import StateLike
 from ._timeout import TimeoutLike, to_timeout
 from ._transports.sync import one_line
 from ._validation import validate_messages, validate_model, validate_parameters
-from .errors import InvalidRequestError, NoProviderError, ProvidersCoolingDownError
+from .errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    NoProviderError,
+    PluginError,
+    ProviderHubError,
+    ProvidersCoolingDownError,
+)
 
 if TYPE_CHECKING:
     import pluggy
@@ -187,7 +194,7 @@ class Hub:
         for alias, model in pairs.items():
             try:
                 self.alias(alias, model)
-            except InvalidRequestError as exc:
+            except ConfigurationError as exc:
                 self.alias_errors.append(
                     f"{settings.ALIASES_VARIABLE}: {alias}={model} was left out: {exc}"
                 )
@@ -207,7 +214,7 @@ class Hub:
             return self._add_hook_plugin(obj, plugin, distribution, version)
         problems = missing_fields(obj)
         if problems:
-            raise InvalidRequestError(
+            raise PluginError(
                 "is neither a provider nor a plugin: it implements no providerhub hook and "
                 f"does not follow the provider contract ({', '.join(problems)})"
             )
@@ -233,7 +240,7 @@ class Hub:
                 adopted.append(
                     self._adopt(provider, _name_of(provider, name), plugin, distribution, version)
                 )
-            except InvalidRequestError as exc:
+            except PluginError as exc:
                 # One clashing name does not cost the plugin its other providers.
                 self._fail(plugin, distribution, str(exc))
         return adopted
@@ -247,7 +254,7 @@ class Hub:
         version: str | None,
     ) -> Provider:
         if not isinstance(name, str) or not name.strip():
-            raise InvalidRequestError(f"a provider name must be a non-empty string, not {name!r}")
+            raise PluginError(f"a provider name must be a non-empty string, not {name!r}")
         key = name.lower()
         disabled = key in settings.disabled_names()
         provider = Provider(
@@ -268,7 +275,7 @@ class Hub:
         ``name`` (by default its ``name`` attribute, or its module's last dotted part)."""
         problems = missing_fields(obj)
         if problems:
-            raise InvalidRequestError(
+            raise PluginError(
                 f"{_name_of(obj, name)!r} does not follow the provider contract "
                 f"({', '.join(problems)})"
             )
@@ -278,7 +285,7 @@ class Hub:
         """Register a plugin (an object implementing the providerhub hooks) and the
         providers its ``register_providers`` hook registers."""
         if not _has_hookimpls(plugin):
-            raise InvalidRequestError("that object implements no providerhub hook")
+            raise PluginError("that object implements no providerhub hook")
         return self._add_hook_plugin(plugin, name or _name_of(plugin, None), None, None)
 
     def unregister(self, name: str) -> Provider:
@@ -412,9 +419,7 @@ class Hub:
             health=self.health,
             limiter=self.state.limiter,
             session=self.session,
-            policy=router.RetryPolicy(
-                self._retry(self.retries if retries is None else retries), self.retry_after_max
-            ),
+            policy=router.RetryPolicy(self._retry(retries), self.retry_after_max),
             try_soonest=self._try_soonest,
         )
         return call, candidates
@@ -484,17 +489,20 @@ class Hub:
                     self._asessions = Sessions()
         return await self._asessions.get()
 
-    @staticmethod
-    def _retry(retries: int | Retry) -> Retry:
+    def _retry(self, retries: int | Retry | None) -> Retry:
+        """The ``Retry`` of a call: its own ``retries``, else the hub's. A bad value is the
+        caller's (:class:`InvalidRequestError`) or the hub's (:class:`ConfigurationError`,
+        ``Hub(retries=...)``, found by its first call)."""
+        fault: type[ProviderHubError] = InvalidRequestError
+        if retries is None:
+            retries, fault = self.retries, ConfigurationError
         if isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0:
             return _retry_policy(retries)
         from urllib3.util import Retry
 
         if isinstance(retries, Retry):
             return retries
-        raise InvalidRequestError(
-            f"retries must be a whole number >= 0 or a urllib3 Retry, not {retries!r}"
-        )
+        raise fault(f"retries must be a whole number >= 0 or a urllib3 Retry, not {retries!r}")
 
     @property
     def session(self) -> requests.Session:
@@ -571,12 +579,12 @@ def _run_register_hook(
 
 
 def _check_contracts(registered: list[tuple[Any, str | None]]) -> None:
-    """Raise :class:`InvalidRequestError` for the first provider that does not follow the
-    provider contract."""
+    """Raise :class:`PluginError` for the first provider that does not follow the provider
+    contract."""
     for provider, name in registered:
         problems = missing_fields(provider)
         if problems:
-            raise InvalidRequestError(
+            raise PluginError(
                 f"registered {_name_of(provider, name)!r}, which does not follow "
                 f"the provider contract ({', '.join(problems)})"
             )

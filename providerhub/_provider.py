@@ -15,7 +15,7 @@ from . import _params as _params
 from . import _settings as settings
 from ._contract import CAPABILITIES
 from ._state.limits import Limits
-from .errors import InvalidRequestError
+from .errors import PluginError
 
 __all__ = ["Provider"]
 
@@ -83,7 +83,7 @@ class Provider:
         try:
             self.limits = Limits.of(obj)
         except ValueError as exc:
-            raise InvalidRequestError(f"provider {name!r}: {exc}") from None
+            raise PluginError(f"provider {name!r}: {exc}") from None
         self.limit_key = "provider:" + name
         """What its rate limit is counted under (see :class:`providerhub._state.limits.Limiter`)."""
         self._declared_url: str = obj.url

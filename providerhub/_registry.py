@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
 from ._provider import Provider
-from .errors import InvalidRequestError
+from .errors import ConfigurationError, PluginError
 
 __all__ = ["Registry"]
 
@@ -61,12 +61,12 @@ class Registry:
     # -- changing, for the hub -----------------------------------------------------------
 
     def add(self, provider: Provider) -> None:
-        """Add ``provider``; :class:`InvalidRequestError` when its name is taken."""
+        """Add ``provider``; :class:`PluginError` when its name is taken."""
         with self._lock:
             existing = self._by_name.get(provider.name.lower())
             if existing is not None:
                 origin = existing.distribution or existing.plugin or "hub.register"
-                raise InvalidRequestError(
+                raise PluginError(
                     f"a provider named {existing.name!r} is already registered (from "
                     f"{origin}); this one was not registered: register it under another "
                     "name, or unregister the first"
@@ -80,7 +80,7 @@ class Registry:
         with self._lock:
             provider = self._by_name.pop(name.lower(), None)
             if provider is None:
-                raise InvalidRequestError(f"no provider named {name!r} is registered")
+                raise ConfigurationError(f"no provider named {name!r} is registered")
             for model in provider.model:
                 left = [p for p in self._by_model.get(model, []) if p is not provider]
                 if left:
@@ -94,18 +94,18 @@ class Registry:
         itself, since the alias would hide that model."""
         for label, value in (("alias", alias), ("model", model)):
             if not isinstance(value, str) or not value.strip():
-                raise InvalidRequestError(f"{label} must be a non-empty string, not {value!r}")
+                raise ConfigurationError(f"{label} must be a non-empty string, not {value!r}")
         if alias == model:
-            raise InvalidRequestError(f"{alias!r} cannot be an alias of itself")
+            raise ConfigurationError(f"{alias!r} cannot be an alias of itself")
         if self.serving(alias):
-            raise InvalidRequestError(
+            raise ConfigurationError(
                 f"{alias!r} is a model a provider serves; an alias of that name would hide it"
             )
         self._aliases[alias] = model
 
     def drop_alias(self, alias: str) -> None:
         if self._aliases.pop(alias, None) is None:
-            raise InvalidRequestError(f"no alias {alias!r}")
+            raise ConfigurationError(f"no alias {alias!r}")
 
 
 class _ProviderView(Mapping[str, Provider]):

@@ -140,8 +140,8 @@ def disabled_names() -> frozenset[str]:
 
 def aliases() -> dict[str, str]:
     """``alias=model`` pairs from ``PROVIDERHUB_ALIASES``, comma-separated. A malformed
-    pair raises :class:`providerhub.InvalidRequestError` naming the variable."""
-    from .errors import InvalidRequestError
+    pair raises :class:`providerhub.ConfigurationError` naming the variable."""
+    from .errors import ConfigurationError
 
     found: dict[str, str] = {}
     for part in os.environ.get(ALIASES_VARIABLE, "").split(","):
@@ -149,7 +149,7 @@ def aliases() -> dict[str, str]:
             continue
         alias, sep, model = (piece.strip() for piece in part.partition("="))
         if not sep or not alias or not model:
-            raise InvalidRequestError(
+            raise ConfigurationError(
                 f"{ALIASES_VARIABLE} holds {part.strip()!r}; write alias=model pairs "
                 "separated by commas"
             )
@@ -164,7 +164,7 @@ def redis_url() -> str | None:
 
 def redis_timeout() -> float:
     """``PROVIDERHUB_REDIS_TIMEOUT``: the longest a Redis command may take, in seconds."""
-    from .errors import InvalidRequestError
+    from .errors import ConfigurationError
 
     raw = os.environ.get(REDIS_TIMEOUT_VARIABLE, "").strip()
     if not raw:
@@ -174,7 +174,7 @@ def redis_timeout() -> float:
     except ValueError:
         value = -1.0
     if not 0 < value <= 60:
-        raise InvalidRequestError(
+        raise ConfigurationError(
             f"{REDIS_TIMEOUT_VARIABLE} holds {raw!r}; give seconds, more than 0 and at most 60 "
             "(0.1 is the default)"
         )
@@ -183,14 +183,14 @@ def redis_timeout() -> float:
 
 def redis_fail_closed() -> bool:
     """Whether ``PROVIDERHUB_REDIS_FAIL`` says ``closed``."""
-    from .errors import InvalidRequestError
+    from .errors import ConfigurationError
 
     raw = os.environ.get(REDIS_FAIL_VARIABLE, "").strip().lower()
     if raw in ("", "open"):
         return False
     if raw == "closed":
         return True
-    raise InvalidRequestError(
+    raise ConfigurationError(
         f"{REDIS_FAIL_VARIABLE} holds {raw!r}; give 'open' (the default: while Redis is down, "
         "rate limits are counted in each process) or 'closed' (rate-limited calls are refused)"
     )
@@ -199,7 +199,7 @@ def redis_fail_closed() -> bool:
 def when_all_cooling(given: str | None = None) -> str:
     """``given``, or else ``PROVIDERHUB_WHEN_ALL_COOLING`` (``refuse`` when unset): one of
     :data:`WHEN_ALL_COOLING`."""
-    from .errors import InvalidRequestError
+    from .errors import ConfigurationError
 
     if given is None:
         raw = os.environ.get(WHEN_ALL_COOLING_VARIABLE, "").strip().lower() or "refuse"
@@ -208,7 +208,7 @@ def when_all_cooling(given: str | None = None) -> str:
         raw = given
         where = "when_all_cooling"
     if raw not in WHEN_ALL_COOLING:
-        raise InvalidRequestError(
+        raise ConfigurationError(
             f"{where} holds {raw!r}; give 'refuse' (the default: a call whose every "
             "provider is cooling down is refused at once, with the time to come back) or "
             "'try-soonest' (one attempt goes to the provider whose cooldown ends first)"

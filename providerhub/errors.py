@@ -3,8 +3,16 @@
 Catch :class:`ProviderHubError` to catch them all. The tree::
 
     ProviderHubError
-    ├── InvalidRequestError          (also ValueError)  bad input, raised before any network
-    │                                                   call; ``.param``, the argument at fault
+    ├── InvalidRequestError          (also ValueError)  the caller's bad input to a call,
+    │                                                   raised before any network call;
+    │                                                   ``.param``, the argument at fault
+    ├── ConfigurationError           (also ValueError)  how providerhub is set up is wrong: an
+    │   │                                               environment variable, the configuration
+    │   │                                               file, a ``Hub()`` argument, the Redis
+    │   │                                               URL, the gateway's settings
+    │   └── PluginError                                 a plugin, or a provider it declares,
+    │                                                   breaks the contract: a missing field,
+    │                                                   a name taken, a bad rate limit
     ├── ModelNotFoundError           (also LookupError) no provider lists the model
     ├── NoProviderError              (also LookupError) the model is known, but no provider
     │   │                                                fits these needs (stream, auth, ...)
@@ -37,6 +45,17 @@ refused the request itself as invalid (HTTP 400, 413 or 422): the caller's mista
 for it), which the breaker does not count against the provider (see
 :mod:`providerhub._state.health`).
 
+:class:`ConfigurationError` is apart from :class:`InvalidRequestError`, not below it,
+because the two are for different people: a bad request is its caller's to fix (the gateway
+answers it with a 400 that quotes it), a bad setup is the operator's or the plugin author's
+(the gateway answers a client 500 and tells its log, the command line says it in one line
+and exits with status 2). A program that catches its own bad input does not swallow a
+broken deployment, and one that catches ``ConfigurationError`` at start-up does not swallow
+a bad request. Both stay ``ValueError``s, as they were. :class:`ProviderConfigurationError`
+is not a ``ConfigurationError``: it is found only when a provider is called (a TLS
+handshake, a url or a proxy that does not work), is that provider's failure, and the router
+falls back from it as from any :class:`ProviderError`.
+
 Messages are meant for the person running the program: they name the provider, say what
 happened, and say what to do. They never contain a credential.
 """
@@ -53,9 +72,11 @@ if TYPE_CHECKING:
 __all__ = [
     "AllProvidersFailedError",
     "AuthenticationError",
+    "ConfigurationError",
     "InvalidRequestError",
     "ModelNotFoundError",
     "NoProviderError",
+    "PluginError",
     "ProviderConfigurationError",
     "ProviderConnectionError",
     "ProviderError",
@@ -75,7 +96,8 @@ class ProviderHubError(Exception):
 
 
 class InvalidRequestError(ProviderHubError, ValueError):
-    """The caller's input is wrong; nothing was sent anywhere.
+    """The caller's input to a call is wrong (an argument of ``create()``, a request to the
+    gateway); nothing was sent anywhere.
 
     ``param`` names the argument or request field at fault (``"messages"``,
     ``"temperature"``, ...) when one is, else None; the gateway sends it as OpenAI's
@@ -85,6 +107,23 @@ class InvalidRequestError(ProviderHubError, ValueError):
     def __init__(self, message: str = "", *, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+class ConfigurationError(ProviderHubError, ValueError):
+    """How providerhub is set up is wrong, whoever called: a ``PROVIDERHUB_*`` variable or
+    the configuration file holds a value it cannot use, a ``Hub()`` or ``RedisState()``
+    argument is out of range, an alias clashes, the gateway's settings are invalid. Raised
+    when the setting is read (building a hub, starting the gateway), before any network
+    call; the message names the setting and what it takes.
+    """
+
+
+class PluginError(ConfigurationError):
+    """A plugin, or a provider that a plugin (or the program, by ``hub.register``)
+    declares, breaks the provider contract: a required field missing, a name already
+    taken, a rate limit that is not one, a module that fails to import. The hub skips such
+    a plugin and lists it in ``plugin_errors``; registering one by hand raises this.
+    """
 
 
 class ModelNotFoundError(ProviderHubError, LookupError):
@@ -204,7 +243,9 @@ class ProviderConnectionError(ProviderError):
 class ProviderConfigurationError(ProviderConnectionError):
     """The connection cannot work as it is set up, so no retry can help: the TLS handshake
     or the certificate failed (an ``https://`` url to a server that does not speak TLS, an
-    untrusted certificate), the url or its scheme is invalid, or the proxy settings are."""
+    untrusted certificate), the url or its scheme is invalid, or the proxy settings are.
+    Found when the provider is called: a :class:`ProviderError`, not a
+    :class:`ConfigurationError`."""
 
     transient = False
 

@@ -8,7 +8,7 @@ written; its own ``params`` string is kept, and its module-level ``url`` still t
 
 Whatever such a module prints while it is imported goes to standard error, so that it does
 not mix with a program's output (``providerhub providers --json``); and whatever it raises
-then, ``SystemExit`` included, becomes an :class:`~providerhub.InvalidRequestError`.
+then, ``SystemExit`` included, becomes an :class:`~providerhub.PluginError`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._plugins import PluginFailure
-from .errors import InvalidRequestError
+from .errors import PluginError
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -51,7 +51,7 @@ def load(
 
     ``path_or_module`` is the module's file, or a module already imported. ``name`` is
     the provider's name; by default the file's name without ``.py``. A file that raises
-    while it is imported (``sys.exit()`` included) raises :class:`InvalidRequestError`
+    while it is imported (``sys.exit()`` included) raises :class:`PluginError`
     saying what it raised, with that exception as its ``__cause__``.
     """
     if isinstance(path_or_module, types.ModuleType):
@@ -73,7 +73,7 @@ def load_dir(directory: str | os.PathLike[str], *, hub: Hub) -> list[Provider]:
     A file that fails is reported in ``hub.plugin_errors`` and the others still load."""
     folder = Path(directory)
     if not folder.is_dir():
-        raise InvalidRequestError(f"{folder} is not a directory of legacy provider modules")
+        raise PluginError(f"{folder} is not a directory of legacy provider modules")
     loaded = []
     for path in sorted(folder.glob("*.py")):
         if path.name.startswith("_"):
@@ -87,7 +87,7 @@ def load_dir(directory: str | os.PathLike[str], *, hub: Hub) -> list[Provider]:
     return loaded
 
 
-class _ImportFailedError(InvalidRequestError):
+class _ImportFailedError(PluginError):
     """A legacy file raised while it was imported; ``report`` says so for ``plugin_errors``,
     in the words the hub uses for a plugin that fails to import."""
 
@@ -103,12 +103,12 @@ def _one_line(exc: BaseException) -> str:
 
 def _import_file(path: Path) -> types.ModuleType:
     if path.suffix != ".py" or not path.is_file():
-        raise InvalidRequestError(f"{path} is not a Python file")
+        raise PluginError(f"{path} is not a Python file")
     _ensure_packages()
     qualified = f"{_PACKAGE}.{path.stem}"
     spec = importlib.util.spec_from_file_location(qualified, path)
     if spec is None or spec.loader is None:
-        raise InvalidRequestError(f"{path} cannot be loaded as a module")
+        raise PluginError(f"{path} cannot be loaded as a module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[qualified] = module
     try:

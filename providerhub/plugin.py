@@ -41,7 +41,9 @@ from ._timeout import Timeout, TimeoutLike
 from ._transports.sync import redact
 from .errors import (
     AuthenticationError,
+    ConfigurationError,
     InvalidRequestError,
+    PluginError,
     ProviderConfigurationError,
     ProviderConnectionError,
     ProviderError,
@@ -57,11 +59,13 @@ from .types import Finish, FunctionDelta, Piece, ToolCallDelta, Usage
 __all__ = [
     "CHAT_PARAMETERS",
     "AuthenticationError",
+    "ConfigurationError",
     "Finish",
     "FunctionDelta",
     "InvalidRequestError",
     "Param",
     "Piece",
+    "PluginError",
     "ProviderConfigurationError",
     "ProviderConnectionError",
     "ProviderError",

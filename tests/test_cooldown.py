@@ -24,7 +24,7 @@ import pytest
 
 import providerhub
 from providerhub import (
-    InvalidRequestError,
+    ConfigurationError,
     NoProviderError,
     ProviderHTTPError,
     ProvidersCoolingDownError,
@@ -209,9 +209,9 @@ def test_when_all_cooling_is_checked_and_read_from_the_environment(
     hub = providerhub.Hub(load_entrypoints=False, when_all_cooling="refuse")
     assert hub.when_all_cooling == "refuse"  # the argument wins
     monkeypatch.setenv(settings.WHEN_ALL_COOLING_VARIABLE, "soonest")
-    with pytest.raises(InvalidRequestError, match="PROVIDERHUB_WHEN_ALL_COOLING holds 'soonest'"):
+    with pytest.raises(ConfigurationError, match="PROVIDERHUB_WHEN_ALL_COOLING holds 'soonest'"):
         providerhub.Hub(load_entrypoints=False)
-    with pytest.raises(InvalidRequestError, match="when_all_cooling holds 'never'"):
+    with pytest.raises(ConfigurationError, match="when_all_cooling holds 'never'"):
         providerhub.Hub(load_entrypoints=False, when_all_cooling="never")
 
 

@@ -94,9 +94,9 @@ def test_load_dir_reports_a_broken_file_and_loads_the_rest(
     [failure] = hub.plugin_errors
     assert failure.name == "Broken"
     assert "ImportError" in failure.error and "NoSuchThing" in failure.error
-    with pytest.raises(providerhub.InvalidRequestError):
+    with pytest.raises(providerhub.PluginError):
         legacy.load_dir(old_dir / "nope", hub=hub)
-    with pytest.raises(providerhub.InvalidRequestError, match="not a Python file"):
+    with pytest.raises(providerhub.PluginError, match="not a Python file"):
         legacy.load(old_dir / "missing.py", hub=hub)
 
 
@@ -120,7 +120,7 @@ def test_a_module_that_exits_while_imported_raises_a_typed_error_not_system_exit
 ) -> None:
     quitter = old_dir / "Quitter.py"
     quitter.write_text("import sys\nsys.exit(3)\n")
-    with pytest.raises(providerhub.InvalidRequestError) as caught:
+    with pytest.raises(providerhub.PluginError) as caught:
         legacy.load(quitter, hub=hub)
     assert str(caught.value) == f"legacy module {quitter} failed to import: SystemExit: 3"
     assert isinstance(caught.value.__cause__, SystemExit)

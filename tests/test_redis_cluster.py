@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import providerhub
-from providerhub import InvalidRequestError, RateLimitError
+from providerhub import ConfigurationError, RateLimitError
 from providerhub._state.health import Claim
 from providerhub._state.limits import Limits
 from providerhub._state.redis import RedisState
@@ -73,11 +73,11 @@ class Limited(Endpoint):
 
 
 def test_a_cluster_url_is_checked_before_any_connection() -> None:
-    with pytest.raises(InvalidRequestError, match="database 0 only"):
+    with pytest.raises(ConfigurationError, match="database 0 only"):
         RedisState("redis://127.0.0.1:1/2?cluster=true")
-    with pytest.raises(InvalidRequestError, match="not a unix:// socket"):
+    with pytest.raises(ConfigurationError, match="not a unix:// socket"):
         RedisState("unix:///tmp/redis.sock?cluster=true")
-    with pytest.raises(InvalidRequestError, match="takes true or false"):
+    with pytest.raises(ConfigurationError, match="takes true or false"):
         RedisState("redis://127.0.0.1:1?cluster=maybe")
     # A cluster that does not answer is a Redis fault, not an error: made at the first call.
     state = RedisState("redis://127.0.0.1:1?cluster=true", timeout=0.05)

@@ -7,9 +7,11 @@ import pytest
 import providerhub
 from providerhub import (
     AllProvidersFailedError,
+    ConfigurationError,
     InvalidRequestError,
     ModelNotFoundError,
     NoProviderError,
+    PluginError,
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
@@ -272,7 +274,7 @@ def test_duplicate_names_are_refused_and_unregister_frees_them(
     hub: providerhub.Hub, fake: Fake
 ) -> None:
     hub.register(fake("dup", ["m"]))
-    with pytest.raises(InvalidRequestError, match="already registered"):
+    with pytest.raises(PluginError, match="already registered"):
         hub.register(fake("DUP", ["m"]))
     hub.unregister("Dup")
     assert "dup" not in hub.providers
@@ -287,7 +289,7 @@ def test_register_refuses_objects_that_break_the_contract(hub: providerhub.Hub) 
         url = "http://half.invalid"
         model = "not-a-list"
 
-    with pytest.raises(InvalidRequestError) as info:
+    with pytest.raises(PluginError) as info:
         hub.register(Half(), name="half")
     message = str(info.value)
     assert "'model' is str" in message
@@ -381,7 +383,7 @@ def test_aliases_stand_for_models(
     assert names(hub.route("fast-b")) == ["b"]
     assert names(hub.route("a/fast")) == ["a"]
     assert dict(hub.aliases) == {"fast": "gpt-3.5-turbo-16k", "fast-b": "b/gpt-3.5-turbo-16k"}
-    with pytest.raises(InvalidRequestError, match="would hide it"):
+    with pytest.raises(ConfigurationError, match="would hide it"):
         hub.alias("gpt-3.5-turbo-16k", "other")
     hub.unalias("fast")
     with pytest.raises(ModelNotFoundError):
@@ -392,5 +394,5 @@ def test_aliases_stand_for_models(
         "big": "b/gpt-3.5-turbo-16k",
     }
     monkeypatch.setenv("PROVIDERHUB_ALIASES", "broken")
-    with pytest.raises(InvalidRequestError, match="PROVIDERHUB_ALIASES"):
+    with pytest.raises(ConfigurationError, match="PROVIDERHUB_ALIASES"):
         providerhub.Hub(load_entrypoints=False)

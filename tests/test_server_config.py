@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from providerhub import InvalidRequestError
+from providerhub import ConfigurationError
 from providerhub._state import limits as _limits
 from providerhub._state.limits import MemoryLimiter
 from providerhub.server import _config
@@ -73,7 +73,7 @@ def test_keys_come_hashed_from_the_file_and_in_clear_from_the_environment(
 def test_a_mistake_in_the_file_stops_the_start_with_its_reason(
     tmp_path: Path, text: str, message: str
 ) -> None:
-    with pytest.raises(InvalidRequestError, match=message):
+    with pytest.raises(ConfigurationError, match=message):
         _load(tmp_path, text)
 
 
@@ -107,9 +107,9 @@ def test_the_limits_and_origins_come_from_the_file_and_the_environment_wins(
     assert (settings.max_header_bytes, settings.header_timeout) == (8192, 1.0)
     assert (settings.body_timeout, settings.write_timeout) == (0.5, 60.0)
     assert settings.cors_origins == ("https://b.example.com", "*")
-    with pytest.raises(InvalidRequestError, match="PROVIDERHUB_SERVER_BODY_TIMEOUT must be a"):
+    with pytest.raises(ConfigurationError, match="PROVIDERHUB_SERVER_BODY_TIMEOUT must be a"):
         _load(tmp_path, "", PROVIDERHUB_SERVER_BODY_TIMEOUT="soon")
-    with pytest.raises(InvalidRequestError, match="PROVIDERHUB_SERVER_WRITE_TIMEOUT must be a"):
+    with pytest.raises(ConfigurationError, match="PROVIDERHUB_SERVER_WRITE_TIMEOUT must be a"):
         _load(tmp_path, "", PROVIDERHUB_SERVER_WRITE_TIMEOUT="inf")
 
 
@@ -119,7 +119,7 @@ def test_a_missing_default_file_means_no_keys_but_a_missing_named_one_stops(
     settings = _config.load({"XDG_CONFIG_HOME": str(tmp_path)})
     assert settings.keys == ()
     assert settings.max_concurrency == _config.DEFAULT_MAX_CONCURRENCY
-    with pytest.raises(InvalidRequestError, match="no such file"):
+    with pytest.raises(ConfigurationError, match="no such file"):
         _config.load({"PROVIDERHUB_CONFIG": str(tmp_path / "absent.toml")})
 
 

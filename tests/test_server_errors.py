@@ -274,7 +274,7 @@ def test_an_image_for_an_endpoint_without_vision_is_400_while_it_cools_down(
 
 
 def test_the_deadline_is_a_setting_of_the_file_and_the_environment(tmp_path: Path) -> None:
-    from providerhub import InvalidRequestError
+    from providerhub import ConfigurationError
     from providerhub.server import _config
 
     path = tmp_path / "config.toml"
@@ -289,7 +289,7 @@ def test_the_deadline_is_a_setting_of_the_file_and_the_environment(tmp_path: Pat
     path.write_text("", encoding="utf-8")
     assert _config.load({"PROVIDERHUB_CONFIG": str(path)}).upstream_timeout == 120
     for bad in ("0", "-1", "nan", "soon"):
-        with pytest.raises(InvalidRequestError, match="PROVIDERHUB_SERVER_UPSTREAM_TIMEOUT"):
+        with pytest.raises(ConfigurationError, match="PROVIDERHUB_SERVER_UPSTREAM_TIMEOUT"):
             _config.load({**env, "PROVIDERHUB_SERVER_UPSTREAM_TIMEOUT": bad})
 
 

@@ -25,8 +25,9 @@ import pytest
 
 import providerhub
 from providerhub import (
-    InvalidRequestError,
+    ConfigurationError,
     MemoryState,
+    PluginError,
     ProviderConnectionError,
     ProviderHTTPError,
     RateLimitError,
@@ -118,7 +119,7 @@ def test_a_provider_declaring_a_bad_limit_is_refused_at_registration(value: obje
     provider.rpm = value  # type: ignore[assignment]
     with (
         providerhub.Hub(load_entrypoints=False) as hub,
-        pytest.raises(InvalidRequestError, match=r"provider 'p': rpm must be a whole"),
+        pytest.raises(PluginError, match=r"provider 'p': rpm must be a whole"),
     ):
         hub.register(provider)
 
@@ -226,16 +227,16 @@ def test_the_state_is_in_memory_unless_redis_is_named(monkeypatch: pytest.Monkey
 )
 def test_a_bad_redis_url_is_refused_before_any_connection(url: str, message: str) -> None:
     pytest.importorskip("redis")
-    with pytest.raises(InvalidRequestError, match=message):
+    with pytest.raises(ConfigurationError, match=message):
         providerhub.Hub(load_entrypoints=False, state=url)
 
 
 def test_bad_redis_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(settings.REDIS_TIMEOUT_VARIABLE, "soon")
-    with pytest.raises(InvalidRequestError, match="PROVIDERHUB_REDIS_TIMEOUT holds 'soon'"):
+    with pytest.raises(ConfigurationError, match="PROVIDERHUB_REDIS_TIMEOUT holds 'soon'"):
         settings.redis_timeout()
     monkeypatch.setenv(settings.REDIS_FAIL_VARIABLE, "maybe")
-    with pytest.raises(InvalidRequestError, match="give 'open'"):
+    with pytest.raises(ConfigurationError, match="give 'open'"):
         settings.redis_fail_closed()
 
 

@@ -8,7 +8,7 @@ only when a URL asks for it, and no module of the package imports one that impor
 from __future__ import annotations
 
 from .. import _settings as settings
-from ..errors import InvalidRequestError
+from ..errors import ConfigurationError
 from .store import MemoryState, State, StateLike
 
 __all__ = ["resolve"]
@@ -20,7 +20,7 @@ def resolve(state: StateLike) -> State:
         return state
     given: object = state  # from callers without type checks too
     if given is not None and not isinstance(given, str):
-        raise InvalidRequestError(
+        raise ConfigurationError(
             "state must be a providerhub State, a redis:// URL or 'memory', "
             f"not {type(given).__name__}"
         )

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import AuthenticationError, ProviderError
+from ..errors import AuthenticationError, ConfigurationError, ProviderError
 
 __all__ = ["Claim", "Cooldown", "Health", "ProviderHealth", "cooldown_of"]
 
@@ -152,7 +152,7 @@ class Health:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if threshold < 1 or cooldown <= 0 or max_cooldown < cooldown:
-            raise ValueError("need threshold >= 1 and 0 < cooldown <= max_cooldown")
+            raise ConfigurationError("need threshold >= 1 and 0 < cooldown <= max_cooldown")
         self.threshold = threshold
         self.cooldown = cooldown
         self.max_cooldown = max_cooldown

@@ -24,7 +24,7 @@ def create_app(hub: Hub | None = None) -> Any:
 
     Client keys and limits are read now, from ``PROVIDERHUB_SERVER_*`` and the
     ``[server]`` table of providerhub's configuration file; a mistake there raises
-    :class:`providerhub.InvalidRequestError`.
+    :class:`providerhub.ConfigurationError`.
     """
     from .._hub import get_hub
     from . import _config

@@ -40,7 +40,7 @@ from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from .._timeout import DEFAULT_TIMEOUT, MAX_SECONDS, Timeout
-from ..errors import InvalidRequestError
+from ..errors import ConfigurationError
 
 __all__ = [
     "BODY_TIMEOUT_VARIABLE",
@@ -168,7 +168,7 @@ def config_path(environ: dict[str, str] | None = None) -> Path:
 def load(environ: dict[str, str] | None = None) -> ServerSettings:
     """The settings of the environment and of the ``[server]`` table of the configuration
     file (a missing file has none). Anything wrong raises
-    :class:`~providerhub.InvalidRequestError` saying where and what, so the server does
+    :class:`~providerhub.ConfigurationError` saying where and what, so the server does
     not start half configured."""
     env = os.environ if environ is None else environ
     path = config_path(dict(env))
@@ -182,7 +182,7 @@ def load(environ: dict[str, str] | None = None) -> ServerSettings:
             keys.append(ClientKey(hashlib.sha256(raw.encode()).digest(), f"env-{i + 1}"))
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
-        raise InvalidRequestError(f"{where}: two keys are named {sorted(duplicates)[0]!r}")
+        raise ConfigurationError(f"{where}: two keys are named {sorted(duplicates)[0]!r}")
 
     max_body = _limit(table, "max_body_bytes", env, MAX_BODY_VARIABLE, DEFAULT_MAX_BODY_BYTES)
     max_concurrency = _limit(
@@ -217,12 +217,10 @@ def _server_table(path: Path, *, named: bool) -> dict[str, Any]:
         raw = path.read_bytes()
     except FileNotFoundError:
         if named:  # its keys were meant to be read: serving without them would be open
-            raise InvalidRequestError(
-                f"{path}: no such file (named by {CONFIG_VARIABLE})"
-            ) from None
+            raise ConfigurationError(f"{path}: no such file (named by {CONFIG_VARIABLE})") from None
         return {}
     except OSError as exc:
-        raise InvalidRequestError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+        raise ConfigurationError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # the same parser, published on its own for Pythons without tomllib
@@ -230,13 +228,13 @@ def _server_table(path: Path, *, named: bool) -> dict[str, Any]:
     try:
         document = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidRequestError(f"{path}: is not a valid TOML file: {exc}") from None
+        raise ConfigurationError(f"{path}: is not a valid TOML file: {exc}") from None
     table = document.get("server", {})
     if not isinstance(table, dict):
-        raise InvalidRequestError(f"{path}: [server] must be a table")
+        raise ConfigurationError(f"{path}: [server] must be a table")
     unknown = sorted(set(table) - set(_FIELDS))
     if unknown:
-        raise InvalidRequestError(
+        raise ConfigurationError(
             f"{path} [server]: unknown field {unknown[0]!r} (the fields are {', '.join(_FIELDS)})"
         )
     return table
@@ -245,14 +243,14 @@ def _server_table(path: Path, *, named: bool) -> dict[str, Any]:
 def _keys_of(table: dict[str, Any], where: str) -> list[Any]:
     keys = table.get("keys", [])
     if not isinstance(keys, list):
-        raise InvalidRequestError(f"{where}: keys must be an array of tables ([[server.keys]])")
+        raise ConfigurationError(f"{where}: keys must be an array of tables ([[server.keys]])")
     return keys
 
 
 def _file_key(entry: Any, index: int, where: str) -> ClientKey:
     at = f"{where} keys[{index}]"
     if not isinstance(entry, dict):
-        raise InvalidRequestError(f"{at}: must be a table with sha256, and optionally name, rpm")
+        raise ConfigurationError(f"{at}: must be a table with sha256, and optionally name, rpm")
     unknown = sorted(set(entry) - set(_KEY_FIELDS))
     if unknown:
         hint = (
@@ -260,21 +258,21 @@ def _file_key(entry: Any, index: int, where: str) -> ClientKey:
             if unknown[0] in ("key", "api_key", "secret")
             else f" (the fields are {', '.join(_KEY_FIELDS)})"
         )
-        raise InvalidRequestError(f"{at}: unknown field {unknown[0]!r}{hint}")
+        raise ConfigurationError(f"{at}: unknown field {unknown[0]!r}{hint}")
     digest = entry.get("sha256")
     if not (
         isinstance(digest, str) and len(digest) == 64 and all(c in string.hexdigits for c in digest)
     ):
-        raise InvalidRequestError(
+        raise ConfigurationError(
             f"{at}: sha256 must be the 64 hex digits of the key's SHA-256 "
             "(printf %s KEY | sha256sum)"
         )
     name = entry.get("name", f"key-{index + 1}")
     if not isinstance(name, str) or not name:
-        raise InvalidRequestError(f"{at}: name must be a non-empty string")
+        raise ConfigurationError(f"{at}: name must be a non-empty string")
     rpm = entry.get("rpm")
     if rpm is not None and (isinstance(rpm, bool) or not isinstance(rpm, int) or rpm < 1):
-        raise InvalidRequestError(f"{at}: rpm must be a positive whole number of requests")
+        raise ConfigurationError(f"{at}: rpm must be a positive whole number of requests")
     return ClientKey(bytes.fromhex(digest), name, rpm)
 
 
@@ -296,13 +294,13 @@ def _chosen(
     try:
         return parse(raw), variable
     except ValueError:
-        raise InvalidRequestError(f"{variable} must be {what}, not {raw!r}") from None
+        raise ConfigurationError(f"{variable} must be {what}, not {raw!r}") from None
 
 
 def _limit(table: dict[str, Any], field: str, env: Any, variable: str, default: int) -> int:
     value, where = _chosen(table, field, env, variable, default, int, "a whole number")
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidRequestError(f"{where} must be a positive whole number, not {value!r}")
+        raise ConfigurationError(f"{where} must be a positive whole number, not {value!r}")
     return value
 
 
@@ -314,7 +312,7 @@ def _seconds(table: dict[str, Any], field: str, env: Any, variable: str, default
         or not math.isfinite(value)
         or not 0 < value <= MAX_SECONDS
     ):
-        raise InvalidRequestError(f"{where} must be a positive number of seconds, not {value!r}")
+        raise ConfigurationError(f"{where} must be a positive number of seconds, not {value!r}")
     return float(value)
 
 
@@ -333,10 +331,10 @@ def _origins(table: dict[str, Any], env: Any) -> tuple[str, ...]:
         "a comma-separated list of origins",
     )
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise InvalidRequestError(f"{where} must be a list of origins, as strings")
+        raise ConfigurationError(f"{where} must be a list of origins, as strings")
     for value in values:
         if value != "*" and not _ORIGIN.fullmatch(value):
-            raise InvalidRequestError(
+            raise ConfigurationError(
                 f"{where}: {value!r} is not an origin: a browser sends scheme://host[:port], "
                 "with no path or trailing slash (e.g. 'https://app.example.com'), or '*' for any"
             )

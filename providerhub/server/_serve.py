@@ -8,7 +8,7 @@ import ipaddress
 import signal
 from typing import Any, TextIO
 
-from ..errors import InvalidRequestError
+from ..errors import ConfigurationError
 from . import _config
 
 __all__ = ["ALLOW_FLAG", "is_loopback", "serve", "worker_app"]
@@ -52,14 +52,14 @@ def serve(
 ) -> int:
     """Run the server until SIGTERM or SIGINT; 0 once it stopped gracefully."""
     if workers < 1:
-        raise InvalidRequestError("--workers must be at least 1")
+        raise ConfigurationError("--workers must be at least 1")
     if drain_timeout < 0:
-        raise InvalidRequestError("--drain-timeout must be 0 or more seconds")
+        raise ConfigurationError("--drain-timeout must be 0 or more seconds")
     if not 0 <= port <= 65535:
-        raise InvalidRequestError("--port must be between 0 and 65535")
+        raise ConfigurationError("--port must be between 0 and 65535")
     settings = _config.load()  # a mistake in the keys stops the start, with its reason
     if not settings.keys and not is_loopback(host) and not allow_unauthenticated:
-        raise InvalidRequestError(
+        raise ConfigurationError(
             f"refusing to listen on {host}, which other machines can reach, with no client "
             f"key: set {_config.KEYS_VARIABLE} (or [[server.keys]] in {settings.source}), "
             f"or pass {ALLOW_FLAG} to serve anyone who can connect"
@@ -67,7 +67,7 @@ def serve(
     try:
         import uvicorn
     except ImportError:
-        raise InvalidRequestError(INSTALL_HINT) from None
+        raise ConfigurationError(INSTALL_HINT) from None
 
     keys = f"{len(settings.keys)} client key(s)" if settings.keys else "no client key"
     print(

@@ -37,7 +37,7 @@ from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from providerhub.plugin import provider_options, url_variable
+from providerhub.plugin import ConfigurationError, provider_options, url_variable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -243,9 +243,11 @@ class Problem:
         return ": ".join([*parts, self.message])
 
 
-class ConfigError(ValueError):
+class ConfigError(ConfigurationError):
     """What is wrong with the configuration file: raised by :func:`check` for a file that
-    cannot be used at all, and by :func:`load` for any problem. ``problems`` holds every
+    cannot be used at all, and by :func:`load` for any problem. A
+    :class:`providerhub.ConfigurationError` (so a ``ValueError``), as every mistake in how
+    providerhub is set up. ``problems`` holds every
     problem found, each naming the file, the entry and the field; the message lists them
     all on one line."""
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Awaitable
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from ... import _settings as settings
-from ...errors import InvalidRequestError
+from ...errors import ConfigurationError
 from .resp import connection_error, encode, parse, timeout_error
 
 if TYPE_CHECKING:
@@ -49,18 +49,18 @@ def cluster_option(url: str) -> tuple[str, bool]:
     if not said:
         return url, False
     if said[-1] not in ("true", "false", "yes", "no", "1", "0"):
-        raise InvalidRequestError(
+        raise ConfigurationError(
             f"{settings.REDIS_URL_VARIABLE}: the URL's cluster= takes true or false, "
             f"not {said[-1]!r}"
         )
     cluster = said[-1] in ("true", "yes", "1")
     if cluster and parts.scheme.lower() == "unix":
-        raise InvalidRequestError(
+        raise ConfigurationError(
             f"{settings.REDIS_URL_VARIABLE}: a Redis Cluster is reached over TCP "
             "(redis:// or rediss://), not a unix:// socket"
         )
     if cluster and parts.path.strip("/") not in ("", "0"):
-        raise InvalidRequestError(
+        raise ConfigurationError(
             f"{settings.REDIS_URL_VARIABLE}: a Redis Cluster has database 0 only, not "
             f"{parts.path.strip('/')!r}; drop the path or write /0"
         )

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from ... import _settings as settings
-from ...errors import InvalidRequestError
+from ...errors import ConfigurationError
 from ..health import Health
 from ..store import State, StateStatus
 from .connections import Down, Link, cluster_option, one_line, redact_url
@@ -48,17 +48,17 @@ class RedisState(State):
     ) -> None:
         scheme = url.partition("://")[0].lower() if "://" in url else ""
         if scheme not in ("redis", "rediss", "unix"):
-            raise InvalidRequestError(
+            raise ConfigurationError(
                 f"{settings.REDIS_URL_VARIABLE} (or Hub(state=...)) must be a redis://, "
                 f"rediss:// or unix:// URL, not {redact_url(url) if scheme else 'that value'!r}"
             )
         if not 0 < refresh <= 1.0:
-            raise InvalidRequestError("refresh must be more than 0 and at most 1 second")
+            raise ConfigurationError("refresh must be more than 0 and at most 1 second")
         url, cluster = cluster_option(url)
         try:
             import redis  # noqa: F401
         except ImportError:
-            raise InvalidRequestError(
+            raise ConfigurationError(
                 f"shared state through Redis ({settings.REDIS_URL_VARIABLE}) needs the redis "
                 "package: pip install 'providerhub[redis]'"
             ) from None
@@ -70,7 +70,7 @@ class RedisState(State):
         try:
             self._link = Link(url, self.timeout, retry_interval, cluster=cluster)
         except ValueError as exc:  # redis-py's own check of the URL
-            raise InvalidRequestError(
+            raise ConfigurationError(
                 f"{settings.REDIS_URL_VARIABLE}: {redact_url(url)!r} is not a usable Redis URL "
                 f"({one_line(exc)})"
             ) from None
