@@ -6,7 +6,7 @@ earn their keep; docs/benchmarks.md has the figures.
 ::
 
     .venv/bin/python bench/micro.py            # every group
-    .venv/bin/python bench/micro.py prepare    # one group: prepare, getenv
+    .venv/bin/python bench/micro.py getenv     # one group: prepare, getenv, timeouts
 
 Each case prints the best of ``--repeat`` timings of ``--number`` calls, in microseconds a
 call. Compare two versions by running each in turn, twice
@@ -64,20 +64,41 @@ def prepare() -> dict[str, Callable[[], object]]:
 
 
 def getenv() -> dict[str, Callable[[], object]]:
-    """The environment lookups of every call: a provider's credential and url."""
+    """The environment lookups of every call (a provider's credential and url), through
+    ``_speedups`` and the plain way (``os.environ.get``, what it falls back to)."""
+    from providerhub import _speedups
+    from providerhub._transports.session import ENVIRONMENT
+
     os.environ["PROVIDERHUB_ECHO_API_KEY"] = "k"
     os.environ.pop("PROVIDERHUB_UNSET_API_KEY", None)
+    unset, set_ = "PROVIDERHUB_UNSET_API_KEY", "PROVIDERHUB_ECHO_API_KEY"
+    fast = _speedups.getenv
+    fast_all = _speedups.environment_reader(ENVIRONMENT)
     return {
-        "getenv.api_key-unset": lambda: _settings.api_key("unset"),
-        "getenv.api_key-set": lambda: _settings.api_key("echo"),
-        "getenv.url": lambda: _settings.url("echo", "http://echo.invalid"),
-        "getenv.env_prefix": lambda: _settings.env_prefix("echo"),
-        "getenv.os.environ.get-unset": lambda: os.environ.get("PROVIDERHUB_UNSET_API_KEY"),
-        "getenv.os.environ.get-set": lambda: os.environ.get("PROVIDERHUB_ECHO_API_KEY"),
+        "getenv.speedup-unset": lambda: fast(unset),
+        "getenv.plain-unset": lambda: os.environ.get(unset),
+        "getenv.speedup-set": lambda: fast(set_),
+        "getenv.plain-set": lambda: os.environ.get(set_),
+        "getenv.proxy-variables-speedup": fast_all,
+        "getenv.proxy-variables-plain": lambda: tuple(os.environ.get(n) for n in ENVIRONMENT),
+        "getenv.settings.api_key": lambda: _settings.api_key("unset"),
     }
 
 
-GROUPS = {"prepare": prepare, "getenv": getenv}
+def timeouts() -> dict[str, Callable[[], object]]:
+    """aiohttp's timeout of a request without a total: kept per limits (lru_cache) or
+    made each time."""
+    from providerhub._timeout import Timeout
+    from providerhub._transports import aio
+
+    limits = Timeout(10.0, 60.0)
+    return {
+        "timeouts.kept": lambda: aio._client_timeout(limits, None),
+        "timeouts.made": lambda: aio._new_client_timeout(None, limits.connect, limits.read),
+    }
+
+
+GROUPS = {"prepare": prepare, "getenv": getenv, "timeouts": timeouts}
 
 
 def main() -> None:
@@ -89,7 +110,7 @@ def main() -> None:
     for group in args.groups or GROUPS:
         for name, case in GROUPS[group]().items():
             best = min(timeit.repeat(case, number=args.number, repeat=args.repeat))
-            print(f"{name:30} {best / args.number * 1e6:8.3f} us", flush=True)
+            print(f"{name:34} {best / args.number * 1e6:8.3f} us", flush=True)
 
 
 if __name__ == "__main__":

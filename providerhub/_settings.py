@@ -14,15 +14,17 @@ digit written as ``_``:
 - ``PROVIDERHUB_WHEN_ALL_COOLING=refuse`` (the default) or ``try-soonest`` says what a new
   hub does with a call whose every candidate is cooling down (see ``Hub(when_all_cooling=)``).
 
-The environment is read when a value is needed, not cached, so a change shows at once.
+The environment is read when a value is needed, not cached, so a change shows at once; a
+provider's url and credential, read on every call, through
+:func:`providerhub._speedups.getenv`.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
-from typing import Any
+
+from ._speedups import getenv
 
 __all__ = [
     "ALIASES_VARIABLE",
@@ -73,49 +75,16 @@ def api_key_variable(provider_name: str) -> str:
     return env_prefix(provider_name) + "API_KEY"
 
 
-def _environment_getter() -> Callable[[str], str | None]:
-    """``os.environ.get``, for the few names read on every call (a provider's url and
-    credential, each call), as cheaply as can be.
-
-    ``os.environ.get`` encodes the name, and for an unset one (the usual case) raises and
-    catches a ``KeyError``; ``os.environ`` keeps its encoded pairs in a plain dict, its
-    private ``_data``, which the encoded name (kept per name) looks up directly, so a
-    change to the environment still shows at once. Where that dict is not there (another
-    Python), the plain way. See also :func:`providerhub._transports.session._environment_reader`."""
-    data = getattr(os.environ, "_data", None)
-    encodekey = getattr(os.environ, "encodekey", None)
-    decodevalue = getattr(os.environ, "decodevalue", None)
-    if not (isinstance(data, dict) and callable(encodekey) and callable(decodevalue)):
-        return os.environ.get
-    # A dict, not functools.lru_cache: on this per-call path the dict lookup measured
-    # faster than lru_cache's wrapper.
-    keys: dict[str, Any] = {}
-
-    def get(name: str) -> str | None:
-        key = keys.get(name)
-        if key is None:
-            if len(keys) >= 4096:
-                keys.clear()
-            key = keys[name] = encodekey(name)
-        value = data.get(key)
-        return None if value is None else str(decodevalue(value))
-
-    return get
-
-
-_getenv = _environment_getter()
-
-
 def url(provider_name: str, default: str) -> str:
     """The provider's base URL: the environment's override, else ``default``; no trailing
     slash."""
-    value = _getenv(env_prefix(provider_name) + "URL") or default
+    value = getenv(env_prefix(provider_name) + "URL") or default
     return value.rstrip("/")
 
 
 def api_key(provider_name: str) -> str | None:
     """The provider's credential from the environment, or None when unset or empty."""
-    return _getenv(env_prefix(provider_name) + "API_KEY") or None
+    return getenv(env_prefix(provider_name) + "API_KEY") or None
 
 
 def credential(
@@ -128,7 +97,7 @@ def credential(
         return auth
     found = api_key(provider_name)
     if found is None and api_key_env:
-        found = _getenv(api_key_env) or None
+        found = getenv(api_key_env) or None
     return found
 
 

@@ -175,20 +175,15 @@ def _client_timeout(limits: Timeout, deadline: float | None) -> aiohttp.ClientTi
     """The connect and read timeouts of one request, and what is left of the call's total
     for all of it (aiohttp's ``total`` covers reading the body too)."""
     if deadline is None:
-        # A call with no total: the same few limits again and again, each made once.
-        found = _timeouts.get(limits)
-        if found is None:
-            if len(_timeouts) >= 256:
-                _timeouts.clear()
-            found = _timeouts[limits] = _new_client_timeout(None, limits.connect, limits.read)
-        return found
+        return _untimed(limits)
     left = max(deadline - time.monotonic(), 0.001)
     return _new_client_timeout(left, min(limits.connect, left), min(limits.read, left))
 
 
-# A dict, not functools.lru_cache: on this per-request path the dict lookup measured
-# faster than lru_cache's wrapper.
-_timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+@functools.lru_cache(maxsize=256)
+def _untimed(limits: Timeout) -> aiohttp.ClientTimeout:
+    # A call with no total: the same few limits again and again, each made once.
+    return _new_client_timeout(None, limits.connect, limits.read)
 
 
 def _new_client_timeout(total: float | None, connect: float, read: float) -> aiohttp.ClientTimeout:

@@ -24,8 +24,8 @@ What each call costs, in Redis commands, and why:
   own (:class:`_AsyncConnections`); a cooldown is read from the mirror as it is, and a
   mirror older than ``refresh`` is re-read by a task of its own; a failure, a success after
   failures and a probe given back are sent by tasks of their own, which the call does not
-  wait for. A thread per command cost five times the CPU of an awaited connection (175
-  against 35 µs a command, 32 at once on loopback): see docs/deploy.md.
+  wait for. A thread per command cost several times the CPU of an awaited connection:
+  docs/deploy.md has the figures.
 - Every script computes with Redis's own clock (``TIME``), so replicas need not agree on
   theirs. Every key carries a hash tag (``{p:NAME}``, ``{c:NAME}``): each script touches
   keys of one slot, as Redis Cluster wants. Every key has a TTL.

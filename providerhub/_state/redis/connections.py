@@ -76,9 +76,9 @@ class _Connections:
     """The commands this module sends to one (non-cluster) Redis, each on a connection of
     its own while it runs, taken from a list of idle ones.
 
-    redis-py's client and pool cost as much again as the round trip itself (their
-    per-command layers: about 100 µs a command here, against 40 µs for the round trip),
-    and a rate-limited call pays one command; so the few commands of this module go
+    redis-py's client and pool cost more than the round trip itself (their per-command
+    layers; docs/benchmarks.md has the figures), and a rate-limited call pays one
+    command; so the few commands of this module go
     straight to a ``redis.Connection``, which still does the protocol, the handshake
     (password, database, client name) and the timeouts. A connection that fails is
     dropped; one that answered, even with an error reply, goes back to the list.
