@@ -1,16 +1,9 @@
-"""The speed tricks providerhub keeps, in one place: each reaches past a public API for a
-gain a benchmark shows, and each falls back to the plain way where what it relies on is
-not there. The figures are in docs/benchmarks.md ("Speed tricks"), from ``bench/micro.py``;
-a trick whose gain the benchmark stops showing goes, leaving its plain way.
+"""The speed tricks that measured worth keeping, each with a plain fallback.
 
-Reading the environment
-    A provider's url and credential are read from the environment on every call, so that a
-    change shows at once. ``os.environ.get`` encodes the name, looks it up, decodes the
-    value, and for an unset name (the usual case) raises and catches a ``KeyError`` on the
-    way. ``os.environ`` keeps its encoded pairs in a plain dict, its private ``_data``:
-    :func:`environment_getter` and :func:`environment_reader` look names up there, encoded
-    once each. Where ``_data`` and the encoding functions are not there (another Python, a
-    mapping other than ``os.environ``), they read the mapping the plain way.
+Each trick here reaches past a public API for a gain a benchmark shows, and falls back to
+the plain way where what it relies on is not there. The figures that keep them are in
+``docs/benchmarks.md`` ("Speed tricks", from ``bench/micro.py``); a trick whose gain the
+benchmark stops showing goes, leaving its plain way.
 """
 
 from __future__ import annotations
@@ -21,6 +14,16 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = ["environment_getter", "environment_reader", "getenv"]
+
+# --- The environment: os.environ's own dict (a provider's url and credential, each call) --
+#
+# A provider's url and credential are read from the environment on every call, so that a
+# change shows at once. ``os.environ.get`` encodes the name, looks it up, decodes the
+# value, and for an unset name (the usual case) raises and catches a ``KeyError`` on the
+# way. ``os.environ`` keeps its encoded pairs in a plain dict, its private ``_data``:
+# environment_getter and environment_reader look names up there, encoded once each. Where
+# ``_data`` and the encoding functions are not there (another Python, a mapping other than
+# ``os.environ``), they read the mapping the plain way.
 
 
 def _internals(environ: Mapping[str, str]) -> tuple[dict[Any, Any], Any, Any] | None:
