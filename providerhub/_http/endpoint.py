@@ -142,8 +142,8 @@ class HTTPProvider:
         extra_parameters: Iterable[str] = (),
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.name: str = _check_name(type(self).__name__, name)
         bad = _Bad(f"{type(self).__name__} {name!r}")
+        self.name: str = _check_name(bad, name)
         dialect = _check_codec(bad, codec)
         self.codec: str = codec
         self._dialect = dialect
@@ -312,12 +312,12 @@ _HOP_HEADERS = frozenset(
 )
 
 
-def _check_name(who: str, name: Any) -> str:
+def _check_name(bad: _Bad, name: Any) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidRequestError(
-            f"{who}: name must be a provider name (letters, digits, '.', '-' and '_', "
-            f"starting with a letter or a digit), like 'acme', not {name!r}",
-            param="name",
+        raise bad(
+            "name",
+            "must be a provider name (letters, digits, '.', '-' and '_', starting with a "
+            f"letter or a digit), like 'acme', not {name!r}",
         )
     return name
 
