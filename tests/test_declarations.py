@@ -193,6 +193,20 @@ def test_the_environment_overrides_the_url_and_gives_the_key(
     assert request.headers["Authorization"] == "Bearer sk-from-the-environment"
 
 
+def test_an_overriding_url_with_a_password_is_not_shown_in_the_repr(
+    server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = "hunter2-url-secret"
+    monkeypatch.setenv("PROVIDERHUB_ACME_URL", server.url.replace("//", f"//user:{password}@"))
+    provider = acme()
+    with providerhub.Hub(load_entrypoints=False, retries=0) as hub:
+        hub.register(provider)
+        hub.create("acme-large", HI)
+    assert server.requests[0].path == "/v1/chat/completions"
+    assert password not in repr(provider)
+    assert "acme" in repr(provider)
+
+
 def test_a_required_key_keeps_the_provider_out_until_one_is_set(
     server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -34,15 +34,16 @@ from .. import _settings as settings
 from .._contract import CAPABILITIES
 from .._options import REQUEST_FIELDS, ROUTING_ARGUMENTS, provider_options
 from .._params import render as render_params
+from .._transports.sync import redact
 from ..errors import InvalidRequestError
 from ..types import Piece
 from .achat import achat_completion
 from .chat import CHAT_PARAMETERS, chat_completion
 
-__all__ = ["CAPABILITY_NAMES", "CODECS", "Codec", "Credential", "HTTPProvider"]
+__all__ = ["CAPABILITY_NAMES", "CODECS", "Credential", "Dialect", "HTTPProvider"]
 
 
-class Codec(NamedTuple):
+class Dialect(NamedTuple):
     """What a declaration's ``codec`` key stands for: the dialect's usual ``path`` under a
     base URL, the request ``parameters`` it takes besides ``model``, ``messages`` and
     ``stream``, and the two exchanges that send a request and yield the answer's pieces
@@ -54,8 +55,8 @@ class Codec(NamedTuple):
     acomplete: Callable[..., AsyncIterator[Piece]]
 
 
-CODECS: dict[str, Codec] = {
-    "openai-chat": Codec(
+CODECS: dict[str, Dialect] = {
+    "openai-chat": Dialect(
         "/v1/chat/completions", CHAT_PARAMETERS, chat_completion, achat_completion
     ),
 }
@@ -180,7 +181,9 @@ class HTTPProvider:
         self.params: str = render_params(self.name, self._create_completion)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} {self.url}{self.path} models={self.model!r}>"
+        # The hub may have written an overriding url, which could carry a password.
+        where = redact(self.url + self.path)
+        return f"<{type(self).__name__} {self.name!r} {where} models={self.model!r}>"
 
     @property
     def endpoint(self) -> str:
@@ -322,7 +325,7 @@ def _check_name(bad: _Bad, name: Any) -> str:
     return name
 
 
-def _check_codec(bad: _Bad, codec: Any) -> Codec:
+def _check_codec(bad: _Bad, codec: Any) -> Dialect:
     found = CODECS.get(codec) if isinstance(codec, str) else None
     if found is None:
         close = difflib.get_close_matches(str(codec), list(CODECS), n=1)
