@@ -4,10 +4,14 @@ A plugin that imports only from here (and from :mod:`providerhub.testing` in its
 keeps working across providerhub's releases; every module whose name starts with an
 underscore is internal and may change at any time. ::
 
-    from providerhub.plugin import chat_completion, credential, hookimpl, render_params
+    from providerhub.plugin import Credential, HTTPProvider
 
 The names, by what they are for:
 
+- declaring a provider that is an HTTP endpoint of a known dialect: :class:`HTTPProvider`
+  (its url, models, codec, capabilities, limits) and :class:`Credential` (where its key
+  comes from and how it is sent); the core calls it, sync and asyncio, streaming, with
+  typed errors;
 - registering: :data:`hookimpl`, and the :class:`Register` and :class:`Report` callables
   a ``register_providers`` hook receives;
 - calling an OpenAI-compatible endpoint: :func:`chat_completion` and the parameters it
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 from ._http.achat import achat_completion
 from ._http.chat import CHAT_PARAMETERS, chat_completion
+from ._http.endpoint import Credential, HTTPProvider
 from ._options import provider_options
 from ._params import Param
 from ._params import describe as describe_params
@@ -60,8 +65,10 @@ __all__ = [
     "CHAT_PARAMETERS",
     "AuthenticationError",
     "ConfigurationError",
+    "Credential",
     "Finish",
     "FunctionDelta",
+    "HTTPProvider",
     "InvalidRequestError",
     "Param",
     "Piece",

@@ -276,7 +276,7 @@ def test_the_template_passes_from_its_sources(
     import providerhub_template
 
     assert Path(providerhub_template.__file__).is_relative_to(ROOT)
-    report = check_provider(providerhub_template, name="template", server=server)
+    report = check_provider(providerhub_template.provider, name="template", server=server)
     assert list(report.passed) == TOOL_CHECKS
     assert server.requests[0].path == "/v1/chat/completions"
     assert server.requests[0].headers["Authorization"].startswith("Bearer sk-providerhub-check-")

@@ -1,8 +1,11 @@
 """Gravityengine: an OpenAI-compatible chat completions service, as a providerhub plugin.
 
-The module keeps the shape of the seed's provider module (``url``, ``model``,
-``supports_stream``, ``needs_auth``, ``_create_completion``, ``params``), so it can be read,
-and called, as one. The HTTP work is providerhub's shared OpenAI-compatible helper.
+The service is declared (:data:`provider`, a :class:`providerhub.plugin.HTTPProvider`):
+its url, path, models, capabilities and the body fields it sends by default; providerhub
+makes the calls, sync and asyncio, streaming, with typed errors. The module keeps the
+shape of the seed's provider module (``url``, ``model``, ``supports_stream``,
+``needs_auth``, ``_create_completion``, ``params``), read from the declaration, so it can
+be read, and called, as one, and it is what the hub registers.
 """
 
 from __future__ import annotations
@@ -11,31 +14,35 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from providerhub.plugin import (
-    Piece,
-    achat_completion,
-    base_url,
-    chat_completion,
-    credential,
-    hookimpl,
-    render_params,
-)
+from providerhub.plugin import HTTPProvider, Piece, hookimpl
 
 NAME = "gravityengine"
 PATH = "/api/openai/v1/chat/completions"
 DEFAULTS = {"temperature": 0.7, "presence_penalty": 0}
 """Body fields sent unless the caller passes its own."""
 
-url = "https://gpt4.gravityengine.cc"
-model = ["gpt-3.5-turbo-16k", "gpt-3.5-turbo-0613"]
-supports_stream = True
-needs_auth = False
-working = True
-supports_tools = True  # its models (gpt-3.5-turbo-0613 on) call functions
-supports_vision = False
-supports_json_schema = False
-yields_pieces = True  # structured=True goes on to chat_completion in kwargs
-honors_timeout = True  # providerhub's transport keeps the router's timeouts
+provider = HTTPProvider(
+    name=NAME,
+    url="https://gpt4.gravityengine.cc",
+    path=PATH,
+    models=["gpt-3.5-turbo-16k", "gpt-3.5-turbo-0613"],
+    # Its models (gpt-3.5-turbo-0613 on) call functions. No credential is needed; one
+    # given as auth= or PROVIDERHUB_GRAVITYENGINE_API_KEY goes as a Bearer token.
+    capabilities=["stream", "tools"],
+    defaults=DEFAULTS,
+)
+
+# The seed's module shape, from the declaration.
+url = provider.url
+model = provider.model
+supports_stream = provider.supports_stream
+needs_auth = provider.needs_auth
+working = provider.working
+supports_tools = provider.supports_tools
+supports_vision = provider.supports_vision
+supports_json_schema = provider.supports_json_schema
+yields_pieces = provider.yields_pieces  # structured=True goes on to the codec
+honors_timeout = provider.honors_timeout  # providerhub's transport keeps the timeouts
 
 
 def _create_completion(
@@ -49,44 +56,22 @@ def _create_completion(
 
     ``kwargs`` are OpenAI chat parameters (``temperature``, ``max_tokens``, ...), and what the
     router passes: ``auth``, ``timeout``, ``session``. Without ``auth``,
-    ``PROVIDERHUB_GRAVITYENGINE_API_KEY`` is used when set.
+    ``PROVIDERHUB_GRAVITYENGINE_API_KEY`` is used when set. The module's ``url`` is passed
+    on, so a hub that registers the module under another name can point it elsewhere.
     """
-    auth = credential(NAME, kwargs.pop("auth", None))
-    base = base_url(NAME, url)
-    yield from chat_completion(
-        NAME,
-        base + PATH,
-        model,
-        messages,
-        stream,
-        defaults=DEFAULTS,
-        auth=auth,
-        **kwargs,
-    )
+    return provider.complete(url, model, messages, stream, **kwargs)
 
 
-async def _acreate_completion(
+def _acreate_completion(
     model: str, messages: list[Any], stream: bool, **kwargs: Any
 ) -> AsyncIterator[Piece]:
     """:func:`_create_completion` for asyncio, over aiohttp (``providerhub[server]``): the
     async API calls it on the event loop, with an ``aiohttp.ClientSession`` as
     ``session``."""
-    auth = credential(NAME, kwargs.pop("auth", None))
-    base = base_url(NAME, url)
-    async for piece in achat_completion(
-        NAME,
-        base + PATH,
-        model,
-        messages,
-        stream,
-        defaults=DEFAULTS,
-        auth=auth,
-        **kwargs,
-    ):
-        yield piece
+    return provider.acomplete(url, model, messages, stream, **kwargs)
 
 
-params = render_params(NAME, _create_completion)
+params = provider.params
 
 
 @hookimpl

@@ -3,8 +3,10 @@ file: one provider per ``[endpoints.<name>]`` table, named after it.
 
 The file is ``PROVIDERHUB_CONFIG``, else ``providerhub/config.toml`` in the platform's
 configuration directory (see :func:`config.default_config_path`); a missing default file
-means no endpoints. Requests, streaming, errors and ``Authorization: Bearer`` are
-providerhub's shared helper, :func:`providerhub.plugin.chat_completion`.
+means no endpoints. Each endpoint is a declaration, an
+:class:`~providerhub.plugin.HTTPProvider` of the ``openai-chat`` codec
+(:class:`EndpointProvider`): requests, streaming, errors and ``Authorization: Bearer`` are
+providerhub's.
 """
 
 from __future__ import annotations
