@@ -115,7 +115,14 @@ class ConfigurationError(ProviderHubError, ValueError):
     argument is out of range, an alias clashes, the gateway's settings are invalid. Raised
     when the setting is read (building a hub, starting the gateway), before any network
     call; the message names the setting and what it takes.
+
+    ``setting`` names the setting at fault (a declaration's field, say) when the raiser
+    gives it apart from the message, else None.
     """
+
+    def __init__(self, message: str = "", *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class PluginError(ConfigurationError):

@@ -17,6 +17,7 @@ from providerhub import (
     AuthenticationError,
     InvalidRequestError,
     NoProviderError,
+    PluginError,
     ProviderResponseError,
     RateLimitError,
     StreamInterruptedError,
@@ -328,7 +329,7 @@ def test_a_bad_declaration_fails_when_its_plugin_loads(
         [failure] = [f for f in hub.plugin_errors if f.distribution == "phtest-baddecl"]
         assert "declared" in hub.providers  # the other plugins load
     assert failure.name == "bad"
-    assert "InvalidRequestError" in failure.error
+    assert "PluginError" in failure.error
     assert f"HTTPProvider 'baddecl': {says}" in failure.error
 
 
@@ -355,9 +356,9 @@ def test_a_bad_declaration_fails_when_its_plugin_loads(
     ],
 )
 def test_each_field_is_checked_when_declared(fields: dict[str, Any], field: str, says: str) -> None:
-    with pytest.raises(InvalidRequestError) as info:
+    with pytest.raises(PluginError) as info:
         acme(**fields)
     assert str(info.value).startswith(f"HTTPProvider {fields.get('name', 'acme')!r}: {field} ")
     assert says in str(info.value)
-    assert info.value.param == field
+    assert info.value.setting == field
     assert "sk-secret-123" not in str(info.value)

@@ -35,7 +35,7 @@ from .._contract import CAPABILITIES
 from .._options import REQUEST_FIELDS, ROUTING_ARGUMENTS, provider_options
 from .._params import render as render_params
 from .._transports.sync import redact
-from ..errors import InvalidRequestError
+from ..errors import InvalidRequestError, PluginError
 from ..types import Piece
 from .achat import achat_completion
 from .chat import CHAT_PARAMETERS, chat_completion
@@ -108,7 +108,7 @@ class HTTPProvider:
     ``credential``'s).
 
     Every field is checked here: a wrong one raises
-    :class:`~providerhub.errors.InvalidRequestError` naming the provider and the field, so
+    :class:`~providerhub.errors.PluginError` naming the provider and the field, so
     a plugin with a bad declaration fails when it is loaded, and the hub's
     ``plugin_errors`` say why.
 
@@ -296,8 +296,8 @@ class _Bad:
     def __init__(self, who: str) -> None:
         self.who = who
 
-    def __call__(self, field: str, message: str) -> InvalidRequestError:
-        return InvalidRequestError(f"{self.who}: {field} {message}", param=field)
+    def __call__(self, field: str, message: str) -> PluginError:
+        return PluginError(f"{self.who}: {field} {message}", setting=field)
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
