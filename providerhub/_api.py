@@ -153,6 +153,8 @@ def _acreate(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, str] | AsyncStrea
     return get_hub()._acreate(*args, **kwargs)
 
 
+# help() names the module they are imported from, as it did when they were written there.
+_create.__module__ = _acreate.__module__ = "providerhub"
 create: Create[str, Stream] = signed(_create, Hub._prepare, "create", unbound=True)
 acreate: Create[Coroutine[Any, Any, str], AsyncStream] = signed(
     _acreate, Hub._prepare, "acreate", unbound=True

@@ -60,6 +60,7 @@ def test_help_shows_every_create_with_its_parameters() -> None:
     for qualname, (function, signature) in shown.items():
         assert function.__qualname__ == qualname
         assert str(inspect.signature(function)) == signature, qualname
+    assert providerhub.create.__module__ == providerhub.acreate.__module__ == "providerhub"
     assert inspect.iscoroutinefunction(AsyncClient(hub).chat.completions.create)
     assert not inspect.iscoroutinefunction(hub.acreate)  # it returns a coroutine or a stream
 
