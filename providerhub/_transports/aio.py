@@ -15,8 +15,8 @@ import functools
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator, Iterable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from .._timeout import Timeout
 from ..errors import ProviderError, ProviderResponseError
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CONNECTIONS",
     "DRAIN_SECONDS",
+    "AiohttpTransport",
+    "AsyncResponse",
+    "AsyncTransport",
     "Sessions",
     "error_for_status",
     "new_session",
@@ -47,6 +50,100 @@ its connections costs a thread; here they cost a socket)."""
 DRAIN_SECONDS = 1.0
 """How long the end of a body that follows its last event (``[DONE]``) is waited for, so
 that the connection goes back to the pool."""
+
+
+class AsyncResponse(Protocol):
+    """An HTTP response whose head is in and whose body is left to read: all the asyncio
+    driver (:mod:`providerhub._http.achat`) touches, whatever client made it.
+
+    Every wait ends by the limits the request was sent with (see
+    :meth:`AsyncTransport.send`); what goes wrong is raised as :meth:`AsyncTransport.send`
+    says. :meth:`close` is always called last, also after :meth:`release`.
+    """
+
+    @property
+    def status(self) -> int:
+        """The HTTP status code."""
+        ...
+
+    @property
+    def reason(self) -> str | None:
+        """The status line's reason phrase, if any."""
+        ...
+
+    @property
+    def url(self) -> str:
+        """The url that answered (the last one, after redirects), as sent: it may carry
+        credentials, so messages show it through ``safe_url``."""
+        ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response's headers, looked up without regard to case."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body's bytes as they arrive, each item non-empty, until the body ends: for
+        a chunked body one HTTP chunk (or the part of it that is in) at a time, so that the
+        first events are passed on before later ones are read; for any other, what has
+        arrived. Called at most once."""
+        ...
+
+    async def read(self, limit: int) -> bytes:
+        """The body, whole when it is at most ``limit`` bytes, else its first ``limit``
+        bytes (the rest is left unread, and :meth:`close` drops the connection)."""
+        ...
+
+    async def release(self) -> None:
+        """The caller has all it needs of the body (read to its end, or to an end marker
+        such as ``[DONE]``): read what is left of it, for at most :data:`DRAIN_SECONDS`
+        and a few reads, so the connection goes back to the pool; a body that goes on,
+        breaks or is late is left to :meth:`close`. Never raises."""
+        ...
+
+    def close(self) -> None:
+        """Done with the response: a connection whose body was read to its end goes back
+        to the pool, any other is closed at once. Idempotent, never waits, never raises;
+        what an aborted or cancelled read calls too."""
+        ...
+
+
+class AsyncTransport(Protocol):
+    """What sends the asyncio driver's requests: :class:`AiohttpTransport`, or a client of
+    its own that keeps the same promises."""
+
+    async def send(
+        self,
+        provider: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        limits: Timeout,
+        deadline: float | None,
+    ) -> AsyncResponse:
+        """Send the request and return the response once its head is in.
+
+        Deadlines are the transport's: connecting takes at most ``limits.connect``, each
+        wait for bytes of the answer (its head, then each read of the body) at most
+        ``limits.read``, and, with a ``deadline`` (``time.monotonic()``), everything, from
+        here to the body's last byte read through the response, ends by it. A limit that
+        passes raises ``TimeoutError`` (``asyncio.TimeoutError`` or the library's own
+        timeout); the driver tells a deadline from a slow read by the clock.
+
+        Redirects: a 307 or 308 within the origin of ``url`` is followed with the same
+        method, headers and body, up to ``MAX_REDIRECTS`` times
+        (:func:`providerhub._transports.sync.redirect_target` decides, and raises the
+        :class:`ProviderHTTPError` for any other); an error status is returned as a
+        response, not raised.
+
+        Errors: a typed :class:`~providerhub.errors.ProviderError` passes through as it
+        is; anything else raised here or by the response's methods (``OSError``,
+        ``ssl.SSLError``, a timeout, the library's exceptions) is turned into one by the
+        driver with :func:`providerhub._transports.errors.error_for_exception`, which
+        must know it (a new client's exceptions get a row there).
+        """
+        ...
 
 
 def new_session() -> aiohttp.ClientSession:
@@ -318,3 +415,68 @@ async def settle(response: aiohttp.ClientResponse) -> None:
             await asyncio.wait_for(content.readany(), DRAIN_SECONDS)
     except (Exception, asyncio.TimeoutError) as exc:
         transport.logger.debug("the end of an event stream could not be read: %s", type(exc))
+
+
+class AiohttpTransport:
+    """:class:`AsyncTransport` over an ``aiohttp.ClientSession`` (see :func:`new_session`)."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def send(
+        self,
+        provider: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        limits: Timeout,
+        deadline: float | None,
+    ) -> AsyncResponse:
+        if method != "POST":
+            raise ValueError(f"only POST is sent, not {method}")
+        response = await post(self.session, provider, url, body, headers, limits, deadline)
+        return _AiohttpResponse(response)
+
+
+class _AiohttpResponse:
+    """:class:`AsyncResponse` over an ``aiohttp.ClientResponse``: aiohttp keeps the
+    limits (its ``ClientTimeout``, set by :func:`post`) and pools a connection whose body
+    was read to its end by itself."""
+
+    __slots__ = ("_response", "status", "url")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.url = str(response.url)
+
+    @property
+    def reason(self) -> str | None:
+        return self._response.reason
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._response.headers
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        content = self._response.content
+        while True:
+            data, _ = await content.readchunk()
+            if data:
+                yield data
+            elif content.at_eof():
+                return
+
+    async def read(self, limit: int) -> bytes:
+        return await _read(self._response, limit)
+
+    async def release(self) -> None:
+        await settle(self._response)
+
+    def close(self) -> None:
+        # After a whole body aiohttp has pooled the connection already, and this does
+        # nothing; otherwise (a failure, a cancellation, an early close) it closes it.
+        self._response.close()
