@@ -1,12 +1,12 @@
-"""HTTP for the asyncio path, over aiohttp: the pooled session, sending a request without
-letting a redirect change it, and reading bodies within limits.
+"""HTTP for the asyncio path: the interface the asyncio driver reads responses through
+(:class:`AsyncTransport`, :class:`AsyncResponse`), and its implementation over aiohttp
+(:class:`AiohttpTransport`): the pooled session, sending a request without letting a
+redirect change it, and reading bodies within limits and deadlines.
 
-It is :mod:`providerhub._transports.sync` for an event loop, and leans on it for every decision:
-which redirect is followed (:func:`~providerhub._transports.sync.redirect_target`), what an
-error status means (:func:`~providerhub._transports.sync.status_error`), and what an aiohttp
-exception becomes (:func:`~providerhub._transports.sync.error_for_exception`, the one place).
-aiohttp is the ``providerhub[server]`` extra, imported only when an asyncio-native call
-is made.
+It is :mod:`providerhub._transports.sync` for an event loop, and leans on it for which
+redirect is followed (:func:`~providerhub._transports.sync.redirect_target`); what an
+aiohttp exception becomes is decided in :mod:`providerhub._transports.errors`. aiohttp is
+the ``providerhub[server]`` extra, imported only when an asyncio-native call is made.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import functools
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from .._timeout import Timeout
-from ..errors import ProviderError, ProviderResponseError
 from . import sync as transport
 
 if TYPE_CHECKING:
@@ -35,10 +34,8 @@ __all__ = [
     "AsyncResponse",
     "AsyncTransport",
     "Sessions",
-    "error_for_status",
     "new_session",
     "post",
-    "read_body",
     "settle",
 ]
 
@@ -349,20 +346,6 @@ async def post(
     raise transport.too_many_redirects(provider, response.status, str(response.url), url)
 
 
-async def read_body(response: aiohttp.ClientResponse, limit: int, provider: str) -> bytes:
-    """The whole body, or :class:`ProviderResponseError` once it passes ``limit`` bytes
-    (the call's deadline is aiohttp's, set by :func:`post`)."""
-    data = await _read(response, limit + 1)
-    if len(data) > limit:
-        raise ProviderResponseError(
-            provider,
-            f"the answer is larger than {limit} bytes",
-            url=transport.safe_url(str(response.url)),
-            hint="raise max_body_bytes if such answers are expected",
-        )
-    return data
-
-
 async def _read(response: aiohttp.ClientResponse, amount: int) -> bytes:
     """Up to ``amount`` bytes of the body."""
     parts: list[bytes] = []
@@ -374,31 +357,6 @@ async def _read(response: aiohttp.ClientResponse, amount: int) -> bytes:
         parts.append(chunk)
         size += len(chunk)
     return b"".join(parts)
-
-
-async def error_for_status(
-    provider: str,
-    response: aiohttp.ClientResponse,
-    secrets: Iterable[str | None] = (),
-    *,
-    credential_variable: str | None = None,
-) -> ProviderError:
-    """:func:`providerhub._transports.sync.error_for_status` for an aiohttp response."""
-    try:
-        body = await _read(response, transport.ERROR_BODY_BYTES)
-    except Exception:
-        # The excerpt is a courtesy; the status alone is the error.
-        body = b""
-    return transport.status_error(
-        provider,
-        response.status,
-        response.reason,
-        str(response.url),
-        response.headers.get("Retry-After"),
-        body,
-        secrets,
-        credential_variable=credential_variable,
-    )
 
 
 async def settle(response: aiohttp.ClientResponse) -> None:
@@ -438,7 +396,7 @@ class AiohttpTransport:
         if method != "POST":
             raise ValueError(f"only POST is sent, not {method}")
         response = await post(self.session, provider, url, body, headers, limits, deadline)
-        return _AiohttpResponse(response)
+        return _AiohttpResponse(response, deadline)
 
 
 class _AiohttpResponse:
@@ -446,10 +404,11 @@ class _AiohttpResponse:
     limits (its ``ClientTimeout``, set by :func:`post`) and pools a connection whose body
     was read to its end by itself."""
 
-    __slots__ = ("_response", "status", "url")
+    __slots__ = ("_deadline", "_response", "status", "url")
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, deadline: float | None) -> None:
         self._response = response
+        self._deadline = deadline
         self.status = response.status
         self.url = str(response.url)
 
@@ -461,14 +420,8 @@ class _AiohttpResponse:
     def headers(self) -> Mapping[str, str]:
         return self._response.headers
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        content = self._response.content
-        while True:
-            data, _ = await content.readchunk()
-            if data:
-                yield data
-            elif content.at_eof():
-                return
+    def chunks(self) -> AsyncIterator[bytes]:
+        return _Chunks(self._response.content, self._deadline)
 
     async def read(self, limit: int) -> bytes:
         return await _read(self._response, limit)
@@ -480,3 +433,30 @@ class _AiohttpResponse:
         # After a whole body aiohttp has pooled the connection already, and this does
         # nothing; otherwise (a failure, a cancellation, an early close) it closes it.
         self._response.close()
+
+
+class _Chunks:
+    """The body's chunks, one HTTP chunk (or what is in of it) at a time; an iterator
+    object, not an async generator, so that one left unfinished (after ``[DONE]``) needs
+    no closing. aiohttp's timer cuts a wait at the deadline; a body that never makes it
+    wait is cut here."""
+
+    __slots__ = ("_content", "_deadline")
+
+    def __init__(self, content: aiohttp.StreamReader, deadline: float | None) -> None:
+        self._content = content
+        self._deadline = deadline
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        content = self._content
+        while True:
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                raise TimeoutError("the call's deadline passed")
+            data, _ = await content.readchunk()
+            if data:
+                return data
+            if content.at_eof():
+                raise StopAsyncIteration
