@@ -120,6 +120,12 @@ def test_malformed_events_and_oversized_ones_are_typed_errors() -> None:
     small = CODEC.encode(Call("p", URL, "m", HI, True, {}, max_event_bytes=100))
     with pytest.raises(providerhub.ProviderResponseError, match="larger than 100 bytes"):
         CODEC.decoder(small, URL).feed(b"data: " + b"x" * 200)
+    # After a piece in the same chunk, the piece first: the stream had begun.
+    for tail in (b"data: " + b"x" * 200 + b"\n\n", b"data: " + b"x" * 200):
+        decoder = CODEC.decoder(small, URL)
+        assert decoder.feed(_event({"content": "a"}) + tail) == ["a"]
+        with pytest.raises(providerhub.ProviderResponseError, match="larger than 100 bytes"):
+            decoder.end()
 
 
 def test_encode_makes_the_request_and_names_what_cannot_be_sent() -> None:

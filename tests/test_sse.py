@@ -127,3 +127,10 @@ def test_events_are_events_on_the_fast_path_and_the_slow_one_and_by_the_fallback
     assert _speedups.builds(_speedups.plain_new, Event, fields)
     assert not _speedups.builds(lambda cls, fields: fields, Event, fields)
     assert not _speedups.builds(None, Event, fields)
+
+
+def test_an_event_too_large_keeps_the_events_before_it() -> None:
+    for tail in (b"data: " + b"x" * 100 + b"\n\n", b"data: " + b"x" * 100):
+        with pytest.raises(EventTooLargeError) as info:
+            SSEParser(max_event_bytes=50).feed(b"data: a\n\ndata: b\n\n" + tail)
+        assert [event.data for event in info.value.events] == ["a", "b"]

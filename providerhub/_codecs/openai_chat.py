@@ -467,7 +467,12 @@ class ChatStreamDecoder:
         structured = self._structured
         loads = self._loads
         append = pieces.append
-        for event, kind, _ in self._parser.feed(data):
+        try:
+            events = self._parser.feed(data)
+            too_large = None
+        except EventTooLargeError as exc:
+            events, too_large = exc.events, exc  # the events before it first
+        for event, kind, _ in events:
             if event == "[DONE]":
                 self.done = True
                 return
@@ -519,6 +524,8 @@ class ChatStreamDecoder:
                 usage = _usage(doc["usage"])
                 if usage is not None:
                     append(usage)
+        if too_large is not None:
+            raise too_large
 
 
 def _check_choiceless(
