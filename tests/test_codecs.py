@@ -77,6 +77,9 @@ def test_a_recorded_stream_split_at_every_byte_gives_the_same_pieces() -> None:
     for cut in range(1, len(RECORDED)):
         assert _decode([RECORDED[:cut], RECORDED[cut:]]) == EXPECTED, cut
     assert _decode([RECORDED[i : i + 1] for i in range(len(RECORDED))]) == EXPECTED
+    # One event a chunk, as servers that flush each token send them.
+    events = [event + b"\n\n" for event in RECORDED.replace(b"\r\n", b"\n").split(b"\n\n")]
+    assert _decode(events[:-1]) == EXPECTED
 
 
 def test_without_structured_the_decoder_gives_text_only() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from .._redaction import excerpt, one_line, safe_url, url_secrets
@@ -428,12 +428,18 @@ class ChatStreamDecoder:
         append = pieces.append
         structured = self._structured
         loads = self._loads
+        parser = self._parser
+        too_large = None
         try:
-            try:
-                events = self._parser.feed(data)
-                too_large = None
-            except EventTooLargeError as exc:
-                events, too_large = exc.events, self._too_large(exc.limit)  # those before it first
+            lone = parser.lone_data(data)  # nearly every chunk: one event, no Event built
+            if lone is not None:
+                events: Iterable[tuple[str, str, str | None]] = ((lone, "message", None),)
+            else:
+                try:
+                    events = parser.feed(data)
+                except EventTooLargeError as exc:
+                    events = exc.events  # those before it first
+                    too_large = self._too_large(exc.limit)
             for event, kind, _ in events:
                 if event == "[DONE]":
                     self.done = True

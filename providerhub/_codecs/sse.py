@@ -66,20 +66,8 @@ class SSEParser:
         completed before it."""
         if not chunk:
             return []
-        if (
-            # The shape of nearly every chunk of a completion stream, from servers that
-            # flush each token: one whole "data: ..." event, nothing pending around it.
-            chunk[:6] == b"data: "
-            and chunk[-2:] == b"\n\n"
-            and not self._pending
-            and not self._data
-            and not self._tail_cr
-            and not self._event
-            and chunk.count(b"\n") == 2
-            and b"\r" not in chunk
-            and len(chunk) <= self._max
-        ):
-            data = chunk[6:-2].decode("utf-8", "replace")
+        data = self.lone_data(chunk)
+        if data is not None:
             return [_new_event(Event, (data, "message", self._last_id))]
         events: list[Event] = []
         try:
@@ -106,6 +94,26 @@ class SSEParser:
             exc.events = events  # what came before it is not lost with it
             raise
         return events
+
+    def lone_data(self, chunk: bytes) -> str | None:
+        """The data of ``chunk`` when it is one whole ``data: ...`` event, with nothing
+        pending around it, the shape of nearly every chunk of a completion stream from
+        servers that flush each token: the event :meth:`feed` would give (a ``message``
+        with the last id), taken without building it. None for any other chunk, which
+        goes to :meth:`feed`."""
+        if (
+            chunk[:6] == b"data: "
+            and chunk[-2:] == b"\n\n"
+            and not self._pending
+            and not self._data
+            and not self._tail_cr
+            and not self._event
+            and chunk.count(b"\n") == 2
+            and b"\r" not in chunk
+            and len(chunk) <= self._max
+        ):
+            return chunk[6:-2].decode("utf-8", "replace")
+        return None
 
     def _complete_lines(self, chunk: bytes) -> list[bytes]:
         """The lines ``chunk`` completes, without their line ends; the unfinished last one
