@@ -17,8 +17,7 @@ streamed ``create()`` gives.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 
 from .._provider import Provider
 from ._sync import collect, complete, stream
@@ -59,7 +58,7 @@ __all__ = [
 ]
 
 
-class Stream(itertools.chain[str]):
+class Stream(Iterator[str]):
     """The text of a streamed completion, piece by piece as it arrives.
 
     ``provider`` names the provider that answers, once the first piece is in. Leaving the
@@ -70,22 +69,16 @@ class Stream(itertools.chain[str]):
     tool calls.
     """
 
-    # A chain of the one generator that does the work: the stream is its own iterator, as
-    # the protocol wants, and its __next__ is chain's, in C, so a ``for`` loop pays no
-    # Python call per piece.
-
-    model: str
-    _answer: Answer
-    _pieces: Generator[str, None, None]
-
-    def __new__(cls, call: Call, candidates: list[Provider]) -> Stream:
-        answer = Answer()
-        pieces: Generator[str, None, None] = stream(call, candidates, answer)  # type: ignore[assignment]
-        self = super().__new__(cls, pieces)
-        self._pieces = pieces
-        self._answer = answer
+    def __init__(self, call: Call, candidates: list[Provider]) -> None:
         self.model = call.model
-        return self
+        # The generator that does the work holds no reference to the stream (only to the
+        # answer), so a stream dropped unfinished is freed, and closed, at once.
+        self._answer = Answer()
+        self._pieces: Generator[str, None, None] = stream(call, candidates, self._answer)  # type: ignore[assignment]
+        self._next = self._pieces.__next__
+
+    def __next__(self) -> str:
+        return self._next()
 
     @property
     def provider(self) -> str | None:
