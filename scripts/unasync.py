@@ -38,7 +38,9 @@ NAMES = {
     "aacquire": "acquire",
     "atake": "take",
     "acomplete": "complete",
-    # providerhub._routing._io: the steps that wait differently
+    # providerhub._routing._aio and _io: the steps that wait differently
+    "_aio": "_io",
+    "aask": "ask",
     "ACLOSED": "CLOSED",
     "aclose_pieces": "close_pieces",
     "asession": "session",

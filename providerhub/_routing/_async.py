@@ -9,15 +9,13 @@ asyncio name its synchronous twin; ``scripts/unasync.py --check`` (run by
 rather than waited for (which providers, what an attempt is given, whether a failure is
 retried and after how long, how an answer ends, the error when every candidate failed) is
 :class:`~providerhub._routing.plan.Call`'s; the few steps that wait differently
-are :mod:`providerhub._routing._io`'s.
+are :mod:`providerhub._routing._aio`'s.
 
 A candidate that fails before any text reached the caller makes way for the next; once
 text has reached the caller, a failure is raised. A call is stopped by closing its stream,
-or, on an event loop, by cancelling its task: the provider's pieces are closed, the claim
-is given back, and nothing more is sent. A synchronous call run for ``acreate()`` on a
-worker thread (:mod:`providerhub._routing.threaded`) is stopped by its
-:class:`~providerhub._transports.sync.Abort` instead, which the loop checks before each
-attempt; on an event loop there is none.
+or, on an event loop, by cancelling its task: the provider's pieces are closed (a worker
+thread's attempt is aborted, its socket shut down), the claim is given back, and nothing
+more is sent.
 """
 
 from __future__ import annotations
@@ -29,10 +27,9 @@ from .._codecs.completions import Assembler, is_piece
 from .._provider import Provider
 from .._state.health import Claim
 from .._state.limits import Limiter
-from .._transports import sync as transport
 from ..errors import InvalidRequestError, ProviderError
 from ..types import Piece, Usage
-from . import _io
+from . import _aio
 from .plan import Answer, Attempt, Call, all_failed, non_string, not_text, text_of
 
 __all__ = ["aclaim", "acollect", "acomplete", "astart", "astream"]
@@ -45,9 +42,7 @@ the rest of its pieces, that piece, and the attempt."""
 async def aclaim(call: Call, p: Provider, *, early: bool = False) -> Claim | None:
     """The breaker's leave to ask ``p``, counted against its rate limit, or None, with the
     reason in :attr:`Call.refused <providerhub._routing.plan.Call.refused>`. ``early``
-    asks even while ``p`` cools down, once (see :meth:`astart`). A worker thread's
-    :class:`~providerhub._transports.sync.Abort` abandons the claim when the call is
-    aborted."""
+    asks even while ``p`` cools down, once (see :meth:`astart`)."""
     claim = await call.health.aacquire(p.name)
     if claim is None and early:
         claim = await call.health.aacquire(p.name, early=True)
@@ -64,11 +59,6 @@ async def aclaim(call: Call, p: Provider, *, early: bool = False) -> Claim | Non
         if wait:
             call.refuse_at_limit(p, claim, wait)
             return None
-    abort = transport.current_abort()
-    if abort is not None:
-        # Whoever aborts the call gives the probe back at once, and whatever the
-        # abandoned attempt reports later is not counted (see Claim.abandon).
-        abort.on_abort(claim.abandon)
     return claim
 
 
@@ -93,8 +83,8 @@ async def astart(
         return await _aattempts(call, p, granted)
     except BaseException:
         # Failures are counted as they happen; whatever ends the call here (its last
-        # failure, an abort, an invalid request, a cancellation) gives back a probe that
-        # was not settled, so the next call probes.
+        # failure, an invalid request, a cancellation) gives back a probe that was not
+        # settled, so the next call probes.
         granted.release()
         raise
 
@@ -102,13 +92,10 @@ async def astart(
 async def _aattempts(
     call: Call, p: Provider, claim: Claim
 ) -> tuple[AsyncIterator[Piece], Piece, Attempt]:
-    abort = transport.current_abort()
-    session = await _io.asession(call)
+    session = await _aio.asession(call, p)
     retry = call.policy.retries
     attempt = 0
     while True:
-        if abort is not None and abort.aborted:
-            raise transport.CallAborted
         attempt += 1
         started = time.perf_counter()
         pieces: AsyncIterator[Piece] | None = None
@@ -119,11 +106,11 @@ async def _aattempts(
         try:
             secret = p.credential(call.auth)
             extra = call.provider_kwargs(p, limits, secret, session)
-            pieces = p.acomplete(call.model, call.messages, call.stream, **call.kwargs, **extra)
+            pieces = _aio.aask(call, p, extra)
             if p.limits.tpm is not None:
                 pieces = _acounted(pieces, call.limiter, p)
             if not p.honors_timeout:
-                pieces = _io.awatched(pieces, p.name, limits.read, call.deadline)
+                pieces = _aio.awatched(pieces, p.name, limits.read, call.deadline)
             first: Piece = ""
             async for first in pieces:
                 if type(first) is not str:
@@ -133,21 +120,18 @@ async def _aattempts(
                 if first:
                     break
         except InvalidRequestError:
-            await _io.aclose_pieces(pieces)
+            await _aio.aclose_pieces(pieces)
             raise
         except Exception as exc:
-            await _io.aclose_pieces(pieces)
-            if abort is not None and abort.aborted:
-                # The abort broke the exchange: not the provider's failure.
-                raise transport.CallAborted from None
+            await _aio.aclose_pieces(pieces)
             err, after, retry = call.failure_wait(p, claim, exc, secret, retry)
             if after is not None and p.limits and await call.limiter.atake(p.limit_key, p.limits):
                 after = None  # a retry is one more request, and the limit has no room for it
             wait, retry = call.retry_or_raise(p, err, after, retry, attempt, started)
-            await _io.asleep(wait, abort)
+            await _aio.asleep(wait)
             continue
         except BaseException:
-            await _io.aclose_pieces(pieces)
+            await _aio.aclose_pieces(pieces)
             raise
         return pieces, first, Attempt(attempt, started, claim)
 
@@ -162,16 +146,18 @@ async def _acounted(
                 limiter.spend(p.limit_key, piece.tokens, p.limits)
             yield piece
     finally:
-        await _io.aclose_pieces(pieces)
+        await _aio.aclose_pieces(pieces)
 
 
 async def _astarted(
     call: Call, candidates: list[Provider], index: int, errors: dict[str, ProviderError]
-) -> Begun | None:
+) -> Begun:
     """The first candidate from ``index`` on that the breaker lets through and that gives
-    its first piece, or None when none is left. A failure before the first piece goes into
-    ``errors``, as the caller's failures after it do; with ``call.try_soonest``, the last
-    candidate is asked even while it cools down when no other was."""
+    its first piece. A failure before the first piece goes into ``errors``, as the
+    caller's failures after it do; when no candidate is left, the call's error is raised
+    (one failure, :class:`~providerhub.errors.AllProvidersFailedError`, or why none was
+    asked). With ``call.try_soonest``, the last candidate is asked even while it cools
+    down when no other was."""
     last = len(candidates) - 1
     while index <= last:
         p = candidates[index]
@@ -185,7 +171,7 @@ async def _astarted(
         if begun is not None:
             pieces, first, attempt = begun
             return index, p, pieces, first, attempt
-    return None
+    raise all_failed(call, errors)
 
 
 async def acomplete(call: Call, candidates: list[Provider]) -> str:
@@ -204,10 +190,7 @@ async def acollect(call: Call, candidates: list[Provider], sink: Callable[[Piece
     errors: dict[str, ProviderError] = {}
     index = 0
     while True:
-        begun = await _astarted(call, candidates, index, errors)
-        if begun is None:
-            raise all_failed(call, errors)
-        index, p, pieces, first, attempt = begun
+        index, p, pieces, first, attempt = await _astarted(call, candidates, index, errors)
         try:
             answer = [first]
             try:
@@ -221,7 +204,7 @@ async def acollect(call: Call, candidates: list[Provider], sink: Callable[[Piece
                 errors[p.name] = call.failed(p, exc, attempt)
                 continue
             finally:
-                await _io.aclose_pieces(pieces)
+                await _aio.aclose_pieces(pieces)
             call.finish(p, attempt)
             for piece in answer:
                 sink(piece)
@@ -241,10 +224,7 @@ async def astream(
     errors: dict[str, ProviderError] = {}
     index = 0
     while True:
-        begun = await _astarted(call, candidates, index, errors)
-        if begun is None:
-            raise all_failed(call, errors)
-        index, p, pieces, piece, attempt = begun
+        index, p, pieces, piece, attempt = await _astarted(call, candidates, index, errors)
         answer.provider = p.name
         held: Assembler | None = None  # a text stream's structured pieces
         next_piece = pieces.__anext__
@@ -265,7 +245,7 @@ async def astream(
                         piece = await next_piece()
                     except StopAsyncIteration:
                         break
-            except _io.ACLOSED:
+            except _aio.ACLOSED:
                 call.finish(p, attempt, "closed")
                 raise
             except InvalidRequestError:
@@ -273,7 +253,7 @@ async def astream(
             except Exception as exc:
                 raise call.failed(p, exc, attempt) from None
             finally:
-                await _io.aclose_pieces(pieces)
+                await _aio.aclose_pieces(pieces)
             call.finish(p, attempt)
             if held is not None and held.has_tool_calls:
                 raise not_text(call, held, p.name)

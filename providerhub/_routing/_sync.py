@@ -15,11 +15,9 @@ are :mod:`providerhub._routing._io`'s.
 
 A candidate that fails before any text reached the caller makes way for the next; once
 text has reached the caller, a failure is raised. A call is stopped by closing its stream,
-or, on an event loop, by cancelling its task: the provider's pieces are closed, the claim
-is given back, and nothing more is sent. A synchronous call run for ``acreate()`` on a
-worker thread (:mod:`providerhub._routing.threaded`) is stopped by its
-:class:`~providerhub._transports.sync.Abort` instead, which the loop checks before each
-attempt; on an event loop there is none.
+or, on an event loop, by cancelling its task: the provider's pieces are closed (a worker
+thread's attempt is aborted, its socket shut down), the claim is given back, and nothing
+more is sent.
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ from .._codecs.completions import Assembler, is_piece
 from .._provider import Provider
 from .._state.health import Claim
 from .._state.limits import Limiter
-from .._transports import sync as transport
 from ..errors import InvalidRequestError, ProviderError
 from ..types import Piece, Usage
 from . import _io
@@ -47,9 +44,7 @@ the rest of its pieces, that piece, and the attempt."""
 def claim(call: Call, p: Provider, *, early: bool = False) -> Claim | None:
     """The breaker's leave to ask ``p``, counted against its rate limit, or None, with the
     reason in :attr:`Call.refused <providerhub._routing.plan.Call.refused>`. ``early``
-    asks even while ``p`` cools down, once (see :meth:`start`). A worker thread's
-    :class:`~providerhub._transports.sync.Abort` abandons the claim when the call is
-    aborted."""
+    asks even while ``p`` cools down, once (see :meth:`start`)."""
     claim = call.health.acquire(p.name)
     if claim is None and early:
         claim = call.health.acquire(p.name, early=True)
@@ -66,11 +61,6 @@ def claim(call: Call, p: Provider, *, early: bool = False) -> Claim | None:
         if wait:
             call.refuse_at_limit(p, claim, wait)
             return None
-    abort = transport.current_abort()
-    if abort is not None:
-        # Whoever aborts the call gives the probe back at once, and whatever the
-        # abandoned attempt reports later is not counted (see Claim.abandon).
-        abort.on_abort(claim.abandon)
     return claim
 
 
@@ -95,20 +85,17 @@ def start(
         return _attempts(call, p, granted)
     except BaseException:
         # Failures are counted as they happen; whatever ends the call here (its last
-        # failure, an abort, an invalid request, a cancellation) gives back a probe that
-        # was not settled, so the next call probes.
+        # failure, an invalid request, a cancellation) gives back a probe that was not
+        # settled, so the next call probes.
         granted.release()
         raise
 
 
 def _attempts(call: Call, p: Provider, claim: Claim) -> tuple[Iterator[Piece], Piece, Attempt]:
-    abort = transport.current_abort()
-    session = _io.session(call)
+    session = _io.session(call, p)
     retry = call.policy.retries
     attempt = 0
     while True:
-        if abort is not None and abort.aborted:
-            raise transport.CallAborted
         attempt += 1
         started = time.perf_counter()
         pieces: Iterator[Piece] | None = None
@@ -119,7 +106,7 @@ def _attempts(call: Call, p: Provider, claim: Claim) -> tuple[Iterator[Piece], P
         try:
             secret = p.credential(call.auth)
             extra = call.provider_kwargs(p, limits, secret, session)
-            pieces = p.complete(call.model, call.messages, call.stream, **call.kwargs, **extra)
+            pieces = _io.ask(call, p, extra)
             if p.limits.tpm is not None:
                 pieces = _counted(pieces, call.limiter, p)
             if not p.honors_timeout:
@@ -137,14 +124,11 @@ def _attempts(call: Call, p: Provider, claim: Claim) -> tuple[Iterator[Piece], P
             raise
         except Exception as exc:
             _io.close_pieces(pieces)
-            if abort is not None and abort.aborted:
-                # The abort broke the exchange: not the provider's failure.
-                raise transport.CallAborted from None
             err, after, retry = call.failure_wait(p, claim, exc, secret, retry)
             if after is not None and p.limits and call.limiter.take(p.limit_key, p.limits):
                 after = None  # a retry is one more request, and the limit has no room for it
             wait, retry = call.retry_or_raise(p, err, after, retry, attempt, started)
-            _io.sleep(wait, abort)
+            _io.sleep(wait)
             continue
         except BaseException:
             _io.close_pieces(pieces)
@@ -165,11 +149,13 @@ def _counted(pieces: Iterator[Piece], limiter: Limiter, p: Provider) -> Iterator
 
 def _started(
     call: Call, candidates: list[Provider], index: int, errors: dict[str, ProviderError]
-) -> Begun | None:
+) -> Begun:
     """The first candidate from ``index`` on that the breaker lets through and that gives
-    its first piece, or None when none is left. A failure before the first piece goes into
-    ``errors``, as the caller's failures after it do; with ``call.try_soonest``, the last
-    candidate is asked even while it cools down when no other was."""
+    its first piece. A failure before the first piece goes into ``errors``, as the
+    caller's failures after it do; when no candidate is left, the call's error is raised
+    (one failure, :class:`~providerhub.errors.AllProvidersFailedError`, or why none was
+    asked). With ``call.try_soonest``, the last candidate is asked even while it cools
+    down when no other was."""
     last = len(candidates) - 1
     while index <= last:
         p = candidates[index]
@@ -183,7 +169,7 @@ def _started(
         if begun is not None:
             pieces, first, attempt = begun
             return index, p, pieces, first, attempt
-    return None
+    raise all_failed(call, errors)
 
 
 def complete(call: Call, candidates: list[Provider]) -> str:
@@ -202,10 +188,7 @@ def collect(call: Call, candidates: list[Provider], sink: Callable[[Piece], None
     errors: dict[str, ProviderError] = {}
     index = 0
     while True:
-        begun = _started(call, candidates, index, errors)
-        if begun is None:
-            raise all_failed(call, errors)
-        index, p, pieces, first, attempt = begun
+        index, p, pieces, first, attempt = _started(call, candidates, index, errors)
         try:
             answer = [first]
             try:
@@ -237,10 +220,7 @@ def stream(call: Call, candidates: list[Provider], answer: Answer) -> Generator[
     errors: dict[str, ProviderError] = {}
     index = 0
     while True:
-        begun = _started(call, candidates, index, errors)
-        if begun is None:
-            raise all_failed(call, errors)
-        index, p, pieces, piece, attempt = begun
+        index, p, pieces, piece, attempt = _started(call, candidates, index, errors)
         answer.provider = p.name
         held: Assembler | None = None  # a text stream's structured pieces
         next_piece = pieces.__next__

@@ -447,12 +447,7 @@ class Call:
         return wait, retry
 
     def failed(self, p: Provider, exc: Exception, attempt: Attempt) -> ProviderError:
-        """Record that ``p`` failed after its answer began, and give the typed error.
-        Raises :class:`~providerhub._transports.sync.CallAborted` instead when the call was
-        aborted, which is what broke the answer."""
-        abort = transport.current_abort()
-        if abort is not None and abort.aborted:
-            raise transport.CallAborted from None
+        """Record that ``p`` failed after its answer began, and give the typed error."""
         failure = _as_provider_error(p, exc, p.credential(self.auth))
         attempt.claim.failure(failure)
         _log(p, self.model, attempt.number, type(failure).__name__, attempt.started)

@@ -1,18 +1,10 @@
-"""Choosing providers for a request, and falling back among them: ``create()``'s face of
-the routing loop.
+"""``create()``'s face of the routing loop: :func:`complete`, :func:`collect`, and
+:class:`Stream`, the iterator a streamed ``create()`` gives.
 
-Candidates for a model are the providers that list it, are working, stream when asked to,
-and need no credential or have one. The caller's ``provider`` names pin the choice and its
-order; otherwise registration order holds. A candidate that fails before any text reached
-the caller makes way for the next; once text has reached the caller, a failure is raised,
-because continuing elsewhere would mix two answers. A call whose every candidate is
-cooling down is refused before anything is sent (:class:`ProvidersCoolingDownError`),
-unless the hub says ``when_all_cooling="try-soonest"``.
-
-The choosing and the decisions are :mod:`providerhub._routing.plan`'s; the loop is
+How candidates are chosen, and what the loop decides, is :mod:`providerhub._routing.plan`'s
+(its names are here too, for the hub and the client); the loop is
 :mod:`providerhub._routing._sync`, generated from the asyncio source
-:mod:`providerhub._routing._async`. This module adds :class:`Stream`, the iterator a
-streamed ``create()`` gives.
+:mod:`providerhub._routing._async`.
 """
 
 from __future__ import annotations
@@ -21,41 +13,19 @@ from collections.abc import Generator, Iterator
 
 from .._provider import Provider
 from ._sync import collect, complete, stream
-from .plan import (
-    Answer,
-    Attempt,
-    AttemptObserver,
-    Auth,
-    Call,
-    Plan,
-    ProviderChoice,
-    RetryPolicy,
-    check_auth,
-    is_transient,
-    observe_attempts,
-    plan,
-    resolve,
-    text_of,
-)
+from .plan import Answer
 
-__all__ = [
-    "Attempt",
-    "AttemptObserver",
-    "Auth",
-    "Call",
-    "Plan",
-    "ProviderChoice",
-    "RetryPolicy",
-    "Stream",
-    "check_auth",
-    "collect",
-    "complete",
-    "is_transient",
-    "observe_attempts",
-    "plan",
-    "resolve",
-    "text_of",
-]
+# The hub's, the client's and the server's names for the routing, kept where they were.
+from .plan import Auth as Auth
+from .plan import Call as Call
+from .plan import ProviderChoice as ProviderChoice
+from .plan import RetryPolicy as RetryPolicy
+from .plan import check_auth as check_auth
+from .plan import observe_attempts as observe_attempts
+from .plan import plan as plan
+from .plan import resolve as resolve
+
+__all__ = ["Stream", "collect", "complete"]
 
 
 class Stream(Iterator[str]):
