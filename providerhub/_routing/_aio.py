@@ -52,7 +52,11 @@ cancelled."""
 def native(candidates: list[Provider]) -> bool:
     """Whether each of ``candidates`` is asked on the event loop itself: it has an
     ``_acreate_completion``, and aiohttp (``providerhub[server]``) is installed."""
-    return all(p.native for p in candidates) and _aiohttp_installed()
+    return _aiohttp_installed() and all(p.native for p in candidates)
+
+
+def _on_loop(p: Provider) -> bool:
+    return p.native and _aiohttp_installed()
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,7 +67,7 @@ def _aiohttp_installed() -> bool:
 def aask(call: Call, p: Provider, extra: dict[str, Any]) -> AsyncIterator[Piece]:
     """:func:`ask` on an event loop: ``_acreate_completion`` where ``p`` has one (see
     :func:`native`), else ``_create_completion`` on a worker thread."""
-    if native([p]):
+    if _on_loop(p):
         return p.acomplete(call.model, call.messages, call.stream, **call.kwargs, **extra)
     # A provider that does not keep its timeouts may hang: on a thread of its own, as the
     # synchronous watchdog's, not one of the pool's.
@@ -74,7 +78,7 @@ def aask(call: Call, p: Provider, extra: dict[str, Any]) -> AsyncIterator[Piece]
 async def asession(call: Call, p: Provider) -> Any:
     """:func:`session` on an event loop: the hub's ``aiohttp.ClientSession`` of the running
     loop for a provider asked there, else the ``requests.Session`` of its worker thread."""
-    if not native([p]):
+    if not _on_loop(p):
         return call.session
     if call.asession is None:
         raise RuntimeError("an asyncio call needs the hub's session (Call.asession)")
