@@ -43,12 +43,12 @@ async def aclaim(call: Call, p: Provider, *, early: bool = False) -> Claim | Non
     """The breaker's leave to ask ``p``, counted against its rate limit, or None, with the
     reason in :attr:`Call.refused <providerhub._routing.plan.Call.refused>`. ``early``
     asks even while ``p`` cools down, once (see :meth:`astart`)."""
-    claim = await call.health.aacquire(p.name)
-    if claim is None and early:
-        claim = await call.health.aacquire(p.name, early=True)
-        if claim is not None and not claim.probe:
+    granted = await call.health.aacquire(p.name)
+    if granted is None and early:
+        granted = await call.health.aacquire(p.name, early=True)
+        if granted is not None and not granted.probe:
             call.once.add(p.name)
-    if claim is None:
+    if granted is None:
         call.refuse_cooling(p)
         return None
     limits = p.limits
@@ -57,9 +57,9 @@ async def aclaim(call: Call, p: Provider, *, early: bool = False) -> Claim | Non
         # place in the window.
         wait = await call.limiter.atake(p.limit_key, limits)
         if wait:
-            call.refuse_at_limit(p, claim, wait)
+            call.refuse_at_limit(p, granted, wait)
             return None
-    return claim
+    return granted
 
 
 async def astart(
@@ -90,7 +90,7 @@ async def astart(
 
 
 async def _aattempts(
-    call: Call, p: Provider, claim: Claim
+    call: Call, p: Provider, granted: Claim
 ) -> tuple[AsyncIterator[Piece], Piece, Attempt]:
     session = await _aio.asession(call, p)
     retry = call.policy.retries
@@ -124,7 +124,7 @@ async def _aattempts(
             raise
         except Exception as exc:
             await _aio.aclose_pieces(pieces)
-            err, after, retry = call.failure_wait(p, claim, exc, secret, retry)
+            err, after, retry = call.failure_wait(p, granted, exc, secret, retry)
             if after is not None and p.limits and await call.limiter.atake(p.limit_key, p.limits):
                 after = None  # a retry is one more request, and the limit has no room for it
             wait, retry = call.retry_or_raise(p, err, after, retry, attempt, started)
@@ -133,7 +133,7 @@ async def _aattempts(
         except BaseException:
             await _aio.aclose_pieces(pieces)
             raise
-        return pieces, first, Attempt(attempt, started, claim)
+        return pieces, first, Attempt(attempt, started, granted)
 
 
 async def _acounted(

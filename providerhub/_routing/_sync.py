@@ -45,12 +45,12 @@ def claim(call: Call, p: Provider, *, early: bool = False) -> Claim | None:
     """The breaker's leave to ask ``p``, counted against its rate limit, or None, with the
     reason in :attr:`Call.refused <providerhub._routing.plan.Call.refused>`. ``early``
     asks even while ``p`` cools down, once (see :meth:`start`)."""
-    claim = call.health.acquire(p.name)
-    if claim is None and early:
-        claim = call.health.acquire(p.name, early=True)
-        if claim is not None and not claim.probe:
+    granted = call.health.acquire(p.name)
+    if granted is None and early:
+        granted = call.health.acquire(p.name, early=True)
+        if granted is not None and not granted.probe:
             call.once.add(p.name)
-    if claim is None:
+    if granted is None:
         call.refuse_cooling(p)
         return None
     limits = p.limits
@@ -59,9 +59,9 @@ def claim(call: Call, p: Provider, *, early: bool = False) -> Claim | None:
         # place in the window.
         wait = call.limiter.take(p.limit_key, limits)
         if wait:
-            call.refuse_at_limit(p, claim, wait)
+            call.refuse_at_limit(p, granted, wait)
             return None
-    return claim
+    return granted
 
 
 def start(
@@ -91,7 +91,7 @@ def start(
         raise
 
 
-def _attempts(call: Call, p: Provider, claim: Claim) -> tuple[Iterator[Piece], Piece, Attempt]:
+def _attempts(call: Call, p: Provider, granted: Claim) -> tuple[Iterator[Piece], Piece, Attempt]:
     session = _io.session(call, p)
     retry = call.policy.retries
     attempt = 0
@@ -124,7 +124,7 @@ def _attempts(call: Call, p: Provider, claim: Claim) -> tuple[Iterator[Piece], P
             raise
         except Exception as exc:
             _io.close_pieces(pieces)
-            err, after, retry = call.failure_wait(p, claim, exc, secret, retry)
+            err, after, retry = call.failure_wait(p, granted, exc, secret, retry)
             if after is not None and p.limits and call.limiter.take(p.limit_key, p.limits):
                 after = None  # a retry is one more request, and the limit has no room for it
             wait, retry = call.retry_or_raise(p, err, after, retry, attempt, started)
@@ -133,7 +133,7 @@ def _attempts(call: Call, p: Provider, claim: Claim) -> tuple[Iterator[Piece], P
         except BaseException:
             _io.close_pieces(pieces)
             raise
-        return pieces, first, Attempt(attempt, started, claim)
+        return pieces, first, Attempt(attempt, started, granted)
 
 
 def _counted(pieces: Iterator[Piece], limiter: Limiter, p: Provider) -> Iterator[Piece]:
