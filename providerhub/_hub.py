@@ -434,49 +434,39 @@ class Hub:
         call, candidates = self._prepare(*args, **kwargs)
         if call.stream:
             return self._astream(call, candidates)
-        if self._native(call, candidates):
-            from ._routing import arouter
+        from ._routing import arouter
 
-            return arouter.complete(call, candidates)
-        from ._routing import threaded as aio
-
-        return aio.complete(call, candidates)
+        self._native(call, candidates)
+        return arouter.complete(call, candidates)
 
     create: Create[str, router.Stream] = signed(_create, _prepare, "create")
     acreate: Create[Coroutine[Any, Any, str], AsyncStream] = signed(_acreate, _prepare, "acreate")
 
     def _native(self, call: router.Call, candidates: list[Provider]) -> bool:
-        """Whether ``call`` goes the asyncio-native way (every candidate has an
-        ``_acreate_completion``, and aiohttp is installed), rather than to worker threads;
-        if so, it is given the hub's aiohttp session."""
+        """Give ``call`` the hub's aiohttp session, for its candidates with an
+        ``_acreate_completion``; and say whether every candidate has one (and aiohttp is
+        installed), so that no worker thread serves the call."""
         from ._routing import arouter
 
-        if not arouter.native(candidates):
-            return False
         call.asession = self._aiohttp_session
-        return True
+        return arouter.native(candidates)
 
     def _astream(self, call: router.Call, candidates: list[Provider]) -> AsyncStream:
-        """The asyncio stream of ``call``: native, or pumped from a worker thread."""
+        """The asyncio stream of ``call``."""
+        from ._routing import arouter
+
         if self._native(call, candidates):
-            from ._routing import arouter
-
             return arouter.NativeStream(call, candidates)
-        from ._routing import threaded as aio
-
-        return aio.AsyncStream(router.Stream(call, candidates))
+        return arouter.AsyncStream(call, candidates)
 
     async def _acollect(
         self, call: router.Call, candidates: list[Provider], sink: Callable[[Piece], None]
     ) -> str:
-        """``router.collect`` for asyncio: native, or on a worker thread."""
-        if self._native(call, candidates):
-            from ._routing import arouter
+        """``router.collect`` for asyncio."""
+        from ._routing import arouter
 
-            return await arouter.collect(call, candidates, sink)
-        from ._routing import threaded as aio
-
-        return await aio.collect(call, candidates, sink)
+        self._native(call, candidates)
+        return await arouter.collect(call, candidates, sink)
 
     async def _aiohttp_session(self) -> Any:
         """The hub's ``aiohttp.ClientSession`` for the running event loop, made on first

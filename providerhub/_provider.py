@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import types
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -176,10 +176,10 @@ class Provider:
         """
         if self._accepts is not None:
             kwargs = {k: v for k, v in kwargs.items() if k in self._accepts}
-        result: Iterator[str] = self._completion("_create_completion")(
+        result: Iterable[str] = self._completion("_create_completion")(
             model, messages, stream, **kwargs
         )
-        return result
+        return iter(result)  # the loop asks for each piece itself: a list would do too
 
     def acomplete(
         self, model: str, messages: list[Any], stream: bool, **kwargs: Any

@@ -1,5 +1,6 @@
 """Run every check the project holds itself to, in order, stopping at the first failure:
-lint, formatting, strict typing, and the test suites of the core and the plugins.
+lint, formatting, strict typing, the generated synchronous routing loop being current
+(``scripts/unasync.py --check``), and the test suites of the core and the plugins.
 
 Run it with the virtual environment's Python, after installing the dev extra (the README's
 test command does both).
@@ -27,6 +28,7 @@ STEPS = [
     ("ruff check", ["-m", "ruff", "check", "."]),
     ("ruff format --check", ["-m", "ruff", "format", "--check", "."]),
     ("mypy --strict", ["-m", "mypy", "--strict", *TYPED]),
+    ("the generated sync loop is current", ["scripts/unasync.py", "--check"]),
     ("pytest", ["-m", "pytest", "-q"]),
     ("template plugin", ["scripts/check_template.py"]),
     ("mkdocs build --strict", ["-m", "mkdocs", "build", "--strict"]),

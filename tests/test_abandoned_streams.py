@@ -184,6 +184,25 @@ def test_a_cancelled_acreate_wakes_from_its_backoff_at_once(server: OpenAIServer
         assert len(server.requests) == 1
 
 
+def test_a_worker_thread_serves_only_the_provider_not_the_backoff(server: OpenAIServer) -> None:
+    # The routing loop runs on the event loop; a provider without _acreate_completion has a
+    # worker thread for its attempt alone: none is held while the call waits to retry.
+    retries = Retry(total=1, backoff_factor=0, allowed_methods=None)
+    with providerhub.Hub(load_entrypoints=False, retries=retries, retry_after_max=60) as hub:
+        hub.register(Endpoint("p1", server))
+        server.script(Reply.error(503, retry_after="1"), Reply.text("after the wait"))
+
+        async def main() -> str:
+            task = asyncio.create_task(hub.acreate(MODEL, HI, timeout=30))
+            assert await await_until(lambda: len(server.requests) == 1)
+            assert await await_until(lambda: not async_workers())  # waiting, on the loop
+            assert not task.done() and len(server.requests) == 1
+            return await task
+
+        assert asyncio.run(main()) == "after the wait"
+        assert len(server.requests) == 2
+
+
 # -- the bound on asyncio's workers --------------------------------------------------------
 
 

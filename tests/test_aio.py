@@ -11,7 +11,6 @@ from typing import Any, Callable
 import pytest
 
 import providerhub
-from providerhub._routing.arouter import NativeStream
 from providerhub.testing import OpenAIServer, Reply
 
 MODEL = "gpt-3.5-turbo-16k"
@@ -32,11 +31,10 @@ def wait_until(condition: Callable[[], bool], seconds: float = 3.0) -> bool:
 
 
 def call_over(stream: providerhub.AsyncStream) -> bool:
-    """Whether the call behind ``stream`` is over: its generator closed, on the event loop
-    (asyncio-native providers) or on its worker thread."""
-    if isinstance(stream, NativeStream):
-        return stream._pieces.ag_frame is None
-    return stream._pump is not None and stream._pump.done.is_set()
+    """Whether the call behind ``stream`` is over: its loop's generator closed on the event
+    loop, which closes the provider's generator, there (asyncio-native providers) or on
+    its worker thread, before it returns."""
+    return stream._pieces.ag_frame is None
 
 
 def test_await_gives_the_whole_text(gravity_hub: providerhub.Hub, server: OpenAIServer) -> None:

@@ -29,8 +29,8 @@ class Watched(Iterator[Any]):
     """``pieces``, fetched in a worker thread; each ``next()`` waits at most ``read``
     seconds, and never past ``deadline`` (a ``time.monotonic()`` value, or None).
 
-    The worker runs in a copy of the caller's context, so an asyncio call's
-    :class:`~providerhub._transports.sync.Abort` reaches the provider's HTTP exchanges too.
+    The worker runs in a copy of the caller's context. (Under ``acreate()`` the watchdog is
+    a timeout on each wait of the event loop, see :func:`providerhub._routing._aio.awatched`.)
     """
 
     def __init__(

@@ -12,10 +12,10 @@ it when it is over. The probe is claimed under the lock, so exactly one call pro
 is given back however its call ends: a success closes the breaker, a failure re-opens
 it, and anything else (the caller closed the stream or dropped it, the task was
 cancelled, the request was refused as invalid, a ``KeyboardInterrupt``) releases it,
-leaving the breaker open with its time up, so that the next call probes. A call aborted
-from another thread (an asyncio task cancelled while its worker thread still waits for
-the provider) abandons its claim there and then: the probe is given back at once, and what
-the worker reports afterwards, success or failure, is not counted.
+leaving the breaker open with its time up, so that the next call probes. An asyncio task
+cancelled while a worker thread still waits for its provider releases its claim there
+and then, on the event loop: the probe is given back at once, and what the worker learns
+afterwards, success or failure, is read by nobody and not counted.
 
 A failure is the provider's: it could not be reached, timed out, answered with an error
 status or an answer that cannot be read. Not the caller's mistakes: a request refused
