@@ -18,11 +18,12 @@ import providerhub_gravityengine
 from providerhub import (
     AllProvidersFailedError,
     AuthenticationError,
+    MemoryState,
     NoProviderError,
     ProviderHTTPError,
     ProviderTimeoutError,
 )
-from providerhub.testing import OpenAIServer, Reply
+from providerhub.testing import FakeClock, OpenAIServer, Reply
 
 from ._support import Endpoint
 
@@ -195,14 +196,18 @@ def test_three_failures_cool_a_provider_down_then_it_is_probed_again(
     server: OpenAIServer, second: OpenAIServer
 ) -> None:
     server.default = Reply.error(500, "down")
-    with make_hub(server, second, retries=0, cooldown=0.5) as hub:
+    clock = FakeClock()
+    state = MemoryState(clock=clock)
+    with make_hub(server, second, retries=0, cooldown=30, state=state) as hub:
         for _ in range(3):
             assert "You said" in hub.create(MODEL, HI)  # p1 fails, p2 answers
         assert len(server.requests) == 3
         assert [p.name for p in hub.route(MODEL)] == ["p2"]
         hub.create(MODEL, HI)
         assert len(server.requests) == 3  # skipped while cooling down
-        time.sleep(0.6)
+        clock.advance(29)
+        assert [p.name for p in hub.route(MODEL)] == ["p2"]  # not a second early
+        clock.advance(1)
         server.default = Reply.text("back")
         assert [p.name for p in hub.route(MODEL)] == ["p1", "p2"]
         assert hub.create(MODEL, HI) == "back"  # the probe went through, and healed it
@@ -212,15 +217,14 @@ def test_three_failures_cool_a_provider_down_then_it_is_probed_again(
 
 def test_a_failed_probe_doubles_the_cooldown(server: OpenAIServer) -> None:
     server.default = Reply.error(500)
-    clock = [0.0]
-    with make_hub(server, retries=0, cooldown=10) as hub:
-        hub.health._clock = lambda: clock[0]
+    clock = FakeClock()
+    with make_hub(server, retries=0, cooldown=10, state=MemoryState(clock=clock)) as hub:
         for _ in range(3):
             with pytest.raises(ProviderHTTPError):
                 hub.create(MODEL, HI)
         first = hub.health.cooling("p1")
         assert first is not None and first.remaining == 10
-        clock[0] = 10.5
+        clock.advance(10.5)
         assert hub.health.cooling("p1") is None  # half-open: one probe may go
         with pytest.raises(ProviderHTTPError):
             hub.create(MODEL, HI)
@@ -251,14 +255,13 @@ def test_an_auth_failure_cools_down_at_once_and_shows_in_no_provider_error(
     server: OpenAIServer,
 ) -> None:
     server.default = Reply.error(401)
-    clock = [100.0]
-    with make_hub(server, retries=0) as hub:
-        hub.health._clock = lambda: clock[0]
+    clock = FakeClock()
+    with make_hub(server, retries=0, state=MemoryState(clock=clock)) as hub:
         with pytest.raises(AuthenticationError):
             hub.create(MODEL, HI)
         cooling = hub.health.cooling("p1")
         assert cooling is not None and cooling.failures == 1
-        clock[0] += 31
+        clock.advance(31)
         probe = hub.health.acquire("p1")  # another call is probing p1 right now
         assert probe is not None and probe.probe
         with pytest.raises(NoProviderError) as info:
@@ -275,7 +278,10 @@ def test_providers_command_shows_the_cooldown(
 
     server.default = Reply.error(503)
     monkeypatch.setenv("PROVIDERHUB_GRAVITYENGINE_URL", server.url)
-    own = providerhub.Hub(load_entrypoints=False, retries=0)
+    # On a clock of the test's, so that "30 s left" is what the cooldown holds however
+    # long the calls took (29.4 s left would show 29).
+    state = MemoryState(clock=FakeClock())
+    own = providerhub.Hub(load_entrypoints=False, retries=0, state=state)
     own.register_plugin(providerhub_gravityengine, name="gravityengine")
     monkeypatch.setattr(hub_module, "_default_hub", own)
     for _ in range(3):
