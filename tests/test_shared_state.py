@@ -33,6 +33,7 @@ from providerhub import (
 )
 from providerhub import _settings as settings
 from providerhub._state.limits import Limits, MemoryLimiter
+from providerhub.testing import FakeClock
 from providerhub.types import Usage
 
 from ._support import FakeProvider, threads, wait_until
@@ -71,44 +72,36 @@ def finish(process: subprocess.Popen[str], timeout: float = 30) -> str:
 # -- the in-memory limiter ---------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_rpm_is_a_sliding_window_of_exactly_rpm_requests() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limiter = MemoryLimiter(clock)
     limits = Limits(rpm=3)
     admitted = []
     for _ in range(3):
         admitted.append(limiter.take("provider:a", limits))
-        clock.now += 10
+        clock.advance(10)
     assert admitted == [0.0, 0.0, 0.0]
     # The first went in at 1000; the window holds it until 1060, and it is now 1030.
     assert limiter.take("provider:a", limits) == pytest.approx(30.0)
-    clock.now = 1060.0 + 1e-6
+    clock.advance(30 + 1e-6)  # to 1060 and a moment
     assert limiter.take("provider:a", limits) == 0.0  # the first left the window
     assert limiter.take("provider:a", limits) == pytest.approx(10.0, abs=1e-3)
     assert limiter.take("provider:b", limits) == 0.0  # each key counts apart
 
 
 def test_tpm_admits_while_fewer_tokens_were_reported_in_the_window() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limiter = MemoryLimiter(clock)
     limits = Limits(tpm=100)
     assert limiter.take("provider:a", limits) == 0.0
     limiter.spend("provider:a", 60, limits)
-    clock.now += 20
+    clock.advance(20)
     assert limiter.take("provider:a", limits) == 0.0  # 60 < 100
     limiter.spend("provider:a", 50, limits)
-    clock.now += 5
+    clock.advance(5)
     # 110 reported: the first 60 age out at 1060, leaving 50 < 100.
     assert limiter.take("provider:a", limits) == pytest.approx(35.0)
-    clock.now = 1060.0 + 1e-6
+    clock.advance(35 + 1e-6)  # to 1060 and a moment
     assert limiter.take("provider:a", limits) == 0.0
 
 
@@ -745,7 +738,8 @@ def test_redis_round_trips_do_not_stall_the_event_loop(redis_url: str, redis_ser
             took = asyncio.run(main(hub))
     # While ten calls waited on Redis, one round trip or two each, the loop turned on:
     # blocking it, each call's script would have held it 100 ms, and the ten a second.
-    assert max(gaps) < 0.05, sorted(gaps)[-5:]
+    # (A gap under 90 ms: a shared machine can hold a 5 ms sleep longer than 50 ms.)
+    assert max(gaps) < 0.09, sorted(gaps)[-5:]
     assert took < 0.6
     import redis
 
