@@ -49,8 +49,9 @@ SLOW_MODULES = frozenset(
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``slow`` every test that uses a fixture of :data:`SLOW_FIXTURES` or is in a
-    module of :data:`SLOW_MODULES`: ``pytest -m "not slow"`` is the quick inner loop, and
-    the full suite (what CI runs) runs them all."""
+    module of :data:`SLOW_MODULES` (single tests elsewhere that run the command line in a
+    subprocess or wait out a timeout carry ``@pytest.mark.slow`` themselves): ``pytest -m
+    "not slow"`` is the quick inner loop, and the full suite (what CI runs) runs them all."""
     for item in items:
         if item.path.name in SLOW_MODULES or SLOW_FIXTURES.intersection(
             getattr(item, "fixturenames", ())

@@ -222,6 +222,7 @@ def test_a_cancelled_call_wakes_from_its_backoff_at_once(
         assert len(server.requests) == 1
 
 
+@pytest.mark.slow  # waits out two timeouts
 def test_the_total_timeout_cuts_a_slow_stream_and_a_stalled_request(
     hub: providerhub.Hub, server: OpenAIServer
 ) -> None:

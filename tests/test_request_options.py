@@ -285,6 +285,7 @@ def test_the_helper_called_directly_refuses_what_json_cannot_nest(server: OpenAI
 # -- a call's deadline -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out the deadline
 def test_a_provider_the_deadline_left_no_time_for_is_not_counted(write_config: Any) -> None:
     with OpenAIServer() as slow, OpenAIServer() as spare:
         slow.default = Reply(fault="stall", after=None, delay=1.0)

@@ -501,6 +501,7 @@ def providerhub_cli(*args: str, config: Path) -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.mark.slow  # runs the command line in a subprocess
 def test_providerhub_chat_streams_from_the_configured_endpoint(
     write_config: WriteConfig, server: OpenAIServer
 ) -> None:
@@ -522,6 +523,7 @@ def test_providerhub_chat_streams_from_the_configured_endpoint(
     assert body["messages"] == [{"role": "user", "content": "Say hello"}]
 
 
+@pytest.mark.slow  # runs the command line in a subprocess
 def test_providerhub_providers_reports_a_bad_entry_and_lists_the_rest(
     write_config: WriteConfig,
 ) -> None:
