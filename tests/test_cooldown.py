@@ -432,11 +432,13 @@ def stalling() -> Iterator[StallingServer]:
     server.close()
 
 
-def open_breaker(hub: providerhub.Hub) -> None:
-    """Open p1's breaker and wait it out: the next call to p1 is the probe."""
+def open_breaker(hub: providerhub.Hub, clock: FakeClock) -> None:
+    """Open p1's breaker and let its cooldown pass: the next call to p1 is the probe."""
     for _ in range(hub.health.threshold):
         hub.health.failure("p1", ProviderHTTPError("p1", "down", status_code=503))
-    assert wait_until(lambda: hub.health.cooling("p1") is None, 2)
+    assert hub.health.cooling("p1") is not None
+    clock.advance(hub.health.cooldown)
+    assert hub.health.cooling("p1") is None
 
 
 def worker_threads() -> list[threading.Thread]:
@@ -447,9 +449,10 @@ def worker_threads() -> list[threading.Thread]:
 def test_cancelling_the_probe_on_the_thread_path_frees_it_at_once_and_closes_its_socket(
     stalling: StallingServer, stream: bool
 ) -> None:
-    with lone_hub(stalling, retries=0, cooldown=0.05) as hub:
+    clock = FakeClock()
+    with lone_hub(stalling, retries=0, state=MemoryState(clock=clock)) as hub:
         assert not arouter.native(hub.route(MODEL))  # the worker-thread path
-        open_breaker(hub)
+        open_breaker(hub, clock)
         assert wait_until(lambda: not worker_threads(), 2)
         before_sockets, before_threads = sockets(), threads()
         state = hub.health.snapshot()["p1"]
@@ -521,9 +524,11 @@ def test_what_a_cancelled_probe_reports_later_does_not_touch_the_breaker(
     outcome: BaseException | str,
 ) -> None:
     held = Held(outcome)
-    with providerhub.Hub(load_entrypoints=False, retries=0, cooldown=0.05) as hub:
+    clock = FakeClock()
+    state = MemoryState(clock=clock)
+    with providerhub.Hub(load_entrypoints=False, retries=0, cooldown=0.5, state=state) as hub:
         hub.register(held)
-        open_breaker(hub)
+        open_breaker(hub, clock)
 
         async def main() -> None:
             task = asyncio.create_task(hub.acreate(MODEL, HI))
