@@ -32,9 +32,7 @@ SLOW_FIXTURES = frozenset(
 SLOW_MODULES = frozenset(
     {
         "test_cli.py",  # runs the command line in subprocesses
-        "test_cooldown.py",  # cooldowns waited out, serve processes
         "test_redis_cluster.py",
-        "test_reliability.py",  # retries, backoffs and deadlines waited out
         "test_server.py",  # serve processes and the openai SDK against them
         "test_server_lifecycle.py",  # serve processes started and stopped
         "test_server_limits.py",

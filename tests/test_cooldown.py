@@ -68,6 +68,7 @@ def second() -> Iterator[OpenAIServer]:
 # -- refused at once, typed ------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out the default retries' backoffs
 def test_a_lone_dead_upstream_gets_the_failures_that_open_its_cooldown_then_nothing(
     server: OpenAIServer,
 ) -> None:
@@ -181,6 +182,7 @@ def race(count: int, call: Any) -> list[str]:
 # -- the option: today's behaviour, one attempt ----------------------------------------------
 
 
+@pytest.mark.slow  # waits out the default retries' backoffs
 def test_try_soonest_makes_one_attempt_per_call_at_the_provider_back_first(
     server: OpenAIServer, second: OpenAIServer
 ) -> None:
@@ -283,6 +285,7 @@ def _gateway_env(upstream: OpenAIServer, tmp: Path, **extra: str) -> dict[str, s
     )
 
 
+@pytest.mark.slow  # starts serve processes
 def test_the_gateway_answers_503_with_retry_after_and_sends_nothing_upstream(
     server: OpenAIServer, tmp_path: Path
 ) -> None:
@@ -322,6 +325,7 @@ uvicorn.run(create_app(hub), host="127.0.0.1", port=0, log_level="info")
 """
 
 
+@pytest.mark.slow  # starts serve processes
 def test_two_gateways_sharing_redis_hold_one_cooldown_and_send_one_probe(
     server: OpenAIServer, redis_url: str, tmp_path: Path
 ) -> None:

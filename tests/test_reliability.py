@@ -45,6 +45,7 @@ def make_hub(*servers: OpenAIServer, **options: Any) -> providerhub.Hub:
     return hub
 
 
+@pytest.mark.slow  # waits out the default retries' backoffs
 def test_503_twice_then_success_returns_the_whole_answer_with_default_retries(
     server: OpenAIServer,
 ) -> None:
@@ -100,7 +101,10 @@ def test_transient_statuses_are_retried(
         Reply(fault="reset", after=None),
         Reply(fault="reset", after=0),
         Reply(fault="cut", after=0),
-        Reply(fault="stall", after=None, delay=5),
+        pytest.param(
+            Reply(fault="stall", after=None, delay=5),
+            marks=pytest.mark.slow,  # waits out the read timeout
+        ),
     ],
 )
 def test_network_faults_before_any_text_are_retried(server: OpenAIServer, fault: Reply) -> None:
@@ -126,6 +130,7 @@ def test_a_failure_after_text_is_not_retried_and_text_is_never_duplicated(
     assert second.requests == []
 
 
+@pytest.mark.slow  # waits out a Retry-After
 def test_retry_after_seconds_is_honoured(server: OpenAIServer) -> None:
     server.script(Reply.error(429, retry_after="1"), Reply.text("ok"))
     with make_hub(server, retries=FAST) as hub:
@@ -135,6 +140,7 @@ def test_retry_after_seconds_is_honoured(server: OpenAIServer) -> None:
     assert 0.9 <= waited < 2.5
 
 
+@pytest.mark.slow  # waits out a Retry-After
 def test_retry_after_as_an_http_date_is_honoured(server: OpenAIServer) -> None:
     when = email.utils.formatdate(time.time() + 2, usegmt=True)
     server.script(Reply.error(503, retry_after=when), Reply.text("ok"))
@@ -156,6 +162,7 @@ def test_a_retry_after_past_the_cap_falls_back_at_once(
     assert len(server.requests) == 1
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_the_total_timeout_bounds_retries(server: OpenAIServer) -> None:
     server.default = Reply.error(503, retry_after="1")
     with make_hub(server, retries=Retry(total=10, backoff_factor=0)) as hub:
@@ -166,6 +173,7 @@ def test_the_total_timeout_bounds_retries(server: OpenAIServer) -> None:
     assert len(server.requests) == 2  # then the next wait would pass the deadline
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_a_stall_mid_stream_raises_within_the_read_timeout(server: OpenAIServer) -> None:
     server.script(Reply.text("a", "b", fault="stall", after=1, delay=10))
     with make_hub(server, retries=FAST) as hub:
@@ -177,6 +185,7 @@ def test_a_stall_mid_stream_raises_within_the_read_timeout(server: OpenAIServer)
         assert time.monotonic() - started < 1.5
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_the_total_deadline_holds_mid_stream(server: OpenAIServer) -> None:
     server.script(Reply.text(*["x"] * 50, chunk_delay=0.1))
     with make_hub(server) as hub:
@@ -343,6 +352,7 @@ def test_32_streams_through_one_hub_against_a_flaky_server(server: OpenAIServer)
 # -- plugins that misbehave ----------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_a_provider_hanging_past_the_deadline_is_cut_off(hub: providerhub.Hub) -> None:
     release = threading.Event()
 
@@ -368,6 +378,7 @@ def test_a_provider_hanging_past_the_deadline_is_cut_off(hub: providerhub.Hub) -
     release.set()
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_a_provider_hanging_before_any_text_falls_back_in_time(
     hub: providerhub.Hub, fake: Callable[..., Any]
 ) -> None:
