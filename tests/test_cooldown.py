@@ -24,7 +24,6 @@ import pytest
 import providerhub
 from providerhub import (
     InvalidRequestError,
-    MemoryState,
     NoProviderError,
     ProviderHTTPError,
     ProvidersCoolingDownError,
@@ -73,7 +72,7 @@ def test_a_lone_dead_upstream_gets_the_failures_that_open_its_cooldown_then_noth
     server: OpenAIServer,
 ) -> None:
     server.default = Reply.error(500, "down")
-    with lone_hub(server, cooldown=30, state=MemoryState(clock=FakeClock())) as hub:
+    with lone_hub(server, cooldown=30, state=providerhub.MemoryState(clock=FakeClock())) as hub:
         with pytest.raises(ProviderHTTPError):
             hub.create(MODEL, HI)
         assert len(server.requests) == 3  # the first try and its two retries: the threshold
@@ -100,7 +99,8 @@ def test_a_lone_dead_upstream_gets_the_failures_that_open_its_cooldown_then_noth
 def test_every_candidate_cooling_names_each_with_its_wait(
     server: OpenAIServer, second: OpenAIServer
 ) -> None:
-    with lone_hub(server, retries=0, cooldown=10, state=MemoryState(clock=FakeClock())) as hub:
+    state = providerhub.MemoryState(clock=FakeClock())
+    with lone_hub(server, retries=0, cooldown=10, state=state) as hub:
         hub.register(Endpoint("p2", second))
         for name in ("p1", "p2"):
             for _ in range(3):
@@ -119,7 +119,8 @@ def test_a_provider_cooled_down_after_the_plan_is_refused_with_its_wait(
 ) -> None:
     """Planned while healthy, cooling when its turn came (another call's failure): the call
     is refused, typed, sending nothing."""
-    with lone_hub(server, retries=0, cooldown=10, state=MemoryState(clock=FakeClock())) as hub:
+    state = providerhub.MemoryState(clock=FakeClock())
+    with lone_hub(server, retries=0, cooldown=10, state=state) as hub:
         call, candidates = hub._prepare(
             MODEL, HI, stream=False, provider=None, auth=None, timeout=None, retries=None,
             kwargs={},
@@ -135,7 +136,7 @@ def test_a_provider_cooled_down_after_the_plan_is_refused_with_its_wait(
 def test_after_the_cooldown_exactly_one_probe_goes_out(server: OpenAIServer) -> None:
     server.default = Reply.error(500, "down")
     clock = FakeClock()
-    state = MemoryState(clock=clock)
+    state = providerhub.MemoryState(clock=clock)
     with lone_hub(server, retries=0, failure_threshold=1, cooldown=30, state=state) as hub:
         with pytest.raises(ProviderHTTPError):
             hub.create(MODEL, HI)
@@ -454,7 +455,7 @@ def test_cancelling_the_probe_on_the_thread_path_frees_it_at_once_and_closes_its
     stalling: StallingServer, stream: bool
 ) -> None:
     clock = FakeClock()
-    with lone_hub(stalling, retries=0, state=MemoryState(clock=clock)) as hub:
+    with lone_hub(stalling, retries=0, state=providerhub.MemoryState(clock=clock)) as hub:
         assert not arouter.native(hub.route(MODEL))  # the worker-thread path
         open_breaker(hub, clock)
         assert wait_until(lambda: not worker_threads(), 2)
@@ -529,7 +530,7 @@ def test_what_a_cancelled_probe_reports_later_does_not_touch_the_breaker(
 ) -> None:
     held = Held(outcome)
     clock = FakeClock()
-    state = MemoryState(clock=clock)
+    state = providerhub.MemoryState(clock=clock)
     with providerhub.Hub(load_entrypoints=False, retries=0, cooldown=0.5, state=state) as hub:
         hub.register(held)
         open_breaker(hub, clock)
