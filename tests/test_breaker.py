@@ -129,6 +129,19 @@ def test_a_hub_cools_down_and_counts_its_limits_on_the_clock_of_its_state(
     assert len(server.requests) == 5
 
 
+def test_a_fake_clock_stands_still_until_advanced_and_only_goes_forward() -> None:
+    clock = FakeClock()
+    start = clock()
+    assert clock() == start  # no time passes by itself
+    clock.advance(0)
+    clock.advance(2.5)
+    assert clock() == start + 2.5
+    with pytest.raises(ValueError, match="only goes forward"):
+        clock.advance(-1)
+    assert clock() == start + 2.5
+    assert FakeClock(0.0)() == 0.0
+
+
 # -- exactly one probe ---------------------------------------------------------------------
 
 
