@@ -147,7 +147,8 @@ def test_the_first_chat_completion_does_not_hold_the_other_requests(
         done.set()
         asker.join(5)
         assert status == 200
-        assert max(health) < 0.06, sorted(health)[-5:]
+        # Well under those 0.2 s, with room for a busy machine's scheduling.
+        assert max(health) < 0.15, sorted(health)[-5:]
     finally:
         assert gateway.stop() == 0
 
