@@ -155,6 +155,7 @@ def eager_switching() -> Iterator[None]:
     sys.setswitchinterval(before)
 
 
+@pytest.mark.slow  # 60 races of 16 threads switching every µs: seconds on a busy machine
 @pytest.mark.usefixtures("eager_switching")
 def test_exactly_one_of_many_racing_threads_gets_the_probe() -> None:
     clock = [0.0]
