@@ -32,9 +32,7 @@ SLOW_FIXTURES = frozenset(
 SLOW_MODULES = frozenset(
     {
         "test_cli.py",  # runs the command line in subprocesses
-        "test_cooldown.py",  # cooldowns waited out, serve processes
         "test_redis_cluster.py",
-        "test_reliability.py",  # retries, backoffs and deadlines waited out
         "test_server.py",  # serve processes and the openai SDK against them
         "test_server_lifecycle.py",  # serve processes started and stopped
         "test_server_limits.py",
@@ -49,8 +47,9 @@ SLOW_MODULES = frozenset(
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``slow`` every test that uses a fixture of :data:`SLOW_FIXTURES` or is in a
-    module of :data:`SLOW_MODULES`: ``pytest -m "not slow"`` is the quick inner loop, and
-    the full suite (what CI runs) runs them all."""
+    module of :data:`SLOW_MODULES` (single tests elsewhere that run the command line in a
+    subprocess or wait out a timeout carry ``@pytest.mark.slow`` themselves): ``pytest -m
+    "not slow"`` is the quick inner loop, and the full suite (what CI runs) runs them all."""
     for item in items:
         if item.path.name in SLOW_MODULES or SLOW_FIXTURES.intersection(
             getattr(item, "fixturenames", ())

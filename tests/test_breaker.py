@@ -1,6 +1,6 @@
 """The breaker's probe: exactly one call gets it, and it is given back however that call
 ends, so a provider is never left cooling down for good. Real loopback servers, and
-cooldowns of 50 ms."""
+cooldowns on a clock the tests move (:class:`providerhub.testing.FakeClock`)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,22 @@ from typing import Any, Callable
 import pytest
 
 import providerhub
-from providerhub import InvalidRequestError, NoProviderError, ProviderHTTPError
+from providerhub import (
+    InvalidRequestError,
+    MemoryState,
+    NoProviderError,
+    ProviderHTTPError,
+    ProvidersCoolingDownError,
+    RateLimitError,
+)
 from providerhub._state.health import Claim, Health
-from providerhub.testing import OpenAIServer, Reply
+from providerhub.testing import FakeClock, OpenAIServer, Reply
 
 from ._support import Endpoint, FakeProvider, await_until, wait_until
 
 MODEL = "gpt-3.5-turbo-16k"
 HI = [{"role": "user", "content": "Hi"}]
-COOLDOWN = 0.05
+COOLDOWN = 30.0  # on the test's clock: it passes at once
 
 
 @pytest.fixture
@@ -31,21 +38,31 @@ def second() -> Iterator[OpenAIServer]:
 
 
 @pytest.fixture
-def hub(server: OpenAIServer) -> Iterator[providerhub.Hub]:
-    """One provider, p1, on ``server``; no retries; 50 ms cooldowns."""
-    with providerhub.Hub(load_entrypoints=False, retries=0, cooldown=COOLDOWN) as h:
+def clock() -> FakeClock:
+    """The time of the test's hub."""
+    return FakeClock()
+
+
+@pytest.fixture
+def hub(server: OpenAIServer, clock: FakeClock) -> Iterator[providerhub.Hub]:
+    """One provider, p1, on ``server``; no retries; cooldowns on ``clock``."""
+    state = MemoryState(clock=clock)
+    with providerhub.Hub(load_entrypoints=False, retries=0, cooldown=COOLDOWN, state=state) as h:
         h.register(Endpoint("p1", server))
         yield h
 
 
-def open_breaker(hub: providerhub.Hub, name: str = "p1") -> None:
-    """Fail ``name`` until it cools down, then wait out the cooldown: the next call to it
+def open_breaker(hub: providerhub.Hub, clock: FakeClock, name: str = "p1") -> None:
+    """Fail ``name`` until it cools down, then let the cooldown pass: the next call to it
     is the probe."""
     for _ in range(hub.health.threshold):
         hub.health.failure(name, ProviderHTTPError(name, "down", status_code=503))
     cooling = hub.health.cooling(name)
-    assert cooling is not None and cooling.remaining > 0
-    assert wait_until(lambda: hub.health.cooling(name) is None)
+    assert cooling is not None and cooling.remaining == hub.health.cooldown
+    clock.advance(hub.health.cooldown - 1)
+    assert hub.health.cooling(name) is not None  # not a second early
+    clock.advance(1)
+    assert hub.health.cooling(name) is None
 
 
 def probing(hub: providerhub.Hub, name: str = "p1") -> bool:
@@ -66,6 +83,65 @@ def assert_released_then_next_call_probes(hub: providerhub.Hub, server: OpenAISe
     assert hub.health.cooling("p1") is None
 
 
+# -- the clock ------------------------------------------------------------------------------
+
+
+def test_a_hub_cools_down_and_counts_its_limits_on_the_clock_of_its_state(
+    server: OpenAIServer, clock: FakeClock
+) -> None:
+    """``MemoryState(clock=...)``: the cooldowns, their doubling, and the rate limits'
+    minute are measured on the given clock, to the second, and pass without waiting."""
+    provider = Endpoint("p1", server)
+    provider.rpm = 2  # type: ignore[attr-defined]  # a provider's optional limit
+    state = MemoryState(clock=clock)
+    with providerhub.Hub(
+        load_entrypoints=False, retries=0, failure_threshold=1, cooldown=30, state=state
+    ) as hub:
+        hub.register(provider)
+        server.script(Reply.error(503))
+        with pytest.raises(ProviderHTTPError):
+            hub.create(MODEL, HI)
+        with pytest.raises(ProvidersCoolingDownError) as cooling:
+            hub.create(MODEL, HI)
+        assert cooling.value.retry_after == 30  # no time passed on the clock
+        clock.advance(29)
+        with pytest.raises(ProvidersCoolingDownError) as cooling:
+            hub.create(MODEL, HI)
+        assert cooling.value.retry_after == 1
+        clock.advance(1)
+        server.script(Reply.error(503))
+        with pytest.raises(ProviderHTTPError):
+            hub.create(MODEL, HI)  # the probe, failed: twice as long
+        with pytest.raises(ProvidersCoolingDownError) as cooling:
+            hub.create(MODEL, HI)
+        assert cooling.value.retry_after == 60
+        clock.advance(60)
+        assert hub.create(MODEL, HI).endswith("You said: Hi")  # the probe heals p1
+        # Its rpm: two requests in the minute (the failed probe was one, 60 s ago, and
+        # has left it), then a wait until the oldest leaves.
+        clock.advance(10)
+        assert hub.create(MODEL, HI).endswith("You said: Hi")
+        with pytest.raises(RateLimitError) as limited:
+            hub.create(MODEL, HI)
+        assert limited.value.retry_after == 50
+        clock.advance(50)
+        assert hub.create(MODEL, HI).endswith("You said: Hi")
+    assert len(server.requests) == 5
+
+
+def test_a_fake_clock_stands_still_until_advanced_and_only_goes_forward() -> None:
+    clock = FakeClock()
+    start = clock()
+    assert clock() == start  # no time passes by itself
+    clock.advance(0)
+    clock.advance(2.5)
+    assert clock() == start + 2.5
+    with pytest.raises(ValueError, match="only goes forward"):
+        clock.advance(-1)
+    assert clock() == start + 2.5
+    assert FakeClock(0.0)() == 0.0
+
+
 # -- exactly one probe ---------------------------------------------------------------------
 
 
@@ -79,6 +155,7 @@ def eager_switching() -> Iterator[None]:
     sys.setswitchinterval(before)
 
 
+@pytest.mark.slow  # 60 races of 16 threads switching every µs: seconds on a busy machine
 @pytest.mark.usefixtures("eager_switching")
 def test_exactly_one_of_many_racing_threads_gets_the_probe() -> None:
     clock = [0.0]
@@ -109,10 +186,10 @@ def test_exactly_one_of_many_racing_threads_gets_the_probe() -> None:
 
 
 def test_many_calls_after_a_cooldown_send_one_probe_and_the_others_fall_back(
-    hub: providerhub.Hub, server: OpenAIServer, second: OpenAIServer
+    hub: providerhub.Hub, server: OpenAIServer, second: OpenAIServer, clock: FakeClock
 ) -> None:
     hub.register(Endpoint("p2", second))
-    open_breaker(hub)
+    open_breaker(hub, clock)
     release = threading.Event()
     server.default = Reply.text("probe", " answered", wait=release, after=1)
     barrier = threading.Barrier(12)
@@ -142,9 +219,9 @@ def test_many_calls_after_a_cooldown_send_one_probe_and_the_others_fall_back(
 
 
 def test_a_call_planned_before_another_took_the_probe_is_turned_away_with_the_reason(
-    hub: providerhub.Hub, server: OpenAIServer
+    hub: providerhub.Hub, server: OpenAIServer, clock: FakeClock
 ) -> None:
-    open_breaker(hub)
+    open_breaker(hub, clock)
     stream = hub.create(MODEL, HI, stream=True)  # planned while no probe was under way
     other = hub.health.acquire("p1")
     assert other is not None and other.probe
@@ -157,9 +234,9 @@ def test_a_call_planned_before_another_took_the_probe_is_turned_away_with_the_re
 
 
 def test_a_failed_probe_reopens_the_breaker_for_twice_as_long(
-    hub: providerhub.Hub, server: OpenAIServer
+    hub: providerhub.Hub, server: OpenAIServer, clock: FakeClock
 ) -> None:
-    open_breaker(hub)
+    open_breaker(hub, clock)
     server.script(Reply.error(503))
     with pytest.raises(ProviderHTTPError):
         hub.create(MODEL, HI)
@@ -171,10 +248,12 @@ def test_a_failed_probe_reopens_the_breaker_for_twice_as_long(
 
 def test_a_failed_probe_is_not_retried_and_doubles_the_cooldown_once(
     server: OpenAIServer,
+    clock: FakeClock,
 ) -> None:
-    with providerhub.Hub(load_entrypoints=False, retries=2, cooldown=COOLDOWN) as hub:
+    state = MemoryState(clock=clock)
+    with providerhub.Hub(load_entrypoints=False, retries=2, cooldown=COOLDOWN, state=state) as hub:
         hub.register(Endpoint("p1", server))
-        open_breaker(hub)
+        open_breaker(hub, clock)
         server.script(Reply.error(503), Reply.error(503), Reply.error(503))
         with pytest.raises(ProviderHTTPError):
             hub.create(MODEL, HI)
@@ -186,9 +265,9 @@ def test_a_failed_probe_is_not_retried_and_doubles_the_cooldown_once(
 
 
 def test_a_probe_stream_closed_early_gives_the_probe_back(
-    hub: providerhub.Hub, server: OpenAIServer
+    hub: providerhub.Hub, server: OpenAIServer, clock: FakeClock
 ) -> None:
-    open_breaker(hub)
+    open_breaker(hub, clock)
     server.script(Reply.text("a", "b", "c"))
     stream = hub.create(MODEL, HI, stream=True)
     assert next(stream) == "a"
@@ -198,9 +277,9 @@ def test_a_probe_stream_closed_early_gives_the_probe_back(
 
 
 def test_a_probe_stream_dropped_unfinished_gives_the_probe_back_at_once(
-    hub: providerhub.Hub, server: OpenAIServer
+    hub: providerhub.Hub, server: OpenAIServer, clock: FakeClock
 ) -> None:
-    open_breaker(hub)
+    open_breaker(hub, clock)
     server.script(Reply.text("a", "b", "c"))
     stream = hub.create(MODEL, HI, stream=True)
     assert next(stream) == "a"
@@ -211,9 +290,9 @@ def test_a_probe_stream_dropped_unfinished_gives_the_probe_back_at_once(
 
 
 def test_a_probe_stream_left_with_break_gives_the_probe_back(
-    hub: providerhub.Hub, server: OpenAIServer
+    hub: providerhub.Hub, server: OpenAIServer, clock: FakeClock
 ) -> None:
-    open_breaker(hub)
+    open_breaker(hub, clock)
     server.script(Reply.text("a", "b", "c"))
     for piece in hub.create(MODEL, HI, stream=True):
         assert piece == "a"
@@ -224,9 +303,9 @@ def test_a_probe_stream_left_with_break_gives_the_probe_back(
 
 
 def test_an_invalid_request_found_by_the_probed_provider_gives_the_probe_back(
-    hub: providerhub.Hub, server: OpenAIServer
+    hub: providerhub.Hub, server: OpenAIServer, clock: FakeClock
 ) -> None:
-    open_breaker(hub)
+    open_breaker(hub, clock)
     with pytest.raises(InvalidRequestError, match="no_such_parameter"):
         hub.create(MODEL, HI, no_such_parameter=1)
     assert server.requests == []
@@ -236,11 +315,15 @@ def test_an_invalid_request_found_by_the_probed_provider_gives_the_probe_back(
 @pytest.mark.parametrize("fail_after", [None, 1], ids=["before any text", "mid-stream"])
 @pytest.mark.parametrize("error", [InvalidRequestError("bad"), KeyboardInterrupt()])
 def test_a_probe_ended_by_an_invalid_request_or_keyboard_interrupt_gives_it_back(
-    hub: providerhub.Hub, server: OpenAIServer, error: BaseException, fail_after: int | None
+    hub: providerhub.Hub,
+    server: OpenAIServer,
+    error: BaseException,
+    fail_after: int | None,
+    clock: FakeClock,
 ) -> None:
     hub.unregister("p1")
     hub.register(FakeProvider("p1", [MODEL], ["a", "b"], fail=error, fail_after=fail_after))
-    open_breaker(hub)
+    open_breaker(hub, clock)
     with pytest.raises(type(error)):
         for _ in hub.create(MODEL, HI, stream=True):
             assert probing(hub)
@@ -250,9 +333,9 @@ def test_a_probe_ended_by_an_invalid_request_or_keyboard_interrupt_gives_it_back
 
 
 def test_a_cancelled_probe_acreate_gives_the_probe_back_and_is_no_failure(
-    hub: providerhub.Hub, server: OpenAIServer
+    hub: providerhub.Hub, server: OpenAIServer, clock: FakeClock
 ) -> None:
-    open_breaker(hub)
+    open_breaker(hub, clock)
     server.script(Reply(fault="stall", after=None, delay=5))  # no headers for 5 s
 
     async def main() -> None:
@@ -272,9 +355,9 @@ def test_a_cancelled_probe_acreate_gives_the_probe_back_and_is_no_failure(
 
 
 def test_a_cancelled_probe_astream_gives_the_probe_back_and_is_no_failure(
-    hub: providerhub.Hub, server: OpenAIServer
+    hub: providerhub.Hub, server: OpenAIServer, clock: FakeClock
 ) -> None:
-    open_breaker(hub)
+    open_breaker(hub, clock)
     release = threading.Event()
     server.script(Reply.text("a", " never", wait=release, after=1))
 
@@ -299,9 +382,9 @@ def test_a_cancelled_probe_astream_gives_the_probe_back_and_is_no_failure(
 
 
 def test_a_probe_astream_left_with_break_gives_the_probe_back(
-    hub: providerhub.Hub, server: OpenAIServer
+    hub: providerhub.Hub, server: OpenAIServer, clock: FakeClock
 ) -> None:
-    open_breaker(hub)
+    open_breaker(hub, clock)
     release = threading.Event()
     server.script(Reply.text("a", " never", wait=release, after=1))
 
@@ -320,9 +403,9 @@ def test_a_probe_astream_left_with_break_gives_the_probe_back(
 
 @pytest.mark.parametrize("close", ["aclose", "drop"])
 def test_a_probe_astream_closed_or_dropped_gives_the_probe_back(
-    hub: providerhub.Hub, server: OpenAIServer, close: str
+    hub: providerhub.Hub, server: OpenAIServer, close: str, clock: FakeClock
 ) -> None:
-    open_breaker(hub)
+    open_breaker(hub, clock)
     release = threading.Event()
     server.script(Reply.text("a", " never", wait=release, after=1))
 
@@ -343,9 +426,9 @@ def test_a_probe_astream_closed_or_dropped_gives_the_probe_back(
 
 
 def test_a_stream_never_started_takes_no_probe(
-    hub: providerhub.Hub, server: OpenAIServer, fake: Callable[..., Any]
+    hub: providerhub.Hub, server: OpenAIServer, fake: Callable[..., Any], clock: FakeClock
 ) -> None:
-    open_breaker(hub)
+    open_breaker(hub, clock)
     stream = hub.create(MODEL, HI, stream=True)
     assert not probing(hub)
     del stream

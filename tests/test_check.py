@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+
 import providerhub
 from providerhub._check import MAX_TOKENS, run_checks
 from providerhub._cli import help_texts
@@ -27,6 +29,7 @@ def check(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # runs the command line in a subprocess
 def test_check_reports_gravityengine_ok_against_the_demo_server(server: OpenAIServer) -> None:
     result = check("--json", env={"PROVIDERHUB_GRAVITYENGINE_URL": server.url})
     assert result.returncode == 0, result.stderr
@@ -43,6 +46,7 @@ def test_check_reports_gravityengine_ok_against_the_demo_server(server: OpenAISe
         assert sum(len(m["content"]) for m in body["messages"]) <= 100
 
 
+@pytest.mark.slow  # runs the command line in a subprocess
 def test_check_reports_failures_with_their_reason_and_exits_1(
     server: OpenAIServer, make_dist: Callable[..., Any], site_dir: Path
 ) -> None:
@@ -71,6 +75,7 @@ def test_check_reports_failures_with_their_reason_and_exits_1(
     assert [r["status"] for r in json.loads(only.stdout)] == ["needs auth"]
 
 
+@pytest.mark.slow  # runs the command line in a subprocess
 def test_check_with_nothing_to_check_says_so() -> None:
     result = check("-m", "no-such-model", env={})
     assert result.returncode == 2

@@ -8,7 +8,6 @@ is not counted. Real loopback servers, a real redis-server, real gateway process
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import re
 import socket
@@ -32,7 +31,7 @@ from providerhub import (
 from providerhub import _settings as settings
 from providerhub._routing import arouter, router
 from providerhub._routing.threaded import WORKERS
-from providerhub.testing import OpenAIServer, Reply
+from providerhub.testing import FakeClock, OpenAIServer, Reply
 
 from ._support import Endpoint, await_until, sockets, threads, wait_until
 
@@ -68,18 +67,19 @@ def second() -> Iterator[OpenAIServer]:
 # -- refused at once, typed ------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out the default retries' backoffs
 def test_a_lone_dead_upstream_gets_the_failures_that_open_its_cooldown_then_nothing(
     server: OpenAIServer,
 ) -> None:
     server.default = Reply.error(500, "down")
-    with lone_hub(server, cooldown=30) as hub:
+    with lone_hub(server, cooldown=30, state=providerhub.MemoryState(clock=FakeClock())) as hub:
         with pytest.raises(ProviderHTTPError):
             hub.create(MODEL, HI)
         assert len(server.requests) == 3  # the first try and its two retries: the threshold
         for _ in range(20):
             err = refused_at_once(hub)
             assert isinstance(err, NoProviderError)  # what callers caught before still holds
-            assert set(err.waits) == {"p1"} and 29 < err.retry_after <= 30
+            assert set(err.waits) == {"p1"} and err.retry_after == 30  # the clock stood
             assert err.retry_after == err.waits["p1"]
             assert "cooling down for 30 s more after 3 failures" in err.reasons["p1"]
         text = str(err)
@@ -99,7 +99,8 @@ def test_a_lone_dead_upstream_gets_the_failures_that_open_its_cooldown_then_noth
 def test_every_candidate_cooling_names_each_with_its_wait(
     server: OpenAIServer, second: OpenAIServer
 ) -> None:
-    with lone_hub(server, retries=0, cooldown=10) as hub:
+    state = providerhub.MemoryState(clock=FakeClock())
+    with lone_hub(server, retries=0, cooldown=10, state=state) as hub:
         hub.register(Endpoint("p2", second))
         for name in ("p1", "p2"):
             for _ in range(3):
@@ -107,7 +108,7 @@ def test_every_candidate_cooling_names_each_with_its_wait(
         hub.health.failure("p2", ProviderHTTPError("p2", "down", status_code=503))  # 20 s
         err = refused_at_once(hub)
         assert set(err.waits) == {"p1", "p2"}
-        assert 9 < err.waits["p1"] <= 10 < 19 < err.waits["p2"] <= 20
+        assert (err.waits["p1"], err.waits["p2"]) == (10, 20)
         assert err.retry_after == err.waits["p1"]
         assert set(err.reasons) == {"p1", "p2"}
     assert server.requests == [] and second.requests == []
@@ -118,7 +119,8 @@ def test_a_provider_cooled_down_after_the_plan_is_refused_with_its_wait(
 ) -> None:
     """Planned while healthy, cooling when its turn came (another call's failure): the call
     is refused, typed, sending nothing."""
-    with lone_hub(server, retries=0, cooldown=10) as hub:
+    state = providerhub.MemoryState(clock=FakeClock())
+    with lone_hub(server, retries=0, cooldown=10, state=state) as hub:
         call, candidates = hub._prepare(
             MODEL, HI, stream=False, provider=None, auth=None, timeout=None, retries=None,
             kwargs={},
@@ -127,23 +129,26 @@ def test_a_provider_cooled_down_after_the_plan_is_refused_with_its_wait(
             hub.health.failure("p1", ProviderHTTPError("p1", "down", status_code=503))
         with pytest.raises(ProvidersCoolingDownError) as caught:
             router.complete(call, candidates)
-        assert 9 < caught.value.retry_after <= 10
+        assert caught.value.retry_after == 10
     assert server.requests == []
 
 
 def test_after_the_cooldown_exactly_one_probe_goes_out(server: OpenAIServer) -> None:
     server.default = Reply.error(500, "down")
-    with lone_hub(server, retries=0, failure_threshold=1, cooldown=0.3) as hub:
+    clock = FakeClock()
+    state = providerhub.MemoryState(clock=clock)
+    with lone_hub(server, retries=0, failure_threshold=1, cooldown=30, state=state) as hub:
         with pytest.raises(ProviderHTTPError):
             hub.create(MODEL, HI)
-        assert wait_until(lambda: hub.health.cooling("p1") is None, 2)
+        clock.advance(30)
+        assert hub.health.cooling("p1") is None
         # The probe is held 0.3 s before its 500, while eleven more calls race for it.
         server.default = Reply(status=500, chunks=[], fault="stall", after=None, delay=0.3)
         outcomes = race(12, lambda: hub.create(MODEL, HI))
         assert sorted(outcomes) == ["ProviderHTTPError"] + ["ProvidersCoolingDownError"] * 11
         assert len(server.requests) == 2
         cooling = hub.health.cooling("p1")
-        assert cooling is not None and cooling.remaining > 0.3  # doubled by the failed probe
+        assert cooling is not None and cooling.remaining == 60  # doubled by the failed probe
 
 
 def reopened(hub: providerhub.Hub, longer_than: float) -> bool:
@@ -178,6 +183,7 @@ def race(count: int, call: Any) -> list[str]:
 # -- the option: today's behaviour, one attempt ----------------------------------------------
 
 
+@pytest.mark.slow  # waits out the default retries' backoffs
 def test_try_soonest_makes_one_attempt_per_call_at_the_provider_back_first(
     server: OpenAIServer, second: OpenAIServer
 ) -> None:
@@ -226,12 +232,15 @@ def test_two_hubs_sharing_redis_hold_one_cooldown_and_send_one_probe(
         lone_hub(server, state=redis_url, cooldown=1.0) as first,
         lone_hub(server, state=redis_url, cooldown=1.0) as second,
     ):
+        # Redis keeps the time (its TIME), not a clock of the test's: the waits are
+        # bounded by the cooldown and by how long the test itself took since it opened.
+        opened = time.monotonic()
         with pytest.raises(ProviderHTTPError):
             first.create(MODEL, HI)
         assert len(server.requests) == 3
         for hub in (second, first, second):
             err = refused_at_once(hub)
-            assert 0.5 < err.retry_after <= 1.0
+            assert 1.0 - (time.monotonic() - opened) - 0.01 <= err.retry_after <= 1.0
         assert len(server.requests) == 3
         assert wait_until(lambda: second.health.cooling("p1") is None, 3)
         server.default = Reply(status=500, chunks=[], fault="stall", after=None, delay=0.3)
@@ -244,13 +253,20 @@ def test_two_hubs_sharing_redis_hold_one_cooldown_and_send_one_probe(
                 hub = next(calls)
             hub.create(MODEL, HI)
 
+        reopened_at = time.monotonic()
         outcomes = race(len(hubs), call)
         assert sorted(outcomes) == ["ProviderHTTPError"] + ["ProvidersCoolingDownError"] * 11
         assert len(server.requests) == 4
         for hub in (first, second):
-            # Doubled for both, once each one's view (refreshed every 0.25 s) has it.
-            assert wait_until(functools.partial(reopened, hub, 1.0), 1)
-            assert 1.0 < refused_at_once(hub).retry_after <= 2.0
+            # Doubled for both, once each one's view (refreshed every 0.25 s) has it: no
+            # more than 2 s left, and no less than 2 s less the time the test took since
+            # the race (a second left at most, had it not been doubled).
+            def left() -> float:
+                return 2.0 - (time.monotonic() - reopened_at) - 0.01
+
+            assert wait_until(lambda hub=hub: reopened(hub, left()), 1)
+            wait = refused_at_once(hub).retry_after
+            assert left() <= wait <= 2.0
 
 
 # -- the gateway ------------------------------------------------------------------------------
@@ -270,6 +286,7 @@ def _gateway_env(upstream: OpenAIServer, tmp: Path, **extra: str) -> dict[str, s
     )
 
 
+@pytest.mark.slow  # starts serve processes
 def test_the_gateway_answers_503_with_retry_after_and_sends_nothing_upstream(
     server: OpenAIServer, tmp_path: Path
 ) -> None:
@@ -279,6 +296,7 @@ def test_the_gateway_answers_503_with_retry_after_and_sends_nothing_upstream(
     server.default = Reply.error(500, "down")
     gateway = Gateway(tmp_path, _gateway_env(server, tmp_path))
     try:
+        opened = time.monotonic()
         status, _, _ = gateway.request("POST", "/v1/chat/completions", _body())
         assert status == 502
         assert len(server.requests) == 3  # the hub's default: three failures open 30 s
@@ -287,7 +305,9 @@ def test_the_gateway_answers_503_with_retry_after_and_sends_nothing_upstream(
             status, headers, body = gateway.request("POST", "/v1/chat/completions", _body(stream))
             assert time.perf_counter() - started < 0.5
             assert status == 503, body
-            assert 28 <= int(headers["retry-after"]) <= 30
+            # Whole seconds, rounded up: 30 at most, and no less than what is left of the
+            # 30 s after the time this test took (the gateway's clock is its own).
+            assert 30 - (time.monotonic() - opened) <= int(headers["retry-after"]) <= 30
             error = json.loads(body)["error"]
             assert error["code"] == "no_provider_available"
             assert "gravityengine" in error["message"] and "cooling down" in error["message"]
@@ -306,6 +326,7 @@ uvicorn.run(create_app(hub), host="127.0.0.1", port=0, log_level="info")
 """
 
 
+@pytest.mark.slow  # starts serve processes
 def test_two_gateways_sharing_redis_hold_one_cooldown_and_send_one_probe(
     server: OpenAIServer, redis_url: str, tmp_path: Path
 ) -> None:
@@ -416,11 +437,13 @@ def stalling() -> Iterator[StallingServer]:
     server.close()
 
 
-def open_breaker(hub: providerhub.Hub) -> None:
-    """Open p1's breaker and wait it out: the next call to p1 is the probe."""
+def open_breaker(hub: providerhub.Hub, clock: FakeClock) -> None:
+    """Open p1's breaker and let its cooldown pass: the next call to p1 is the probe."""
     for _ in range(hub.health.threshold):
         hub.health.failure("p1", ProviderHTTPError("p1", "down", status_code=503))
-    assert wait_until(lambda: hub.health.cooling("p1") is None, 2)
+    assert hub.health.cooling("p1") is not None
+    clock.advance(hub.health.cooldown)
+    assert hub.health.cooling("p1") is None
 
 
 def worker_threads() -> list[threading.Thread]:
@@ -431,9 +454,10 @@ def worker_threads() -> list[threading.Thread]:
 def test_cancelling_the_probe_on_the_thread_path_frees_it_at_once_and_closes_its_socket(
     stalling: StallingServer, stream: bool
 ) -> None:
-    with lone_hub(stalling, retries=0, cooldown=0.05) as hub:
+    clock = FakeClock()
+    with lone_hub(stalling, retries=0, state=providerhub.MemoryState(clock=clock)) as hub:
         assert not arouter.native(hub.route(MODEL))  # the worker-thread path
-        open_breaker(hub)
+        open_breaker(hub, clock)
         assert wait_until(lambda: not worker_threads(), 2)
         before_sockets, before_threads = sockets(), threads()
         state = hub.health.snapshot()["p1"]
@@ -505,9 +529,11 @@ def test_what_a_cancelled_probe_reports_later_does_not_touch_the_breaker(
     outcome: BaseException | str,
 ) -> None:
     held = Held(outcome)
-    with providerhub.Hub(load_entrypoints=False, retries=0, cooldown=0.05) as hub:
+    clock = FakeClock()
+    state = providerhub.MemoryState(clock=clock)
+    with providerhub.Hub(load_entrypoints=False, retries=0, cooldown=0.5, state=state) as hub:
         hub.register(held)
-        open_breaker(hub)
+        open_breaker(hub, clock)
 
         async def main() -> None:
             task = asyncio.create_task(hub.acreate(MODEL, HI))

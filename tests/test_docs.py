@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -21,6 +23,7 @@ def hook() -> ModuleType:
     return module
 
 
+@pytest.mark.slow  # runs the command line in a subprocess
 def test_the_cli_reference_matches_help() -> None:
     reference_hook = hook()
     page = reference_hook.on_page_markdown("before\n<!-- cli-reference -->\nafter", page=None)

@@ -100,6 +100,7 @@ def test_load_dir_reports_a_broken_file_and_loads_the_rest(
         legacy.load(old_dir / "missing.py", hub=hub)
 
 
+@pytest.mark.slow  # runs the command line in a subprocess
 def test_providers_legacy_dir_lists_them(old_dir: Path) -> None:
     env = dict(os.environ)  # as the autouse fixture left it: no PROVIDERHUB_* of the developer's
     result = subprocess.run(
@@ -138,6 +139,7 @@ def test_a_module_that_exits_while_imported_raises_a_typed_error_not_system_exit
     )
 
 
+@pytest.mark.slow  # runs the command line in a subprocess
 def test_what_a_module_prints_while_imported_keeps_out_of_providers_json(old_dir: Path) -> None:
     (old_dir / "Chatty.py").write_text(
         (old_dir / "Gravityold.py").read_text() + "\nprint('loading Chatty, hello!')\n"

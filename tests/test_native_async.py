@@ -20,7 +20,7 @@ import providerhub
 from providerhub._http.achat import achat_completion
 from providerhub._routing import threaded as aio
 from providerhub._routing.arouter import NativeStream
-from providerhub.testing import OpenAIServer, Reply
+from providerhub.testing import FakeClock, OpenAIServer, Reply
 
 from ._support import Endpoint, await_until, sockets, threads, wait_until
 
@@ -155,11 +155,13 @@ def test_aclose_closes_the_connection_and_a_whole_answer_pools_it(
 
 
 def test_a_cancelled_probe_is_given_back(server: OpenAIServer, monkeypatch: Any) -> None:
-    with native_hub(server, monkeypatch, failure_threshold=1, cooldown=0.05) as hub:
+    clock = FakeClock()
+    state = providerhub.MemoryState(clock=clock)
+    with native_hub(server, monkeypatch, failure_threshold=1, cooldown=30, state=state) as hub:
         server.script(Reply.error(500))
         with pytest.raises(providerhub.ProviderHTTPError):
             asyncio.run(hub.acreate(MODEL, HI))
-        time.sleep(0.06)  # the cooldown's length: the next call is the probe
+        clock.advance(30)  # the cooldown's length: the next call is the probe
         server.default = LONG
 
         async def main() -> None:
@@ -220,6 +222,7 @@ def test_a_cancelled_call_wakes_from_its_backoff_at_once(
         assert len(server.requests) == 1
 
 
+@pytest.mark.slow  # waits out two timeouts
 def test_the_total_timeout_cuts_a_slow_stream_and_a_stalled_request(
     hub: providerhub.Hub, server: OpenAIServer
 ) -> None:

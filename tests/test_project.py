@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,6 +34,7 @@ def test_every_plugin_is_installed_by_the_test_command() -> None:
         assert f"./plugins/{plugin.parent.name}" in test
 
 
+@pytest.mark.slow  # runs the README's example in a subprocess
 def test_the_readme_tools_example_runs_and_prints_what_it_says(tmp_path: Path) -> None:
     import os
     import subprocess

@@ -18,11 +18,12 @@ import providerhub_gravityengine
 from providerhub import (
     AllProvidersFailedError,
     AuthenticationError,
+    MemoryState,
     NoProviderError,
     ProviderHTTPError,
     ProviderTimeoutError,
 )
-from providerhub.testing import OpenAIServer, Reply
+from providerhub.testing import FakeClock, OpenAIServer, Reply
 
 from ._support import Endpoint
 
@@ -44,6 +45,7 @@ def make_hub(*servers: OpenAIServer, **options: Any) -> providerhub.Hub:
     return hub
 
 
+@pytest.mark.slow  # waits out the default retries' backoffs
 def test_503_twice_then_success_returns_the_whole_answer_with_default_retries(
     server: OpenAIServer,
 ) -> None:
@@ -99,7 +101,10 @@ def test_transient_statuses_are_retried(
         Reply(fault="reset", after=None),
         Reply(fault="reset", after=0),
         Reply(fault="cut", after=0),
-        Reply(fault="stall", after=None, delay=5),
+        pytest.param(
+            Reply(fault="stall", after=None, delay=5),
+            marks=pytest.mark.slow,  # waits out the read timeout
+        ),
     ],
 )
 def test_network_faults_before_any_text_are_retried(server: OpenAIServer, fault: Reply) -> None:
@@ -125,6 +130,7 @@ def test_a_failure_after_text_is_not_retried_and_text_is_never_duplicated(
     assert second.requests == []
 
 
+@pytest.mark.slow  # waits out a Retry-After
 def test_retry_after_seconds_is_honoured(server: OpenAIServer) -> None:
     server.script(Reply.error(429, retry_after="1"), Reply.text("ok"))
     with make_hub(server, retries=FAST) as hub:
@@ -134,6 +140,7 @@ def test_retry_after_seconds_is_honoured(server: OpenAIServer) -> None:
     assert 0.9 <= waited < 2.5
 
 
+@pytest.mark.slow  # waits out a Retry-After
 def test_retry_after_as_an_http_date_is_honoured(server: OpenAIServer) -> None:
     when = email.utils.formatdate(time.time() + 2, usegmt=True)
     server.script(Reply.error(503, retry_after=when), Reply.text("ok"))
@@ -155,6 +162,7 @@ def test_a_retry_after_past_the_cap_falls_back_at_once(
     assert len(server.requests) == 1
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_the_total_timeout_bounds_retries(server: OpenAIServer) -> None:
     server.default = Reply.error(503, retry_after="1")
     with make_hub(server, retries=Retry(total=10, backoff_factor=0)) as hub:
@@ -165,6 +173,7 @@ def test_the_total_timeout_bounds_retries(server: OpenAIServer) -> None:
     assert len(server.requests) == 2  # then the next wait would pass the deadline
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_a_stall_mid_stream_raises_within_the_read_timeout(server: OpenAIServer) -> None:
     server.script(Reply.text("a", "b", fault="stall", after=1, delay=10))
     with make_hub(server, retries=FAST) as hub:
@@ -176,6 +185,7 @@ def test_a_stall_mid_stream_raises_within_the_read_timeout(server: OpenAIServer)
         assert time.monotonic() - started < 1.5
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_the_total_deadline_holds_mid_stream(server: OpenAIServer) -> None:
     server.script(Reply.text(*["x"] * 50, chunk_delay=0.1))
     with make_hub(server) as hub:
@@ -195,14 +205,18 @@ def test_three_failures_cool_a_provider_down_then_it_is_probed_again(
     server: OpenAIServer, second: OpenAIServer
 ) -> None:
     server.default = Reply.error(500, "down")
-    with make_hub(server, second, retries=0, cooldown=0.5) as hub:
+    clock = FakeClock()
+    state = MemoryState(clock=clock)
+    with make_hub(server, second, retries=0, cooldown=30, state=state) as hub:
         for _ in range(3):
             assert "You said" in hub.create(MODEL, HI)  # p1 fails, p2 answers
         assert len(server.requests) == 3
         assert [p.name for p in hub.route(MODEL)] == ["p2"]
         hub.create(MODEL, HI)
         assert len(server.requests) == 3  # skipped while cooling down
-        time.sleep(0.6)
+        clock.advance(29)
+        assert [p.name for p in hub.route(MODEL)] == ["p2"]  # not a second early
+        clock.advance(1)
         server.default = Reply.text("back")
         assert [p.name for p in hub.route(MODEL)] == ["p1", "p2"]
         assert hub.create(MODEL, HI) == "back"  # the probe went through, and healed it
@@ -212,15 +226,14 @@ def test_three_failures_cool_a_provider_down_then_it_is_probed_again(
 
 def test_a_failed_probe_doubles_the_cooldown(server: OpenAIServer) -> None:
     server.default = Reply.error(500)
-    clock = [0.0]
-    with make_hub(server, retries=0, cooldown=10) as hub:
-        hub.health._clock = lambda: clock[0]
+    clock = FakeClock()
+    with make_hub(server, retries=0, cooldown=10, state=MemoryState(clock=clock)) as hub:
         for _ in range(3):
             with pytest.raises(ProviderHTTPError):
                 hub.create(MODEL, HI)
         first = hub.health.cooling("p1")
         assert first is not None and first.remaining == 10
-        clock[0] = 10.5
+        clock.advance(10.5)
         assert hub.health.cooling("p1") is None  # half-open: one probe may go
         with pytest.raises(ProviderHTTPError):
             hub.create(MODEL, HI)
@@ -251,14 +264,13 @@ def test_an_auth_failure_cools_down_at_once_and_shows_in_no_provider_error(
     server: OpenAIServer,
 ) -> None:
     server.default = Reply.error(401)
-    clock = [100.0]
-    with make_hub(server, retries=0) as hub:
-        hub.health._clock = lambda: clock[0]
+    clock = FakeClock()
+    with make_hub(server, retries=0, state=MemoryState(clock=clock)) as hub:
         with pytest.raises(AuthenticationError):
             hub.create(MODEL, HI)
         cooling = hub.health.cooling("p1")
         assert cooling is not None and cooling.failures == 1
-        clock[0] += 31
+        clock.advance(31)
         probe = hub.health.acquire("p1")  # another call is probing p1 right now
         assert probe is not None and probe.probe
         with pytest.raises(NoProviderError) as info:
@@ -275,7 +287,10 @@ def test_providers_command_shows_the_cooldown(
 
     server.default = Reply.error(503)
     monkeypatch.setenv("PROVIDERHUB_GRAVITYENGINE_URL", server.url)
-    own = providerhub.Hub(load_entrypoints=False, retries=0)
+    # On a clock of the test's, so that "30 s left" is what the cooldown holds however
+    # long the calls took (29.4 s left would show 29).
+    state = MemoryState(clock=FakeClock())
+    own = providerhub.Hub(load_entrypoints=False, retries=0, state=state)
     own.register_plugin(providerhub_gravityengine, name="gravityengine")
     monkeypatch.setattr(hub_module, "_default_hub", own)
     for _ in range(3):
@@ -337,6 +352,7 @@ def test_32_streams_through_one_hub_against_a_flaky_server(server: OpenAIServer)
 # -- plugins that misbehave ----------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_a_provider_hanging_past_the_deadline_is_cut_off(hub: providerhub.Hub) -> None:
     release = threading.Event()
 
@@ -362,6 +378,7 @@ def test_a_provider_hanging_past_the_deadline_is_cut_off(hub: providerhub.Hub) -
     release.set()
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_a_provider_hanging_before_any_text_falls_back_in_time(
     hub: providerhub.Hub, fake: Callable[..., Any]
 ) -> None:

@@ -26,9 +26,9 @@ from providerhub._options import ROUTER_ARGUMENTS, provider_options
 from providerhub._validation import MAX_DEPTH
 from providerhub.plugin import CHAT_PARAMETERS, achat_completion, chat_completion
 from providerhub.server._errors import failure_for
-from providerhub.testing import OpenAIServer, Reply
+from providerhub.testing import FakeClock, OpenAIServer, Reply
 
-from ._gateway import Gateway, clean_environment, poll
+from ._gateway import Gateway, clean_environment
 
 MODEL = "local-model"
 HI = [{"role": "user", "content": "Hi"}]
@@ -285,6 +285,7 @@ def test_the_helper_called_directly_refuses_what_json_cannot_nest(server: OpenAI
 # -- a call's deadline -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out the deadline
 def test_a_provider_the_deadline_left_no_time_for_is_not_counted(write_config: Any) -> None:
     with OpenAIServer() as slow, OpenAIServer() as spare:
         slow.default = Reply(fault="stall", after=None, delay=1.0)
@@ -346,19 +347,22 @@ def test_a_probe_the_upstream_refuses_as_invalid_is_given_back(
     write_config: Any, server: OpenAIServer
 ) -> None:
     write_config(server)
-    with providerhub.Hub(retries=0, failure_threshold=1, cooldown=0.05) as hub:
+    clock = FakeClock()
+    state = providerhub.MemoryState(clock=clock)
+    with providerhub.Hub(retries=0, failure_threshold=1, cooldown=30, state=state) as hub:
         server.script(Reply.error(503))
         with pytest.raises(providerhub.ProviderHTTPError, match="503"):
             hub.create(MODEL, HI)
         cooling = hub.health.snapshot()["local"]
         assert cooling.failures == 1 and cooling.open_until > 0
-        assert poll(lambda: hub.health.cooling("local") is None)  # its cooldown is over
+        clock.advance(30)
+        assert hub.health.cooling("local") is None  # its cooldown is over
         server.script(Reply.error(422, "top_k must be an integer"))
         _refused_by_upstream(hub, "create", 422)  # the probe
         after = hub.health.snapshot()["local"]
         # Released, not settled: no failure counted, the cooldown not re-opened (nor
         # doubled), and not closed either, since the provider's health is still unknown.
-        assert (after.failures, after.open_until, after.period) == (1, cooling.open_until, 0.05)
+        assert (after.failures, after.open_until, after.period) == (1, cooling.open_until, 30)
         assert not after.probing and hub.health.cooling("local") is None
         assert hub.create(MODEL, HI).endswith("Hi")  # the next call probes, and closes it
         assert hub.health.snapshot()["local"].failures == 0

@@ -122,6 +122,7 @@ def test_each_attempt_is_logged_once_with_its_outcome(
     assert all("latency_ms=" in line for line in lines)
 
 
+@pytest.mark.slow  # runs the command line in a subprocess
 def test_cli_output_holds_no_credential(server: OpenAIServer, tmp_path: Path) -> None:
     server.script(Reply(status=401, body=echo_everything, content_type="text/plain"))
     env = dict(os.environ)  # as the autouse fixture left it: no PROVIDERHUB_* of the developer's

@@ -207,7 +207,7 @@ def test_a_hung_upstream_ends_at_the_servers_deadline_with_a_message_for_clients
     started = time.perf_counter()
     status, headers, body = _chat(gateway, "hung-model")
     took = time.perf_counter() - started
-    assert status == 502 and DEADLINE <= took < DEADLINE + 1.5
+    assert status == 502 and DEADLINE <= took < 3.5  # not before it, nor at the 5 s stall's end
     message = _error(body)["message"]
     assert message.startswith(
         f"slow did not answer in time (the server's upstream deadline is {DEADLINE} s"
@@ -221,7 +221,7 @@ def test_a_hung_upstream_ends_at_the_servers_deadline_with_a_message_for_clients
     started = time.perf_counter()
     status, headers, body = _chat(gateway, "hung-stream-model", stream=True)
     took = time.perf_counter() - started
-    assert status == 200 and DEADLINE <= took < DEADLINE + 1.5
+    assert status == 200 and DEADLINE <= took < 3.5
     events = [line[6:] for line in body.decode().splitlines() if line.startswith("data: ")]
     assert json.loads(events[0])["choices"][0]["delta"]["content"] == "Hel"
     event = json.loads(events[-1])

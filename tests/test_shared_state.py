@@ -34,6 +34,7 @@ from providerhub import (
 )
 from providerhub import _settings as settings
 from providerhub._state.limits import Limits, MemoryLimiter
+from providerhub.testing import FakeClock
 from providerhub.types import Usage
 
 from ._support import FakeProvider, threads, wait_until
@@ -72,44 +73,36 @@ def finish(process: subprocess.Popen[str], timeout: float = 30) -> str:
 # -- the in-memory limiter ---------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_rpm_is_a_sliding_window_of_exactly_rpm_requests() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limiter = MemoryLimiter(clock)
     limits = Limits(rpm=3)
     admitted = []
     for _ in range(3):
         admitted.append(limiter.take("provider:a", limits))
-        clock.now += 10
+        clock.advance(10)
     assert admitted == [0.0, 0.0, 0.0]
     # The first went in at 1000; the window holds it until 1060, and it is now 1030.
     assert limiter.take("provider:a", limits) == pytest.approx(30.0)
-    clock.now = 1060.0 + 1e-6
+    clock.advance(30 + 1e-6)  # to 1060 and a moment
     assert limiter.take("provider:a", limits) == 0.0  # the first left the window
     assert limiter.take("provider:a", limits) == pytest.approx(10.0, abs=1e-3)
     assert limiter.take("provider:b", limits) == 0.0  # each key counts apart
 
 
 def test_tpm_admits_while_fewer_tokens_were_reported_in_the_window() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limiter = MemoryLimiter(clock)
     limits = Limits(tpm=100)
     assert limiter.take("provider:a", limits) == 0.0
     limiter.spend("provider:a", 60, limits)
-    clock.now += 20
+    clock.advance(20)
     assert limiter.take("provider:a", limits) == 0.0  # 60 < 100
     limiter.spend("provider:a", 50, limits)
-    clock.now += 5
+    clock.advance(5)
     # 110 reported: the first 60 age out at 1060, leaving 50 < 100.
     assert limiter.take("provider:a", limits) == pytest.approx(35.0)
-    clock.now = 1060.0 + 1e-6
+    clock.advance(35 + 1e-6)  # to 1060 and a moment
     assert limiter.take("provider:a", limits) == 0.0
 
 
@@ -138,7 +131,8 @@ def test_a_provider_at_its_rpm_is_skipped_for_the_next_candidate() -> None:
 def test_every_candidate_at_its_limit_raises_rate_limit_error_with_the_wait() -> None:
     first = Limited("first", rpm=1)
     second = Limited("second", rpm=1)
-    with providerhub.Hub(load_entrypoints=False, retries=0) as hub:
+    state = providerhub.MemoryState(clock=FakeClock())  # the minute stands still
+    with providerhub.Hub(load_entrypoints=False, retries=0, state=state) as hub:
         hub.register(first)
         hub.register(second)
         hub.create(MODEL, HI)
@@ -147,7 +141,7 @@ def test_every_candidate_at_its_limit_raises_rate_limit_error_with_the_wait() ->
             hub.create(MODEL, HI)
     err = caught.value
     assert err.status_code == 429
-    assert err.retry_after is not None and 58 < err.retry_after <= 60
+    assert err.retry_after == 60
     assert "rpm=1" in str(err) and "first" in str(err) and "second" in str(err)
     assert len(first.calls) == len(second.calls) == 1  # the refused call sent nothing
 
@@ -746,7 +740,8 @@ def test_redis_round_trips_do_not_stall_the_event_loop(redis_url: str, redis_ser
             took = asyncio.run(main(hub))
     # While ten calls waited on Redis, one round trip or two each, the loop turned on:
     # blocking it, each call's script would have held it 100 ms, and the ten a second.
-    assert max(gaps) < 0.05, sorted(gaps)[-5:]
+    # (A gap under 90 ms: a shared machine can hold a 5 ms sleep longer than 50 ms.)
+    assert max(gaps) < 0.09, sorted(gaps)[-5:]
     assert took < 0.6
     import redis
 

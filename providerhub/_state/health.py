@@ -142,7 +142,11 @@ class Claim:
 
 
 class Health:
-    """The breaker state of every provider of one hub."""
+    """The breaker state of every provider of one hub.
+
+    ``clock`` gives the time the cooldowns are measured on, in seconds:
+    :func:`time.monotonic`, or a test's :class:`providerhub.testing.FakeClock`.
+    """
 
     def __init__(
         self,

@@ -99,7 +99,9 @@ class _Window:
 
 
 class MemoryLimiter(Limiter):
-    """The counts of one process, behind one lock."""
+    """The counts of one process, behind one lock; ``clock`` gives the time the windows
+    are measured on, in seconds (:func:`time.monotonic`, or a test's
+    :class:`providerhub.testing.FakeClock`)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock

@@ -1,5 +1,5 @@
-"""Where a hub keeps what its calls learn: cooldowns (the breaker of :mod:`._health`) and
-rate-limit counts (:mod:`._limits`).
+"""Where a hub keeps what its calls learn: cooldowns (the breaker of :mod:`.health`) and
+rate-limit counts (:mod:`.limits`).
 
 :class:`MemoryState`, the default, keeps them in the process. :class:`RedisState`
 (:mod:`.redis`, the ``providerhub[redis]`` extra) keeps them in Redis, so that every
@@ -10,8 +10,9 @@ code.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from .health import Health
 from .limits import Limiter, MemoryLimiter
@@ -103,16 +104,23 @@ class State:
 
 
 class MemoryState(State):
-    """The state of one process, in memory: the default."""
+    """The state of one process, in memory: the default.
 
-    def __init__(self) -> None:
-        self.limiter = MemoryLimiter()
+    ``clock`` is what the breaker's cooldowns and the rate limits' 60-second windows read
+    the time from (seconds, only ever increasing): :func:`time.monotonic` unless a test
+    gives a :class:`providerhub.testing.FakeClock`, so that
+    ``Hub(state=MemoryState(clock=clock))`` cools down and counts on the test's time.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.limiter = MemoryLimiter(clock)
 
     def __repr__(self) -> str:
         return "<MemoryState>"
 
     def health(self, threshold: int, cooldown: float, max_cooldown: float) -> Health:
-        return Health(threshold, cooldown, max_cooldown)
+        return Health(threshold, cooldown, max_cooldown, self._clock)
 
     def status(self) -> StateStatus:
         return StateStatus("memory", False)

@@ -8,8 +8,12 @@ raises :class:`ProviderCheckError` listing every problem, or returns a
 :class:`ProviderCheckReport`. The pytest fixtures ``providerhub_hub``, ``openai_server``
 and ``register_provider`` come from :mod:`providerhub.testing.pytest_plugin`, which pytest
 loads by itself wherever providerhub is installed.
+
+:class:`FakeClock` is a clock a test moves by hand, so that a hub's cooldowns and rate
+limits pass at once: ``Hub(state=MemoryState(clock=clock))``, then ``clock.advance(30)``.
 """
 
+from ._clock import FakeClock
 from ._conformance import (
     DEFAULT_PROMPT,
     SERVER_CHUNKS,
@@ -24,6 +28,7 @@ __all__ = [
     "DIALECTS",
     "FAULTS",
     "SERVER_CHUNKS",
+    "FakeClock",
     "OpenAIServer",
     "ProviderCheckError",
     "ProviderCheckReport",

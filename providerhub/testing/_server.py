@@ -4,6 +4,7 @@ per connection, real streaming, and scripted replies and faults."""
 from __future__ import annotations
 
 import json
+import selectors
 import socket
 import struct
 import sys
@@ -147,6 +148,7 @@ class OpenAIServer:
         self._httpd = _HTTPServer((host, port), _Handler)
         self._httpd.owner = self
         self._thread: threading.Thread | None = None
+        self._wake: tuple[socket.socket, socket.socket]  # stop() wakes _serve() through it
 
     @property
     def url(self) -> str:
@@ -167,11 +169,9 @@ class OpenAIServer:
 
     def start(self) -> OpenAIServer:
         if self._thread is None:
+            self._wake = socket.socketpair()
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="providerhub-test-server",
-                daemon=True,
+                target=self._serve, name="providerhub-test-server", daemon=True
             )
             self._thread.start()
         return self
@@ -180,10 +180,24 @@ class OpenAIServer:
         """Stop serving; stalled replies are cut short."""
         self._stopping.set()
         if self._thread is not None:
-            self._httpd.shutdown()
+            self._wake[1].send(b"x")
             self._thread.join(timeout=5)
             self._thread = None
+            for end in self._wake:
+                end.close()
         self._httpd.server_close()
+
+    def _serve(self) -> None:
+        # Not serve_forever(): it notices shutdown() only when its poll interval is up,
+        # which made every test that stops a server wait for it. This loop sleeps until a
+        # client connects or stop() writes to the wake-up socket.
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._httpd, selectors.EVENT_READ)
+            selector.register(self._wake[0], selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._httpd and not self._stopping.is_set():
+                        self._httpd.handle_request()  # ready: accepts without waiting
 
     def __enter__(self) -> OpenAIServer:
         return self.start()
@@ -205,6 +219,9 @@ class OpenAIServer:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's backlog of 5 drops the SYNs of a 6th and later client connecting at
+    # once, which the kernel resends a whole second later: tests that race a dozen calls.
+    request_queue_size = 128
     owner: OpenAIServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -217,6 +234,10 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY: an answer goes out as its head and then its body (or its events), and
+    # with Nagle's algorithm the second write waited for the client's delayed ACK, 40 ms
+    # on every request of a kept-alive connection.
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:

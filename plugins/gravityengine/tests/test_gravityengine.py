@@ -175,7 +175,12 @@ def failure(hub: providerhub.Hub, reply: Reply, server: OpenAIServer, *, stream:
         ),
         (Reply(body=b"", content_type="application/json"), ProviderResponseError, "empty body"),
         (Reply(fault="reset", after=None), ProviderConnectionError, "could not connect"),
-        (Reply(fault="stall", after=None, delay=5), ProviderTimeoutError, "timed out"),
+        pytest.param(
+            Reply(fault="stall", after=None, delay=5),
+            ProviderTimeoutError,
+            "timed out",
+            marks=pytest.mark.slow,  # waits out the read timeout
+        ),
     ],
 )
 def test_each_failure_is_a_typed_error_naming_gravityengine(
@@ -212,11 +217,12 @@ def test_each_failure_is_a_typed_error_naming_gravityengine(
             ["a"],
         ),
         (Reply.text("a", "b", fault="reset", after=1), StreamInterruptedError, "broke", ["a"]),
-        (
+        pytest.param(
             Reply.text("a", "b", fault="stall", after=1, delay=5),
             ProviderTimeoutError,
             "timed out",
             ["a"],
+            marks=pytest.mark.slow,  # waits out the read timeout
         ),
         (Reply.text("a", "b", fault="reset", after=0), ProviderConnectionError, "could not", []),
         (Reply.text("a", fault="cut", after=0), StreamInterruptedError, "[DONE]", []),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -10,7 +10,7 @@ import providerhub
 from providerhub.testing import OpenAIServer
 
 WriteConfig = Callable[[str], Path]
-MakeHub = Callable[[str], providerhub.Hub]
+MakeHub = Callable[..., providerhub.Hub]  # (config text, **hub options)
 
 
 @pytest.fixture(autouse=True)
@@ -43,12 +43,12 @@ def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WriteConfig
 def make_hub(write_config: WriteConfig) -> Iterator[MakeHub]:
     """Write a configuration file, then build a hub with every installed plugin (this one
     through its real entry point) and no retries, so each failure shows as the server gave
-    it."""
+    it; ``make_hub(text, **options)`` passes other options to the hub."""
     hubs: list[providerhub.Hub] = []
 
-    def make(text: str) -> providerhub.Hub:
+    def make(text: str, **options: Any) -> providerhub.Hub:
         write_config(text)
-        hub = providerhub.Hub(retries=0)
+        hub = providerhub.Hub(retries=0, **options)
         hubs.append(hub)
         return hub
 
