@@ -124,6 +124,8 @@ hub.acreate("x", m, timeout=object())  # refused: 3
 
 @pytest.mark.slow
 def test_a_type_checker_infers_what_each_create_returns(tmp_path: Path) -> None:
+    # The Python 3.9 run of .ci/run installs the test tools only, not mypy.
+    pytest.importorskip("mypy")
     snippet = tmp_path / "snippet.py"
     snippet.write_text(SNIPPET.lstrip("\n"), encoding="utf-8")
     found = subprocess.run(
@@ -149,5 +151,6 @@ def test_a_type_checker_infers_what_each_create_returns(tmp_path: Path) -> None:
     )
     lines = SNIPPET.lstrip("\n").splitlines()
     refused = {i + 1 for i, line in enumerate(lines) if "# refused" in line}
+    assert found.returncode in (0, 1), found.stdout + found.stderr  # 2: mypy did not run
     errors = [line for line in found.stdout.splitlines() if ": error:" in line]
     assert {int(line.split(":")[1]) for line in errors} == refused, found.stdout
