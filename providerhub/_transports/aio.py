@@ -16,10 +16,11 @@ import os
 import threading
 import time
 from collections.abc import AsyncGenerator, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .._timeout import Timeout
 from ..errors import ProviderError, ProviderResponseError
+from . import lean
 from . import sync as transport
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ class Sessions:
         if session is not None and not session.closed:
             return session
         session = new_session()
+        if lean.available():
+            lean.attach(session)  # plain-http upstreams without a proxy: see post()
         keeper = self._keep(loop, session)
         # Runs to its yield without suspending: no other task gets in between.
         await keeper.__anext__()
@@ -113,6 +116,7 @@ class Sessions:
                 if self._by_loop.get(loop) is session:
                     del self._by_loop[loop]
                     del self._keepers[loop]
+            lean.detach(session)
             await session.close()
 
     async def aclose(self) -> None:
@@ -124,6 +128,7 @@ class Sessions:
             session = self._by_loop.pop(loop, None)
             self._keepers.pop(loop, None)
         if session is not None:
+            lean.detach(session)
             await session.close()
         self.close()
 
@@ -141,6 +146,7 @@ class Sessions:
         except RuntimeError:
             running = None
         for loop, session in sessions:
+            lean.detach(session)
             if loop.is_closed():
                 continue  # its connections went with it
             if loop is running:
@@ -231,17 +237,33 @@ async def post(
     """POST ``data`` to ``url``; the response's body is left to read. Redirects are
     those of :func:`providerhub._transports.sync.post`: a 307 or 308 within the origin is
     followed, up to :data:`~providerhub._transports.sync.MAX_REDIRECTS` times, anything else is
-    an error."""
-    timeout = _client_timeout(limits, deadline)
+    an error.
+
+    A plain ``http://`` url reached without a proxy goes through the session's
+    :mod:`~providerhub._transports.lean` pool when it has one (a hub's session does), whose
+    one timer per call costs less than aiohttp's timeouts; anything else through
+    aiohttp."""
+    pool = lean.pool_for(session) if url.startswith("http://") else None
+    timeout = None
     for _ in range(transport.MAX_REDIRECTS + 1):
-        response = await session.post(
-            url,
-            data=data,
-            headers=headers,
-            timeout=timeout,
-            allow_redirects=False,
-            proxy=proxy_for(url),
-        )
+        proxy = proxy_for(url)
+        if pool is not None and proxy is None:
+            # Shaped as the part of an aiohttp response this path reads (see lean).
+            response = cast(
+                "aiohttp.ClientResponse",
+                await lean.post(pool, url, data, headers, limits.connect, limits.read, deadline),
+            )
+        else:
+            if timeout is None:
+                timeout = _client_timeout(limits, deadline)
+            response = await session.post(
+                url,
+                data=data,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+                proxy=proxy,
+            )
         location = response.headers.get("Location")
         if response.status not in _REDIRECTS or not location:
             return response
