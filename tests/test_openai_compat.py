@@ -12,7 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import providerhub
-from providerhub._http.chat import _json_loads, _scan, chat_completion
+from providerhub._codecs.openai_chat import _json_loads
+from providerhub._http.chat import chat_completion
+from providerhub._speedups import scan_json as _scan
 from providerhub.testing import OpenAIServer, Reply
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -61,9 +63,11 @@ def test_streams_without_orjson_use_the_standard_library(server: OpenAIServer) -
     # A fresh interpreter where importing orjson fails, as where it is not installed.
     script = (
         "import sys; sys.modules['orjson'] = None\n"
-        "from providerhub._http import chat as oc\n"
-        "assert oc._json_loads() is oc._scan\n"
-        f"print(''.join(oc.chat_completion('p', {server.url + '/v1/chat/completions'!r},"
+        "from providerhub._codecs import openai_chat as oc\n"
+        "from providerhub._speedups import scan_json\n"
+        "from providerhub._http.chat import chat_completion\n"
+        "assert oc._json_loads() is scan_json\n"
+        f"print(''.join(chat_completion('p', {server.url + '/v1/chat/completions'!r},"
         " 'm', [{'role': 'user', 'content': 'Hi'}], True)))\n"
     )
     server.script(Reply.text("plain", " json"))

@@ -114,7 +114,7 @@ def test_random_bytes_raise_nothing_but_our_error(chunks: list[bytes]) -> None:
 
 
 def test_events_are_events_on_the_fast_path_and_the_slow_one_and_by_the_fallback() -> None:
-    from providerhub._codecs import sse as _sse
+    from providerhub import _speedups
 
     fast = SSEParser().feed(b"data: a\n\n")
     slow = SSEParser().feed(b"event: delta\nid: 7\ndata: b\n\n")
@@ -123,6 +123,7 @@ def test_events_are_events_on_the_fast_path_and_the_slow_one_and_by_the_fallback
     assert (fast[0].data, fast[0].event, fast[0].id) == ("a", "message", None)
     assert (slow[0].data, slow[0].event, slow[0].id) == ("b", "delta", "7")
     # The plain constructor, used where tuple.__new__ would not build an Event.
-    assert _sse._builds_events(_sse._plain_event)
-    assert not _sse._builds_events(lambda cls, fields: fields)
-    assert not _sse._builds_events(None)
+    fields = ("x", "message", None)
+    assert _speedups.builds(_speedups.plain_new, Event, fields)
+    assert not _speedups.builds(lambda cls, fields: fields, Event, fields)
+    assert not _speedups.builds(None, Event, fields)

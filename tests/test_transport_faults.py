@@ -642,9 +642,11 @@ def test_events_read_the_same_with_and_without_orjson(
     with_orjson = list(chat_completion("p", server.url + PATH, MODEL, HI, True, session=http))
     script = (
         "import sys; sys.modules['orjson'] = None\n"
-        "from providerhub._http import chat as oc\n"
-        "assert oc._json_loads() is oc._scan\n"
-        f"print(repr(list(oc.chat_completion('p', {server.url + PATH!r}, 'm',"
+        "from providerhub._codecs import openai_chat as oc\n"
+        "from providerhub._speedups import scan_json\n"
+        "from providerhub._http.chat import chat_completion\n"
+        "assert oc._json_loads() is scan_json\n"
+        f"print(repr(list(chat_completion('p', {server.url + PATH!r}, 'm',"
         " [{'role': 'user', 'content': 'Hi'}], True))))\n"
     )
     server.script(Reply(body=NAN_EVENTS, content_type="text/event-stream"))

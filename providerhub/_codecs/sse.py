@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .._speedups import namedtuple_maker
+
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "Event", "EventTooLargeError", "SSEParser"]
 
 DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024
@@ -25,27 +27,8 @@ class Event(NamedTuple):
     id: str | None = None
 
 
-def _plain_event(cls: type[Event], fields: tuple[str, str, str | None]) -> Event:
-    return cls(*fields)
-
-
-def _builds_events(make: object) -> bool:
-    """Whether ``make(Event, fields)`` gives what ``Event(*fields)`` does, on this Python."""
-    try:
-        built = make(Event, ("x", "message", None))  # type: ignore[operator]
-    except Exception:  # this Python's tuple.__new__ refuses a NamedTuple
-        return False
-    return type(built) is Event and built == Event("x") and built.event == "message"
-
-
-# Event(...) runs the NamedTuple's generated __new__ in Python; tuple.__new__ builds the
-# same object in C. Measured: 20,000 events through SSEParser.feed (CPU time, best of 41,
-# 2-core EPYC, Python 3.11) take 27.3 ms this way against 31.4 ms with Event(...) at one
-# event a chunk, 21.8 ms against 26.2 ms at sixteen: 200 ns an event, 2-3% of what a
-# streamed chunk costs through the hub, where bench figure 3 (>= 1.2x raw requests,
-# standard library alone) measured 1.20x-1.22x. Where tuple.__new__ would not build the
-# same object, the plain constructor.
-_new_event = tuple.__new__ if _builds_events(tuple.__new__) else _plain_event
+# Built by tuple.__new__ where it gives the same Event (see providerhub._speedups).
+_new_event = namedtuple_maker(Event, ("x", "message", None))
 
 
 class EventTooLargeError(ValueError):

@@ -1,12 +1,10 @@
 """Chat completions from any OpenAI-compatible endpoint, asyncio-native: the exchange of
-:func:`providerhub._http.chat.chat_completion` over an ``aiohttp.ClientSession``.
+:func:`providerhub._http.chat.chat_completion` over an asyncio transport
+(:class:`~providerhub._transports.aio.AsyncTransport`, aiohttp's by default).
 
-Everything but the waiting is the synchronous helper's own code: the request (checked,
-encoded, its headers and secrets), the event reader, the document reader, tool-call
-normalization, and the typed errors (:mod:`providerhub._transports.sync`). The event reader is
-a plain generator; this module hands it the body's chunks as they arrive (an
-:class:`_Inbox`), so both paths read events with the same loop and the synchronous one
-pays nothing for it.
+The codec (:mod:`providerhub._codecs.openai_chat`) encodes the request and decodes the
+answer, fed the body's bytes as they arrive, exactly as on the synchronous path; the
+transport keeps every deadline; this module only moves bytes between them.
 
 A provider for such an endpoint adds an asyncio-native twin to its completion function::
 
@@ -19,27 +17,23 @@ A provider for such an endpoint adds an asyncio-native twin to its completion fu
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
+from .._codecs.base import DEFAULT_MAX_BODY_BYTES, Call, Codec, Request
+from .._codecs.openai_chat import CODEC
 from .._codecs.sse import DEFAULT_MAX_EVENT_BYTES
 from .._timeout import Timeout, TimeoutLike, to_timeout
 from .._transports import aio as atransport
-from .._transports import sync as transport
+from .._transports.errors import Translation
+from .._transports.sync import ERROR_BODY_BYTES
 from ..types import Piece
-from .chat import (
-    MORE,
-    _document_pieces,
-    _event_pieces,
-    _More,
-    _request,
-)
 
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["achat_completion"]
+__all__ = ["achat_completion", "aexchange"]
 
 
 def achat_completion(
@@ -54,7 +48,7 @@ def achat_completion(
     timeout: TimeoutLike = None,
     session: aiohttp.ClientSession | None = None,
     headers: Mapping[str, str] | None = None,
-    max_body_bytes: int = transport.DEFAULT_MAX_BODY_BYTES,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     credential_variable: str | None = None,
     structured: bool = False,
@@ -72,147 +66,91 @@ def achat_completion(
     dropping it), closes the HTTP response; the connection goes back to the pool only
     after a whole answer. Needs aiohttp (``providerhub[server]``).
     """
-    request = _request(
-        provider,
-        endpoint,
-        model,
-        messages,
-        stream,
-        defaults,
-        auth,
-        headers,
-        params,
-        extra_parameters,
+    request = CODEC.encode(
+        Call(
+            provider,
+            endpoint,
+            model,
+            messages,
+            stream,
+            params,
+            defaults,
+            extra_parameters,
+            auth,
+            headers,
+            credential_variable,
+            structured,
+            max_body_bytes,
+            max_event_bytes,
+        )
     )
-    limits = to_timeout(timeout)
-    return _exchange(
-        provider,
-        endpoint,
-        request.payload,
-        request.headers,
-        stream,
-        secrets=request.secrets,
-        limits=limits,
-        session=session,
-        max_body_bytes=max_body_bytes,
-        max_event_bytes=max_event_bytes,
-        credential_variable=credential_variable,
-        structured=structured,
-    )
+    return _over_session(CODEC, request, to_timeout(timeout), session)
 
 
-async def _exchange(
-    provider: str,
-    endpoint: str,
-    payload: bytes,
-    headers: dict[str, str],
-    stream: bool,
-    *,
-    secrets: list[str | None],
-    limits: Timeout,
-    session: aiohttp.ClientSession | None,
-    max_body_bytes: int,
-    max_event_bytes: int,
-    credential_variable: str | None,
-    structured: bool,
+async def _over_session(
+    codec: Codec, request: Request, limits: Timeout, session: aiohttp.ClientSession | None
 ) -> AsyncIterator[Piece]:
-    deadline = None if limits.total is None else time.monotonic() + limits.total
-    translation = transport.Translation(provider, endpoint, secrets, deadline=deadline)
-    own = None
-    if session is None:
-        with translation:
-            own = session = atransport.new_session()
+    """:func:`aexchange` over ``session``, or over a session of its own, closed with it."""
+    if session is not None:
+        async for piece in aexchange(codec, request, limits, atransport.transport_for(session)):
+            yield piece
+        return
+    with Translation(request.call.provider, request.url, request.secrets):
+        session = atransport.new_session()
     try:
-        with translation:
-            response = await atransport.post(
-                session, provider, endpoint, payload, headers, limits, deadline
-            )
-        translation.url = str(response.url)
-        try:
-            with translation:
-                if response.status >= 400:
-                    raise await atransport.error_for_status(
-                        provider, response, secrets, credential_variable=credential_variable
-                    )
-                content_type = transport.media_type(response.headers.get("Content-Type"))
-                if stream and content_type == "text/event-stream":
-                    async for piece in _events(provider, response, translation, max_event_bytes):
-                        if structured or type(piece) is str:
-                            yield piece
-                    await atransport.settle(response)
-                else:
-                    translation.started = True  # a connection that breaks now breaks mid-answer
-                    raw = await atransport.read_body(response, max_body_bytes, provider)
-                    pieces = _document_pieces(
-                        provider, raw, response.status, content_type, str(response.url), secrets
-                    )
-                    for piece in pieces:
-                        if structured or type(piece) is str:
-                            yield piece
-        finally:
-            # After a whole body aiohttp has pooled the connection already, and this does
-            # nothing; otherwise (a failure, a cancellation, an early close) it closes it.
-            response.close()
+        async for piece in aexchange(codec, request, limits, atransport.AiohttpTransport(session)):
+            yield piece
     finally:
-        if own is not None:
-            await own.close()
+        await session.close()
 
 
-class _Inbox(Iterator["bytes | _More"]):
-    """The chunks of a body for :func:`~providerhub._http.chat._event_pieces`, handed
-    over one at a time: the chunk put in :attr:`chunk`, else ``MORE`` (none yet); an
-    empty chunk is the body's end."""
-
-    __slots__ = ("chunk",)
-
-    def __init__(self) -> None:
-        self.chunk: bytes | None = None
-
-    def __next__(self) -> bytes | _More:
-        chunk = self.chunk
-        if chunk is None:
-            return MORE
-        self.chunk = None
-        if not chunk:
-            raise StopIteration
-        return chunk
-
-
-async def _events(
-    provider: str,
-    response: aiohttp.ClientResponse,
-    translation: transport.Translation,
-    max_event_bytes: int,
+async def aexchange(
+    codec: Codec, request: Request, limits: Timeout, transport: atransport.AsyncTransport
 ) -> AsyncIterator[Piece]:
-    """The pieces of an event stream, read by the synchronous helper's event reader,
-    which is handed each chunk as it arrives.
-
-    Until the first piece is out, the body is read one HTTP chunk at a time
-    (``readchunk``): a server that sends its first events and the rest at once would
-    otherwise have every event parsed before the first is passed on, which is the time
-    to the first token. After it, all that is in at once (``readany``), the cheaper way
-    through a long stream."""
-    inbox = _Inbox()
-    pieces = _event_pieces(
-        provider, inbox, transport.safe_url(str(response.url)), translation, max_event_bytes
-    )
-    content = response.content
-    first = True
+    """The pieces of the answer to ``request`` (encoded by ``codec``), sent over
+    ``transport`` within ``limits``: the codec decodes, the transport keeps every
+    deadline, and what either raises leaves as a typed error
+    (:class:`~providerhub._transports.errors.Translation`). Closing it (``aclose()``, a
+    cancellation) closes the response; the connection goes back to the pool only after
+    a whole answer."""
+    provider = request.call.provider
+    deadline = None if limits.total is None else monotonic() + limits.total
+    translation = Translation(provider, request.url, request.secrets, deadline=deadline)
+    with translation:
+        response = await transport.send(
+            provider, request.method, request.url, request.headers, request.body, limits, deadline
+        )
     try:
-        while True:
-            for piece in pieces:
-                if piece is MORE:
-                    break
-                first = False
-                yield piece
-            else:
-                return  # [DONE], or the end of the body
-            if first:
-                data, chunk_end = await content.readchunk()
-                while not data and chunk_end:  # an empty HTTP chunk, not the body's end
-                    data, chunk_end = await content.readchunk()
-                inbox.chunk = data
-            else:
-                inbox.chunk = await content.readany()
+        url = translation.url = response.url
+        with translation:
+            status = response.status
+            if status >= 400:
+                try:
+                    body = await response.read(ERROR_BODY_BYTES)
+                except Exception:
+                    body = b""  # the excerpt is a courtesy; the status alone is the error
+                raise codec.error(request, url, status, response.reason, response.headers, body)
+            content_type = response.headers.get("Content-Type")
+            if not codec.streams(request, content_type):
+                translation.started = True  # a connection that breaks now breaks mid-answer
+                body = await response.read(request.call.max_body_bytes + 1)
+                for piece in codec.decode(request, url, status, content_type, body):
+                    yield piece
+                return
+            decoder = codec.decoder(request, url)
+            feed = decoder.feed
+            try:
+                async for chunk in response.chunks():
+                    for piece in feed(chunk):
+                        yield piece
+                    if decoder.done:
+                        break
+                for piece in decoder.end():
+                    yield piece
+            except Exception:
+                translation.started = decoder.started
+                raise
+            if decoder.done:
+                await response.release()
     finally:
-        pieces.close()
+        response.close()

@@ -1,14 +1,14 @@
-"""Connections a call's :class:`~providerhub._transports.sync.Abort` can cut at any point of the
+"""Connections a call's :class:`~providerhub._transports.abort.Abort` can cut at any point of the
 exchange, waiting for the response's headers included.
 
 An aborted call registers its response with its abort (see
-:meth:`~providerhub._transports.sync.Abort.register`) once the headers are in; before that,
+:meth:`~providerhub._transports.abort.Abort.register`) once the headers are in; before that,
 ``requests`` shows no response, and a worker thread blocked on a server that has not
 answered yet would wait out its read timeout. So the hub's sessions send through an
 adapter whose connections tell the abort of the calling thread about themselves as each
-request starts on them (:meth:`~providerhub._transports.sync.Abort.watch`), and shut their socket
+request starts on them (:meth:`~providerhub._transports.abort.Abort.watch`), and shut their socket
 down if the call was aborted while they connected; the pool forgets them again
-(:meth:`~providerhub._transports.sync.Abort.unwatch`) before it lends them to another call.
+(:meth:`~providerhub._transports.abort.Abort.unwatch`) before it lends them to another call.
 Imported, with ``requests``, when the first session is made.
 """
 
@@ -22,7 +22,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool as _Pool
 from urllib3.poolmanager import pool_classes_by_scheme as _DEFAULT_POOLS
 
-from .sync import Abort, current_abort, shutdown_socket
+from .abort import Abort, current_abort, shutdown_socket
 
 __all__ = ["AbortableAdapter"]
 

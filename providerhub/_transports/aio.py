@@ -1,12 +1,12 @@
-"""HTTP for the asyncio path, over aiohttp: the pooled session, sending a request without
-letting a redirect change it, and reading bodies within limits.
+"""HTTP for the asyncio path: the interface the asyncio driver reads responses through
+(:class:`AsyncTransport`, :class:`AsyncResponse`), and its implementation over aiohttp
+(:class:`AiohttpTransport`): the pooled session, sending a request without letting a
+redirect change it, and reading bodies within limits and deadlines.
 
-It is :mod:`providerhub._transports.sync` for an event loop, and leans on it for every decision:
-which redirect is followed (:func:`~providerhub._transports.sync.redirect_target`), what an
-error status means (:func:`~providerhub._transports.sync.status_error`), and what an aiohttp
-exception becomes (:func:`~providerhub._transports.sync.error_for_exception`, the one place).
-aiohttp is the ``providerhub[server]`` extra, imported only when an asyncio-native call
-is made.
+It is :mod:`providerhub._transports.sync` for an event loop, and leans on it for which
+redirect is followed (:func:`~providerhub._transports.sync.redirect_target`); what an
+aiohttp exception becomes is decided in :mod:`providerhub._transports.errors`. aiohttp is
+the ``providerhub[server]`` extra, imported only when an asyncio-native call is made.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import functools
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator, Iterable, Mapping
-from typing import TYPE_CHECKING, cast
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from .._timeout import Timeout
-from ..errors import ProviderError, ProviderResponseError
 from . import lean
 from . import sync as transport
 
@@ -32,12 +31,14 @@ if TYPE_CHECKING:
 __all__ = [
     "CONNECTIONS",
     "DRAIN_SECONDS",
+    "AiohttpTransport",
+    "AsyncResponse",
+    "AsyncTransport",
     "Sessions",
-    "error_for_status",
     "new_session",
     "post",
-    "read_body",
     "settle",
+    "transport_for",
 ]
 
 CONNECTIONS = 4096
@@ -48,6 +49,100 @@ its connections costs a thread; here they cost a socket)."""
 DRAIN_SECONDS = 1.0
 """How long the end of a body that follows its last event (``[DONE]``) is waited for, so
 that the connection goes back to the pool."""
+
+
+class AsyncResponse(Protocol):
+    """An HTTP response whose head is in and whose body is left to read: all the asyncio
+    driver (:mod:`providerhub._http.achat`) touches, whatever client made it.
+
+    Every wait ends by the limits the request was sent with (see
+    :meth:`AsyncTransport.send`); what goes wrong is raised as :meth:`AsyncTransport.send`
+    says. :meth:`close` is always called last, also after :meth:`release`.
+    """
+
+    @property
+    def status(self) -> int:
+        """The HTTP status code."""
+        ...
+
+    @property
+    def reason(self) -> str | None:
+        """The status line's reason phrase, if any."""
+        ...
+
+    @property
+    def url(self) -> str:
+        """The url that answered (the last one, after redirects), as sent: it may carry
+        credentials, so messages show it through ``safe_url``."""
+        ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response's headers, looked up without regard to case."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body's bytes as they arrive, each item non-empty, until the body ends: for
+        a chunked body one HTTP chunk (or the part of it that is in) at a time, so that the
+        first events are passed on before later ones are read; for any other, what has
+        arrived. Called at most once."""
+        ...
+
+    async def read(self, limit: int) -> bytes:
+        """The body, whole when it is at most ``limit`` bytes, else its first ``limit``
+        bytes (the rest is left unread, and :meth:`close` drops the connection)."""
+        ...
+
+    async def release(self) -> None:
+        """The caller has all it needs of the body (read to its end, or to an end marker
+        such as ``[DONE]``): read what is left of it, for at most :data:`DRAIN_SECONDS`
+        and a few reads, so the connection goes back to the pool; a body that goes on,
+        breaks or is late is left to :meth:`close`. Never raises."""
+        ...
+
+    def close(self) -> None:
+        """Done with the response: a connection whose body was read to its end goes back
+        to the pool, any other is closed at once. Idempotent, never waits, never raises;
+        what an aborted or cancelled read calls too."""
+        ...
+
+
+class AsyncTransport(Protocol):
+    """What sends the asyncio driver's requests: :class:`AiohttpTransport`, or a client of
+    its own that keeps the same promises."""
+
+    async def send(
+        self,
+        provider: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        limits: Timeout,
+        deadline: float | None,
+    ) -> AsyncResponse:
+        """Send the request and return the response once its head is in.
+
+        Deadlines are the transport's: connecting takes at most ``limits.connect``, each
+        wait for bytes of the answer (its head, then each read of the body) at most
+        ``limits.read``, and, with a ``deadline`` (``time.monotonic()``), everything, from
+        here to the body's last byte read through the response, ends by it. A limit that
+        passes raises ``TimeoutError`` (``asyncio.TimeoutError`` or the library's own
+        timeout); the driver tells a deadline from a slow read by the clock.
+
+        Redirects: a 307 or 308 within the origin of ``url`` is followed with the same
+        method, headers and body, up to ``MAX_REDIRECTS`` times
+        (:func:`providerhub._transports.sync.redirect_target` decides, and raises the
+        :class:`ProviderHTTPError` for any other); an error status is returned as a
+        response, not raised.
+
+        Errors: a typed :class:`~providerhub.errors.ProviderError` passes through as it
+        is; anything else raised here or by the response's methods (``OSError``,
+        ``ssl.SSLError``, a timeout, the library's exceptions) is turned into one by the
+        driver with :func:`providerhub._transports.errors.error_for_exception`, which
+        must know it (a new client's exceptions get a row there).
+        """
+        ...
 
 
 def new_session() -> aiohttp.ClientSession:
@@ -97,7 +192,7 @@ class Sessions:
             return session
         session = new_session()
         if lean.available():
-            lean.attach(session)  # plain-http upstreams without a proxy: see post()
+            lean.attach(session)  # plain-http upstreams without a proxy: see transport_for
         keeper = self._keep(loop, session)
         # Runs to its yield without suspending: no other task gets in between.
         await keeper.__anext__()
@@ -237,33 +332,17 @@ async def post(
     """POST ``data`` to ``url``; the response's body is left to read. Redirects are
     those of :func:`providerhub._transports.sync.post`: a 307 or 308 within the origin is
     followed, up to :data:`~providerhub._transports.sync.MAX_REDIRECTS` times, anything else is
-    an error.
-
-    A plain ``http://`` url reached without a proxy goes through the session's
-    :mod:`~providerhub._transports.lean` pool when it has one (a hub's session does), whose
-    one timer per call costs less than aiohttp's timeouts; anything else through
-    aiohttp."""
-    pool = lean.pool_for(session) if url.startswith("http://") else None
-    timeout = None
+    an error."""
+    timeout = _client_timeout(limits, deadline)
     for _ in range(transport.MAX_REDIRECTS + 1):
-        proxy = proxy_for(url)
-        if pool is not None and proxy is None:
-            # Shaped as the part of an aiohttp response this path reads (see lean).
-            response = cast(
-                "aiohttp.ClientResponse",
-                await lean.post(pool, url, data, headers, limits.connect, limits.read, deadline),
-            )
-        else:
-            if timeout is None:
-                timeout = _client_timeout(limits, deadline)
-            response = await session.post(
-                url,
-                data=data,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-                proxy=proxy,
-            )
+        response = await session.post(
+            url,
+            data=data,
+            headers=headers,
+            timeout=timeout,
+            allow_redirects=False,
+            proxy=proxy_for(url),
+        )
         location = response.headers.get("Location")
         if response.status not in _REDIRECTS or not location:
             return response
@@ -272,20 +351,6 @@ async def post(
             provider, response.status, response.reason, str(response.url), location, url
         )
     raise transport.too_many_redirects(provider, response.status, str(response.url), url)
-
-
-async def read_body(response: aiohttp.ClientResponse, limit: int, provider: str) -> bytes:
-    """The whole body, or :class:`ProviderResponseError` once it passes ``limit`` bytes
-    (the call's deadline is aiohttp's, set by :func:`post`)."""
-    data = await _read(response, limit + 1)
-    if len(data) > limit:
-        raise ProviderResponseError(
-            provider,
-            f"the answer is larger than {limit} bytes",
-            url=transport.safe_url(str(response.url)),
-            hint="raise max_body_bytes if such answers are expected",
-        )
-    return data
 
 
 async def _read(response: aiohttp.ClientResponse, amount: int) -> bytes:
@@ -299,31 +364,6 @@ async def _read(response: aiohttp.ClientResponse, amount: int) -> bytes:
         parts.append(chunk)
         size += len(chunk)
     return b"".join(parts)
-
-
-async def error_for_status(
-    provider: str,
-    response: aiohttp.ClientResponse,
-    secrets: Iterable[str | None] = (),
-    *,
-    credential_variable: str | None = None,
-) -> ProviderError:
-    """:func:`providerhub._transports.sync.error_for_status` for an aiohttp response."""
-    try:
-        body = await _read(response, transport.ERROR_BODY_BYTES)
-    except Exception:
-        # The excerpt is a courtesy; the status alone is the error.
-        body = b""
-    return transport.status_error(
-        provider,
-        response.status,
-        response.reason,
-        str(response.url),
-        response.headers.get("Retry-After"),
-        body,
-        secrets,
-        credential_variable=credential_variable,
-    )
 
 
 async def settle(response: aiohttp.ClientResponse) -> None:
@@ -340,3 +380,103 @@ async def settle(response: aiohttp.ClientResponse) -> None:
             await asyncio.wait_for(content.readany(), DRAIN_SECONDS)
     except (Exception, asyncio.TimeoutError) as exc:
         transport.logger.debug("the end of an event stream could not be read: %s", type(exc))
+
+
+def transport_for(session: aiohttp.ClientSession) -> AsyncTransport:
+    """The transport of a call over ``session``: a hub's session (:class:`Sessions`) sends
+    to plain ``http://`` urls without a proxy through its
+    :mod:`~providerhub._transports.lean` pool, whose one timer per call costs less than
+    aiohttp's timeouts, and everything else through aiohttp; any other session through
+    aiohttp alone."""
+    fallback = AiohttpTransport(session)
+    pool = lean.pool_for(session)
+    if pool is None:
+        return fallback
+    return lean.LeanTransport(pool, fallback, proxy_for)
+
+
+class AiohttpTransport:
+    """:class:`AsyncTransport` over an ``aiohttp.ClientSession`` (see :func:`new_session`)."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def send(
+        self,
+        provider: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        limits: Timeout,
+        deadline: float | None,
+    ) -> AsyncResponse:
+        if method != "POST":
+            raise ValueError(f"only POST is sent, not {method}")
+        response = await post(self.session, provider, url, body, headers, limits, deadline)
+        return _AiohttpResponse(response, deadline)
+
+
+class _AiohttpResponse:
+    """:class:`AsyncResponse` over an ``aiohttp.ClientResponse``: aiohttp keeps the
+    limits (its ``ClientTimeout``, set by :func:`post`) and pools a connection whose body
+    was read to its end by itself."""
+
+    __slots__ = ("_deadline", "_response", "status", "url")
+
+    def __init__(self, response: aiohttp.ClientResponse, deadline: float | None) -> None:
+        self._response = response
+        self._deadline = deadline
+        self.status = response.status
+        self.url = str(response.url)
+
+    @property
+    def reason(self) -> str | None:
+        return self._response.reason
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._response.headers
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return _Chunks(self._response.content, self._deadline)
+
+    async def read(self, limit: int) -> bytes:
+        return await _read(self._response, limit)
+
+    async def release(self) -> None:
+        await settle(self._response)
+
+    def close(self) -> None:
+        # After a whole body aiohttp has pooled the connection already, and this does
+        # nothing; otherwise (a failure, a cancellation, an early close) it closes it.
+        self._response.close()
+
+
+class _Chunks:
+    """The body's chunks, one HTTP chunk (or what is in of it) at a time; an iterator
+    object, not an async generator, so that one left unfinished (after ``[DONE]``) needs
+    no closing. aiohttp's timer cuts a wait at the deadline; a body that never makes it
+    wait is cut here."""
+
+    __slots__ = ("_content", "_deadline")
+
+    def __init__(self, content: aiohttp.StreamReader, deadline: float | None) -> None:
+        self._content = content
+        self._deadline = deadline
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        content = self._content
+        while True:
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                raise TimeoutError("the call's deadline passed")
+            data, _ = await content.readchunk()
+            if data:
+                return data
+            if content.at_eof():
+                raise StopAsyncIteration

@@ -2,13 +2,11 @@
 ``asyncio.Protocol`` over httptools' response parser, keep-alive connections pooled per
 origin, and one loop timer per call for its deadline and its read timeout.
 
-:func:`providerhub._transports.aio.post` sends through it when the hub's session has a
-:class:`Pool` (:func:`attach`) and the url is plain http without a proxy; https and
-proxies keep aiohttp. What it answers is shaped as much of an aiohttp response as the
-asyncio path reads (``status``, ``reason``, ``url``, ``headers.get``, and
-``content.readchunk``/``readany``/``read``/``at_eof``), so the rest of that path is the
-same for both. Its failures are plain exceptions that
-:func:`providerhub._transports.sync.error_for_exception` maps as it maps aiohttp's:
+:class:`LeanTransport` is the :class:`~providerhub._transports.aio.AsyncTransport` of a
+hub's session (:func:`providerhub._transports.aio.transport_for`, :func:`attach`): plain
+http without a proxy goes through its :class:`Pool`, https and proxies through aiohttp.
+Its failures are plain exceptions that
+:func:`providerhub._transports.errors.error_for_exception` maps as it maps aiohttp's:
 ``TimeoutError`` (:class:`ConnectTimeout` while connecting), ``ConnectionError``
 (refused, reset, closed mid-answer; :class:`ProtocolError` for an answer that is not
 HTTP/1.1 or passes the head's limits) and :class:`RequestError` (a request that cannot be
@@ -26,13 +24,21 @@ import time
 import weakref
 import zlib
 from collections import deque
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .._timeout import Timeout
+from . import sync as transport
+
+if TYPE_CHECKING:
+    from .aio import AsyncResponse, AsyncTransport
+
 __all__ = [
+    "DRAIN_SECONDS",
     "MAX_HEAD_BYTES",
     "ConnectTimeout",
+    "LeanTransport",
     "Pool",
     "ProtocolError",
     "RequestError",
@@ -45,6 +51,10 @@ __all__ = [
 MAX_HEAD_BYTES = 64 * 1024
 """The most bytes an answer's status line and headers may take (http.client's limit on
 one header line, and its 100 headers, are of the same order)."""
+
+DRAIN_SECONDS = 1.0
+"""How long :meth:`Response.release` waits for the end of a body whose caller has what it
+needs (the stream's ``[DONE]``), so that the connection goes back to the pool."""
 
 MAX_IDLE = 1024
 """The most idle connections kept to one origin; more are closed as they come back."""
@@ -173,6 +183,54 @@ class Pool:
                     conn.transport.close()
                 else:
                     loop.call_soon_threadsafe(conn.transport.close)
+
+
+class LeanTransport:
+    """:class:`~providerhub._transports.aio.AsyncTransport` over a :class:`Pool` for plain
+    ``http://`` urls that ``proxy_for`` sends direct, over ``fallback`` (aiohttp) for the
+    rest. Redirects are those of :func:`providerhub._transports.sync.post`: a 307 or 308
+    within the origin is followed, up to
+    :data:`~providerhub._transports.sync.MAX_REDIRECTS` times, anything else is an
+    error."""
+
+    __slots__ = ("fallback", "pool", "proxy_for")
+
+    def __init__(
+        self,
+        pool: Pool,
+        fallback: AsyncTransport,
+        proxy_for: Callable[[str], str | None],
+    ) -> None:
+        self.pool = pool
+        self.fallback = fallback
+        self.proxy_for = proxy_for
+
+    async def send(
+        self,
+        provider: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        limits: Timeout,
+        deadline: float | None,
+    ) -> AsyncResponse:
+        if method != "POST" or not url.startswith("http://") or self.proxy_for(url):
+            return await self.fallback.send(provider, method, url, headers, body, limits, deadline)
+        asked = url
+        for _ in range(transport.MAX_REDIRECTS + 1):
+            response = await post(self.pool, url, body, headers, limits[0], limits[1], deadline)
+            location = response.headers.get("location")
+            if response.status not in _REDIRECTS or not location:
+                return response
+            response.close()
+            url = transport.redirect_target(
+                provider, response.status, response.reason, url, location, asked
+            )
+        raise transport.too_many_redirects(provider, response.status, response.url, url)
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 async def post(
@@ -420,8 +478,9 @@ class _Connection(asyncio.Protocol):
 
 
 class Response:
-    """The answer to one :func:`post`: its head, and its body as it arrives. It is also
-    its own ``content`` (the part of an aiohttp response the asyncio path reads)."""
+    """The answer to one :func:`post`, an
+    :class:`~providerhub._transports.aio.AsyncResponse`: its head, and its body as it
+    arrives."""
 
     __slots__ = (
         "_conn",
@@ -429,7 +488,6 @@ class Response:
         "_parts",
         "_waiter",
         "buffered",
-        "content",
         "done",
         "headers",
         "reason",
@@ -448,7 +506,6 @@ class Response:
         self.done = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self.content = self
 
     # -- the connection's side -----------------------------------------------------------
 
@@ -494,6 +551,39 @@ class Response:
         if conn is not None:
             conn.taken(self.buffered)
 
+    # -- the AsyncResponse interface ---------------------------------------------------
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, never an empty piece; a body cut short raises."""
+        return _Chunks(self)
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body if it is at most ``limit`` bytes long, else its first ``limit``."""
+        parts: list[bytes] = []
+        size = 0
+        while size < limit:
+            data = await self.readany()
+            if not data:
+                break
+            parts.append(data)
+            size += len(data)
+        data = b"".join(parts)
+        return data if len(data) <= limit else data[:limit]
+
+    async def release(self) -> None:
+        """The caller has what it needs: wait for the body's end (normally in already) so
+        the connection goes back to the pool; a body that goes on, breaks or takes longer
+        than :data:`DRAIN_SECONDS` is left for :meth:`close`."""
+        try:
+            for _ in range(4):
+                if self.done:
+                    return
+                await asyncio.wait_for(self.readany(), DRAIN_SECONDS)
+        except (Exception, asyncio.TimeoutError) as exc:
+            transport.logger.debug("the end of an event stream could not be read: %s", type(exc))
+
+    # -- reading -----------------------------------------------------------------------
+
     async def readany(self) -> bytes:
         """All the body that is in (waiting for some); ``b""`` at its end."""
         if not self._parts:
@@ -517,18 +607,6 @@ class Response:
         self._took(len(data))
         return data, True
 
-    async def read(self, amount: int = -1) -> bytes:
-        """Up to ``amount`` bytes of the body (all that is in with -1)."""
-        data = await self.readany()
-        if 0 <= amount < len(data):
-            self._parts.appendleft(data[amount:])
-            self.buffered += len(data) - amount
-            data = data[:amount]
-        return data
-
-    def at_eof(self) -> bool:
-        return self.done and not self._parts
-
     def close(self) -> None:
         """Done with the answer: a connection whose answer is not whole is closed."""
         conn = self._conn
@@ -538,3 +616,22 @@ class Response:
             if conn.head.done() is False:
                 conn.head.cancel()
         self._parts.clear()
+
+
+class _Chunks:
+    """:meth:`Response.chunks`: an iterator object, not an async generator, so that one
+    left unfinished (after ``[DONE]``) needs no closing."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        data, more = await self._response.readchunk()
+        if not more:
+            raise StopAsyncIteration
+        return data

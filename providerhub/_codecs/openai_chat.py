@@ -1,0 +1,580 @@
+"""The OpenAI chat completions dialect (``POST /v1/chat/completions``) as a codec: no I/O.
+
+:data:`CODEC` encodes a :class:`~providerhub._codecs.base.Call` into the request (every
+check made before anything is sent: stray parameters, the credential, what JSON cannot
+carry), and decodes the answer: a whole document, an event stream fed its bytes as they
+arrive (:class:`ChatStreamDecoder`), or an error status. Pieces are those of
+:mod:`providerhub.types`: text, tool-call fragments (normalized by
+:class:`~providerhub._codecs.toolcalls.ToolCallStream`), usage and the finish reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from .._redaction import excerpt, one_line, safe_url, url_secrets
+from .._speedups import scan_json
+from ..errors import (
+    InvalidRequestError,
+    ProviderError,
+    ProviderResponseError,
+    StreamInterruptedError,
+)
+from ..types import Finish, FunctionDelta, Piece, ToolCallDelta, Usage
+from .base import Call, Request, body_too_large, media_type, status_error
+from .sse import EventTooLargeError, SSEParser
+from .toolcalls import ToolCallStream, tool_calls_of
+
+__all__ = [
+    "CHAT_PARAMETERS",
+    "CODEC",
+    "ChatStreamDecoder",
+    "OpenAIChat",
+    "dumps",
+    "error_message",
+]
+
+CHAT_PARAMETERS = frozenset(
+    {
+        "audio",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "modalities",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "reasoning_effort",
+        "response_format",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+    }
+)
+"""The standard OpenAI chat parameters a caller may pass through ``**kwargs``."""
+
+
+class OpenAIChat:
+    """The OpenAI chat completions codec (:class:`~providerhub._codecs.base.Codec`)."""
+
+    __slots__ = ()
+
+    def encode(self, call: Call) -> Request:
+        """The request for ``call``, or :class:`InvalidRequestError` for what cannot be
+        sent: a parameter that is neither OpenAI's (:data:`CHAT_PARAMETERS`) nor among
+        ``extra_parameters``, an empty credential, or a value JSON cannot carry."""
+        provider = call.provider
+        params = call.params
+        _check_parameters(provider, params, call.extra_parameters)
+        auth = call.auth
+        if auth is not None and (not isinstance(auth, str) or not auth):
+            raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
+        body: dict[str, Any] = {
+            "model": call.model,
+            **(call.defaults or {}),
+            "messages": call.messages,
+            **params,
+        }
+        if call.stream:
+            body["stream"] = True
+        return Request(
+            "POST",
+            call.endpoint,
+            _request_headers(call.stream, call.headers, auth),
+            _encode(provider, body),
+            _secrets(auth, call.headers, call.endpoint),
+            call,
+        )
+
+    def streams(self, request: Request, content_type: str | None) -> bool:
+        """An event stream when one was asked for and the server sends one; a server
+        that answers a stream with a JSON document has it read whole."""
+        return request.call.stream and media_type(content_type) == "text/event-stream"
+
+    def decode(
+        self, request: Request, url: str, status: int, content_type: str | None, body: bytes
+    ) -> list[Piece]:
+        """The pieces of a whole answer: its text, its tool calls (each whole, as one
+        fragment), its usage and its finish reason (without ``structured``, text only);
+        the error an HTML page, text that is not JSON, an error document or a body past
+        ``max_body_bytes`` is."""
+        call = request.call
+        if len(body) > call.max_body_bytes:
+            raise body_too_large(call.provider, url, call.max_body_bytes)
+        pieces = _document_pieces(
+            call.provider, body, status, media_type(content_type), url, request.secrets
+        )
+        if call.structured:
+            return pieces
+        return [piece for piece in pieces if type(piece) is str]
+
+    def decoder(self, request: Request, url: str) -> ChatStreamDecoder:
+        call = request.call
+        return ChatStreamDecoder(
+            call.provider, safe_url(url), request.secrets, call.max_event_bytes, call.structured
+        )
+
+    def error(
+        self,
+        request: Request,
+        url: str,
+        status: int,
+        reason: str | None,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> ProviderError:
+        """The typed error for an error status (:func:`~providerhub._codecs.base.status_error`),
+        showing the body's ``error.message`` (or ``detail``) when it has one."""
+        found = error_message(body)
+        return status_error(
+            request.call.provider,
+            status,
+            reason,
+            url,
+            headers.get("Retry-After"),
+            found if found is not None else body,
+            request.secrets,
+            credential_variable=request.call.credential_variable,
+        )
+
+
+CODEC = OpenAIChat()
+"""The codec: it holds no state, one serves every call."""
+
+
+def _check_parameters(
+    provider: str, params: Mapping[str, Any], extra: Collection[str] = ()
+) -> None:
+    if isinstance(extra, str):  # one name, not its letters
+        extra = (extra,)
+    unknown = [key for key in params if key not in CHAT_PARAMETERS and key not in extra]
+    if unknown:
+        key = unknown[0]
+        known = sorted(CHAT_PARAMETERS.union(extra))
+        close = difflib.get_close_matches(key, known, n=1)
+        tip = f"; did you mean {close[0]!r}?" if close else ""
+        also = f"; and beyond them: {', '.join(sorted(extra))}" if extra else ""
+        raise InvalidRequestError(
+            f"{provider} does not take the parameter {key!r}{tip} "
+            f"(it takes the OpenAI chat parameters: {', '.join(sorted(CHAT_PARAMETERS))}"
+            f"{also})",
+            param=key,
+        )
+
+
+def _request_headers(
+    stream: bool, headers: Mapping[str, str] | None, auth: str | None
+) -> dict[str, str]:
+    found = {
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+    }
+    if headers:
+        found.update(headers)
+    if auth:
+        found["Authorization"] = f"Bearer {auth}"
+    return found
+
+
+# allow_nan=False: NaN and Infinity are not JSON, and a server would refuse the request
+# they went out in; they are refused before sending instead, as the caller's mistake.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def dumps(body: Any) -> bytes:
+    """``body`` as compact UTF-8 JSON; ``ValueError`` for NaN or an infinity."""
+    return _ENCODER.encode(body).encode("utf-8")
+
+
+def _encode(provider: str, body: dict[str, Any]) -> bytes:
+    """``body`` as JSON, or :class:`InvalidRequestError` naming the field JSON cannot
+    carry (a ``set``, an arbitrary object): the caller's mistake, found before sending."""
+    try:
+        return dumps(body)
+    except (TypeError, ValueError, RecursionError) as exc:
+        # RecursionError: nested past what the encoder can follow (the hub refuses
+        # anything nested past MAX_DEPTH before this; a direct call may not).
+        reason = one_line(exc, typed=False)
+        field = next((key for key, value in body.items() if not _encodable(value)), None)
+        what = "the messages" if field == "messages" else f"the parameter {field!r}"
+        raise InvalidRequestError(
+            f"{what if field else 'the request'} for {provider} cannot be sent as JSON: {reason}",
+            param=field,
+        ) from None
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+# Configured header values this long may be credentials (an api-key header, say); shorter
+# ones are not worth hiding, and hiding them would garble messages.
+_SECRET_HEADER_CHARS = 8
+
+
+def _secrets(
+    auth: str | None, headers: Mapping[str, str] | None, endpoint: str
+) -> list[str | None]:
+    """What no message of the call may show: the credential, the values of the headers
+    the provider configured, and the credentials in the endpoint's url."""
+    found: list[str | None] = [auth, *url_secrets(endpoint)]
+    if headers:
+        found += [v for v in headers.values() if len(v) >= _SECRET_HEADER_CHARS]
+    return found
+
+
+def error_message(answer: bytes | str | Any) -> str | None:
+    """The message of an OpenAI-style error answer, given as its JSON text or as the
+    parsed document: ``error.message``, ``error`` itself when it is a string, or FastAPI's
+    ``detail``; None when there is none."""
+    doc = answer
+    if isinstance(answer, (bytes, str)):
+        try:
+            doc = json.loads(answer)
+        except ValueError:
+            return None
+    if isinstance(doc, dict):
+        err = doc.get("error", doc.get("detail"))
+        if isinstance(err, dict):
+            err = err.get("message")
+        if isinstance(err, str):
+            return err
+    return None
+
+
+def _document_pieces(
+    provider: str,
+    raw: bytes,
+    status: int,
+    content_type: str,
+    response_url: str,
+    secrets: list[str | None],
+) -> list[Piece]:
+    """The pieces of an answer that came as one body, ``raw``: an OpenAI chat completion
+    document, or the error an HTML page, text that is not JSON or an error document is."""
+    url = safe_url(response_url)
+    stripped = raw.lstrip()
+    if content_type == "text/html" or stripped[:1] == b"<":
+        raise ProviderResponseError(
+            provider,
+            f"answered with an HTML page instead of JSON (HTTP {status})",
+            url=url,
+            body=excerpt(raw, secrets),
+            hint="likely a bot-protection challenge or a login page; check the url, or use "
+            "another provider",
+        )
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise ProviderResponseError(
+            provider,
+            "answered with something that is not JSON",
+            url=url,
+            body=excerpt(raw, secrets) or "(empty body)",
+            hint="the url may not be an OpenAI-compatible endpoint",
+        ) from None
+    return _answer_pieces(provider, doc, url, secrets)
+
+
+def _answer_pieces(provider: str, doc: Any, url: str, secrets: list[str | None]) -> list[Piece]:
+    """The pieces of a whole answer: its text, its tool calls (each whole, as one
+    fragment), its usage and its finish reason."""
+    if isinstance(doc, dict) and "error" in doc:
+        raise _error_answer(provider, doc, url, secrets)
+    try:
+        choices = doc["choices"]
+        choice = choices[0]
+        if choice.get("index", 0):
+            choice = _first_choice(choices)
+        message = choice["message"]
+        content = message["content"] if "tool_calls" not in message else message.get("content")
+        calls = tool_calls_of(message)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+        raise ProviderResponseError(
+            provider,
+            "answered with JSON that has no choices[0].message.content",
+            url=url,
+            body=excerpt(json.dumps(doc), secrets),
+            hint="the url may not be an OpenAI-compatible endpoint",
+        ) from None
+    if content is not None and not isinstance(content, str):
+        raise ProviderResponseError(
+            provider, f"answered with content of type {type(content).__name__}", url=url
+        )
+    pieces: list[Piece] = [content] if content else []
+    for index, call in enumerate(calls or ()):
+        pieces.append(
+            ToolCallDelta(
+                index,
+                call.id,
+                call.type,
+                FunctionDelta(call.function.name, call.function.arguments),
+            )
+        )
+    usage = _usage(doc.get("usage"))
+    if usage is not None:
+        pieces.append(usage)
+    reason = choice.get("finish_reason")
+    if isinstance(reason, str) and reason:
+        pieces.append(Finish(reason))
+    return pieces
+
+
+def _usage(found: Any) -> Usage | None:
+    """The token counts of a ``usage`` object, None when there are none."""
+    if not isinstance(found, dict):
+        return None
+    counts = [found.get(key) for key in ("prompt_tokens", "completion_tokens", "total_tokens")]
+    if not any(type(count) is int for count in counts):
+        return None
+    prompt, completion, total = (count if type(count) is int else None for count in counts)
+    return Usage(prompt, completion, total)
+
+
+def _first_choice(choices: list[Any]) -> Any:
+    """The choice with index 0 among ``choices``, None when there is none: with ``n`` > 1
+    the service answers several, and the caller gets the first."""
+    for choice in choices:
+        if isinstance(choice, dict) and not choice.get("index", 0):
+            return choice
+    return None
+
+
+def _error_answer(provider: str, answer: Any, url: str, secrets: list[str | None]) -> Exception:
+    """The error for an answer that is an error: a JSON document with ``error``, or the
+    data of an ``error`` event (JSON or not)."""
+    message = error_message(answer)
+    if message is None:
+        shown = answer.get("error", answer) if isinstance(answer, dict) else answer
+        message = shown if isinstance(shown, str) else json.dumps(shown)
+    return ProviderResponseError(
+        provider,
+        "answered with an error",
+        url=url,
+        body=excerpt(message, secrets),
+        hint="the service could not complete the request",
+    )
+
+
+class ChatStreamDecoder:
+    """The pieces of an OpenAI event stream, fed its body's bytes as they arrive
+    (:class:`~providerhub._codecs.base.StreamDecoder`): until ``[DONE]``, each non-empty
+    content delta of the first choice (index 0), its tool-call fragments (normalized by
+    :class:`~providerhub._codecs.toolcalls.ToolCallStream`), its finish reason, and the
+    usage when the server sends it; without ``structured``, text only.
+
+    :meth:`feed` runs once per chunk, and its loop once per event, hundreds of thousands
+    of times a second on a fast server: the rare cases are in functions of their own, the
+    common one makes no call."""
+
+    __slots__ = (
+        "_calls",
+        "_error",
+        "_finished",
+        "_loads",
+        "_parser",
+        "_provider",
+        "_secrets",
+        "_structured",
+        "_url",
+        "done",
+        "started",
+    )
+
+    def __init__(
+        self,
+        provider: str,
+        url: str,
+        secrets: list[str | None],
+        max_event_bytes: int,
+        structured: bool = True,
+    ) -> None:
+        self._provider = provider
+        self._url = url  # safe to show
+        self._secrets = secrets
+        self._structured = structured
+        self._parser = SSEParser(max_event_bytes)
+        self._loads = _json_loads()
+        self._finished = False  # a finish_reason came
+        self._calls: ToolCallStream | None = None
+        self._error: BaseException | None = None  # met after pieces; end() raises it
+        self.done = False
+        self.started = False
+
+    def feed(self, data: bytes) -> list[Piece]:
+        if self.done:
+            return []
+        pieces: list[Piece] = []
+        try:
+            self._feed(data, pieces)
+        except (ProviderError, EventTooLargeError) as exc:
+            error = self._failure(exc)
+            if not pieces:
+                raise error from None
+            self._error = error
+            self.done = True
+        return pieces
+
+    def end(self) -> list[Piece]:
+        error = self._error
+        if error is not None:
+            self._error = None
+            raise error
+        if not self._finished and not self.done:
+            raise StreamInterruptedError(
+                self._provider,
+                f"the stream from {self._url} ended before [DONE] or a finish_reason",
+                url=self._url,
+                hint="the answer is incomplete: try again",
+            )
+        return []
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, EventTooLargeError):
+            return ProviderResponseError(
+                self._provider,
+                f"sent an event larger than {exc.limit} bytes",
+                url=self._url,
+                hint="raise max_event_bytes if such events are expected",
+            )
+        return exc
+
+    def _feed(self, data: bytes, pieces: list[Piece]) -> None:
+        """Add the pieces of the events ``data`` completes to ``pieces``."""
+        provider = self._provider
+        url = self._url
+        secrets = self._secrets
+        structured = self._structured
+        loads = self._loads
+        append = pieces.append
+        for event, kind, _ in self._parser.feed(data):
+            if event == "[DONE]":
+                self.done = True
+                return
+            if kind == "error":
+                raise _error_answer(provider, _json_or_text(event), url, secrets)
+            try:
+                doc = loads(event)
+            except ValueError:
+                doc = _standard_json(provider, event, url, secrets)
+            try:
+                choice = doc["choices"][0]
+            except (KeyError, IndexError, TypeError):
+                _check_choiceless(provider, doc, event, url, secrets)
+                usage = _usage(doc.get("usage"))
+                if usage is not None and structured:
+                    append(usage)
+                continue  # a usage-only or keep-alive chunk
+            try:
+                if choice.get("index", 0):
+                    choice = _first_choice(doc["choices"])
+                    if choice is None:
+                        continue  # a delta of another choice
+                reason = choice.get("finish_reason")
+                delta = choice.get("delta")
+                text = delta.get("content") if delta else None
+                if delta and ("tool_calls" in delta or "function_call" in delta):
+                    if self._calls is None:
+                        self._calls = ToolCallStream()
+                    fragments = self._calls.feed(delta)
+                else:
+                    fragments = None
+            except (AttributeError, TypeError, IndexError, KeyError, ValueError):
+                raise _malformed(provider, event, url, secrets) from None
+            if text:
+                if type(text) is not str:
+                    raise ProviderResponseError(
+                        provider, f"sent content of type {type(text).__name__}", url=url
+                    )
+                self.started = True
+                append(text)
+            if fragments and structured:
+                self.started = True
+                pieces += fragments
+            if reason:
+                self._finished = True
+                if structured:
+                    append(Finish(str(reason)))
+            if structured and doc.get("usage"):
+                usage = _usage(doc["usage"])
+                if usage is not None:
+                    append(usage)
+
+
+def _check_choiceless(
+    provider: str, doc: Any, data: str, url: str, secrets: list[str | None]
+) -> None:
+    """Raise for an event without a first choice unless it is a usage-only or keep-alive
+    chunk: one that is not a JSON object, is an error, or has choices that are not a
+    list."""
+    if not isinstance(doc, dict):
+        raise ProviderResponseError(provider, "sent an event that is not a JSON object", url=url)
+    if "error" in doc and not doc.get("choices"):
+        raise _error_answer(provider, doc, url, secrets)
+    if doc.get("choices"):
+        raise _malformed(provider, data, url, secrets)
+
+
+def _malformed(provider: str, data: str, url: str, secrets: list[str | None]) -> Exception:
+    return ProviderResponseError(
+        provider,
+        "sent an event whose choices are malformed",
+        url=url,
+        body=excerpt(data, secrets),
+    )
+
+
+def _standard_json(provider: str, data: str, url: str, secrets: list[str | None]) -> Any:
+    """An event's data that the fast parser refused, as the standard library reads it, so
+    that ``providerhub[fast]`` never changes what is accepted (orjson refuses ``NaN`` and
+    integers past 64 bits, which ``json`` reads); an error when neither reads it."""
+    try:
+        return scan_json(data)
+    except ValueError:
+        raise ProviderResponseError(
+            provider,
+            "sent an event that is not JSON",
+            url=url,
+            body=excerpt(data, secrets),
+        ) from None
+
+
+def _json_or_text(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data
+
+
+@functools.cache
+def _json_loads() -> Callable[[str], Any]:
+    """orjson's ``loads`` when it is installed (``providerhub[fast]``), else the standard
+    library's (:func:`providerhub._speedups.scan_json`): stream events are parsed once
+    each, so this is the hot path. What orjson refuses goes to the standard library
+    (:func:`_standard_json`), so both read the same events."""
+    try:
+        import orjson  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return scan_json
+    loads: Callable[[str], Any] = orjson.loads
+    return loads
