@@ -17,6 +17,7 @@ pytest.importorskip("httptools")
 from uvicorn import Config
 from uvicorn.server import ServerState
 
+from providerhub.server._app import DISCONNECT_EXTENSION
 from providerhub.server._protocol import GatewayProtocol
 
 REQUEST = b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -90,3 +91,30 @@ def test_a_stream_sends_what_came_together_at_once_and_the_rest_as_it_comes() ->
     assert first.endswith(b"transfer-encoding: chunked\r\n\r\n1\r\na\r\n1\r\nb\r\n1\r\nc\r\n")
     assert second == b"1\r\nd\r\n"
     assert last == b"0\r\n\r\n"
+
+
+def test_the_protocol_tells_the_app_at_once_when_the_client_goes_away() -> None:
+    told = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scope["extensions"][DISCONNECT_EXTENSION](told.set)
+        await asyncio.sleep(10)  # an upstream call that never ends
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server_end, client_end = socket.socketpair()
+        state = ServerState()
+        config = Config(app, lifespan="off", log_level="warning")
+        await loop.connect_accepted_socket(
+            lambda: GatewayProtocol(config=config, server_state=state, app_state={}, _loop=loop),
+            sock=server_end,
+        )
+        client_end.sendall(REQUEST)
+        await asyncio.sleep(0.05)
+        assert not told.is_set()
+        client_end.close()
+        await asyncio.wait_for(told.wait(), 5)
+        for task in state.tasks:
+            task.cancel()
+
+    asyncio.run(main())

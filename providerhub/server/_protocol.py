@@ -31,12 +31,14 @@ from __future__ import annotations
 import asyncio
 import http
 import json
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from . import _errors as errors
 from . import _metrics
+from ._app import DISCONNECT_EXTENSION
 from ._config import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_HEADER_BYTES,
@@ -84,6 +86,8 @@ class GatewayProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
         self._gathered: _Gathered | None = None
+        self._on_lost: list[Callable[[], None]] = []
+        """What the request under way asked to be called if the client goes away."""
 
     # -- the head: counted and timed while it arrives -----------------------------------
 
@@ -128,6 +132,8 @@ class GatewayProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head = -1
         self._begun = False
+        extensions = self.scope.setdefault("extensions", {})
+        extensions[DISCONNECT_EXTENSION] = self._on_lost.append
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:
@@ -140,6 +146,7 @@ class GatewayProtocol(HttpToolsProtocol):
         if self._gathered is not None:
             self._gathered.flush()
             self._gathered = None
+        self._on_lost.clear()  # a pipelined request's app starts after this
         super().on_response_complete()
 
     def _head_late(self) -> None:
@@ -194,6 +201,9 @@ class GatewayProtocol(HttpToolsProtocol):
                 timer.cancel()
         self._head_timer = self._write_timer = None
         super().connection_lost(exc)
+        on_lost, self._on_lost = self._on_lost, []
+        for callback in on_lost:
+            callback()
 
     # -- writes a client does not read ----------------------------------------------------
 
