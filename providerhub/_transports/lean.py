@@ -314,12 +314,11 @@ class _Connection(asyncio.Protocol):
         return not self.lost and not self.transport.is_closing()
 
     def send(self, response: Response, whole: bytes | None, request: bytes, data: bytes) -> None:
-        import httptools
-
+        # The parser goes on from the end of the last answer: a connection is reused only
+        # after a whole one.
         self.response = response
         if self.head.done():
             self.head = self.loop.create_future()
-        self.parser = httptools.HttpResponseParser(self)
         self.head_bytes = 0
         self.headers = _Headers()
         self.until_close = False
