@@ -766,6 +766,21 @@ def measure_ratios(args: argparse.Namespace) -> int:
             f"{spread([r.stream_share_32 * 100 for r in got], '.1f')}% | "
             f"{spread([r.rps_32 for r in got], ',.0f')} |"
         )
+    for count in workers:
+        mine, theirs = rounds.get(f"this w{count}"), rounds.get(f"other w{count}")
+        if not mine or not theirs:
+            continue
+        pairs = list(zip(mine, theirs))
+        lines += [
+            "",
+            f"Paired, {labels['this']} against {labels['other']}, {count} worker(s) "
+            "(median (range) over the rounds of each round's figures): added latency "
+            f"{spread([(a.added_ms - b.added_ms) * 1000 for a, b in pairs], '+.0f')} µs; "
+            "req/s at 32 connections "
+            f"{spread([a.share_32 / b.share_32 for a, b in pairs], '.2f')}x; "
+            "streams at 32 connections "
+            f"{spread([a.stream_share_32 / b.stream_share_32 for a, b in pairs], '.2f')}x.",
+        ]
     lines += [
         "",
         f"Targets: added <= {TARGET_ADDED_RATIO_MS:.2f} ms, share >= "
