@@ -76,6 +76,7 @@ class RawServer:
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.connections = 0
         self.requests = 0
+        self.ended = 0  # connections the client closed between requests
         self._stop = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -95,6 +96,7 @@ class RawServer:
                 while b"\r\n\r\n" not in buf:
                     data = conn.recv(65536)
                     if not data:
+                        self.ended += 1
                         return
                     buf += data
                 top, _, buf = buf.partition(b"\r\n\r\n")
@@ -324,3 +326,19 @@ def test_cancelling_a_call_waiting_for_its_head_closes_the_connection(raw: Any) 
 
     assert run(test) == "next"
     assert server.connections == 2
+
+
+def test_a_connection_idle_past_the_keepalive_is_closed(
+    raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lean, "KEEPALIVE_SECONDS", 0.2)
+    server = raw(whole("a"))
+
+    async def test(session: Any) -> None:
+        assert await ask(session, server.url) == "a"
+        pool = lean.pool_for(session)
+        assert pool is not None and pool.idle() == 1
+        assert await await_until(lambda: pool.idle() == 0, 2), "the idle connection stayed"
+        assert await await_until(lambda: server.ended == 1, 2)
+
+    run(test)

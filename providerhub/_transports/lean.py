@@ -56,6 +56,10 @@ DRAIN_SECONDS = 1.0
 """How long :meth:`Response.release` waits for the end of a body whose caller has what it
 needs (the stream's ``[DONE]``), so that the connection goes back to the pool."""
 
+KEEPALIVE_SECONDS = 15.0
+"""How long a connection waits in the pool for its next call before it is closed
+(aiohttp's default): a burst of streams leaves no thousand sockets open for good."""
+
 MAX_IDLE = 1024
 """The most idle connections kept to one origin; more are closed as they come back."""
 
@@ -146,6 +150,7 @@ class Pool:
     def __init__(self) -> None:
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self.closed = False
+        self._sweep: asyncio.TimerHandle | None = None
 
     def _take(self, origin: tuple[str, int]) -> _Connection | None:
         idle = self._idle.get(origin)
@@ -159,8 +164,33 @@ class Pool:
         idle = self._idle.setdefault(conn.origin, [])
         if self.closed or len(idle) >= MAX_IDLE:
             conn.transport.close()
-        else:
-            idle.append(conn)
+            return
+        conn.idle_since = time.monotonic()
+        idle.append(conn)
+        if self._sweep is None:
+            # One timer for the pool, not one per connection or call.
+            self._sweep = conn.loop.call_later(KEEPALIVE_SECONDS, self._close_stale)
+
+    def _close_stale(self) -> None:
+        """Close the connections idle for :data:`KEEPALIVE_SECONDS`; come back for the
+        others when theirs is up."""
+        self._sweep = None
+        now = time.monotonic()
+        first = None
+        for idle in self._idle.values():
+            kept = []
+            for conn in idle:  # the oldest first: given back in order
+                if not conn.usable():
+                    continue
+                if now - conn.idle_since >= KEEPALIVE_SECONDS:
+                    conn.transport.close()
+                else:
+                    kept.append(conn)
+                    first = conn.idle_since if first is None else min(first, conn.idle_since)
+            idle[:] = kept
+        if first is not None and not self.closed:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_later(first + KEEPALIVE_SECONDS - now, self._close_stale)
 
     def idle(self) -> int:
         """How many connections wait for a call."""
@@ -169,6 +199,9 @@ class Pool:
     def close(self) -> None:
         """Close every idle connection; those in use close when their answers end."""
         self.closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         idle, self._idle = self._idle, {}
         for conns in idle.values():
             for conn in conns:
@@ -304,9 +337,9 @@ class _Connection(asyncio.Protocol):
         self.deadline: float | None = None
         self.last = 0.0
         self.until_close = False
-        self.header_name = ""
         self.headers = _Headers()
         self.decompress: Any = None
+        self.idle_since = 0.0
 
     # -- the call's side ---------------------------------------------------------------
 
