@@ -77,6 +77,9 @@ def test_a_recorded_stream_split_at_every_byte_gives_the_same_pieces() -> None:
     for cut in range(1, len(RECORDED)):
         assert _decode([RECORDED[:cut], RECORDED[cut:]]) == EXPECTED, cut
     assert _decode([RECORDED[i : i + 1] for i in range(len(RECORDED))]) == EXPECTED
+    # One event a chunk, as servers that flush each token send them.
+    events = [event + b"\n\n" for event in RECORDED.replace(b"\r\n", b"\n").split(b"\n\n")]
+    assert _decode(events[:-1]) == EXPECTED
 
 
 def test_without_structured_the_decoder_gives_text_only() -> None:
@@ -120,6 +123,12 @@ def test_malformed_events_and_oversized_ones_are_typed_errors() -> None:
     small = CODEC.encode(Call("p", URL, "m", HI, True, {}, max_event_bytes=100))
     with pytest.raises(providerhub.ProviderResponseError, match="larger than 100 bytes"):
         CODEC.decoder(small, URL).feed(b"data: " + b"x" * 200)
+    # After a piece in the same chunk, the piece first: the stream had begun.
+    for tail in (b"data: " + b"x" * 200 + b"\n\n", b"data: " + b"x" * 200):
+        decoder = CODEC.decoder(small, URL)
+        assert decoder.feed(_event({"content": "a"}) + tail) == ["a"]
+        with pytest.raises(providerhub.ProviderResponseError, match="larger than 100 bytes"):
+            decoder.end()
 
 
 def test_encode_makes_the_request_and_names_what_cannot_be_sent() -> None:

@@ -127,3 +127,21 @@ def test_events_are_events_on_the_fast_path_and_the_slow_one_and_by_the_fallback
     assert _speedups.builds(_speedups.plain_new, Event, fields)
     assert not _speedups.builds(lambda cls, fields: fields, Event, fields)
     assert not _speedups.builds(None, Event, fields)
+
+
+def test_an_event_too_large_keeps_the_events_before_it() -> None:
+    for tail in (b"data: " + b"x" * 100 + b"\n\n", b"data: " + b"x" * 100):
+        with pytest.raises(EventTooLargeError) as info:
+            SSEParser(max_event_bytes=50).feed(b"data: a\n\ndata: b\n\n" + tail)
+        assert [event.data for event in info.value.events] == ["a", "b"]
+
+
+def test_a_lone_data_event_is_read_without_building_it() -> None:
+    parser = SSEParser()
+    assert parser.lone_data(b"data: {}\n\n") == "{}"
+    assert parser.lone_data(b"data: a\ndata: b\n\n") is None  # two lines
+    assert parser.lone_data(b"event: x\ndata: a\n\n") is None
+    assert parser.lone_data(b"data: a\r\n\r\n") is None
+    parser.feed(b"data: a")  # pending: what follows continues it
+    assert parser.lone_data(b"data: b\n\n") is None
+    assert [e.data for e in parser.feed(b"\n\n")] == ["a"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from .._redaction import excerpt, one_line, safe_url, url_secrets
@@ -425,13 +425,81 @@ class ChatStreamDecoder:
         if self.done:
             return []
         pieces: list[Piece] = []
+        append = pieces.append
+        structured = self._structured
+        loads = self._loads
+        parser = self._parser
+        too_large = None
         try:
-            self._feed(data, pieces)
-        except (ProviderError, EventTooLargeError) as exc:
-            error = self._failure(exc)
+            lone = parser.lone_data(data)  # nearly every chunk: one event, no Event built
+            if lone is not None:
+                events: Iterable[tuple[str, str, str | None]] = ((lone, "message", None),)
+            else:
+                try:
+                    events = parser.feed(data)
+                except EventTooLargeError as exc:
+                    events = exc.events  # those before it first
+                    too_large = self._too_large(exc.limit)
+            for event, kind, _ in events:
+                if event == "[DONE]":
+                    self.done = True
+                    return pieces
+                if kind == "error":
+                    raise self._error_event(event)
+                try:
+                    doc = loads(event)
+                except ValueError:
+                    doc = _standard_json(self._provider, event, self._url, self._secrets)
+                try:
+                    choice = doc["choices"][0]
+                except (KeyError, IndexError, TypeError):
+                    _check_choiceless(self._provider, doc, event, self._url, self._secrets)
+                    usage = _usage(doc.get("usage"))
+                    if usage is not None and structured:
+                        append(usage)
+                    continue  # a usage-only or keep-alive chunk
+                try:
+                    if choice.get("index", 0):
+                        choice = _first_choice(doc["choices"])
+                        if choice is None:
+                            continue  # a delta of another choice
+                    reason = choice.get("finish_reason")
+                    delta = choice.get("delta")
+                    text = delta.get("content") if delta else None
+                    if delta and ("tool_calls" in delta or "function_call" in delta):
+                        if self._calls is None:
+                            self._calls = ToolCallStream()
+                        fragments = self._calls.feed(delta)
+                    else:
+                        fragments = None
+                except (AttributeError, TypeError, IndexError, KeyError, ValueError):
+                    raise _malformed(self._provider, event, self._url, self._secrets) from None
+                if text:
+                    if type(text) is not str:
+                        raise ProviderResponseError(
+                            self._provider,
+                            f"sent content of type {type(text).__name__}",
+                            url=self._url,
+                        )
+                    self.started = True
+                    append(text)
+                if fragments and structured:
+                    self.started = True
+                    pieces += fragments
+                if reason:
+                    self._finished = True
+                    if structured:
+                        append(Finish(str(reason)))
+                if structured and doc.get("usage"):
+                    usage = _usage(doc["usage"])
+                    if usage is not None:
+                        append(usage)
+            if too_large is not None:
+                raise too_large
+        except ProviderError as error:
             if not pieces:
-                raise error from None
-            self._error = error
+                raise
+            self._error = error  # after the pieces before it: end() raises it
             self.done = True
         return pieces
 
@@ -449,76 +517,16 @@ class ChatStreamDecoder:
             )
         return []
 
-    def _failure(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, EventTooLargeError):
-            return ProviderResponseError(
-                self._provider,
-                f"sent an event larger than {exc.limit} bytes",
-                url=self._url,
-                hint="raise max_event_bytes if such events are expected",
-            )
-        return exc
+    def _too_large(self, limit: int) -> ProviderResponseError:
+        return ProviderResponseError(
+            self._provider,
+            f"sent an event larger than {limit} bytes",
+            url=self._url,
+            hint="raise max_event_bytes if such events are expected",
+        )
 
-    def _feed(self, data: bytes, pieces: list[Piece]) -> None:
-        """Add the pieces of the events ``data`` completes to ``pieces``."""
-        provider = self._provider
-        url = self._url
-        secrets = self._secrets
-        structured = self._structured
-        loads = self._loads
-        append = pieces.append
-        for event, kind, _ in self._parser.feed(data):
-            if event == "[DONE]":
-                self.done = True
-                return
-            if kind == "error":
-                raise _error_answer(provider, _json_or_text(event), url, secrets)
-            try:
-                doc = loads(event)
-            except ValueError:
-                doc = _standard_json(provider, event, url, secrets)
-            try:
-                choice = doc["choices"][0]
-            except (KeyError, IndexError, TypeError):
-                _check_choiceless(provider, doc, event, url, secrets)
-                usage = _usage(doc.get("usage"))
-                if usage is not None and structured:
-                    append(usage)
-                continue  # a usage-only or keep-alive chunk
-            try:
-                if choice.get("index", 0):
-                    choice = _first_choice(doc["choices"])
-                    if choice is None:
-                        continue  # a delta of another choice
-                reason = choice.get("finish_reason")
-                delta = choice.get("delta")
-                text = delta.get("content") if delta else None
-                if delta and ("tool_calls" in delta or "function_call" in delta):
-                    if self._calls is None:
-                        self._calls = ToolCallStream()
-                    fragments = self._calls.feed(delta)
-                else:
-                    fragments = None
-            except (AttributeError, TypeError, IndexError, KeyError, ValueError):
-                raise _malformed(provider, event, url, secrets) from None
-            if text:
-                if type(text) is not str:
-                    raise ProviderResponseError(
-                        provider, f"sent content of type {type(text).__name__}", url=url
-                    )
-                self.started = True
-                append(text)
-            if fragments and structured:
-                self.started = True
-                pieces += fragments
-            if reason:
-                self._finished = True
-                if structured:
-                    append(Finish(str(reason)))
-            if structured and doc.get("usage"):
-                usage = _usage(doc["usage"])
-                if usage is not None:
-                    append(usage)
+    def _error_event(self, data: str) -> Exception:
+        return _error_answer(self._provider, _json_or_text(data), self._url, self._secrets)
 
 
 def _check_choiceless(

@@ -36,6 +36,8 @@ class EventTooLargeError(ValueError):
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        self.events: list[Event] = []
+        """The events the same chunk completed before it, in order."""
         super().__init__(f"a server-sent event grew past {limit} bytes")
 
 
@@ -59,12 +61,47 @@ class SSEParser:
         self._last_id: str | None = None
 
     def feed(self, chunk: bytes) -> list[Event]:
-        """The events ``chunk`` completes, in order (possibly none)."""
+        """The events ``chunk`` completes, in order (possibly none); an event or line past
+        ``max_event_bytes`` raises :class:`EventTooLargeError`, which holds the events
+        completed before it."""
         if not chunk:
             return []
+        data = self.lone_data(chunk)
+        if data is not None:
+            return [_new_event(Event, (data, "message", self._last_id))]
+        events: list[Event] = []
+        try:
+            for line in self._complete_lines(chunk):
+                if line[:5] == b"data:":
+                    # Nearly every line of a completion stream: checked first, and added
+                    # here rather than through _add_data, whose call costs 4% (sixteen
+                    # events a chunk).
+                    value = line[6:] if line[5:6] == b" " else line[5:]
+                    self._size += len(value) + 1
+                    if self._size > self._max:
+                        raise EventTooLargeError(self._max)
+                    self._data.append(value)
+                elif not line:
+                    if self._data:
+                        events.append(self._dispatch())
+                    else:
+                        self._event = ""
+                elif line[0] != 58:  # b":" starts a comment, kept-alive pings among them
+                    self._field(line)
+            if len(self._pending) > self._max:
+                raise EventTooLargeError(self._max)
+        except EventTooLargeError as exc:
+            exc.events = events  # what came before it is not lost with it
+            raise
+        return events
+
+    def lone_data(self, chunk: bytes) -> str | None:
+        """The data of ``chunk`` when it is one whole ``data: ...`` event, with nothing
+        pending around it, the shape of nearly every chunk of a completion stream from
+        servers that flush each token: the event :meth:`feed` would give (a ``message``
+        with the last id), taken without building it. None for any other chunk, which
+        goes to :meth:`feed`."""
         if (
-            # The shape of nearly every chunk of a completion stream, from servers that
-            # flush each token: one whole "data: ..." event, nothing pending around it.
             chunk[:6] == b"data: "
             and chunk[-2:] == b"\n\n"
             and not self._pending
@@ -75,26 +112,8 @@ class SSEParser:
             and b"\r" not in chunk
             and len(chunk) <= self._max
         ):
-            data = chunk[6:-2].decode("utf-8", "replace")
-            return [_new_event(Event, (data, "message", self._last_id))]
-        events: list[Event] = []
-        for line in self._complete_lines(chunk):
-            if line[:5] == b"data:":
-                # Nearly every line of a completion stream: checked first, and added here
-                # rather than through _add_data, whose call costs 4% (sixteen events a chunk).
-                value = line[6:] if line[5:6] == b" " else line[5:]
-                self._size += len(value) + 1
-                if self._size > self._max:
-                    raise EventTooLargeError(self._max)
-                self._data.append(value)
-            elif not line:
-                if self._data:
-                    events.append(self._dispatch())
-                else:
-                    self._event = ""
-            elif line[0] != 58:  # b":" starts a comment, kept-alive pings among them
-                self._field(line)
-        return events
+            return chunk[6:-2].decode("utf-8", "replace")
+        return None
 
     def _complete_lines(self, chunk: bytes) -> list[bytes]:
         """The lines ``chunk`` completes, without their line ends; the unfinished last one
@@ -109,9 +128,7 @@ class SSEParser:
                 self._tail_cr = True
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = buf.split(b"\n")
-        self._pending = lines.pop()
-        if len(self._pending) > self._max:
-            raise EventTooLargeError(self._max)
+        self._pending = lines.pop()  # its length is checked once the lines are taken
         return lines
 
     def _field(self, line: bytes) -> None:

@@ -74,27 +74,24 @@ def achat_completion(
             messages,
             stream,
             params,
-            defaults,
-            extra_parameters,
-            auth,
-            headers,
-            credential_variable,
-            structured,
-            max_body_bytes,
-            max_event_bytes,
+            defaults=defaults,
+            extra_parameters=extra_parameters,
+            auth=auth,
+            headers=headers,
+            credential_variable=credential_variable,
+            structured=structured,
+            max_body_bytes=max_body_bytes,
+            max_event_bytes=max_event_bytes,
         )
     )
-    return _over_session(CODEC, request, to_timeout(timeout), session)
-
-
-async def _over_session(
-    codec: Codec, request: Request, limits: Timeout, session: aiohttp.ClientSession | None
-) -> AsyncIterator[Piece]:
-    """:func:`aexchange` over ``session``, or over a session of its own, closed with it."""
+    limits = to_timeout(timeout)
     if session is not None:
-        async for piece in aexchange(codec, request, limits, atransport.transport_for(session)):
-            yield piece
-        return
+        return aexchange(CODEC, request, limits, atransport.transport_for(session))
+    return _own_session(CODEC, request, limits)
+
+
+async def _own_session(codec: Codec, request: Request, limits: Timeout) -> AsyncIterator[Piece]:
+    """:func:`aexchange` over a session of its own, closed with it."""
     with Translation(request.call.provider, request.url, request.secrets):
         session = atransport.new_session()
     try:

@@ -90,14 +90,14 @@ def chat_completion(
             messages,
             stream,
             params,
-            defaults,
-            extra_parameters,
-            auth,
-            headers,
-            credential_variable,
-            structured,
-            max_body_bytes,
-            max_event_bytes,
+            defaults=defaults,
+            extra_parameters=extra_parameters,
+            auth=auth,
+            headers=headers,
+            credential_variable=credential_variable,
+            structured=structured,
+            max_body_bytes=max_body_bytes,
+            max_event_bytes=max_event_bytes,
         )
     )
     return exchange(CODEC, request, to_timeout(timeout), session)

@@ -82,10 +82,12 @@ class AsyncResponse(Protocol):
         ...
 
     def chunks(self) -> AsyncIterator[bytes]:
-        """The body's bytes as they arrive, each item non-empty, until the body ends: for
-        a chunked body one HTTP chunk (or the part of it that is in) at a time, so that the
-        first events are passed on before later ones are read; for any other, what has
-        arrived. Called at most once."""
+        """The body's bytes as they arrive, each item non-empty, until the body ends (a
+        body cut short raises): the first item at most one HTTP chunk of a chunked body,
+        so that the first events go on before what came with them is parsed; after it,
+        all that has arrived. Called at most once; the driver may stop iterating early
+        (after ``[DONE]``) without closing the iterator, so it should be a plain object,
+        not an async generator."""
         ...
 
     async def read(self, limit: int) -> bytes:
@@ -456,16 +458,18 @@ class _AiohttpResponse:
 
 
 class _Chunks:
-    """The body's chunks, one HTTP chunk (or what is in of it) at a time; an iterator
-    object, not an async generator, so that one left unfinished (after ``[DONE]``) needs
-    no closing. aiohttp's timer cuts a wait at the deadline; a body that never makes it
-    wait is cut here."""
+    """The body's chunks: the first one HTTP chunk (``readchunk``), then all that has
+    arrived (``readany``: a reader that falls behind a fast stream takes many events a
+    read). An iterator object, not an async generator, so that one left unfinished (after
+    ``[DONE]``) needs no closing. aiohttp's timer cuts a wait at the deadline; a body that
+    never makes it wait is cut here."""
 
-    __slots__ = ("_content", "_deadline")
+    __slots__ = ("_content", "_deadline", "_first")
 
     def __init__(self, content: aiohttp.StreamReader, deadline: float | None) -> None:
         self._content = content
         self._deadline = deadline
+        self._first = True
 
     def __aiter__(self) -> _Chunks:
         return self
@@ -475,8 +479,12 @@ class _Chunks:
         while True:
             if self._deadline is not None and time.monotonic() >= self._deadline:
                 raise TimeoutError("the call's deadline passed")
-            data, _ = await content.readchunk()
+            if self._first:
+                data, _ = await content.readchunk()
+            else:
+                data = await content.readany()
             if data:
+                self._first = False
                 return data
             if content.at_eof():
                 raise StopAsyncIteration

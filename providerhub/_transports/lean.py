@@ -651,19 +651,27 @@ class Response:
 
 
 class _Chunks:
-    """:meth:`Response.chunks`: an iterator object, not an async generator, so that one
-    left unfinished (after ``[DONE]``) needs no closing."""
+    """:meth:`Response.chunks`: the first HTTP chunk alone (the first events go on before
+    what came with them is parsed), then all that has arrived (a reader that falls behind
+    a fast stream takes many events a read). An iterator object, not an async generator,
+    so that one left unfinished (after ``[DONE]``) needs no closing."""
 
-    __slots__ = ("_response",)
+    __slots__ = ("_first", "_response")
 
     def __init__(self, response: Response) -> None:
         self._response = response
+        self._first = True
 
     def __aiter__(self) -> _Chunks:
         return self
 
     async def __anext__(self) -> bytes:
-        data, more = await self._response.readchunk()
+        if self._first:
+            self._first = False
+            data, more = await self._response.readchunk()
+        else:
+            data = await self._response.readany()
+            more = bool(data)
         if not more:
             raise StopAsyncIteration
         return data

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEADLINE_SLACK",
-    "DEFAULT_MAX_BODY_BYTES",
     "ERROR_BODY_BYTES",
     "MAX_REDIRECTS",
     "POOL_SIZE",
@@ -66,7 +65,6 @@ __all__ += [
 
 logger = logging.getLogger("providerhub.transport")  # a stable name for users' logging config
 
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 POOL_SIZE = 64
 ERROR_BODY_BYTES = 64 * 1024
 
