@@ -19,7 +19,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from .._timeout import Timeout
-from . import lean
 from . import sync as transport
 
 if TYPE_CHECKING:
@@ -193,6 +192,10 @@ class Sessions:
         if session is not None and not session.closed:
             return session
         session = new_session()
+        # lean subclasses asyncio.Protocol: imported with the first session, not with
+        # this module, so that importing providerhub does not import asyncio.
+        from . import lean
+
         if lean.available():
             lean.attach(session)  # plain-http upstreams without a proxy: see transport_for
         keeper = self._keep(loop, session)
@@ -213,12 +216,16 @@ class Sessions:
                 if self._by_loop.get(loop) is session:
                     del self._by_loop[loop]
                     del self._keepers[loop]
+            from . import lean
+
             lean.detach(session)
             await session.close()
 
     async def aclose(self) -> None:
         """Close the running loop's session, and the others as :meth:`close` does."""
         import asyncio
+
+        from . import lean
 
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -233,6 +240,8 @@ class Sessions:
         """Close every session: at once when its loop is not running, else soon, on its
         loop (a session's connections belong to its loop)."""
         import asyncio
+
+        from . import lean
 
         with self._lock:
             sessions = list(self._by_loop.items())
@@ -391,6 +400,8 @@ def transport_for(session: aiohttp.ClientSession) -> AsyncTransport:
     aiohttp's timeouts, and everything else through aiohttp; any other session through
     aiohttp alone."""
     fallback = AiohttpTransport(session)
+    from . import lean
+
     pool = lean.pool_for(session)
     if pool is None:
         return fallback
