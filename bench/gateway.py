@@ -174,11 +174,15 @@ def start_gateway(
     slow: int,
     extra_env: dict[str, str] | None = None,
     limits: str = "",
+    script: Path = PROVIDERHUB,
+    workers: int = 1,
 ) -> tuple[subprocess.Popen[bytes], str, float]:
-    """One ``providerhub serve`` worker over the two upstreams (with ``extra_env`` set, such
-    as ``PROVIDERHUB_REDIS_URL``, and ``limits`` lines such as ``rpm = 1000`` in the fast
+    """``providerhub serve`` (the console ``script`` of one tree's venv, ``workers``
+    workers) over the two upstreams (with ``extra_env`` set, such as
+    ``PROVIDERHUB_REDIS_URL``, and ``limits`` lines such as ``rpm = 1000`` in the fast
     endpoint's table); its base url and the seconds from the start to its first
     ``/healthz`` answer."""
+    workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "providerhub.toml"
     config.write_text(
         f'[endpoints.bench]\nurl = "http://127.0.0.1:{fast}"\nmodels = ["{protocol.MODEL}"]\n'
@@ -189,9 +193,9 @@ def start_gateway(
     env.update(PROVIDERHUB_CONFIG=str(config), PROVIDERHUB_DISABLE_PLUGINS="gravityengine")
     env.update(extra_env or {})
     port = free_port()
-    command = [str(PROVIDERHUB), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [str(script), "serve", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(
-        [*command, "--workers", "1"],
+        [*command, "--workers", str(workers)],
         env=env,
         stdout=open(workdir / "gateway.log", "wb"),  # noqa: SIM115  # closed with the process
         stderr=subprocess.STDOUT,
@@ -636,6 +640,167 @@ async def slow_upstream(delay: float) -> None:
         server.close()
 
 
+# -- the issue-16 ratios, one tree against another (``--rounds``) ----------------------------
+
+TARGET_ADDED_RATIO_MS = 0.30
+TARGET_SHARE_32 = 0.25
+TARGET_STREAM_SHARE_32 = 0.20
+RATIO_ROWS = (("non-stream", 1), ("non-stream", 32), ("stream", 32))
+
+
+@dataclass
+class RatioRound:
+    """One round's three figures for one gateway, each against the upstream's own row of
+    the same round."""
+
+    added_ms: float
+    share_32: float
+    stream_share_32: float
+    rps_32: float
+
+
+def measure_ratios(args: argparse.Namespace) -> int:
+    """The three ratios of issue 16 for this tree's gateway and, with ``--compare-python``,
+    another tree's, in alternating rounds against the upstream called directly: the median
+    latency added at 1 connection, and the share of the upstream's requests/s at 32
+    connections for whole answers and for 16-piece streams; for each ``--workers`` count.
+    Prints the medians over the rounds with their range; writes ``gateway-ratios.md`` and
+    ``.json``."""
+    trees = {"this": PROVIDERHUB}
+    if args.compare_python:
+        trees["other"] = Path(args.compare_python).parent / "providerhub"
+    labels = {
+        "this": ROOT.name,
+        "other": Path(args.compare_python or "./x/y").absolute().parents[2].name,
+    }
+    workers = [int(w) for w in str(args.workers).split(",")]
+    busy = busy_cores()
+    procs: list[subprocess.Popen[bytes]] = []
+    rounds: dict[str, list[RatioRound]] = {}
+    failures: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
+        workdir = Path(tmp)
+        try:
+            fast_proc, fast = start_upstream([str(HERE / "server.py")])
+            procs.append(fast_proc)
+            gateways: dict[str, str] = {}
+            for tree, script in trees.items():
+                for count in workers:
+                    key = f"{tree} w{count}"
+                    proc, base, _ = start_gateway(
+                        workdir / key.replace(" ", "-"), fast, fast, script=script, workers=count
+                    )
+                    procs.append(proc)
+                    gateways[key] = base
+                    rounds[key] = []
+            scripts = {}
+            for kind in ("non-stream", "stream"):
+                scripts[kind] = workdir / f"{kind}.lua"
+                scripts[kind].write_text(wrk_script(kind == "stream"))
+            upstream = f"http://127.0.0.1:{fast}"
+            for base in [upstream, *gateways.values()]:
+                for kind in scripts:
+                    run_wrk(scripts[kind], base + CHAT, 8, args.warmup, "warm-up", kind)
+            for index in range(args.rounds):
+                order = list(gateways)
+                if index % 2:
+                    order.reverse()
+                rows: dict[tuple[str, str, int], WrkResult] = {}
+                for name in ["upstream", *order]:
+                    base = upstream if name == "upstream" else gateways[name]
+                    for kind, connections in RATIO_ROWS:
+                        r = run_wrk(
+                            scripts[kind], base + CHAT, connections, args.duration, name, kind
+                        )
+                        if r.failed:
+                            failures.append(f"{name} {kind} c={connections}: {r.first_bad[:200]}")
+                        rows[(name, kind, connections)] = r
+                up = {(k, c): rows[("upstream", k, c)] for k, c in RATIO_ROWS}
+                for name in order:
+                    mine = {(k, c): rows[(name, k, c)] for k, c in RATIO_ROWS}
+                    rounds[name].append(
+                        RatioRound(
+                            added_ms=mine[("non-stream", 1)].p50_ms - up[("non-stream", 1)].p50_ms,
+                            share_32=mine[("non-stream", 32)].rps / up[("non-stream", 32)].rps,
+                            stream_share_32=mine[("stream", 32)].rps / up[("stream", 32)].rps,
+                            rps_32=mine[("non-stream", 32)].rps,
+                        )
+                    )
+                    last = rounds[name][-1]
+                    log(
+                        f"round {index + 1} {name}: +{last.added_ms:.3f} ms, "
+                        f"{last.share_32:.1%} ({last.rps_32:,.0f} of "
+                        f"{up[('non-stream', 32)].rps:,.0f} req/s), streams "
+                        f"{last.stream_share_32:.1%}"
+                    )
+        except Exception as exc:  # a target that did not start, or a broken measurement
+            failures.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            for proc in reversed(procs):
+                stop(proc)
+
+    def spread(values: list[float], fmt: str) -> str:
+        if not values:
+            return "-"
+        return (
+            f"{format(statistics.median(values), fmt)} "
+            f"({format(min(values), fmt)} to {format(max(values), fmt)})"
+        )
+
+    lines = [
+        f"## Gateway ratios, {args.rounds} alternating rounds of {args.duration} s a row "
+        f"({time.strftime('%Y-%m-%d %H:%M')})",
+        "",
+        f"{os.cpu_count()} cores, {busy:.2f} busy before the run; medians (range) over the "
+        "rounds, each round's gateway rows against the upstream's rows of that round.",
+        "",
+        "| tree | workers | added p50, 1 conn | share of upstream req/s, 32 conns "
+        "| share, 16-piece streams, 32 conns | req/s, 32 conns |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, got in rounds.items():
+        tree, count = name.split(" w")
+        lines.append(
+            f"| {labels[tree]} | {count} | {spread([r.added_ms for r in got], '.3f')} ms | "
+            f"{spread([r.share_32 * 100 for r in got], '.1f')}% | "
+            f"{spread([r.stream_share_32 * 100 for r in got], '.1f')}% | "
+            f"{spread([r.rps_32 for r in got], ',.0f')} |"
+        )
+    for count in workers:
+        mine, theirs = rounds.get(f"this w{count}"), rounds.get(f"other w{count}")
+        if not mine or not theirs:
+            continue
+        pairs = list(zip(mine, theirs))
+        lines += [
+            "",
+            f"Paired, {labels['this']} against {labels['other']}, {count} worker(s) "
+            "(median (range) over the rounds of each round's figures): added latency "
+            f"{spread([(a.added_ms - b.added_ms) * 1000 for a, b in pairs], '+.0f')} µs; "
+            "req/s at 32 connections "
+            f"{spread([a.share_32 / b.share_32 for a, b in pairs], '.2f')}x; "
+            "streams at 32 connections "
+            f"{spread([a.stream_share_32 / b.stream_share_32 for a, b in pairs], '.2f')}x.",
+        ]
+    lines += [
+        "",
+        f"Targets: added <= {TARGET_ADDED_RATIO_MS:.2f} ms, share >= "
+        f"{TARGET_SHARE_32:.0%}, stream share >= {TARGET_STREAM_SHARE_32:.0%}.",
+    ]
+    lines += [f"\nFAILED: {f}" for f in failures]
+    report = "\n".join(lines) + "\n"
+    print(report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gateway-ratios.md").write_text(report)
+    doc = {
+        "busy_cores_before": busy,
+        "rounds": {name: [asdict(r) for r in got] for name, got in rounds.items()},
+        "labels": labels,
+        "failures": failures,
+    }
+    (args.out / "gateway-ratios.json").write_text(json.dumps(doc, indent=2))
+    return 1 if failures else 0
+
+
 # -- the report -----------------------------------------------------------------------------
 
 
@@ -658,6 +823,19 @@ def main() -> int:
         help="only the time to first token (no wrk, no LiteLLM, no held streams): to iterate",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="only issue 16's three ratios, in this many alternating rounds",
+    )
+    parser.add_argument(
+        "--compare-python",
+        help="with --rounds: another tree's venv python, whose gateway is measured alongside",
+    )
+    parser.add_argument(
+        "--workers", default="1", help="with --rounds: worker counts to measure, e.g. 1,2"
+    )
     parser.add_argument("--slow-upstream", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--delay", type=float, default=0.01, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -667,6 +845,8 @@ def main() -> int:
     if shutil.which("wrk") is None:
         log("wrk is not installed (Debian: apt-get install wrk)")
         return 1
+    if args.rounds:
+        return measure_ratios(args)
 
     failures: list[str] = []
     notes: list[str] = []

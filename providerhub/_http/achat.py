@@ -86,7 +86,7 @@ def achat_completion(
     )
     limits = to_timeout(timeout)
     if session is not None:
-        return aexchange(CODEC, request, limits, atransport.AiohttpTransport(session))
+        return aexchange(CODEC, request, limits, atransport.transport_for(session))
     return _own_session(CODEC, request, limits)
 
 

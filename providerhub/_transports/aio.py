@@ -37,6 +37,7 @@ __all__ = [
     "new_session",
     "post",
     "settle",
+    "transport_for",
 ]
 
 CONNECTIONS = 4096
@@ -191,6 +192,12 @@ class Sessions:
         if session is not None and not session.closed:
             return session
         session = new_session()
+        # lean subclasses asyncio.Protocol: imported with the first session, not with
+        # this module, so that importing providerhub does not import asyncio.
+        from . import lean
+
+        if lean.available():
+            lean.attach(session)  # plain-http upstreams without a proxy: see transport_for
         keeper = self._keep(loop, session)
         # Runs to its yield without suspending: no other task gets in between.
         await keeper.__anext__()
@@ -209,17 +216,23 @@ class Sessions:
                 if self._by_loop.get(loop) is session:
                     del self._by_loop[loop]
                     del self._keepers[loop]
+            from . import lean
+
+            lean.detach(session)
             await session.close()
 
     async def aclose(self) -> None:
         """Close the running loop's session, and the others as :meth:`close` does."""
         import asyncio
 
+        from . import lean
+
         loop = asyncio.get_running_loop()
         with self._lock:
             session = self._by_loop.pop(loop, None)
             self._keepers.pop(loop, None)
         if session is not None:
+            lean.detach(session)
             await session.close()
         self.close()
 
@@ -227,6 +240,8 @@ class Sessions:
         """Close every session: at once when its loop is not running, else soon, on its
         loop (a session's connections belong to its loop)."""
         import asyncio
+
+        from . import lean
 
         with self._lock:
             sessions = list(self._by_loop.items())
@@ -237,6 +252,7 @@ class Sessions:
         except RuntimeError:
             running = None
         for loop, session in sessions:
+            lean.detach(session)
             if loop.is_closed():
                 continue  # its connections went with it
             if loop is running:
@@ -370,6 +386,21 @@ async def settle(response: aiohttp.ClientResponse) -> None:
             await asyncio.wait_for(content.readany(), DRAIN_SECONDS)
     except (Exception, asyncio.TimeoutError) as exc:
         transport.logger.debug("the end of an event stream could not be read: %s", type(exc))
+
+
+def transport_for(session: aiohttp.ClientSession) -> AsyncTransport:
+    """The transport of a call over ``session``: a hub's session (:class:`Sessions`) sends
+    to plain ``http://`` urls without a proxy through its
+    :mod:`~providerhub._transports.lean` pool, whose one timer per call costs less than
+    aiohttp's timeouts, and everything else through aiohttp; any other session through
+    aiohttp alone."""
+    fallback = AiohttpTransport(session)
+    from . import lean
+
+    pool = lean.pool_for(session)
+    if pool is None:
+        return fallback
+    return lean.LeanTransport(pool, fallback, proxy_for)
 
 
 class AiohttpTransport:

@@ -216,6 +216,9 @@ def _network_kind(exc: BaseException) -> str | None:
         kind = _aiohttp_kind(exc)
         if kind is not None:
             return kind
+    lean = sys.modules.get("providerhub._transports.lean")
+    if lean is not None and isinstance(exc, lean.RequestError):
+        return "request"
     asyncio = sys.modules.get("asyncio")
     if asyncio is not None and isinstance(exc, asyncio.TimeoutError):
         return "timeout"  # before Python 3.11 not the builtin TimeoutError
@@ -300,6 +303,9 @@ def _aiohttp_kind(exc: BaseException) -> str | None:
 def _is_connect_timeout(exc: BaseException) -> bool:
     requests = sys.modules.get("requests")
     if requests is not None and isinstance(exc, requests.ConnectTimeout):
+        return True
+    lean = sys.modules.get("providerhub._transports.lean")
+    if lean is not None and isinstance(exc, lean.ConnectTimeout):
         return True
     aiohttp = sys.modules.get("aiohttp")
     connect = getattr(aiohttp, "ConnectionTimeoutError", None)  # aiohttp 3.10 on

@@ -28,7 +28,7 @@ from ._config import ClientKey, ServerSettings
 from ._keys import Keys
 from ._metrics import Metrics, watch_attempts
 
-__all__ = ["PROVIDER_HEADER", "REQUEST_ID_HEADER", "App"]
+__all__ = ["DISCONNECT_EXTENSION", "PROVIDER_HEADER", "REQUEST_ID_HEADER", "App"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -39,6 +39,14 @@ PROVIDER_HEADER = b"x-providerhub-provider"
 REQUEST_ID_HEADER = b"x-request-id"
 
 CHAT = "/v1/chat/completions"
+
+DISCONNECT_EXTENSION = "providerhub.disconnect"
+"""An ASGI scope extension of ``providerhub serve``'s protocol
+(:mod:`providerhub.server._protocol`): a function that takes a callback to call if the
+client goes away before the answer is complete. Under a server without it, a task per
+request waits for ``http.disconnect`` instead."""
+
+OnDisconnect = Callable[[Callable[[], None]], None]
 
 _JSON = (b"content-type", b"application/json")
 _SSE_HEADERS = [
@@ -107,30 +115,42 @@ class _Deadline:
 class _Watch:
     """Cancels the request's task when the client disconnects, so an upstream call (or
     stream) nobody waits for is aborted at once; ``started`` once a stream's status is
-    sent, ``finished`` once the answer is being sent."""
+    sent, ``finished`` once the answer is being sent.
 
-    __slots__ = ("disconnected", "finished", "started", "task")
+    Told by the protocol (:data:`DISCONNECT_EXTENSION`) where it can: a task per request
+    that waits on ``receive()`` costs more than the rest of the app's own work on it."""
 
-    def __init__(self, receive: Receive) -> None:
+    __slots__ = ("disconnected", "finished", "request", "started", "task")
+
+    def __init__(self, receive: Receive, on_disconnect: OnDisconnect | None) -> None:
         self.finished = False
         self.started = False
         self.disconnected = False
         current = asyncio.current_task()
         assert current is not None
-        self.task = asyncio.get_running_loop().create_task(self._watch(receive, current))
+        self.request = current
+        self.task: asyncio.Task[None] | None = None
+        if on_disconnect is not None:
+            on_disconnect(self._lost)
+        else:
+            self.task = asyncio.get_running_loop().create_task(self._watch(receive))
 
-    async def _watch(self, receive: Receive, request: asyncio.Task[Any]) -> None:
+    def _lost(self) -> None:
+        if not self.finished:
+            self.disconnected = True
+            self.request.cancel()
+
+    async def _watch(self, receive: Receive) -> None:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                if not self.finished:
-                    self.disconnected = True
-                    request.cancel()
+                self._lost()
                 return
 
     def stop(self) -> None:
         self.finished = True
-        self.task.cancel()
+        if self.task is not None:
+            self.task.cancel()
 
 
 class App:
@@ -220,7 +240,11 @@ class App:
 
         if path == CHAT:
             if method == "POST":
-                await self._chat(receive, send, base, authorization, content_length)
+                extensions = scope.get("extensions")
+                on_disconnect = extensions and extensions.get(DISCONNECT_EXTENSION)
+                await self._chat(
+                    receive, send, base, authorization, content_length, on_disconnect or None
+                )
             else:
                 await self._other_method(scope, send, base, CHAT, origin)
             return
@@ -317,6 +341,7 @@ class App:
         headers: list[tuple[bytes, bytes]],
         authorization: bytes | None,
         content_length: bytes | None,
+        on_disconnect: OnDisconnect | None = None,
     ) -> None:
         keys = self.keys
         if keys.required:
@@ -369,7 +394,7 @@ class App:
                 return
             stream = request.pop("stream", False) is True
             own = len(headers)  # the answer's headers before _stream or _complete add theirs
-            watch = _Watch(receive)
+            watch = _Watch(receive, on_disconnect)
             try:
                 if stream:
                     status = await self._stream(send, headers, request, started, watch)

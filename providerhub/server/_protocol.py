@@ -18,6 +18,12 @@ counted only while it arrives. The header timer is armed once per connection and
 fires, re-armed for what is left of the head under way (or for a whole ``header_timeout``
 when none is), so the next request on a kept-alive connection costs one clock reading;
 the write timer is armed only when the transport's buffer fills.
+
+An answer's writes are gathered (:class:`_Gathered`): what the app sends in one turn of
+the event loop (the status line and headers with a whole body, or the events of a stream
+that came in together) goes out in one write, so one ``send`` system call, at the end of
+that turn or as the answer ends. On loopback each ``send`` also wakes the reader, and
+costs more than the Python around it (benchmarks: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from __future__ import annotations
 import asyncio
 import http
 import json
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from . import _errors as errors
 from . import _metrics
+from ._app import DISCONNECT_EXTENSION
 from ._config import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_HEADER_BYTES,
@@ -77,6 +85,9 @@ class GatewayProtocol(HttpToolsProtocol):
         self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
+        self._gathered: _Gathered | None = None
+        self._on_lost: list[Callable[[], None]] = []
+        """What the request under way asked to be called if the client goes away."""
 
     # -- the head: counted and timed while it arrives -----------------------------------
 
@@ -121,7 +132,22 @@ class GatewayProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head = -1
         self._begun = False
+        extensions = self.scope.setdefault("extensions", {})
+        extensions[DISCONNECT_EXTENSION] = self._on_lost.append
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:
+            # Duck-typed: the cycle writes, closes and asks is_closing(), nothing else.
+            self._gathered = _Gathered(self.transport, self.loop)
+            cycle.transport = self._gathered  # type: ignore[assignment]
+
+    def on_response_complete(self) -> None:
+        # The answer's last write goes out now, before the next request's can.
+        if self._gathered is not None:
+            self._gathered.flush()
+            self._gathered = None
+        self._on_lost.clear()  # a pipelined request's app starts after this
+        super().on_response_complete()
 
     def _head_late(self) -> None:
         self._head_timer = None
@@ -175,6 +201,9 @@ class GatewayProtocol(HttpToolsProtocol):
                 timer.cancel()
         self._head_timer = self._write_timer = None
         super().connection_lost(exc)
+        on_lost, self._on_lost = self._on_lost, []
+        for callback in on_lost:
+            callback()
 
     # -- writes a client does not read ----------------------------------------------------
 
@@ -194,6 +223,39 @@ class GatewayProtocol(HttpToolsProtocol):
         _metrics.closed("write_timeout")
         # Its buffer will not be read: dropped, and the app told the client is gone.
         self.transport.abort()
+
+
+class _Gathered:
+    """The transport a request's answer is written to: the writes of one turn of the
+    event loop are joined and handed to the real transport as one, at the end of the turn
+    (or at :meth:`flush`, :meth:`close`)."""
+
+    __slots__ = ("_loop", "_parts", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._parts:
+            self._loop.call_soon(self.flush)
+        self._parts.append(data)
+
+    def flush(self) -> None:
+        parts = self._parts
+        if not parts:
+            return
+        self._parts = []
+        if not self._transport.is_closing():
+            self._transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 def _answer(failure: errors.Failure, default_headers: list[tuple[bytes, bytes]]) -> bytes:
