@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from ._hub import Hub, get_hub
-from ._transports.sync import safe_url
+from ._redaction import safe_url
 from .errors import ConfigurationError, InvalidRequestError, PluginError, ProviderHubError
 
 __all__ = ["build_parser", "main"]

@@ -14,13 +14,13 @@ from . import hookspecs
 from ._contract import missing_fields, required_capabilities
 from ._plugins import PluginFailure, discover
 from ._provider import Provider
+from ._redaction import one_line
 from ._registry import Registry
 from ._routing import router
 from ._state.choose import resolve
 from ._state.health import Health
 from ._state.store import StateLike
 from ._timeout import TimeoutLike, to_timeout
-from ._transports.sync import one_line
 from ._validation import validate_messages, validate_model, validate_parameters
 from .errors import (
     ConfigurationError,

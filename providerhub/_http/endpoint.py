@@ -34,7 +34,7 @@ from .. import _settings as settings
 from .._contract import CAPABILITIES
 from .._options import REQUEST_FIELDS, ROUTING_ARGUMENTS, provider_options
 from .._params import render as render_params
-from .._transports.sync import redact
+from .._redaction import redact
 from ..errors import InvalidRequestError, PluginError
 from ..types import Piece
 from .achat import achat_completion

@@ -24,7 +24,7 @@ from .. import _settings as settings
 from .._codecs.completions import Assembler
 from .._provider import Provider
 from .._timeout import Timeout
-from .._transports import sync as transport
+from .._transports.errors import error_for_exception
 from ..errors import (
     AllProvidersFailedError,
     InvalidRequestError,
@@ -470,7 +470,7 @@ def is_transient(err: ProviderError) -> bool:
 
 def _as_provider_error(p: Provider, exc: BaseException, secret: str | None) -> ProviderError:
     """What a provider raised, as a typed error naming it, with no credential in it."""
-    return transport.error_for_exception(p.name, exc, p.url, secrets=[secret])
+    return error_for_exception(p.name, exc, p.url, secrets=[secret])
 
 
 def non_string(p: Provider, piece: object) -> ProviderResponseError:

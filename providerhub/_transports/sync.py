@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from .. import _settings as settings
-from .._redaction import one_line, redact, safe_url, url_secrets
+from .._redaction import one_line, safe_url, url_secrets
 from .._timeout import Timeout
 from ..errors import ProviderHTTPError
-from .abort import Abort, CallAborted, body_socket, current_abort, set_abort, shutdown_socket
-from .errors import Translation, configuration_error, error_for_exception, total_timeout
+from .abort import body_socket
+from .errors import configuration_error, total_timeout
 
 if TYPE_CHECKING:
     import requests
@@ -46,22 +46,9 @@ __all__ = [
     "redirect_target",
     "too_many_redirects",
 ]
-# Moved to their own modules (abort, errors, providerhub._redaction), and still reached
-# here by the modules that import this one as ``transport``.
-__all__ += [
-    "Abort",
-    "CallAborted",
-    "Translation",
-    "current_abort",
-    "error_for_exception",
-    "one_line",
-    "redact",
-    "safe_url",
-    "set_abort",
-    "shutdown_socket",
-    "total_timeout",
-    "url_secrets",
-]
+# Moved to providerhub._redaction, and still imported from here by the gateway
+# (providerhub/server/_app.py) until that module imports it from there.
+__all__ += ["url_secrets"]
 
 logger = logging.getLogger("providerhub.transport")  # a stable name for users' logging config
 

@@ -24,6 +24,7 @@ from .._codecs.completions import Assembler, is_piece
 from .._contract import missing_fields
 from .._hub import Hub
 from .._provider import Provider
+from .._redaction import redact
 from .._timeout import Timeout
 from .._transports import sync as transport
 from ..errors import ProviderError, ProviderHubError
@@ -251,7 +252,7 @@ class _Run:
     def clean(self, text: str) -> str:
         """``text`` on one line, with the fake credential (and anything that looks like a
         key) redacted."""
-        return transport.redact(" ".join(text.split()), [self.fake, self.fake_tail])
+        return redact(" ".join(text.split()), [self.fake, self.fake_tail])
 
     def holds_fake(self, text: str) -> bool:
         return self.fake in text or self.fake_tail in text
