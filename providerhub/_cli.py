@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from . import __version__
+from ._check import run_checks
 from ._hub import Hub, get_hub
 from ._redaction import safe_url
 from .errors import ConfigurationError, InvalidRequestError, PluginError, ProviderHubError
+from .legacy import load_dir
 
 __all__ = ["build_parser", "main"]
 
@@ -168,8 +170,6 @@ def _error(message: str) -> None:
 def _providers(args: argparse.Namespace, out: TextIO) -> int:
     hub = get_hub()
     if args.legacy_dir:
-        from .legacy import load_dir
-
         load_dir(args.legacy_dir, hub=hub)
     rows: list[dict[str, Any]] = []
     for p in hub.providers.values():
@@ -348,8 +348,6 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def _check(args: argparse.Namespace, out: TextIO) -> int:
-    from ._check import run_checks
-
     if args.timeout <= 0 or args.workers < 1:
         raise InvalidRequestError("--timeout must be positive and --workers at least 1")
     results = run_checks(

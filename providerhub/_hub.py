@@ -21,6 +21,7 @@ from ._state.choose import resolve
 from ._state.health import Health
 from ._state.store import StateLike
 from ._timeout import TimeoutLike, to_timeout
+from ._transports.sync import new_session
 from ._validation import validate_messages, validate_model, validate_parameters
 from .errors import (
     ConfigurationError,
@@ -498,8 +499,6 @@ class Hub:
     def session(self) -> requests.Session:
         """The hub's pooled ``requests.Session``, made on first use."""
         if self._session is None:
-            from ._transports.sync import new_session
-
             with self._lock:
                 if self._session is None:
                     self._session = new_session()

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from .. import _settings as settings
 from .._codecs.completions import Assembler, is_piece
 from .._contract import missing_fields
-from .._hub import Hub
+from .._hub import Hub, _name_of
+from .._plugins import discover
 from .._provider import Provider
 from .._redaction import redact
 from .._timeout import Timeout
@@ -685,14 +686,10 @@ def _log_problems(records: list[logging.LogRecord], run: _Run) -> list[str]:
 
 def _default_name(obj: Any) -> str:
     if isinstance(obj, types.ModuleType):
-        from .._plugins import discover
-
         for ep in discover():
             module, _, attr = ep.value.partition(":")
             if module.strip() == obj.__name__ and not attr.strip():
                 return ep.name
-    from .._hub import _name_of
-
     return _name_of(obj, None)
 
 
