@@ -25,6 +25,7 @@ from .._codecs.completions import Assembler
 from .._provider import Provider
 from .._timeout import Timeout
 from .._transports.errors import error_for_exception
+from .._validation import did_you_mean
 from ..errors import (
     AllProvidersFailedError,
     InvalidRequestError,
@@ -207,8 +208,7 @@ def _pinned(registry: Registry, provider: ProviderChoice) -> list[Provider] | No
         found = registry.lookup(name)
         if found is None:
             known = sorted(registry.providers)
-            close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=1)
-            tip = f"; did you mean {close[0]!r}?" if close else ""
+            tip = did_you_mean(name.lower(), [k.lower() for k in known])
             raise InvalidRequestError(
                 f"no provider named {name!r}{tip} (installed: {', '.join(known) or 'none'}; "
                 "run 'providerhub providers')"

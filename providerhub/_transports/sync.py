@@ -131,26 +131,18 @@ def redirect_target(
     followed; anything else is the :class:`ProviderHTTPError` :func:`post` describes."""
     target = urljoin(url, location)
     if status not in (307, 308):
-        raise redirect_error(
-            provider,
-            status,
-            reason,
-            url,
-            target,
+        why = (
             "providerhub does not follow it: the request would be sent again as a GET "
-            "without its body",
+            "without its body"
         )
-    if _origin(target) != _origin(asked):
-        raise redirect_error(
-            provider,
-            status,
-            reason,
-            url,
-            target,
+    elif _origin(target) != _origin(asked):
+        why = (
             "providerhub follows redirects only within the same scheme, host and port, "
-            "so that the credential and the configured headers go nowhere else",
+            "so that the credential and the configured headers go nowhere else"
         )
-    return target
+    else:
+        return target
+    raise redirect_error(provider, status, reason, url, target, why)
 
 
 def too_many_redirects(provider: str, status: int, url: str, target: str) -> ProviderHTTPError:
