@@ -116,7 +116,7 @@ def threads() -> set[threading.Thread]:
     return set(threading.enumerate())
 
 
-def wait_until(condition: Callable[[], bool], seconds: float = 1.0) -> bool:
+def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
     """Poll ``condition`` every 5 ms for up to ``seconds``; its last answer."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -126,7 +126,7 @@ def wait_until(condition: Callable[[], bool], seconds: float = 1.0) -> bool:
     return condition()
 
 
-async def await_until(condition: Callable[[], bool], seconds: float = 1.0) -> bool:
+async def await_until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
     """:func:`wait_until` for a coroutine: the event loop keeps running while it polls."""
     import asyncio
 
