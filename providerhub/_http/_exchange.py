@@ -40,9 +40,7 @@ def exchange(
     deadline = None if limits.total is None else monotonic() + limits.total
     translation = Translation(provider, request.url, request.secrets, deadline=deadline)
     with translation:
-        response = transport.send(
-            provider, request.method, request.url, request.headers, request.body, limits, deadline
-        )
+        response = transport.send(provider, request, limits, deadline)
     try:
         url = translation.url = response.url
         with translation:

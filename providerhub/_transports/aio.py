@@ -113,16 +113,10 @@ class AsyncTransport(Protocol):
     its own that keeps the same promises."""
 
     async def send(
-        self,
-        provider: str,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        limits: Timeout,
-        deadline: float | None,
+        self, provider: str, request: transport.Outgoing, limits: Timeout, deadline: float | None
     ) -> AsyncResponse:
-        """Send the request and return the response once its head is in.
+        """Send ``request`` (its ``method``, ``url``, ``headers`` and ``body``) and return
+        the response once its head is in.
 
         Deadlines are the transport's: connecting takes at most ``limits.connect``, each
         wait for bytes of the answer (its head, then each read of the body) at most
@@ -412,15 +406,9 @@ class AiohttpTransport:
         self.session = session
 
     async def send(
-        self,
-        provider: str,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        limits: Timeout,
-        deadline: float | None,
+        self, provider: str, request: transport.Outgoing, limits: Timeout, deadline: float | None
     ) -> AsyncResponse:
+        method, url, headers, body = request.method, request.url, request.headers, request.body
         if method != "POST":
             raise ValueError(f"only POST is sent, not {method}")
         response = await post(self.session, provider, url, body, headers, limits, deadline)

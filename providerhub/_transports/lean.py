@@ -239,17 +239,12 @@ class LeanTransport:
         self.proxy_for = proxy_for
 
     async def send(
-        self,
-        provider: str,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        limits: Timeout,
-        deadline: float | None,
+        self, provider: str, request: transport.Outgoing, limits: Timeout, deadline: float | None
     ) -> AsyncResponse:
-        if method != "POST" or not url.startswith("http://") or self.proxy_for(url):
-            return await self.fallback.send(provider, method, url, headers, body, limits, deadline)
+        url = request.url
+        if request.method != "POST" or not url.startswith("http://") or self.proxy_for(url):
+            return await self.fallback.send(provider, request, limits, deadline)
+        body, headers = request.body, request.headers
         asked = url
         for _ in range(transport.MAX_REDIRECTS + 1):
             response = await post(self.pool, url, body, headers, limits[0], limits[1], deadline)

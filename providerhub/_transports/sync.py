@@ -16,7 +16,7 @@ import math
 import threading
 from collections.abc import Iterator, Mapping
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from .. import _settings as settings
@@ -35,6 +35,7 @@ __all__ = [
     "MAX_REDIRECTS",
     "POOL_SIZE",
     "READ_SIZE",
+    "Outgoing",
     "RequestsResponse",
     "RequestsTransport",
     "body_chunks",
@@ -303,6 +304,20 @@ def _host_problem(url: str) -> str | None:
     return None
 
 
+class Outgoing(Protocol):
+    """A request as every transport takes it: what a codec's ``Request`` carries, and all
+    that HTTP needs of it."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def body(self) -> bytes: ...
+
+
 class RequestsTransport:
     """What the exchange over ``requests`` (:mod:`providerhub._http._exchange`) sends
     with: the synchronous twin of :class:`~providerhub._transports.aio.AsyncTransport`,
@@ -315,18 +330,12 @@ class RequestsTransport:
         self.session = session
 
     def send(
-        self,
-        provider: str,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        limits: Timeout,
-        deadline: float | None,
+        self, provider: str, request: Outgoing, limits: Timeout, deadline: float | None
     ) -> RequestsResponse:
-        """POST ``body`` to ``url`` with :func:`post` and return the response once its
-        head is in (``method`` is POST: the codecs send nothing else, and neither
-        transport sends another)."""
+        """POST ``request.body`` to ``request.url`` with :func:`post` and return the
+        response once its head is in (``method`` is POST: the codecs send nothing else,
+        and neither transport sends another)."""
+        url, headers, body = request.url, request.headers, request.body
         response = post(self.session, provider, url, body, headers, limits)
         abort = current_abort()
         if abort is not None:
