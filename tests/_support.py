@@ -93,7 +93,7 @@ class Endpoint:
     def _create_completion(
         self, model: str, messages: list[Any], stream: bool, **kwargs: Any
     ) -> Iterator[str]:
-        from providerhub._http.chat import chat_completion
+        from ._internals import chat_completion
 
         yield from chat_completion(
             self.name, self.url + "/v1/chat/completions", model, messages, stream, **kwargs

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Callable
 import pytest
 
 import providerhub
-from providerhub import _settings as settings
 from providerhub.testing import OpenAIServer
 
+from ._internals import settings
 from ._support import FakeProvider
 
 if TYPE_CHECKING:

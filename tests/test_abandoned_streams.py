@@ -14,10 +14,9 @@ import pytest
 from urllib3.util import Retry
 
 import providerhub
-from providerhub._routing import threaded as aio
-from providerhub._routing.pump import Workers
 from providerhub.testing import OpenAIServer, Reply
 
+from ._internals import Workers, aio
 from ._support import Endpoint, await_until, sockets, threads, wait_until
 
 MODEL = "gpt-3.5-turbo-16k"

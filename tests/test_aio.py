@@ -181,7 +181,7 @@ def test_cancelling_a_non_stream_call_leaves_no_thread_behind(
 def test_module_level_acreate_uses_the_default_hub(
     monkeypatch: pytest.MonkeyPatch, fake: Callable[..., Any]
 ) -> None:
-    from providerhub import _hub as hub_module
+    from ._internals import hub_module
 
     own = providerhub.Hub(load_entrypoints=False)
     own.register(fake("default-one", ["m"], ["x", "y"]))

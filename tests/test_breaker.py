@@ -21,9 +21,9 @@ from providerhub import (
     ProvidersCoolingDownError,
     RateLimitError,
 )
-from providerhub._state.health import Claim, Health
 from providerhub.testing import FakeClock, OpenAIServer, Reply
 
+from ._internals import Claim, Health
 from ._support import Endpoint, FakeProvider, await_until, wait_until
 
 MODEL = "gpt-3.5-turbo-16k"

@@ -12,10 +12,9 @@ from typing import Any, Callable
 import pytest
 
 import providerhub
-from providerhub._check import MAX_TOKENS, run_checks
-from providerhub._cli import help_texts
 from providerhub.testing import OpenAIServer, Reply
 
+from ._internals import MAX_TOKENS, help_texts, run_checks
 from ._support import seed_module
 
 

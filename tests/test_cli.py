@@ -11,9 +11,9 @@ from typing import Any, Callable
 
 import pytest
 
-from providerhub._cli import build_parser
 from providerhub.testing import OpenAIServer, Reply
 
+from ._internals import build_parser
 from ._support import seed_module
 
 

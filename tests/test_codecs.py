@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 import providerhub
-from providerhub import _speedups
-from providerhub._codecs.base import Call, Request
-from providerhub._codecs.openai_chat import CODEC
 from providerhub.types import Finish, FunctionDelta, ToolCallDelta, Usage
+
+from ._internals import CODEC, Call, Request, _speedups
 
 HI = [{"role": "user", "content": "Hi"}]
 URL = "https://user:s3cretpass@api.example/v1/chat/completions"

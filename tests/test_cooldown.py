@@ -28,11 +28,9 @@ from providerhub import (
     ProviderHTTPError,
     ProvidersCoolingDownError,
 )
-from providerhub import _settings as settings
-from providerhub._routing import arouter, router
-from providerhub._routing.threaded import WORKERS
 from providerhub.testing import FakeClock, OpenAIServer, Reply
 
+from ._internals import WORKERS, arouter, router, settings
 from ._support import Endpoint, await_until, sockets, threads, wait_until
 
 MODEL = "gpt-3.5-turbo-16k"

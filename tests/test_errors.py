@@ -78,7 +78,7 @@ def test_the_gateway_answers_a_setup_mistake_with_a_500_that_tells_nothing_of_it
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     pytest.importorskip("uvicorn")
-    from providerhub.server import _errors
+    from ._internals import _errors
 
     caplog.set_level(logging.INFO, logger="providerhub.server")
     inside = "/etc/providerhub/config.toml: [server] keys must be an array of tables"

@@ -141,3 +141,20 @@ def test_the_package_has_no_import_cycle() -> None:
     assert "providerhub._transports.abortable" in graph["providerhub._transports.sync"]
     assert _cycle(graph) is None
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_tests_reach_private_modules_only_through_one_module() -> None:
+    # When a private module moves, tests/_internals.py changes and no test does.
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        if path.name == "_internals.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                parts = name.split(".")
+                private = parts[0] == "providerhub" and any(p.startswith("_") for p in parts[1:])
+                assert not private, f"{path.name} imports {name}: go through tests/_internals.py"

@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 
 import providerhub
-from providerhub._http.achat import achat_completion
-from providerhub._transports import aio, lean
 
+from ._internals import achat_completion, lean, transports_aio
 from ._support import await_until, sockets
 
 pytest.importorskip("aiohttp")
@@ -149,7 +148,7 @@ def run(test: Callable[[Any], Any]) -> Any:
 
     async def main() -> Any:
         before = sockets()
-        sessions = aio.Sessions()
+        sessions = transports_aio.Sessions()
         session = await sessions.get()
         assert lean.pool_for(session) is not None
         try:

@@ -76,7 +76,7 @@ def test_an_old_module_loads_unchanged_keeps_its_params_and_routes(
 def test_load_takes_a_module_and_a_name_and_uses_the_default_hub(
     old_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from providerhub import _hub as hub_module
+    from ._internals import hub_module
 
     own = providerhub.Hub(load_entrypoints=False)
     monkeypatch.setattr(hub_module, "_default_hub", own)

@@ -17,11 +17,9 @@ import pytest
 from urllib3.util import Retry
 
 import providerhub
-from providerhub._http.achat import achat_completion
-from providerhub._routing import threaded as aio
-from providerhub._routing.arouter import NativeStream
 from providerhub.testing import FakeClock, OpenAIServer, Reply
 
+from ._internals import NativeStream, achat_completion, aio
 from ._support import Endpoint, await_until, sockets, threads, wait_until
 
 # The server extra's packages; the Python 3.9 run of .ci/run installs the core's tests only.

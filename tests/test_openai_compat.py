@@ -12,10 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import providerhub
-from providerhub._codecs.openai_chat import _json_loads
-from providerhub._http.chat import chat_completion
-from providerhub._speedups import scan_json as _scan
 from providerhub.testing import OpenAIServer, Reply
+
+from ._internals import _json_loads, _scan, chat_completion
 
 HI = [{"role": "user", "content": "Hi"}]
 

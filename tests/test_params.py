@@ -5,7 +5,8 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 import providerhub
-from providerhub._params import NO_DEFAULT, describe, render
+
+from ._internals import NO_DEFAULT, describe, render
 
 
 def test_gravityengine_params_are_the_seed_line() -> None:

@@ -63,7 +63,7 @@ def test_importing_and_listing_do_not_import_requests_or_asyncio() -> None:
 
 
 def test_calls_through_one_hub_reuse_one_connection(server: OpenAIServer) -> None:
-    from providerhub._http.chat import chat_completion
+    from ._internals import chat_completion
 
     class Endpoint:
         url = server.url

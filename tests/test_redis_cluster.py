@@ -14,11 +14,9 @@ import pytest
 
 import providerhub
 from providerhub import ConfigurationError, RateLimitError
-from providerhub._state.health import Claim
-from providerhub._state.limits import Limits
-from providerhub._state.redis import RedisState
 from providerhub.testing import OpenAIServer, Reply
 
+from ._internals import Claim, Limits, RedisState
 from ._redis import RedisClusterServers
 from ._support import Endpoint, sockets, wait_until
 

@@ -282,8 +282,7 @@ def test_an_auth_failure_cools_down_at_once_and_shows_in_no_provider_error(
 def test_providers_command_shows_the_cooldown(
     server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from providerhub import _cli as cli
-    from providerhub import _hub as hub_module
+    from ._internals import cli, hub_module
 
     server.default = Reply.error(503)
     monkeypatch.setenv("PROVIDERHUB_GRAVITYENGINE_URL", server.url)

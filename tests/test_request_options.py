@@ -21,14 +21,11 @@ import pytest
 
 import providerhub
 from providerhub import InvalidRequestError
-from providerhub._http import chat as _openai_compat
-from providerhub._options import ROUTER_ARGUMENTS, provider_options
-from providerhub._validation import MAX_DEPTH
 from providerhub.plugin import CHAT_PARAMETERS, achat_completion, chat_completion
-from providerhub.server._errors import failure_for
 from providerhub.testing import FakeClock, OpenAIServer, Reply
 
 from ._gateway import Gateway, clean_environment
+from ._internals import MAX_DEPTH, ROUTER_ARGUMENTS, _openai_compat, failure_for, provider_options
 
 MODEL = "local-model"
 HI = [{"role": "user", "content": "Hi"}]

@@ -326,7 +326,7 @@ def test_url_override_from_the_environment(
 def test_module_level_create_uses_the_default_hub(
     monkeypatch: pytest.MonkeyPatch, fake: Fake
 ) -> None:
-    from providerhub import _hub as hub_module
+    from ._internals import hub_module
 
     own = providerhub.Hub(load_entrypoints=False)
     own.register(fake("default-one", ["m"]))

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 import providerhub
-from providerhub._redaction import redact
-from providerhub._transports import sync as transport
 from providerhub.testing import OpenAIServer, RecordedRequest, Reply
+
+from ._internals import redact, transport
 
 SECRET = "sk-test-Zq8mW2xR7pL4vN9k"
 MODEL = "gpt-3.5-turbo-16k"
@@ -76,7 +76,7 @@ def test_a_plugin_quoting_the_credential_is_redacted(hub: providerhub.Hub) -> No
 def test_a_key_in_the_url_query_stays_out_of_messages(
     hub: providerhub.Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from providerhub._http.chat import chat_completion
+    from ._internals import chat_completion
 
     with pytest.raises(providerhub.ProviderConnectionError) as info:
         list(chat_completion("q", f"http://127.0.0.1:1/v1/chat?key={SECRET}", MODEL, HI, False))

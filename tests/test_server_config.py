@@ -12,11 +12,8 @@ from pathlib import Path
 import pytest
 
 from providerhub import ConfigurationError
-from providerhub._state import limits as _limits
-from providerhub._state.limits import MemoryLimiter
-from providerhub.server import _config
-from providerhub.server._keys import Keys
-from providerhub.server._serve import is_loopback
+
+from ._internals import Keys, MemoryLimiter, _config, _limits, is_loopback
 
 # The server extra's packages; the Python 3.9 run of .ci/run installs the core's tests only.
 pytest.importorskip("uvicorn")

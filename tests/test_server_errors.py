@@ -275,7 +275,8 @@ def test_an_image_for_an_endpoint_without_vision_is_400_while_it_cools_down(
 
 def test_the_deadline_is_a_setting_of_the_file_and_the_environment(tmp_path: Path) -> None:
     from providerhub import ConfigurationError
-    from providerhub.server import _config
+
+    from ._internals import _config
 
     path = tmp_path / "config.toml"
     path.write_text("[server]\nupstream_timeout = 2.5\n", encoding="utf-8")
@@ -309,7 +310,8 @@ def test_a_failure_of_the_server_itself_tells_the_client_nothing_of_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from providerhub import Hub
-    from providerhub.server import _errors
+
+    from ._internals import _errors
 
     caplog.set_level(logging.INFO, logger="providerhub.server")
     try:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from providerhub import _cli as cli
 from providerhub.testing import OpenAIServer, Reply
 
 from ._gateway import Gateway, clean_environment, poll
+from ._internals import cli
 
 # The server extra's packages; the Python 3.9 run of .ci/run installs the core's tests only.
 pytest.importorskip("uvicorn")

@@ -17,8 +17,7 @@ pytest.importorskip("httptools")
 from uvicorn import Config
 from uvicorn.server import ServerState
 
-from providerhub.server._app import DISCONNECT_EXTENSION
-from providerhub.server._protocol import GatewayProtocol
+from ._internals import DISCONNECT_EXTENSION, GatewayProtocol
 
 REQUEST = b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from providerhub._http.chat import chat_completion
-from providerhub._speedups import environment_reader
-from providerhub._transports import sync as transport
-from providerhub._transports.session import ENVIRONMENT
 from providerhub.testing import OpenAIServer
+
+from ._internals import ENVIRONMENT, chat_completion, environment_reader, transport
 
 HI = [{"role": "user", "content": "Hi"}]
 
@@ -62,7 +60,7 @@ def test_the_environment_is_read_once_per_origin(server: OpenAIServer) -> None:
 def test_the_environment_reader_sees_what_os_environ_holds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from providerhub._transports import session as _session
+    from ._internals import _session
 
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)

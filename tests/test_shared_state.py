@@ -32,11 +32,10 @@ from providerhub import (
     ProviderHTTPError,
     RateLimitError,
 )
-from providerhub import _settings as settings
-from providerhub._state.limits import Limits, MemoryLimiter
 from providerhub.testing import FakeClock
 from providerhub.types import Usage
 
+from ._internals import Limits, MemoryLimiter, settings
 from ._support import FakeProvider, threads, wait_until
 
 MODEL = "gpt-3.5-turbo-16k"

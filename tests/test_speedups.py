@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from providerhub import _speedups
+from ._internals import _speedups
 
 NAMES = ("PROVIDERHUB_SPEEDUP_SET", "PROVIDERHUB_SPEEDUP_UNSET", "PROVIDERHUB_SPEEDUP_EMPTY")
 

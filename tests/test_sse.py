@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from providerhub._codecs.sse import Event, EventTooLargeError, SSEParser
+from ._internals import Event, EventTooLargeError, SSEParser
 
 
 def parse(*chunks: bytes) -> list[Event]:
@@ -114,7 +114,7 @@ def test_random_bytes_raise_nothing_but_our_error(chunks: list[bytes]) -> None:
 
 
 def test_events_are_events_on_the_fast_path_and_the_slow_one_and_by_the_fallback() -> None:
-    from providerhub import _speedups
+    from ._internals import _speedups
 
     fast = SSEParser().feed(b"data: a\n\n")
     slow = SSEParser().feed(b"event: delta\nid: 7\ndata: b\n\n")

@@ -16,8 +16,6 @@ import pytest
 
 import providerhub
 from providerhub import Client, StructuredAnswerError
-from providerhub._codecs.completions import Assembler, Chunker, completion_id
-from providerhub._codecs.toolcalls import ToolCallStream, tool_calls_of
 from providerhub.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -26,6 +24,8 @@ from providerhub.types import (
     ToolCallDelta,
     Usage,
 )
+
+from ._internals import Assembler, Chunker, ToolCallStream, completion_id, tool_calls_of
 
 
 def concatenated(deltas: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -18,8 +18,6 @@ import requests
 import providerhub
 import providerhub_gravityengine
 from providerhub import ProviderHTTPError, ProviderResponseError
-from providerhub import _settings as settings
-from providerhub._http.chat import chat_completion
 from providerhub.testing import (
     SERVER_CHUNKS,
     OpenAIServer,
@@ -29,6 +27,8 @@ from providerhub.testing import (
     check_provider,
 )
 from providerhub.testing.pytest_plugin import RegisterProvider
+
+from ._internals import chat_completion, settings
 
 pytest_plugins = ["pytester"]
 

@@ -26,10 +26,9 @@ import pytest
 import requests
 
 import providerhub
-from providerhub._http.chat import chat_completion
-from providerhub._redaction import redact
-from providerhub._transports import sync as transport
 from providerhub.testing import OpenAIServer, RecordedRequest, Reply
+
+from ._internals import chat_completion, redact, transport
 
 HI = [{"role": "user", "content": "Hi"}]
 MODEL = "m"

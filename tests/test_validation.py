@@ -8,9 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import providerhub
-from providerhub._validation import ROLES, validate_messages
 from providerhub.plugin import chat_completion
 from providerhub.testing import OpenAIServer
+
+from ._internals import ROLES, validate_messages
 
 
 @pytest.mark.parametrize(
