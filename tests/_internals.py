@@ -3,106 +3,89 @@
 Tests reach internals only through this module, so that moving a private module changes
 this file and not the tests. Prefer the public API (``providerhub``, ``providerhub.plugin``,
 ``providerhub.testing``) in new tests.
+
+Each name is imported when a test first asks for it, so that a test module whose
+optional dependency (uvicorn, aiohttp, redis) is missing can still skip itself
+(``pytest.importorskip``) before anything needs it.
 """
 
-from providerhub import _cli as cli
-from providerhub import _hub as hub_module
-from providerhub import _settings as settings
-from providerhub import _speedups
-from providerhub._check import MAX_TOKENS, run_checks
-from providerhub._cli import build_parser, help_texts
-from providerhub._codecs.base import Call, Request
-from providerhub._codecs.completions import Assembler, Chunker, completion_id
-from providerhub._codecs.openai_chat import CODEC, _json_loads
-from providerhub._codecs.sse import Event, EventTooLargeError, SSEParser
-from providerhub._codecs.toolcalls import ToolCallStream, tool_calls_of
-from providerhub._http import chat as _openai_compat
-from providerhub._http.achat import achat_completion
-from providerhub._http.chat import chat_completion
-from providerhub._options import ROUTER_ARGUMENTS, provider_options
-from providerhub._params import NO_DEFAULT, describe, render
-from providerhub._redaction import redact
-from providerhub._routing import arouter, router
-from providerhub._routing import threaded as aio
-from providerhub._routing.arouter import NativeStream
-from providerhub._routing.pump import Workers
-from providerhub._routing.threaded import WORKERS
-from providerhub._speedups import environment_reader
-from providerhub._speedups import scan_json as _scan
-from providerhub._state import limits as _limits
-from providerhub._state.health import Claim, Health
-from providerhub._state.limits import Limits, MemoryLimiter
-from providerhub._state.redis import RedisState
-from providerhub._transports import aio as transports_aio
-from providerhub._transports import lean
-from providerhub._transports import session as _session
-from providerhub._transports import sync as transport
-from providerhub._transports.session import ENVIRONMENT
-from providerhub._validation import MAX_DEPTH, ROLES, validate_messages
-from providerhub.server import _config, _errors
-from providerhub.server._app import DISCONNECT_EXTENSION
-from providerhub.server._errors import failure_for
-from providerhub.server._keys import Keys
-from providerhub.server._protocol import GatewayProtocol
-from providerhub.server._serve import is_loopback
+from __future__ import annotations
 
-__all__ = [
-    "CODEC",
-    "DISCONNECT_EXTENSION",
-    "ENVIRONMENT",
-    "MAX_DEPTH",
-    "MAX_TOKENS",
-    "NO_DEFAULT",
-    "ROLES",
-    "ROUTER_ARGUMENTS",
-    "WORKERS",
-    "Assembler",
-    "Call",
-    "Chunker",
-    "Claim",
-    "Event",
-    "EventTooLargeError",
-    "GatewayProtocol",
-    "Health",
-    "Keys",
-    "Limits",
-    "MemoryLimiter",
-    "NativeStream",
-    "RedisState",
-    "Request",
-    "SSEParser",
-    "ToolCallStream",
-    "Workers",
-    "_config",
-    "_errors",
-    "_json_loads",
-    "_limits",
-    "_openai_compat",
-    "_scan",
-    "_session",
-    "_speedups",
-    "achat_completion",
-    "aio",
-    "arouter",
-    "build_parser",
-    "chat_completion",
-    "cli",
-    "completion_id",
-    "describe",
-    "environment_reader",
-    "failure_for",
-    "help_texts",
-    "hub_module",
-    "is_loopback",
-    "lean",
-    "provider_options",
-    "redact",
-    "render",
-    "router",
-    "run_checks",
-    "settings",
-    "tool_calls_of",
-    "transport",
-    "transports_aio",
-    "validate_messages",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Assembler": ("providerhub._codecs.completions", "Assembler"),
+    "CODEC": ("providerhub._codecs.openai_chat", "CODEC"),
+    "Call": ("providerhub._codecs.base", "Call"),
+    "Chunker": ("providerhub._codecs.completions", "Chunker"),
+    "Claim": ("providerhub._state.health", "Claim"),
+    "DISCONNECT_EXTENSION": ("providerhub.server._app", "DISCONNECT_EXTENSION"),
+    "ENVIRONMENT": ("providerhub._transports.session", "ENVIRONMENT"),
+    "Event": ("providerhub._codecs.sse", "Event"),
+    "EventTooLargeError": ("providerhub._codecs.sse", "EventTooLargeError"),
+    "GatewayProtocol": ("providerhub.server._protocol", "GatewayProtocol"),
+    "Health": ("providerhub._state.health", "Health"),
+    "Keys": ("providerhub.server._keys", "Keys"),
+    "Limits": ("providerhub._state.limits", "Limits"),
+    "MAX_DEPTH": ("providerhub._validation", "MAX_DEPTH"),
+    "MAX_TOKENS": ("providerhub._check", "MAX_TOKENS"),
+    "MemoryLimiter": ("providerhub._state.limits", "MemoryLimiter"),
+    "NO_DEFAULT": ("providerhub._params", "NO_DEFAULT"),
+    "NativeStream": ("providerhub._routing.arouter", "NativeStream"),
+    "ROLES": ("providerhub._validation", "ROLES"),
+    "ROUTER_ARGUMENTS": ("providerhub._options", "ROUTER_ARGUMENTS"),
+    "RedisState": ("providerhub._state.redis", "RedisState"),
+    "Request": ("providerhub._codecs.base", "Request"),
+    "SSEParser": ("providerhub._codecs.sse", "SSEParser"),
+    "ToolCallStream": ("providerhub._codecs.toolcalls", "ToolCallStream"),
+    "WORKERS": ("providerhub._routing.threaded", "WORKERS"),
+    "Workers": ("providerhub._routing.pump", "Workers"),
+    "_config": ("providerhub.server", "_config"),
+    "_errors": ("providerhub.server", "_errors"),
+    "_json_loads": ("providerhub._codecs.openai_chat", "_json_loads"),
+    "_limits": ("providerhub._state", "limits"),
+    "_openai_compat": ("providerhub._http", "chat"),
+    "_scan": ("providerhub._speedups", "scan_json"),
+    "_session": ("providerhub._transports", "session"),
+    "_speedups": ("providerhub", "_speedups"),
+    "achat_completion": ("providerhub._http.achat", "achat_completion"),
+    "aio": ("providerhub._routing", "threaded"),
+    "arouter": ("providerhub._routing", "arouter"),
+    "build_parser": ("providerhub._cli", "build_parser"),
+    "chat_completion": ("providerhub._http.chat", "chat_completion"),
+    "cli": ("providerhub", "_cli"),
+    "completion_id": ("providerhub._codecs.completions", "completion_id"),
+    "describe": ("providerhub._params", "describe"),
+    "environment_reader": ("providerhub._speedups", "environment_reader"),
+    "failure_for": ("providerhub.server._errors", "failure_for"),
+    "help_texts": ("providerhub._cli", "help_texts"),
+    "hub_module": ("providerhub", "_hub"),
+    "is_loopback": ("providerhub.server._serve", "is_loopback"),
+    "lean": ("providerhub._transports", "lean"),
+    "provider_options": ("providerhub._options", "provider_options"),
+    "redact": ("providerhub._redaction", "redact"),
+    "render": ("providerhub._params", "render"),
+    "router": ("providerhub._routing", "router"),
+    "run_checks": ("providerhub._check", "run_checks"),
+    "settings": ("providerhub", "_settings"),
+    "tool_calls_of": ("providerhub._codecs.toolcalls", "tool_calls_of"),
+    "transport": ("providerhub._transports", "sync"),
+    "transports_aio": ("providerhub._transports", "aio"),
+    "validate_messages": ("providerhub._validation", "validate_messages"),
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _WHERE[name]
+    except KeyError:
+        raise AttributeError(f"tests._internals has no {name!r}: add it to _WHERE") from None
+    try:
+        value = getattr(importlib.import_module(module), attribute)
+    except AttributeError:  # a submodule its package has not imported yet
+        value = importlib.import_module(f"{module}.{attribute}")
+    globals()[name] = value
+    return value
