@@ -123,6 +123,31 @@ class AsyncChunkStream(AsyncIterator[ChatCompletionChunk]):
                 return chunks[0]
         raise StopAsyncIteration
 
+    async def anext_text(self) -> ChatCompletionChunk | str:
+        """:meth:`__anext__` for a reader that encodes the chunks itself (the gateway): a
+        chunk that would carry nothing but a piece of text, after the first chunk, comes
+        as that text, which :meth:`text_chunk` would make the chunk; no chunk is built
+        for it."""
+        chunker = self._chunker
+        if not self._ready and not self._ended and chunker.started:
+            try:
+                piece = await self._next()
+            except StopAsyncIteration:
+                self._ended = True
+                chunker.provider = self._stream.provider
+                self._ready.extend(chunker.end())
+            else:
+                if type(piece) is str and piece:
+                    return piece
+                chunker.provider = self._stream.provider
+                self._ready.extend(chunker.feed(piece))
+        return await self.__anext__()
+
+    def text_chunk(self, text: str) -> ChatCompletionChunk:
+        """The chunk that a piece of ``text`` from :meth:`anext_text` stands for."""
+        self._chunker.provider = self._stream.provider
+        return self._chunker.text_chunk(text)
+
     async def aclose(self) -> None:
         await self._stream.aclose()
 

@@ -160,6 +160,16 @@ class Chunker:
             **extra,
         )
 
+    @property
+    def started(self) -> bool:
+        """Whether the first chunk, the one with the role, was made: each piece of text
+        from then on makes one :meth:`text_chunk`."""
+        return self._started
+
+    def text_chunk(self, text: str) -> ChatCompletionChunk:
+        """The chunk of a piece of ``text`` after the first chunk."""
+        return self._chunk(Delta(content=text))
+
     def feed(self, piece: Piece) -> list[ChatCompletionChunk]:
         """The chunks ``piece`` makes (possibly none: usage and the finish reason are
         held for :meth:`end`)."""
@@ -173,7 +183,7 @@ class Chunker:
             out.append(self._chunk(first))
         if type(piece) is str:
             if piece:
-                out.append(self._chunk(Delta(content=piece)))
+                out.append(self.text_chunk(piece))
         elif isinstance(piece, ToolCallDelta):
             self._saw_calls = True
             out.append(self._chunk(Delta(tool_calls=[piece])))
