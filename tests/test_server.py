@@ -18,7 +18,7 @@ import pytest
 
 from providerhub.testing import OpenAIServer, Reply
 
-from ._gateway import Gateway, clean_environment, poll
+from ._gateway import STREAM_TEXTS, Gateway, check_stream_events, clean_environment, poll
 
 # The server extra's and the SDK's packages; the Python 3.9 run of .ci/run installs the
 # core's tests only.
@@ -184,42 +184,16 @@ def test_a_stream_on_the_wire(gateway: Gateway, upstream: OpenAIServer) -> None:
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "ab"
 
 
-def test_each_event_of_a_stream_is_its_chunk_in_compact_json(
+def test_each_event_of_a_stream_is_its_chunk_in_compact_json_and_scrubbed(
     gateway: Gateway, upstream: OpenAIServer
 ) -> None:
-    # The text chunks are written from a template of the stream's chunk around the text:
-    # byte for byte what encoding each chunk whole gives, whatever the text holds.
-    pieces = ['say "hi"', "back\\slash\nline", "é ✓ 🎉", "\x00providerhub-text\x00", "</b>"]
-    upstream.script(Reply.text(*pieces))
+    # This gateway knows an upstream key: each event is scrubbed of it.
+    upstream.script(Reply.text(*STREAM_TEXTS, f"key {UPSTREAM_KEY}"))
     status, _, body = gateway.request(
         "POST", "/v1/chat/completions", chat_body(stream=True), auth()
     )
     assert status == 200
-    events = body.split(b"\n\n")
-    assert events[-2:] == [b"data: [DONE]", b""]
-    docs = [json.loads(e[len(b"data: ") :]) for e in events[:-2]]
-    first = docs[0]
-    assert first["choices"][0]["delta"] == {"role": "assistant", "content": pieces[0]}
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {
-            "id": first["id"],
-            "object": "chat.completion.chunk",
-            "created": first["created"],
-            "model": MODEL,
-            "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-
-    expected = [chunk({"role": "assistant", "content": pieces[0]})]
-    expected += [chunk({"content": piece}) for piece in pieces[1:]]
-    expected.append(chunk({}, "stop"))
-    assert docs == expected
-    compact = [
-        b"data: " + json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-        for doc in expected
-    ]
-    assert events[:-2] == compact
+    check_stream_events(body, MODEL, [*STREAM_TEXTS, "key ***"])
 
 
 def test_the_async_sdk_works_unchanged(gateway: Gateway, upstream: OpenAIServer) -> None:

@@ -476,18 +476,21 @@ class App:
             following = chunks.anext_text
             try:
                 head, tail = _text_template(chunks)
+                # With no secret to scrub, a text chunk's event is the template around it.
+                plain = head and not self._secret_bytes
+                event_head, event_tail = b"data: " + head, tail + b"\n\n"
                 while True:
                     try:
                         chunk = await following()
                     except StopAsyncIteration:
                         break
                     if not isinstance(chunk, str):
-                        doc = dumps(chunk.to_dict())
-                    elif head:
-                        doc = head + dumps(chunk) + tail
+                        event = b"data: " + scrub(dumps(chunk.to_dict())) + b"\n\n"
+                    elif plain:
+                        event = event_head + dumps(chunk) + event_tail
                     else:
-                        doc = dumps(chunks.text_chunk(chunk).to_dict())
-                    event = b"data: " + scrub(doc) + b"\n\n"
+                        doc = head + dumps(chunk) + tail if head else _text_doc(chunks, chunk)
+                        event = b"data: " + scrub(doc) + b"\n\n"
                     await send({"type": "http.response.body", "body": event, "more_body": True})
             except Exception as exc:
                 # Too late for a status: an error event, as OpenAI sends, which the openai
@@ -687,6 +690,11 @@ def _text_template(chunks: AsyncChunkStream) -> tuple[bytes, bytes]:
         return b"", b""
     head, _, tail = whole.partition(mark)
     return head, tail
+
+
+def _text_doc(chunks: AsyncChunkStream, text: str) -> bytes:
+    """The JSON of the chunk of ``text``, built (without :func:`_text_template`)."""
+    return dumps(chunks.text_chunk(text).to_dict())
 
 
 def _parse(body: bytes) -> dict[str, Any] | errors.Failure:
