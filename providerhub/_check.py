@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._transports.sync import redact
+from ._redaction import redact
 from .errors import InvalidRequestError, ProviderHubError
 
 if TYPE_CHECKING:

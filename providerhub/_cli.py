@@ -15,9 +15,13 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from . import __version__
+from ._check import run_checks
 from ._hub import Hub, get_hub
-from ._transports.sync import safe_url
+from ._provider import Provider
+from ._redaction import safe_url
+from ._state.store import StateStatus
 from .errors import ConfigurationError, InvalidRequestError, PluginError, ProviderHubError
+from .legacy import load_dir
 
 __all__ = ["build_parser", "main"]
 
@@ -33,7 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"providerhub {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    _add_listings(sub)
+    _add_chat(sub)
+    _add_check(sub)
+    sub.add_parser(
+        "demo",
+        help="start a local stand-in server and stream a routed chat through gravityengine",
+    )
+    _add_serve(sub)
+    return parser
 
+
+def _add_listings(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``providers``, ``models`` and ``params``: what is installed."""
     providers = sub.add_parser("providers", help="list installed providers and plugin errors")
     providers.add_argument("--json", action="store_true", help="print JSON")
     providers.add_argument(
@@ -48,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     params = sub.add_parser("params", help="list what each provider's completion accepts")
     params.add_argument("--json", action="store_true", help="print JSON")
 
+
+def _add_chat(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``chat``: one prompt, its answer printed as it arrives."""
     chat = sub.add_parser("chat", help="send one prompt and print the answer as it arrives")
     chat.add_argument("-m", "--model", required=True, help="model name")
     chat.add_argument(
@@ -72,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("prompt", help="the prompt; '-' reads it from standard input")
 
+
+def _add_check(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``check``: a short prompt to every provider and model."""
     check = sub.add_parser(
         "check",
         help="send a short prompt, asking for at most 16 tokens back, to every provider and "
@@ -85,11 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--workers", type=int, default=8, help="checks at the same time (default 8)")
     check.add_argument("--json", action="store_true", help="print JSON")
 
-    sub.add_parser(
-        "demo",
-        help="start a local stand-in server and stream a routed chat through gravityengine",
-    )
 
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``serve``: the OpenAI-compatible gateway."""
     serve = sub.add_parser(
         "serve",
         help="run an OpenAI-compatible server over the installed providers "
@@ -123,7 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="listen on an address other machines can reach with no client key set",
     )
-    return parser
 
 
 def help_texts() -> dict[str, str]:
@@ -168,27 +187,8 @@ def _error(message: str) -> None:
 def _providers(args: argparse.Namespace, out: TextIO) -> int:
     hub = get_hub()
     if args.legacy_dir:
-        from .legacy import load_dir
-
         load_dir(args.legacy_dir, hub=hub)
-    rows: list[dict[str, Any]] = []
-    for p in hub.providers.values():
-        rows.append(
-            {
-                "name": p.name,
-                "distribution": p.distribution,
-                "version": p.version,
-                # Without user info and query: PROVIDERHUB_<NAME>_URL may carry a password.
-                "url": safe_url(p.url),
-                "models": list(p.model),
-                "stream": p.supports_stream,
-                "needs_auth": p.needs_auth,
-                "auth_variable": p.api_key_variable,
-                "working": p.working,
-                "disabled": p.disabled,
-                "cooldown": _cooldown(hub, p.name),
-            }
-        )
+    rows = [_provider_row(hub, p) for p in hub.providers.values()]
     errors = [
         {"plugin": e.name, "distribution": e.distribution, "error": e.error}
         for e in hub.plugin_errors
@@ -205,6 +205,37 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
         json.dump(doc, out, indent=2)
         out.write("\n")
         return 0
+    _write_providers(out, rows)
+    _write_state(out, status)
+    for name in hub.disabled_plugins:
+        out.write(f"{name}  skipped: named in PROVIDERHUB_DISABLE_PLUGINS\n")
+    for e in hub.plugin_errors:
+        out.write(f"error: {e}\n")
+    for alias_error in hub.alias_errors:
+        out.write(f"error: {alias_error}\n")
+    return 0
+
+
+def _provider_row(hub: Hub, p: Provider) -> dict[str, Any]:
+    """What ``providers --json`` says of ``p``."""
+    return {
+        "name": p.name,
+        "distribution": p.distribution,
+        "version": p.version,
+        # Without user info and query: PROVIDERHUB_<NAME>_URL may carry a password.
+        "url": safe_url(p.url),
+        "models": list(p.model),
+        "stream": p.supports_stream,
+        "needs_auth": p.needs_auth,
+        "auth_variable": p.api_key_variable,
+        "working": p.working,
+        "disabled": p.disabled,
+        "cooldown": _cooldown(hub, p.name),
+    }
+
+
+def _write_providers(out: TextIO, rows: list[dict[str, Any]]) -> None:
+    """The providers of ``rows`` (:func:`_provider_row`), a few lines each."""
     if not rows:
         out.write("no providers installed (pip install providerhub-gravityengine, for one)\n")
     for row in rows:
@@ -223,6 +254,10 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
                 f"  cooldown: {cooldown['remaining']:.0f} s left, after "
                 f"{cooldown['failures']} failures in a row (last: {cooldown['last_error']})\n"
             )
+
+
+def _write_state(out: TextIO, status: StateStatus) -> None:
+    """Where the cooldowns shown come from, by the state's ``status``."""
     if status.backend == "memory":
         out.write(
             "cooldowns: in this process's memory (set PROVIDERHUB_REDIS_URL to see those of "
@@ -235,13 +270,6 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
             f"cooldowns: not known: {status.location} cannot be reached ({status.error}), "
             "so those of other processes are not shown\n"
         )
-    for name in hub.disabled_plugins:
-        out.write(f"{name}  skipped: named in PROVIDERHUB_DISABLE_PLUGINS\n")
-    for e in hub.plugin_errors:
-        out.write(f"error: {e}\n")
-    for alias_error in hub.alias_errors:
-        out.write(f"error: {alias_error}\n")
-    return 0
 
 
 def _cooldown(hub: Hub, name: str) -> dict[str, Any] | None:
@@ -348,8 +376,6 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def _check(args: argparse.Namespace, out: TextIO) -> int:
-    from ._check import run_checks
-
     if args.timeout <= 0 or args.workers < 1:
         raise InvalidRequestError("--timeout must be positive and --workers at least 1")
     results = run_checks(

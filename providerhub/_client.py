@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._codecs.completions import Assembler, Chunker
 from ._hub import Hub, get_hub, signed
+from ._routing import router as _router
 from .types import ChatCompletion, ChatCompletionChunk
 
 if TYPE_CHECKING:
@@ -179,8 +180,6 @@ class Completions:
         provider. A request with ``tools`` goes only to providers that declare
         ``supports_tools``."""
         call, candidates = _prepare(self._client.hub, request)
-        from ._routing import router as _router
-
         if call.stream:
             return ChunkStream(_router.Stream(call, candidates), _chunker(call))
         assembler = Assembler()

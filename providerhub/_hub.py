@@ -14,13 +14,14 @@ from . import hookspecs
 from ._contract import missing_fields, required_capabilities
 from ._plugins import PluginFailure, discover
 from ._provider import Provider
+from ._redaction import one_line
 from ._registry import Registry
 from ._routing import router
 from ._state.choose import resolve
 from ._state.health import Health
 from ._state.store import StateLike
 from ._timeout import TimeoutLike, to_timeout
-from ._transports.sync import one_line
+from ._transports.sync import new_session
 from ._validation import validate_messages, validate_model, validate_parameters
 from .errors import (
     ConfigurationError,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from urllib3.util import Retry
 
     from ._api import Create
+    from ._routing.plan import Plan
     from ._routing.router import Auth, ProviderChoice
     from ._routing.threaded import AsyncStream
     from ._transports.aio import Sessions
@@ -335,6 +337,23 @@ class Hub:
         validate_model(model)
         router.check_auth(auth, provider)
         model, provider = router.resolve(self.registry, model, provider)
+        return self._plan(model, stream=stream, auth=auth, provider=provider).candidates
+
+    @property
+    def _try_soonest(self) -> bool:
+        return self.when_all_cooling == "try-soonest"
+
+    def _plan(
+        self,
+        model: str,
+        *,
+        stream: bool,
+        auth: Auth,
+        provider: ProviderChoice,
+        needs: frozenset[str] = frozenset(),
+    ) -> Plan:
+        """:func:`router.plan <providerhub._routing.plan.plan>` over this hub's providers
+        and breaker, as ``when_all_cooling`` says."""
         return router.plan(
             self.registry,
             self.health,
@@ -342,12 +361,9 @@ class Hub:
             stream=stream,
             auth=auth,
             provider=provider,
+            needs=needs,
             try_soonest=self._try_soonest,
-        ).candidates
-
-    @property
-    def _try_soonest(self) -> bool:
-        return self.when_all_cooling == "try-soonest"
+        )
 
     def _create(self, *args: Any, **kwargs: Any) -> str | router.Stream:
         """Complete ``messages`` with ``model``: the whole text, or with ``stream=True`` an
@@ -395,15 +411,9 @@ class Hub:
         model, provider = router.resolve(self.registry, model, provider)
         limits = to_timeout(timeout)
         validate_parameters(kwargs)
-        candidates, reasons, cooling = router.plan(
-            self.registry,
-            self.health,
-            model,
-            stream=stream,
-            auth=auth,
-            provider=provider,
-            needs=required_capabilities(checked, kwargs),
-            try_soonest=self._try_soonest,
+        needs = required_capabilities(checked, kwargs)
+        candidates, reasons, cooling = self._plan(
+            model, stream=stream, auth=auth, provider=provider, needs=needs
         )
         if not candidates:
             if cooling:
@@ -498,8 +508,6 @@ class Hub:
     def session(self) -> requests.Session:
         """The hub's pooled ``requests.Session``, made on first use."""
         if self._session is None:
-            from ._transports.sync import new_session
-
             with self._lock:
                 if self._session is None:
                     self._session = new_session()

@@ -25,6 +25,7 @@ import functools
 import os
 
 from ._speedups import getenv
+from .errors import ConfigurationError
 
 __all__ = [
     "ALIASES_VARIABLE",
@@ -110,8 +111,6 @@ def disabled_names() -> frozenset[str]:
 def aliases() -> dict[str, str]:
     """``alias=model`` pairs from ``PROVIDERHUB_ALIASES``, comma-separated. A malformed
     pair raises :class:`providerhub.ConfigurationError` naming the variable."""
-    from .errors import ConfigurationError
-
     found: dict[str, str] = {}
     for part in os.environ.get(ALIASES_VARIABLE, "").split(","):
         if not part.strip():
@@ -133,8 +132,6 @@ def redis_url() -> str | None:
 
 def redis_timeout() -> float:
     """``PROVIDERHUB_REDIS_TIMEOUT``: the longest a Redis command may take, in seconds."""
-    from .errors import ConfigurationError
-
     raw = os.environ.get(REDIS_TIMEOUT_VARIABLE, "").strip()
     if not raw:
         return 0.1
@@ -152,8 +149,6 @@ def redis_timeout() -> float:
 
 def redis_fail_closed() -> bool:
     """Whether ``PROVIDERHUB_REDIS_FAIL`` says ``closed``."""
-    from .errors import ConfigurationError
-
     raw = os.environ.get(REDIS_FAIL_VARIABLE, "").strip().lower()
     if raw in ("", "open"):
         return False
@@ -168,8 +163,6 @@ def redis_fail_closed() -> bool:
 def when_all_cooling(given: str | None = None) -> str:
     """``given``, or else ``PROVIDERHUB_WHEN_ALL_COOLING`` (``refuse`` when unset): one of
     :data:`WHEN_ALL_COOLING`."""
-    from .errors import ConfigurationError
-
     if given is None:
         raw = os.environ.get(WHEN_ALL_COOLING_VARIABLE, "").strip().lower() or "refuse"
         where = WHEN_ALL_COOLING_VARIABLE

@@ -9,7 +9,8 @@ A message that passes goes on to the provider as the caller wrote it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._options import check_parameters
@@ -19,6 +20,7 @@ __all__ = [
     "MAX_DEPTH",
     "PART_TYPES",
     "ROLES",
+    "did_you_mean",
     "validate_messages",
     "validate_model",
     "validate_parameters",
@@ -235,3 +237,10 @@ def _check_tool_calls(where: str, calls: object) -> None:
         for field in ("name", "arguments"):
             if not isinstance(function.get(field), str):
                 raise InvalidRequestError(f"{spot} must have a string function.{field}")
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """The tip an error message gives for a misspelt ``word``: ``"; did you mean 'x'?"``
+    naming the one of ``choices`` closest to it, or ``""`` when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

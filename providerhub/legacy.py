@@ -24,11 +24,11 @@ import typing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._hub import Hub, get_hub
 from ._plugins import PluginFailure
 from .errors import PluginError
 
 if TYPE_CHECKING:
-    from ._hub import Hub
     from ._provider import Provider
 
 __all__ = ["ROOT", "load", "load_dir"]
@@ -62,8 +62,6 @@ def load(
         module = _import_file(path)
         default_name = path.stem
     if hub is None:
-        from ._hub import get_hub
-
         hub = get_hub()
     return hub.register(module, name=name or default_name)
 

@@ -40,10 +40,10 @@ from ._options import provider_options
 from ._params import Param
 from ._params import describe as describe_params
 from ._params import render as render_params
+from ._redaction import redact
 from ._settings import api_key_variable, credential, url_variable
 from ._settings import url as base_url
 from ._timeout import Timeout, TimeoutLike
-from ._transports.sync import redact
 from .errors import (
     AuthenticationError,
     ConfigurationError,

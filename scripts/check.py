@@ -1,6 +1,7 @@
 """Run every check the project holds itself to, in order, stopping at the first failure:
-lint, formatting, strict typing, the generated synchronous routing loop being current
-(``scripts/unasync.py --check``), and the test suites of the core and the plugins.
+lint, formatting, strict typing, the generated synchronous modules (the routing loop, the
+HTTP exchange) being current (``scripts/unasync.py --check``), and the test suites of the
+core and the plugins.
 
 Run it with the virtual environment's Python, after installing the dev extra (the README's
 test command does both).

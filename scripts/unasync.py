@@ -1,11 +1,12 @@
-"""Write the synchronous routing loop from its asyncio source, or check that it is current.
+"""Write the synchronous modules from their asyncio sources, or check that they are current.
 
-``providerhub/_routing/_async.py`` is the one source of the routing loop;
-``providerhub/_routing/_sync.py`` is made from it here, as httpcore makes its sync tree: the
-``async`` of ``async def``, ``async for`` and ``async with`` goes, so does ``await``, and
-each asyncio name in :data:`NAMES` becomes its synchronous twin, as a whole word (in code,
-strings and docstrings alike). The result is formatted with ``ruff format``, so that it
-passes the project's format check as it stands.
+``providerhub/_routing/_async.py`` is the one source of the routing loop, and
+``providerhub/_http/_aexchange.py`` of the HTTP exchange (:data:`FILES`);
+``providerhub/_routing/_sync.py`` and ``providerhub/_http/_exchange.py`` are made from them
+here, as httpcore makes its sync tree: the ``async`` of ``async def``, ``async for`` and
+``async with`` goes, so does ``await``, and each asyncio name in :data:`NAMES` becomes its
+synchronous twin, as a whole word (in code, strings and docstrings alike). The result is
+formatted with ``ruff format``, so that it passes the project's format check as it stands.
 
     .venv/bin/python scripts/unasync.py           # write the generated file(s)
     .venv/bin/python scripts/unasync.py --check   # exit 1, naming each stale file
@@ -24,7 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FILES = [(ROOT / "providerhub/_routing/_async.py", ROOT / "providerhub/_routing/_sync.py")]
+FILES = [
+    (ROOT / "providerhub/_routing/_async.py", ROOT / "providerhub/_routing/_sync.py"),
+    (ROOT / "providerhub/_http/_aexchange.py", ROOT / "providerhub/_http/_exchange.py"),
+]
 """Each asyncio source, and the synchronous module generated from it."""
 
 NAMES = {
@@ -46,6 +50,10 @@ NAMES = {
     "asession": "session",
     "asleep": "sleep",
     "awatched": "watched",
+    # The transports: aiohttp's (or the lean client's) and requests'
+    "aio": "sync",
+    "AsyncTransport": "RequestsTransport",
+    "aexchange": "exchange",
     # The loop's own functions
     "aclaim": "claim",
     "acollect": "collect",

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import providerhub
+from providerhub._redaction import redact
 from providerhub._transports import sync as transport
 from providerhub.testing import OpenAIServer, RecordedRequest, Reply
 
@@ -80,7 +81,7 @@ def test_a_key_in_the_url_query_stays_out_of_messages(
     with pytest.raises(providerhub.ProviderConnectionError) as info:
         list(chat_completion("q", f"http://127.0.0.1:1/v1/chat?key={SECRET}", MODEL, HI, False))
     assert_clean(str(info.value), "a connection error")
-    assert_clean(transport.redact(f"GET /v1?api_key={SECRET}&x=1"), "redact()")
+    assert_clean(redact(f"GET /v1?api_key={SECRET}&x=1"), "redact()")
 
 
 def test_no_log_record_holds_a_credential_or_the_messages(

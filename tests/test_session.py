@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from providerhub._http.chat import chat_completion
+from providerhub._speedups import environment_reader
 from providerhub._transports import sync as transport
 from providerhub._transports.session import ENVIRONMENT
 from providerhub.testing import OpenAIServer
@@ -73,9 +74,7 @@ def test_the_environment_reader_sees_what_os_environ_holds(
 
 
 def test_the_environment_reader_of_a_plain_mapping_reads_it_the_plain_way() -> None:
-    from providerhub._transports import session as _session
-
-    read = _session._environment_reader({"NO_PROXY": "example.com", "OTHER": "x"})
+    read = environment_reader(ENVIRONMENT, {"NO_PROXY": "example.com", "OTHER": "x"})
     values = dict(zip(ENVIRONMENT, read()))
     assert values["NO_PROXY"] == "example.com"
     assert [name for name, value in values.items() if value is not None] == ["NO_PROXY"]

@@ -27,6 +27,7 @@ import requests
 
 import providerhub
 from providerhub._http.chat import chat_completion
+from providerhub._redaction import redact
 from providerhub._transports import sync as transport
 from providerhub.testing import OpenAIServer, RecordedRequest, Reply
 from providerhub.types import Usage
@@ -576,7 +577,7 @@ def test_credentials_in_the_url_stay_out_of_every_message(
 
 
 def test_redact_hides_user_info_of_any_url() -> None:
-    text = transport.redact(f"see https://bob:{SECRET}@proxy.example:3128/ and ftp://x@y")
+    text = redact(f"see https://bob:{SECRET}@proxy.example:3128/ and ftp://x@y")
     assert text == "see https://***@proxy.example:3128/ and ftp://***@y"
 
 

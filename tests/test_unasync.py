@@ -1,5 +1,5 @@
-"""The synchronous routing loop is generated from the asyncio one (scripts/unasync.py), and
-the test command fails when the generated file is stale."""
+"""The synchronous routing loop and HTTP exchange are generated from the asyncio ones
+(scripts/unasync.py), and the test command fails when a generated file is stale."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def test_the_generated_sync_loop_is_current() -> None:
     )
     assert ran.returncode == 0, ran.stderr
     assert GENERATED.read_text(encoding="utf-8").startswith("# Generated from")
+    exchange = ROOT / "providerhub" / "_http" / "_exchange.py"
+    assert exchange.read_text(encoding="utf-8").startswith("# Generated from")
 
 
 def test_a_stale_generated_file_fails_the_check_and_is_named(

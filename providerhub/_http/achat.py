@@ -18,7 +18,6 @@ A provider for such an endpoint adds an asyncio-native twin to its completion fu
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Mapping
-from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from .._codecs.base import DEFAULT_MAX_BODY_BYTES, Call, Codec, Request
@@ -27,13 +26,13 @@ from .._codecs.sse import DEFAULT_MAX_EVENT_BYTES
 from .._timeout import Timeout, TimeoutLike, to_timeout
 from .._transports import aio as atransport
 from .._transports.errors import Translation
-from .._transports.sync import ERROR_BODY_BYTES
 from ..types import Piece
+from ._aexchange import aexchange
 
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["achat_completion", "aexchange"]
+__all__ = ["achat_completion"]
 
 
 def achat_completion(
@@ -99,55 +98,3 @@ async def _own_session(codec: Codec, request: Request, limits: Timeout) -> Async
             yield piece
     finally:
         await session.close()
-
-
-async def aexchange(
-    codec: Codec, request: Request, limits: Timeout, transport: atransport.AsyncTransport
-) -> AsyncIterator[Piece]:
-    """The pieces of the answer to ``request`` (encoded by ``codec``), sent over
-    ``transport`` within ``limits``: the codec decodes, the transport keeps every
-    deadline, and what either raises leaves as a typed error
-    (:class:`~providerhub._transports.errors.Translation`). Closing it (``aclose()``, a
-    cancellation) closes the response; the connection goes back to the pool only after
-    a whole answer."""
-    provider = request.call.provider
-    deadline = None if limits.total is None else monotonic() + limits.total
-    translation = Translation(provider, request.url, request.secrets, deadline=deadline)
-    with translation:
-        response = await transport.send(
-            provider, request.method, request.url, request.headers, request.body, limits, deadline
-        )
-    try:
-        url = translation.url = response.url
-        with translation:
-            status = response.status
-            if status >= 400:
-                try:
-                    body = await response.read(ERROR_BODY_BYTES)
-                except Exception:
-                    body = b""  # the excerpt is a courtesy; the status alone is the error
-                raise codec.error(request, url, status, response.reason, response.headers, body)
-            content_type = response.headers.get("Content-Type")
-            if not codec.streams(request, content_type):
-                translation.started = True  # a connection that breaks now breaks mid-answer
-                body = await response.read(request.call.max_body_bytes + 1)
-                for piece in codec.decode(request, url, status, content_type, body):
-                    yield piece
-                return
-            decoder = codec.decoder(request, url)
-            feed = decoder.feed
-            try:
-                async for chunk in response.chunks():
-                    for piece in feed(chunk):
-                        yield piece
-                    if decoder.done:
-                        break
-                for piece in decoder.end():
-                    yield piece
-            except Exception:
-                translation.started = decoder.started
-                raise
-            if decoder.done:
-                await response.release()
-    finally:
-        response.close()

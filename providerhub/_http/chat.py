@@ -17,22 +17,20 @@ A provider for such an endpoint is a few lines::
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
-from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from .._codecs.base import DEFAULT_MAX_BODY_BYTES, Call, Codec, Request
+from .._codecs.base import DEFAULT_MAX_BODY_BYTES, Call
 from .._codecs.openai_chat import CHAT_PARAMETERS, CODEC
 from .._codecs.sse import DEFAULT_MAX_EVENT_BYTES
-from .._timeout import Timeout, TimeoutLike, to_timeout
+from .._timeout import TimeoutLike, to_timeout
 from .._transports import sync as transport
-from .._transports.abort import current_abort
-from .._transports.errors import Translation
 from ..types import Piece
+from ._exchange import exchange
 
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["CHAT_PARAMETERS", "chat_completion", "exchange"]
+__all__ = ["CHAT_PARAMETERS", "chat_completion"]
 
 
 def chat_completion(
@@ -100,60 +98,5 @@ def chat_completion(
             max_event_bytes=max_event_bytes,
         )
     )
-    return exchange(CODEC, request, to_timeout(timeout), session)
-
-
-def exchange(
-    codec: Codec, request: Request, limits: Timeout, session: requests.Session | None
-) -> Iterator[Piece]:
-    """The pieces of the answer to ``request`` (encoded by ``codec``), sent with
-    ``session`` (the default session without one) within ``limits``: the codec decodes,
-    the transport (:mod:`providerhub._transports.sync`) keeps every deadline, and what
-    either raises leaves as a typed error (:class:`~providerhub._transports.errors.Translation`).
-
-    A generator, so that the caller checks its arguments eagerly (encoding) and nothing
-    touches the network until the first piece is asked for."""
-    provider = request.call.provider
-    deadline = None if limits.total is None else monotonic() + limits.total
     http = session if session is not None else transport.default_session()
-    translation = Translation(provider, request.url, request.secrets, deadline=deadline)
-    with translation:
-        response = transport.post(
-            http, provider, request.url, request.body, request.headers, limits
-        )
-    url = translation.url = response.url
-    abort = current_abort()
-    if abort is not None:
-        abort.register(response)
-    try:
-        with translation:
-            status = response.status_code
-            if status >= 400:
-                body = transport.read_error_body(response, provider, deadline)
-                raise codec.error(request, url, status, response.reason, response.headers, body)
-            content_type = response.headers.get("Content-Type")
-            if not codec.streams(request, content_type):
-                translation.started = True  # a connection that breaks now breaks mid-answer
-                body = transport.read_body(
-                    response, request.call.max_body_bytes + 1, provider, deadline
-                )
-                yield from codec.decode(request, url, status, content_type, body)
-                return
-            decoder = codec.decoder(request, url)
-            chunks = transport.body_chunks(response, deadline, provider)
-            feed = decoder.feed
-            try:
-                for chunk in chunks:
-                    pieces = feed(chunk)
-                    if pieces:
-                        yield from pieces
-                    if decoder.done:
-                        break
-                yield from decoder.end()
-            except Exception:
-                translation.started = decoder.started
-                raise
-            if decoder.done:
-                transport.drain(chunks)
-    finally:
-        response.close()
+    return exchange(CODEC, request, to_timeout(timeout), transport.RequestsTransport(http))

@@ -22,7 +22,6 @@ fallback are the router's, as for any provider.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
@@ -34,7 +33,8 @@ from .. import _settings as settings
 from .._contract import CAPABILITIES
 from .._options import REQUEST_FIELDS, ROUTING_ARGUMENTS, provider_options
 from .._params import render as render_params
-from .._transports.sync import redact
+from .._redaction import redact
+from .._validation import did_you_mean
 from ..errors import InvalidRequestError, PluginError
 from ..types import Piece
 from .achat import achat_completion
@@ -331,8 +331,7 @@ def _check_name(bad: _Bad, name: Any) -> str:
 def _check_codec(bad: _Bad, codec: Any) -> Dialect:
     found = CODECS.get(codec) if isinstance(codec, str) else None
     if found is None:
-        close = difflib.get_close_matches(str(codec), list(CODECS), n=1)
-        tip = f"; did you mean {close[0]!r}?" if close else ""
+        tip = did_you_mean(str(codec), CODECS)
         raise bad(
             "codec",
             f"is {codec!r}, which is not a known codec{tip} (the codecs are: {', '.join(CODECS)})",
@@ -411,8 +410,7 @@ def _check_capabilities(bad: _Bad, value: Any) -> dict[str, bool]:
     for item in value:
         field = CAPABILITY_NAMES.get(item) if isinstance(item, str) else None
         if field is None:
-            close = difflib.get_close_matches(str(item), list(CAPABILITY_NAMES), n=1)
-            tip = f"; did you mean {close[0]!r}?" if close else ""
+            tip = did_you_mean(str(item), CAPABILITY_NAMES)
             raise bad(
                 "capabilities",
                 f"holds {item!r}, which is not a capability{tip} (they are: "

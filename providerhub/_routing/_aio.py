@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._transports.sync import Abort, set_abort
+from .._transports.abort import Abort, set_abort
 from ..errors import ProviderTimeoutError
 from ..types import Piece
 from ._io import ask
@@ -139,7 +139,7 @@ class Pumped(AsyncIterator[T]):
     ``_acreate_completion``. The job waits its turn in line when every worker is busy;
     with ``own_thread``, it runs at once on a thread of its own by that name.
 
-    The job runs in a context of its own with an :class:`~providerhub._transports.sync.Abort`
+    The job runs in a context of its own with an :class:`~providerhub._transports.abort.Abort`
     as the call's: cancelling a wait for an item, or :meth:`aclose` before the end, aborts
     the attempt (the socket of its connection is shut down, a request still waiting for
     its response headers included, so the worker's blocked read returns), takes a job still

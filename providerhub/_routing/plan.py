@@ -18,13 +18,15 @@ import difflib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from .. import _settings as settings
 from .._codecs.completions import Assembler
 from .._provider import Provider
 from .._timeout import Timeout
-from .._transports import sync as transport
+from .._transports.errors import error_for_exception
+from .._validation import did_you_mean
 from ..errors import (
     AllProvidersFailedError,
     InvalidRequestError,
@@ -207,8 +209,7 @@ def _pinned(registry: Registry, provider: ProviderChoice) -> list[Provider] | No
         found = registry.lookup(name)
         if found is None:
             known = sorted(registry.providers)
-            close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=1)
-            tip = f"; did you mean {close[0]!r}?" if close else ""
+            tip = did_you_mean(name.lower(), [k.lower() for k in known])
             raise InvalidRequestError(
                 f"no provider named {name!r}{tip} (installed: {', '.join(known) or 'none'}; "
                 "run 'providerhub providers')"
@@ -286,6 +287,7 @@ class RetryPolicy(NamedTuple):
     retry_after_max: float
 
 
+@dataclass(eq=False, repr=False)  # a call is itself, and its repr shows no credential
 class Call:
     """One ``create()``: what was asked, and the budget of time and retries it has.
 
@@ -299,52 +301,40 @@ class Call:
     them.
     """
 
-    def __init__(
-        self,
-        model: str,
-        messages: list[Any],
-        *,
-        stream: bool,
-        auth: Auth,
-        timeout: Timeout,
-        kwargs: dict[str, Any],
-        health: Health,
-        session: requests.Session,
-        policy: RetryPolicy,
-        structured: bool = False,
-        limiter: Limiter,
-        try_soonest: bool = False,
-    ) -> None:
-        self.model = model
-        self.messages = messages
-        self.stream = stream
-        self.auth = auth
-        self.timeout = timeout
-        self.kwargs = kwargs
-        self.health = health
-        self.limiter = limiter
-        self.session = session
-        self.policy = policy
-        self.structured = structured
-        """Whether the caller takes structured pieces (the client) or text only."""
-        self.try_soonest = try_soonest
-        """Whether the last candidate is asked, once, even while it cools down, when no
-        other was (``Hub(when_all_cooling="try-soonest")``); else the call is refused."""
-        self.deadline = None if timeout.total is None else time.monotonic() + timeout.total
-        self.refused: dict[str, str] = {}
-        """Candidates the breaker or their rate limit turned away when their turn came,
-        and why."""
-        self.waits: dict[str, float] = {}
-        """Candidates at their rate limit, and the seconds until they take a call."""
-        self.cooling: dict[str, float] = {}
-        """Candidates the breaker turned away, and the seconds until they take a call (0
-        while another call probes them)."""
-        self.once: set[str] = set()
-        """Candidates asked while cooling down (``try_soonest``): one attempt each, no
-        retry."""
-        self.asession: Callable[[], Awaitable[Any]] | None = None
-        """For the asyncio loop (:mod:`providerhub._routing._async`): gives the hub's
-        ``aiohttp.ClientSession`` of the running event loop."""
+    model: str
+    messages: list[Any]
+    stream: bool
+    auth: Auth
+    timeout: Timeout
+    kwargs: dict[str, Any]
+    health: Health
+    session: requests.Session
+    policy: RetryPolicy
+    limiter: Limiter
+    structured: bool = False
+    """Whether the caller takes structured pieces (the client) or text only."""
+    try_soonest: bool = False
+    """Whether the last candidate is asked, once, even while it cools down, when no other
+    was (``Hub(when_all_cooling="try-soonest")``); else the call is refused."""
+    deadline: float | None = field(init=False)
+    """When the call's total timeout runs out (``time.monotonic()``), or None."""
+    refused: dict[str, str] = field(init=False, default_factory=dict)
+    """Candidates the breaker or their rate limit turned away when their turn came, and
+    why."""
+    waits: dict[str, float] = field(init=False, default_factory=dict)
+    """Candidates at their rate limit, and the seconds until they take a call."""
+    cooling: dict[str, float] = field(init=False, default_factory=dict)
+    """Candidates the breaker turned away, and the seconds until they take a call (0 while
+    another call probes them)."""
+    once: set[str] = field(init=False, default_factory=set)
+    """Candidates asked while cooling down (``try_soonest``): one attempt each, no retry."""
+    asession: Callable[[], Awaitable[Any]] | None = field(init=False, default=None)
+    """For the asyncio loop (:mod:`providerhub._routing._async`): gives the hub's
+    ``aiohttp.ClientSession`` of the running event loop."""
+
+    def __post_init__(self) -> None:
+        total = self.timeout.total
+        self.deadline = None if total is None else time.monotonic() + total
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
@@ -470,7 +460,7 @@ def is_transient(err: ProviderError) -> bool:
 
 def _as_provider_error(p: Provider, exc: BaseException, secret: str | None) -> ProviderError:
     """What a provider raised, as a typed error naming it, with no credential in it."""
-    return transport.error_for_exception(p.name, exc, p.url, secrets=[secret])
+    return error_for_exception(p.name, exc, p.url, secrets=[secret])
 
 
 def non_string(p: Provider, piece: object) -> ProviderResponseError:

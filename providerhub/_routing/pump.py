@@ -45,7 +45,7 @@ class Pump(Generic[T]):
     exception the source raised, raised once (then ``StopIteration``). After
     :meth:`stop` the reader gets ``StopIteration``; the worker stops at once if it waits
     for room, else after the item it is fetching (cutting a blocked read short is the
-    business of the call's :class:`~providerhub._transports.sync.Abort`), and closes the source.
+    business of the call's :class:`~providerhub._transports.abort.Abort`), and closes the source.
     """
 
     def __init__(self, source: Iterator[T], room: int) -> None:

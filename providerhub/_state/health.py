@@ -100,13 +100,12 @@ class Claim:
     harmless. ``probe`` says whether the call is the breaker's probe.
     """
 
-    __slots__ = ("_health", "_probe", "_void", "name")
+    __slots__ = ("_health", "_probe", "name")
 
     def __init__(self, health: Health, name: str, probe: int) -> None:
         self._health = health
         self.name = name
         self._probe = probe
-        self._void = False  # abandoned: its outcome no longer counts
 
     @property
     def probe(self) -> bool:
@@ -130,12 +129,6 @@ class Claim:
         """The call ended neither way: give back the probe, if this claim holds it."""
         if self._probe:  # set once, only ever cleared (under the lock): a 0 is final
             self._health._release(self)
-
-    def abandon(self) -> None:
-        """Nobody waits for the call any more, though its attempt may still be running
-        (on another thread): give back the probe now, and ignore whatever the attempt
-        reports from now on (:meth:`success` and :meth:`failure` do nothing)."""
-        self._health._abandon(self)
 
     def __repr__(self) -> str:
         return f"<Claim {self.name!r}{' probe' if self._probe else ''}>"
@@ -221,8 +214,6 @@ class Health:
 
     def _settle(self, claim: Claim, error: ProviderError | None) -> None:
         with self._lock:
-            if claim._void:
-                return
             if error is None:
                 claim._probe = 0
                 state = self._state.get(claim.name)
@@ -258,13 +249,6 @@ class Health:
             if state is not None and state.probe == claim._probe:
                 state.probe = 0
             claim._probe = 0
-
-    def _abandon(self, claim: Claim) -> None:
-        # Under the lock, so that an outcome being settled on the worker thread either
-        # counts whole (it came before the abort) or not at all.
-        with self._lock:
-            claim._void = True
-        claim.release()
 
     def reset(self, name: str | None = None) -> None:
         """Forget the state of ``name``, or of every provider."""

@@ -1,8 +1,8 @@
 """Cutting a call short from another thread: the :class:`Abort` a call's worker thread
 carries, and the sockets it shuts down.
 
-The asyncio API that runs a call in a worker thread (:mod:`providerhub._routing.threaded`)
-sets one for the thread; the router asks it whether to go on, the driver
+The asyncio loop, which runs a provider without an asyncio twin on a worker thread
+(:mod:`providerhub._routing._aio`), sets one for that thread; the driver
 (:mod:`providerhub._http.chat`) registers each response with it, and the hub's sessions
 (:mod:`providerhub._transports.abortable`) tell it of each connection in use. Nothing here
 imports ``requests``.
@@ -14,7 +14,6 @@ import logging
 import math
 import socket
 import threading
-from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Abort",
-    "CallAborted",
     "body_socket",
     "current_abort",
     "set_abort",
@@ -36,22 +34,19 @@ logger = logging.getLogger("providerhub.transport")
 class Abort:
     """Lets another thread cut a call's HTTP exchanges short.
 
-    The asyncio API runs a call in a worker thread; when its task is cancelled it calls
-    :meth:`abort`, which first runs what was handed to :meth:`on_abort` (the router gives
-    back the breaker's claims there, so a probe is free again at once), then shuts down the
-    sockets of the connections the call is using (:meth:`watch`: the hub's sessions tell
-    it of each, see
-    :mod:`providerhub._transports.abortable`) and of the responses registered so far,
-    so the worker's blocked read returns at once, even one still waiting for the response's
-    headers, and wakes the router if it is waiting to retry; the router asks no provider
-    after that, and the worker ends, closing the sockets.
+    The asyncio loop runs the generator of a provider without an asyncio twin on a worker
+    thread; when its task is cancelled it calls :meth:`abort`, which shuts down the sockets
+    of the connections the generator is using (:meth:`watch`: the hub's sessions tell it of
+    each, see :mod:`providerhub._transports.abortable`) and of the responses registered so
+    far, so the worker's blocked read returns at once, even one still waiting for the
+    response's headers, and the worker ends, closing the sockets. The loop itself gives
+    back the breaker's claim, on the event loop.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._responses: list[requests.Response] = []
         self._connections: list[Any] = []
-        self._callbacks: list[Callable[[], None]] = []
         self._event = threading.Event()
 
     @property
@@ -83,23 +78,9 @@ class Abort:
             if connection in self._connections:
                 self._connections.remove(connection)
 
-    def on_abort(self, callback: Callable[[], None]) -> None:
-        """Have ``callback`` (quick, never raising) run when the call is aborted: at once
-        if it already was."""
-        with self._lock:
-            if not self._event.is_set():
-                self._callbacks.append(callback)
-                return
-        callback()
-
     def abort(self) -> None:
         with self._lock:
             self._event.set()
-            callbacks, self._callbacks = self._callbacks, []
-        # The claims first: once they are abandoned, nothing the worker sees can count.
-        for callback in callbacks:
-            callback()
-        with self._lock:
             responses, self._responses = self._responses, []
             connections, self._connections = self._connections, []
             # Under the lock: a connection given back to its pool (unwatch) could be lent
@@ -108,18 +89,6 @@ class Abort:
                 shutdown_socket(connection.sock)
         for response in responses:
             _shutdown(response)
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep ``seconds``, or less if the call is aborted meanwhile; True if it is."""
-        return self._event.wait(seconds)
-
-
-class CallAborted(BaseException):
-    """The call was aborted (see :class:`Abort`): nobody waits for its outcome any more.
-
-    A ``BaseException``, as ``asyncio.CancelledError`` is, so that no ``except Exception``
-    (the router's fallback among them) takes it for a provider's failure.
-    """
 
 
 _ABORT: ContextVar[Abort | None] = ContextVar("providerhub_abort", default=None)

@@ -3,20 +3,20 @@ once per origin, not once per request.
 
 With ``trust_env`` on (the default), ``requests`` resolves proxies on every request by
 scanning the whole environment, twice (``urllib.request.getproxies`` and its bypass
-check): on a loopback server that is about a quarter of the time of a call. The answer
-depends only on the request's origin, the session's own settings and a handful of
-variables, so it is kept, keyed by exactly those; change any of them and it is worked out
-afresh. Imported only when the first request is made, with ``requests``.
+check), a large part of a call's own cost (``docs/benchmarks.md``). The answer depends
+only on the request's origin, the session's own settings and a handful of variables, so it
+is kept, keyed by exactly those; change any of them and it is worked out afresh. Imported
+only when the first request is made, with ``requests``.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
+
+from .._speedups import environment_reader
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
@@ -41,30 +41,8 @@ request: its scheme's proxy, ``all_proxy``, ``no_proxy`` and the CA bundle."""
 
 _MAX_ENTRIES = 256
 
-
-def _environment_reader(environ: Mapping[str, str] = os.environ) -> Any:
-    """A function giving the values of :data:`ENVIRONMENT` in ``environ``, as cheaply as
-    can be: called once per request, it is part of every call's cost.
-
-    ``os.environ.get`` encodes the name, looks it up and decodes the value, and for an
-    unset name (most of these, mostly) raises and catches a ``KeyError``; ``os.environ``
-    keeps the encoded pairs in a plain dict, its private ``_data``, which one C-level pass
-    reads. Measured (100,000 calls, best of 9, 2-core EPYC, Python 3.11, 35 variables set,
-    none of these): 68 ms reading ``_data``, 1,150 ms through ``os.environ.get``. The
-    11 us a call that saves is about 1% of the warm non-streamed call of bench figure 2
-    (1.2-1.4 ms on that machine), a third of the 3% over raw requests its target allows.
-    Where that dict is not there (another Python, or a mapping other than ``os.environ``),
-    the plain way.
-    """
-    data = getattr(environ, "_data", None)
-    encodekey = getattr(environ, "encodekey", None)
-    if isinstance(data, dict) and callable(encodekey):
-        keys = [encodekey(name) for name in ENVIRONMENT]
-        return lambda: tuple(map(data.get, keys))
-    return lambda: tuple(environ.get(name) for name in ENVIRONMENT)
-
-
-_environment = _environment_reader()
+_environment = environment_reader(ENVIRONMENT)
+"""The values of :data:`ENVIRONMENT` now, in one pass (see :mod:`providerhub._speedups`)."""
 
 
 class Session(requests.Session):

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from .. import _settings as settings
-from .._redaction import one_line, redact, safe_url, url_secrets
+from .._redaction import one_line, safe_url, url_secrets
 from .._timeout import Timeout
 from ..errors import ProviderHTTPError
-from .abort import Abort, CallAborted, body_socket, current_abort, set_abort, shutdown_socket
-from .errors import Translation, configuration_error, error_for_exception, total_timeout
+from .abort import body_socket, current_abort
+from .errors import configuration_error, total_timeout
 
 if TYPE_CHECKING:
     import requests
@@ -35,33 +35,21 @@ __all__ = [
     "MAX_REDIRECTS",
     "POOL_SIZE",
     "READ_SIZE",
+    "RequestsResponse",
+    "RequestsTransport",
     "body_chunks",
     "default_session",
     "drain",
     "new_session",
     "post",
     "read_body",
-    "read_error_body",
     "redirect_error",
     "redirect_target",
     "too_many_redirects",
 ]
-# Moved to their own modules (abort, errors, providerhub._redaction), and still reached
-# here by the modules that import this one as ``transport``.
-__all__ += [
-    "Abort",
-    "CallAborted",
-    "Translation",
-    "current_abort",
-    "error_for_exception",
-    "one_line",
-    "redact",
-    "safe_url",
-    "set_abort",
-    "shutdown_socket",
-    "total_timeout",
-    "url_secrets",
-]
+# Moved to providerhub._redaction, and still imported from here by the gateway
+# (providerhub/server/_app.py) until that module imports it from there.
+__all__ += ["url_secrets"]
 
 logger = logging.getLogger("providerhub.transport")  # a stable name for users' logging config
 
@@ -144,26 +132,18 @@ def redirect_target(
     followed; anything else is the :class:`ProviderHTTPError` :func:`post` describes."""
     target = urljoin(url, location)
     if status not in (307, 308):
-        raise redirect_error(
-            provider,
-            status,
-            reason,
-            url,
-            target,
+        why = (
             "providerhub does not follow it: the request would be sent again as a GET "
-            "without its body",
+            "without its body"
         )
-    if _origin(target) != _origin(asked):
-        raise redirect_error(
-            provider,
-            status,
-            reason,
-            url,
-            target,
+    elif _origin(target) != _origin(asked):
+        why = (
             "providerhub follows redirects only within the same scheme, host and port, "
-            "so that the credential and the configured headers go nowhere else",
+            "so that the credential and the configured headers go nowhere else"
         )
-    return target
+    else:
+        return target
+    raise redirect_error(provider, status, reason, url, target, why)
 
 
 def too_many_redirects(provider: str, status: int, url: str, target: str) -> ProviderHTTPError:
@@ -289,18 +269,6 @@ def read_body(
     return b"".join(parts)[:amount]
 
 
-def read_error_body(
-    response: requests.Response, provider: str, deadline: float | None = None
-) -> bytes:
-    """The start of an error answer's body (:data:`ERROR_BODY_BYTES`), read within
-    ``deadline``; empty when it does not arrive whole: an excerpt of it is a courtesy, the
-    status alone is the error."""
-    try:
-        return read_body(response, ERROR_BODY_BYTES, provider, deadline)
-    except Exception:
-        return b""
-
-
 def drain(chunks: Iterator[bytes]) -> None:
     """Read what follows a stream's end marker (``[DONE]``) in ``chunks`` (those of
     :func:`body_chunks`), normally just the end of the body, so the connection goes back
@@ -333,3 +301,78 @@ def _host_problem(url: str) -> str | None:
     if any(c.isspace() or not c.isprintable() for c in parts.hostname or ""):
         return "invalid character in the host name"
     return None
+
+
+class RequestsTransport:
+    """What the exchange over ``requests`` (:mod:`providerhub._http._exchange`) sends
+    with: the synchronous twin of :class:`~providerhub._transports.aio.AsyncTransport`,
+    keeping its promises with :func:`post` over ``session``. Each response is registered
+    with the call's :class:`~providerhub._transports.abort.Abort`, if it has one."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: requests.Session) -> None:
+        self.session = session
+
+    def send(
+        self,
+        provider: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        limits: Timeout,
+        deadline: float | None,
+    ) -> RequestsResponse:
+        """POST ``body`` to ``url`` with :func:`post` and return the response once its
+        head is in (``method`` is POST: the codecs send nothing else, and neither
+        transport sends another)."""
+        response = post(self.session, provider, url, body, headers, limits)
+        abort = current_abort()
+        if abort is not None:
+            abort.register(response)
+        return RequestsResponse(response, provider, deadline)
+
+
+class RequestsResponse:
+    """The synchronous twin of :class:`~providerhub._transports.aio.AsyncResponse`, over
+    a ``requests.Response``: every read within the call's ``deadline``."""
+
+    __slots__ = (
+        "_chunks",
+        "_deadline",
+        "_provider",
+        "_response",
+        "headers",
+        "reason",
+        "status",
+        "url",
+    )
+
+    def __init__(self, response: requests.Response, provider: str, deadline: float | None) -> None:
+        self._response = response
+        self._provider = provider
+        self._deadline = deadline
+        self._chunks: Iterator[bytes] | None = None
+        self.status = response.status_code
+        self.reason: str | None = response.reason
+        self.url = response.url
+        self.headers: Mapping[str, str] = response.headers
+
+    def chunks(self) -> Iterator[bytes]:
+        """:func:`body_chunks`: the body's bytes as they arrive."""
+        self._chunks = body_chunks(self._response, self._deadline, self._provider)
+        return self._chunks
+
+    def read(self, limit: int) -> bytes:
+        """:func:`read_body`: the body, or its first ``limit`` bytes."""
+        return read_body(self._response, limit, self._provider, self._deadline)
+
+    def release(self) -> None:
+        """:func:`drain` what is left of :meth:`chunks`, so the connection goes back to
+        the pool."""
+        if self._chunks is not None:
+            drain(self._chunks)
+
+    def close(self) -> None:
+        self._response.close()

@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 from .. import _settings as settings
 from .._codecs.completions import Assembler, is_piece
 from .._contract import missing_fields
-from .._hub import Hub
+from .._hub import Hub, _name_of
+from .._plugins import discover
 from .._provider import Provider
+from .._redaction import redact
 from .._timeout import Timeout
 from .._transports import sync as transport
 from ..errors import ProviderError, ProviderHubError
@@ -251,7 +253,7 @@ class _Run:
     def clean(self, text: str) -> str:
         """``text`` on one line, with the fake credential (and anything that looks like a
         key) redacted."""
-        return transport.redact(" ".join(text.split()), [self.fake, self.fake_tail])
+        return redact(" ".join(text.split()), [self.fake, self.fake_tail])
 
     def holds_fake(self, text: str) -> bool:
         return self.fake in text or self.fake_tail in text
@@ -684,14 +686,10 @@ def _log_problems(records: list[logging.LogRecord], run: _Run) -> list[str]:
 
 def _default_name(obj: Any) -> str:
     if isinstance(obj, types.ModuleType):
-        from .._plugins import discover
-
         for ep in discover():
             module, _, attr = ep.value.partition(":")
             if module.strip() == obj.__name__ and not attr.strip():
                 return ep.name
-    from .._hub import _name_of
-
     return _name_of(obj, None)
 
 
@@ -763,18 +761,19 @@ def _environment(values: Mapping[str, str | None]) -> Iterator[None]:
     """Set (or, for None, unset) environment variables, restoring them after."""
     saved = {key: os.environ.get(key) for key in values}
     try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_environment(values)
         yield
     finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
+        _set_environment(saved)
+
+
+def _set_environment(values: Mapping[str, str | None]) -> None:
+    """Set each of ``values`` in ``os.environ``, unsetting those that are None."""
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 class _Records(logging.Handler):

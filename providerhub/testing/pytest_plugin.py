@@ -21,7 +21,8 @@ point ``providerhub``, so any test suite run in the same environment can ask for
 
 The names are prefixed so they cannot clash with a project's own ``hub`` or ``server``
 fixtures. ``pytest -p no:providerhub`` turns the plugin off. The fixtures do nothing until
-a test asks for one; pytest's start-up pays only for importing providerhub.
+a test asks for one; pytest's start-up pays for importing providerhub and its testing kit
+(:mod:`providerhub.testing`, the package this module is in), no server is started.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from providerhub._hub import Hub
+from providerhub.testing import OpenAIServer
+
 if TYPE_CHECKING:
-    from providerhub._hub import Hub
     from providerhub._provider import Provider
-    from providerhub.testing import OpenAIServer
 
 __all__ = [
     "RegisterProvider",
@@ -94,8 +96,6 @@ def providerhub_clean_env(
 @pytest.fixture
 def providerhub_hub() -> Iterator[Hub]:
     """A fresh hub with no plugins loaded and no retries, closed after the test."""
-    from providerhub._hub import Hub
-
     with Hub(load_entrypoints=False, retries=0) as hub:
         yield hub
 
@@ -104,8 +104,6 @@ def providerhub_hub() -> Iterator[Hub]:
 def openai_server() -> Iterator[OpenAIServer]:
     """A running local OpenAI-compatible server (``.url`` is its base URL), stopped after
     the test."""
-    from providerhub.testing import OpenAIServer
-
     with OpenAIServer() as server:
         yield server
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Iterator
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from ... import _settings as settings
@@ -479,30 +480,20 @@ class Link:
         """``command``'s answer, or :class:`Down` when Redis cannot give it now.
         ``command`` is given what sends the commands: :class:`_Connections`, or a
         cluster's client (each has ``evalsha``, ``script_load``, ``delete`` and ``ping``)."""
-        if self.down_since is not None and time.monotonic() < self._next_try:
-            raise Down
-        try:
+        with self._watched():
             commands = self._direct or self.client
             try:
-                answer = command(commands)
+                return command(commands)
             except self._connection_errors:  # redis-py's TimeoutError is not one of them
                 # A pooled connection that Redis closed (a restart, an idle timeout) fails
                 # once; a fresh one may well answer.
-                answer = command(commands)
-        except self._errors as exc:
-            self._went_down(exc)
-            raise Down from None
-        if self.down_since is not None:
-            self._came_back()
-        return answer
+                return command(commands)
 
     async def arun(self, command: Callable[[Any], Awaitable[T]]) -> T:
         """:meth:`run` on an event loop: ``command`` is given what awaits the commands,
         :class:`_AsyncConnections` (or, for a cluster, :class:`_InThreads`), and the loop
         goes on while Redis answers."""
-        if self.down_since is not None and time.monotonic() < self._next_try:
-            raise Down
-        try:
+        with self._watched():
             commands = self._async
             if commands is None:
                 commands = self._async = (
@@ -511,15 +502,24 @@ class Link:
                     else _AsyncConnections(self.url, self._options)
                 )
             try:
-                answer = await command(commands)
+                return await command(commands)
             except self._connection_errors:  # see run
-                answer = await command(commands)
+                return await command(commands)
+
+    @contextlib.contextmanager
+    def _watched(self) -> Iterator[None]:
+        """Around one command of :meth:`run` or :meth:`arun`: :class:`Down` at once while
+        Redis rests, and for what the command raises of the errors that mark Redis down;
+        a command that answers marks it up again."""
+        if self.down_since is not None and time.monotonic() < self._next_try:
+            raise Down
+        try:
+            yield
         except self._errors as exc:
             self._went_down(exc)
             raise Down from None
         if self.down_since is not None:
             self._came_back()
-        return answer
 
     async def aclose(self) -> None:
         """:meth:`close`, waiting for the running loop's connections to be closed."""

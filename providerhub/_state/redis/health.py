@@ -210,8 +210,6 @@ class RedisHealth(Health):
         return Claim(self, name, number if kind == 2 else 0)
 
     def _settle(self, claim: Claim, error: ProviderError | None) -> None:
-        if claim._void:  # abandoned (see Claim.abandon): its outcome does not count
-            return
         name = claim.name
         number = claim._probe
         claim._probe = 0
