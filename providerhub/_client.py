@@ -90,8 +90,10 @@ class AsyncChunkStream(AsyncIterator[ChatCompletionChunk]):
 
     def __init__(self, stream: AsyncStream, chunker: Chunker) -> None:
         self._stream = stream
+        # The loop's generator itself: one awaited layer per piece, not two.
+        self._next = stream.next_piece
         self._chunker = chunker
-        self._ready: list[ChatCompletionChunk] = []
+        self._ready: list[ChatCompletionChunk] = []  # made by one piece, not yet given
         self._ended = False
 
     @property
@@ -102,19 +104,50 @@ class AsyncChunkStream(AsyncIterator[ChatCompletionChunk]):
         return self
 
     async def __anext__(self) -> ChatCompletionChunk:
-        while not self._ready:
-            if self._ended:
-                raise StopAsyncIteration
+        if self._ready:
+            return self._ready.pop(0)
+        chunker = self._chunker
+        while not self._ended:
             try:
-                piece = await self._stream.__anext__()
+                piece = await self._next()
             except StopAsyncIteration:
                 self._ended = True
-                self._chunker.provider = self._stream.provider
-                self._ready.extend(self._chunker.end())
-                continue
-            self._chunker.provider = self._stream.provider
-            self._ready.extend(self._chunker.feed(piece))
-        return self._ready.pop(0)
+                chunker.provider = self._stream.provider
+                chunks = chunker.end()
+            else:
+                chunker.provider = self._stream.provider
+                chunks = chunker.feed(piece)
+            if chunks:
+                # Nearly always one chunk a piece: given at once, with no list kept.
+                if len(chunks) > 1:
+                    self._ready.extend(chunks[1:])
+                return chunks[0]
+        raise StopAsyncIteration
+
+    async def anext_text(self) -> ChatCompletionChunk | str:
+        """:meth:`__anext__` for a reader that encodes the chunks itself (the gateway): a
+        chunk that would carry nothing but a piece of text, after the first chunk, comes
+        as that text, which :meth:`text_chunk` would make the chunk; no chunk is built
+        for it."""
+        chunker = self._chunker
+        if not self._ready and not self._ended and chunker.started:
+            try:
+                piece = await self._next()
+            except StopAsyncIteration:
+                self._ended = True
+                chunker.provider = self._stream.provider
+                self._ready.extend(chunker.end())
+            else:
+                if type(piece) is str and piece:
+                    return piece
+                chunker.provider = self._stream.provider
+                self._ready.extend(chunker.feed(piece))
+        return await self.__anext__()
+
+    def text_chunk(self, text: str) -> ChatCompletionChunk:
+        """The chunk that a piece of ``text`` from :meth:`anext_text` stands for."""
+        self._chunker.provider = self._stream.provider
+        return self._chunker.text_chunk(text)
 
     async def aclose(self) -> None:
         await self._stream.aclose()

@@ -5,6 +5,7 @@ a port of its own choosing (read from its log, so no two tests race for one), re
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
@@ -119,6 +121,39 @@ class Gateway:
             return self.process.wait(timeout)
         finally:
             self._log.close()
+
+
+STREAM_TEXTS = ['say "hi"', "back\\slash\nline", "é ✓ 🎉", "\x00providerhub-text\x00", "</b>"]
+"""Pieces of text whose JSON needs escapes, non-ASCII and a mark the gateway uses."""
+
+
+def check_stream_events(body: bytes, model: str, texts: Sequence[str]) -> None:
+    """Assert that ``body``, a streamed answer of ``texts``, is the chunks OpenAI streams,
+    each event the chunk in compact JSON byte for byte, as encoding it whole gives."""
+    events = body.split(b"\n\n")
+    assert events[-2:] == [b"data: [DONE]", b""]
+    docs = [json.loads(e[len(b"data: ") :]) for e in events[:-2]]
+    first = docs[0]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": first["id"],
+            "object": "chat.completion.chunk",
+            "created": first["created"],
+            "model": model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+
+    expected = [chunk({"role": "assistant", "content": texts[0]})]
+    expected += [chunk({"content": text}) for text in texts[1:]]
+    expected.append(chunk({}, "stop"))
+    assert docs == expected
+    compact = [
+        b"data: " + json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+        for doc in expected
+    ]
+    assert events[:-2] == compact
 
 
 def poll(condition: object, timeout: float = 3.0) -> bool:

@@ -18,7 +18,7 @@ import pytest
 
 from providerhub.testing import OpenAIServer, Reply
 
-from ._gateway import Gateway, clean_environment, poll
+from ._gateway import STREAM_TEXTS, Gateway, check_stream_events, clean_environment, poll
 
 # The server extra's and the SDK's packages; the Python 3.9 run of .ci/run installs the
 # core's tests only.
@@ -182,6 +182,18 @@ def test_a_stream_on_the_wire(gateway: Gateway, upstream: OpenAIServer) -> None:
     chunks = [json.loads(e[len("data: ") :]) for e in events[:-2]]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "ab"
+
+
+def test_each_event_of_a_stream_is_its_chunk_in_compact_json_and_scrubbed(
+    gateway: Gateway, upstream: OpenAIServer
+) -> None:
+    # This gateway knows an upstream key: each event is scrubbed of it.
+    upstream.script(Reply.text(*STREAM_TEXTS, f"key {UPSTREAM_KEY}"))
+    status, _, body = gateway.request(
+        "POST", "/v1/chat/completions", chat_body(stream=True), auth()
+    )
+    assert status == 200
+    check_stream_events(body, MODEL, [*STREAM_TEXTS, "key ***"])
 
 
 def test_the_async_sdk_works_unchanged(gateway: Gateway, upstream: OpenAIServer) -> None:

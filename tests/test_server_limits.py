@@ -18,7 +18,7 @@ import pytest
 
 from providerhub.testing import OpenAIServer, Reply
 
-from ._gateway import Gateway, clean_environment, poll
+from ._gateway import STREAM_TEXTS, Gateway, check_stream_events, clean_environment, poll
 
 # The server extra's packages; the Python 3.9 run of .ci/run installs the core's tests only.
 pytest.importorskip("uvicorn")
@@ -313,6 +313,16 @@ def test_a_stream_nobody_reads_is_closed_after_the_write_timeout_and_frees_its_s
 
 
 # -- HTTP details ------------------------------------------------------------------------------
+
+
+def test_each_event_of_a_stream_is_its_chunk_in_compact_json(
+    gateway: Gateway, upstream: OpenAIServer
+) -> None:
+    # This gateway knows no upstream secret: nothing to scrub from the events.
+    upstream.script(Reply.text(*STREAM_TEXTS))
+    status, _, body = gateway.request("POST", "/v1/chat/completions", _chat(stream=True))
+    assert status == 200
+    check_stream_events(body, MODEL, STREAM_TEXTS)
 
 
 def test_405_names_the_allowed_methods(gateway: Gateway) -> None:

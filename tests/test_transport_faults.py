@@ -27,6 +27,7 @@ import requests
 
 import providerhub
 from providerhub.testing import OpenAIServer, RecordedRequest, Reply
+from providerhub.types import Usage
 
 from ._internals import chat_completion, redact, transport
 
@@ -658,6 +659,28 @@ def test_events_read_the_same_with_and_without_orjson(
     assert result.returncode == 0, result.stderr
     assert with_orjson == ["not", " a", " number"]
     assert result.stdout.strip() == repr(with_orjson)
+
+
+def test_a_document_orjson_refuses_reads_as_the_standard_library_reads_it(
+    server: OpenAIServer, http: requests.Session
+) -> None:
+    # Documents go to orjson first when it is installed; what it refuses (NaN, an integer
+    # past 64 bits, a body in UTF-16) to json.loads, which reads all three.
+    doc = (
+        '{"choices":[{"index":0,"message":{"content":"not a number"},"logprobs":NaN}],'
+        '"seed":123456789012345678901234,"usage":{"prompt_tokens":1,"completion_tokens":2,'
+        '"total_tokens":3}}'
+    )
+    for body in (doc.encode(), doc.encode("utf-16")):
+        server.script(Reply(body=body, content_type="application/json"))
+        pieces = list(
+            chat_completion("p", server.url + PATH, MODEL, HI, False, session=http, structured=True)
+        )
+        assert pieces[0] == "not a number"
+        assert Usage(1, 2, 3) in pieces
+    server.script(Reply(body="{not json", content_type="application/json"))
+    with pytest.raises(providerhub.ProviderResponseError, match="not JSON"):
+        list(chat_completion("p", server.url + PATH, MODEL, HI, False, session=http))
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,9 @@ class Chunker:
         self.provider: str | None = None
         self._id = completion_id()
         self._created = int(time.time())
-        self._started = False
+        self.started = False
+        """Whether the first chunk, the one with the role, was made: each piece of text
+        from then on makes one :meth:`text_chunk`."""
         self._saw_calls = False
         self._finish: str | None = None
         self._usage: Usage | None = None
@@ -160,12 +162,16 @@ class Chunker:
             **extra,
         )
 
+    def text_chunk(self, text: str) -> ChatCompletionChunk:
+        """The chunk of a piece of ``text`` after the first chunk."""
+        return self._chunk(Delta(content=text))
+
     def feed(self, piece: Piece) -> list[ChatCompletionChunk]:
         """The chunks ``piece`` makes (possibly none: usage and the finish reason are
         held for :meth:`end`)."""
         out = []
-        if not self._started:
-            self._started = True
+        if not self.started:
+            self.started = True
             first = Delta(role="assistant", content="" if type(piece) is str else None)
             if type(piece) is str:
                 first.content = piece
@@ -173,7 +179,7 @@ class Chunker:
             out.append(self._chunk(first))
         if type(piece) is str:
             if piece:
-                out.append(self._chunk(Delta(content=piece)))
+                out.append(self.text_chunk(piece))
         elif isinstance(piece, ToolCallDelta):
             self._saw_calls = True
             out.append(self._chunk(Delta(tool_calls=[piece])))
@@ -186,8 +192,8 @@ class Chunker:
     def end(self) -> list[ChatCompletionChunk]:
         """The closing chunks, once the provider's answer is over."""
         out = []
-        if not self._started:
-            self._started = True
+        if not self.started:
+            self.started = True
             out.append(self._chunk(Delta(role="assistant", content="")))
         reason = self._finish or ("tool_calls" if self._saw_calls else "stop")
         out.append(self._chunk(Delta(), reason))

@@ -284,8 +284,10 @@ def _document_pieces(
             "another provider",
         )
     try:
-        doc = json.loads(raw)
+        doc = _document_loads()(raw)
     except ValueError:
+        doc = _json_or_refused(raw)
+    if doc is _REFUSED:
         raise ProviderResponseError(
             provider,
             "answered with something that is not JSON",
@@ -567,6 +569,18 @@ def _standard_json(provider: str, data: str, url: str, secrets: list[str | None]
         ) from None
 
 
+_REFUSED = object()
+
+
+def _json_or_refused(raw: bytes) -> Any:
+    """A body the fast parser refused, as the standard library reads it (see
+    :func:`_standard_json`), or :data:`_REFUSED` when neither reads it."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return _REFUSED
+
+
 def _json_or_text(data: str) -> Any:
     try:
         return json.loads(data)
@@ -585,4 +599,17 @@ def _json_loads() -> Callable[[str], Any]:
     except ImportError:
         return scan_json
     loads: Callable[[str], Any] = orjson.loads
+    return loads
+
+
+@functools.cache
+def _document_loads() -> Callable[[bytes], Any]:
+    """:func:`_json_loads` for a whole body: orjson's ``loads``, else ``json.loads``. What
+    orjson refuses goes to ``json.loads`` (:func:`_json_or_refused`), so both read the
+    same answers."""
+    try:
+        import orjson  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return json.loads
+    loads: Callable[[bytes], Any] = orjson.loads
     return loads

@@ -246,15 +246,18 @@ class HTTPProvider:
             self.name, address, model, messages, stream and self.supports_stream, **options
         )
 
-    async def acomplete(
+    def acomplete(
         self, url: str, model: str, messages: list[Any], stream: bool, **kwargs: Any
     ) -> AsyncIterator[Piece]:
-        """:meth:`complete` for asyncio (see :meth:`_acreate_completion`)."""
+        """:meth:`complete` for asyncio (see :meth:`_acreate_completion`). Unlike
+        :meth:`complete`, it checks the call at once (a missing key, what the codec cannot
+        send) and returns the exchange's own iterator: nothing is sent until the first
+        piece is asked for, and no generator of its own stands between each piece and the
+        loop."""
         address, options = self._call(url, kwargs)
-        async for piece in self._dialect.acomplete(
+        return self._dialect.acomplete(
             self.name, address, model, messages, stream and self.supports_stream, **options
-        ):
-            yield piece
+        )
 
     def _call(self, url: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The address of a call under the base URL ``url`` and the keyword arguments of

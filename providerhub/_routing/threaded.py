@@ -21,7 +21,7 @@ returns then is not counted.)
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
 from .._provider import Provider
@@ -48,6 +48,11 @@ class AsyncStream(AsyncIterator[str]):
         self._answer = Answer()
         self._pieces: AsyncGenerator[Any, None] = astream(call, candidates, self._answer)
         self._finished = False
+        self.next_piece: Callable[[], Awaitable[Any]] = self._pieces.__anext__
+        """The loop's generator's own ``__anext__``, for a reader that wraps the stream
+        (the client's chunks): :meth:`__anext__` without its layer on each piece. Past the
+        end, a failure or :meth:`aclose`, it raises ``StopAsyncIteration``, as
+        :meth:`__anext__` does."""
 
     @property
     def provider(self) -> str | None:

@@ -473,9 +473,24 @@ class App:
                 }
             )
             self.metrics.first_token.observe(time.perf_counter() - started)
+            following = chunks.anext_text
             try:
-                async for chunk in chunks:
-                    event = b"data: " + scrub(dumps(chunk.to_dict())) + b"\n\n"
+                head, tail = _text_template(chunks)
+                # With no secret to scrub, a text chunk's event is the template around it.
+                plain = head and not self._secret_bytes
+                event_head, event_tail = b"data: " + head, tail + b"\n\n"
+                while True:
+                    try:
+                        chunk = await following()
+                    except StopAsyncIteration:
+                        break
+                    if not isinstance(chunk, str):
+                        event = b"data: " + scrub(dumps(chunk.to_dict())) + b"\n\n"
+                    elif plain:
+                        event = event_head + dumps(chunk) + event_tail
+                    else:
+                        doc = head + dumps(chunk) + tail if head else _text_doc(chunks, chunk)
+                        event = b"data: " + scrub(doc) + b"\n\n"
                     await send({"type": "http.response.body", "body": event, "more_body": True})
             except Exception as exc:
                 # Too late for a status: an error event, as OpenAI sends, which the openai
@@ -659,6 +674,27 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
         parts.append(piece)
         if not message.get("more_body", False):
             return b"".join(parts)
+
+
+_MARK = "\x00providerhub-text\x00"
+
+
+def _text_template(chunks: AsyncChunkStream) -> tuple[bytes, bytes]:
+    """The JSON of a stream's chunk of text around its text: ``head + dumps(text) + tail``
+    is ``dumps(chunks.text_chunk(text).to_dict())`` (a chunk's id, time and model are
+    those of its stream), with no chunk, dict or list built. Empty when another field
+    holds the mark (a model named so): each chunk is then built."""
+    mark = dumps(_MARK)
+    whole = dumps(chunks.text_chunk(_MARK).to_dict())
+    if whole.count(mark) != 1:
+        return b"", b""
+    head, _, tail = whole.partition(mark)
+    return head, tail
+
+
+def _text_doc(chunks: AsyncChunkStream, text: str) -> bytes:
+    """The JSON of the chunk of ``text``, built (without :func:`_text_template`)."""
+    return dumps(chunks.text_chunk(text).to_dict())
 
 
 def _parse(body: bytes) -> dict[str, Any] | errors.Failure:
