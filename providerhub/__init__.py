@@ -49,7 +49,7 @@ from .errors import (
 from .hookspecs import hookimpl, hookspec
 
 if TYPE_CHECKING:
-    from ._routing.threaded import AsyncStream
+    from ._routing.arouter import AsyncStream
     from ._state.redis import RedisState
 
 __version__ = "0.1.0"

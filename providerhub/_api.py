@@ -29,8 +29,8 @@ from ._hub import Hub, get_hub, signed
 if TYPE_CHECKING:
     from urllib3.util import Retry
 
+    from ._routing.arouter import AsyncStream
     from ._routing.router import Auth, ProviderChoice, Stream
-    from ._routing.threaded import AsyncStream
     from ._timeout import TimeoutLike
 
 __all__ = ["Create", "CreateCompletion", "__getattr__", "acreate", "create"]
@@ -167,7 +167,7 @@ def __getattr__(name: str) -> Any:
     # AsyncStream lives with asyncio, whose import a program that never awaits should not
     # pay for.
     if name == "AsyncStream":
-        from ._routing.threaded import AsyncStream
+        from ._routing.arouter import AsyncStream
 
         return AsyncStream
     if name == "RedisState":  # kept out of the import of a program that shares nothing

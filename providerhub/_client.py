@@ -23,8 +23,8 @@ from .types import ChatCompletion, ChatCompletionChunk
 if TYPE_CHECKING:
     from ._api import CreateCompletion
     from ._provider import Provider
+    from ._routing.arouter import AsyncStream
     from ._routing.router import Call, Stream
-    from ._routing.threaded import AsyncStream
 
 __all__ = ["AsyncChunkStream", "AsyncClient", "ChunkStream", "Client"]
 

@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from urllib3.util import Retry
 
     from ._api import Create
+    from ._routing.arouter import AsyncStream
     from ._routing.plan import Plan
     from ._routing.router import Auth, ProviderChoice
-    from ._routing.threaded import AsyncStream
     from ._transports.aio import Sessions
     from .types import Piece
 
