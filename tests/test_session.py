@@ -64,11 +64,11 @@ def test_the_environment_reader_sees_what_os_environ_holds(
 
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
-    values = dict(zip(ENVIRONMENT, _session._environment()))
+    values = dict(zip(ENVIRONMENT, _session.environment()))
     assert values["HTTPS_PROXY"] is not None
     assert values["NO_PROXY"] is None
     monkeypatch.setenv("NO_PROXY", "example.com")
-    assert dict(zip(ENVIRONMENT, _session._environment()))["NO_PROXY"] is not None
+    assert dict(zip(ENVIRONMENT, _session.environment()))["NO_PROXY"] is not None
 
 
 def test_the_environment_reader_of_a_plain_mapping_reads_it_the_plain_way() -> None:

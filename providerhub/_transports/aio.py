@@ -305,10 +305,10 @@ def proxy_for(url: str) -> str | None:
     """The proxy ``requests`` would send a request to ``url`` through, from the
     environment (``HTTPS_PROXY``, ``NO_PROXY``, ...), or None. Kept per url and values of
     those variables, as :mod:`providerhub._transports.session` keeps it per origin."""
-    from .session import _environment
+    from .session import environment
 
     # Kept per url, not per origin: no urlsplit per call (a provider has one url).
-    return _proxy_for(url, _environment())
+    return _proxy_for(url, environment())
 
 
 @functools.lru_cache(maxsize=256)

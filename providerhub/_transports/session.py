@@ -41,7 +41,7 @@ request: its scheme's proxy, ``all_proxy``, ``no_proxy`` and the CA bundle."""
 
 _MAX_ENTRIES = 256
 
-_environment = environment_reader(ENVIRONMENT)
+environment = environment_reader(ENVIRONMENT)
 """The values of :data:`ENVIRONMENT` now, in one pass (see :mod:`providerhub._speedups`)."""
 
 
@@ -74,7 +74,7 @@ class Session(requests.Session):
                 self.verify,
                 self.cert,
                 tuple(sorted(self.proxies.items())),
-                _environment(),
+                environment(),
             )
             settings = self._environment_settings.get(key)
         except TypeError:

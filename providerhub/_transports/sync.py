@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from .. import _settings as settings
-from .._redaction import one_line, safe_url, url_secrets
+from .._redaction import one_line, safe_url
 from .._timeout import Timeout
 from ..errors import ProviderHTTPError
 from .abort import body_socket, current_abort
@@ -48,9 +48,6 @@ __all__ = [
     "redirect_target",
     "too_many_redirects",
 ]
-# Moved to providerhub._redaction, and still imported from here by the gateway
-# (providerhub/server/_app.py) until that module imports it from there.
-__all__ += ["url_secrets"]
 
 logger = logging.getLogger("providerhub.transport")  # a stable name for users' logging config
 

@@ -20,7 +20,7 @@ from typing import Any
 from .._client import AsyncChunkStream, AsyncClient
 from .._hub import Hub
 from .._options import not_a_parameter
-from .._transports.sync import url_secrets
+from .._redaction import url_secrets
 from .._validation import MAX_DEPTH
 from ..types import ChatCompletion
 from . import _errors as errors
