@@ -52,6 +52,7 @@ def achat_completion(
     credential_variable: str | None = None,
     structured: bool = False,
     extra_parameters: Collection[str] = (),
+    codec: Codec = CODEC,
     **params: Any,
 ) -> AsyncIterator[Piece]:
     """:func:`providerhub.plugin.chat_completion` for asyncio: the same arguments, checks,
@@ -65,7 +66,7 @@ def achat_completion(
     dropping it), closes the HTTP response; the connection goes back to the pool only
     after a whole answer. Needs aiohttp (``providerhub[server]``).
     """
-    request = CODEC.encode(
+    request = codec.encode(
         Call(
             provider,
             endpoint,
@@ -85,8 +86,8 @@ def achat_completion(
     )
     limits = to_timeout(timeout)
     if session is not None:
-        return aexchange(CODEC, request, limits, atransport.transport_for(session))
-    return _own_session(CODEC, request, limits)
+        return aexchange(codec, request, limits, atransport.transport_for(session))
+    return _own_session(codec, request, limits)
 
 
 async def _own_session(codec: Codec, request: Request, limits: Timeout) -> AsyncIterator[Piece]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._codecs.base import DEFAULT_MAX_BODY_BYTES, Call
+from .._codecs.base import DEFAULT_MAX_BODY_BYTES, Call, Codec
 from .._codecs.openai_chat import CHAT_PARAMETERS, CODEC
 from .._codecs.sse import DEFAULT_MAX_EVENT_BYTES
 from .._timeout import TimeoutLike, to_timeout
@@ -50,6 +50,7 @@ def chat_completion(
     credential_variable: str | None = None,
     structured: bool = False,
     extra_parameters: Collection[str] = (),
+    codec: Codec = CODEC,
     **params: Any,
 ) -> Iterator[Piece]:
     """POST a chat completion to ``endpoint`` and yield the answer's text.
@@ -79,8 +80,13 @@ def chat_completion(
     however slowly the answer arrives. Redirects are followed only within the endpoint's
     origin (see :func:`providerhub._transports.sync.post`). Failures raise the typed errors of
     :mod:`providerhub.errors`, naming ``provider``, with no credential in their messages.
+
+    ``codec`` is the wire dialect (:class:`providerhub._codecs.base.Codec`): OpenAI's chat
+    completions by default; another codec encodes the same OpenAI-shaped call in its own
+    dialect and decodes its answers into the same pieces, and checks ``params`` against
+    the parameters it can translate.
     """
-    request = CODEC.encode(
+    request = codec.encode(
         Call(
             provider,
             endpoint,
@@ -99,4 +105,4 @@ def chat_completion(
         )
     )
     http = session if session is not None else transport.default_session()
-    return exchange(CODEC, request, to_timeout(timeout), transport.RequestsTransport(http))
+    return exchange(codec, request, to_timeout(timeout), transport.RequestsTransport(http))

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .. import _settings as settings
+from .._codecs.base import Codec
+from .._codecs.openai_chat import CODEC as OPENAI_CHAT
 from .._contract import CAPABILITIES
 from .._options import REQUEST_FIELDS, ROUTING_ARGUMENTS, provider_options
 from .._params import render as render_params
@@ -46,22 +48,19 @@ __all__ = ["CAPABILITY_NAMES", "CODECS", "Credential", "Dialect", "HTTPProvider"
 class Dialect(NamedTuple):
     """What a declaration's ``codec`` key stands for: the dialect's usual ``path`` under a
     base URL, the request ``parameters`` it takes besides ``model``, ``messages`` and
-    ``stream``, and the two exchanges that send a request and yield the answer's pieces
-    (with :func:`providerhub.plugin.chat_completion`'s signature)."""
+    ``stream``, and its ``codec``, which :func:`providerhub.plugin.chat_completion` and
+    its asyncio twin send calls with."""
 
     path: str
     parameters: frozenset[str]
-    complete: Callable[..., Iterator[Piece]]
-    acomplete: Callable[..., AsyncIterator[Piece]]
+    codec: Codec
 
 
 CODECS: dict[str, Dialect] = {
-    "openai-chat": Dialect(
-        "/v1/chat/completions", CHAT_PARAMETERS, chat_completion, achat_completion
-    ),
+    "openai-chat": Dialect("/v1/chat/completions", CHAT_PARAMETERS, OPENAI_CHAT),
 }
 """The wire dialects a declaration may name as its ``codec``. Another dialect (Anthropic
-Messages, Gemini) is one more entry: its codec's exchanges, path and parameters."""
+Messages, Gemini) is one more entry: its path, parameters and codec."""
 
 CAPABILITY_NAMES: dict[str, str] = {
     "stream": "supports_stream",
@@ -242,7 +241,7 @@ class HTTPProvider:
         address, options = self._call(url, kwargs)
         # A provider declared without "stream" is never asked to stream, even when called
         # directly: it may not speak Server-Sent Events at all.
-        yield from self._dialect.complete(
+        yield from chat_completion(
             self.name, address, model, messages, stream and self.supports_stream, **options
         )
 
@@ -255,7 +254,7 @@ class HTTPProvider:
         piece is asked for, and no generator of its own stands between each piece and the
         loop."""
         address, options = self._call(url, kwargs)
-        return self._dialect.acomplete(
+        return achat_completion(
             self.name, address, model, messages, stream and self.supports_stream, **options
         )
 
@@ -271,6 +270,7 @@ class HTTPProvider:
             "headers": self.headers,
             "credential_variable": self.credential_variable(),
             "extra_parameters": self.extra_parameters,
+            "codec": self._dialect.codec,
         }
         if auth is not None and not self._bearer:
             value = f"{self.key_scheme} {auth}" if self.key_scheme else auth
