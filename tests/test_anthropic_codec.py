@@ -345,6 +345,12 @@ def test_encode_translates_each_tool_choice_and_the_token_limit() -> None:
     assert body["max_tokens"] == 50 and body["stop_sequences"] == ["a", "b"]
     assert _body(max_completion_tokens=60)["max_tokens"] == 60
     assert _body(n=1)["max_tokens"] == 4096 and "stream" not in _body()
+    # A data URI may carry parameters before base64.
+    image = {"url": "data:Image/PNG;charset=binary;base64,AAAA"}
+    [block] = _body([{"role": "user", "content": [{"type": "image_url", "image_url": image}]}])[
+        "messages"
+    ][0]["content"]
+    assert block["source"] == {"type": "base64", "media_type": "image/png", "data": "AAAA"}
     # One system message goes as a string; a lone text block as the turn's string.
     assert _body([{"role": "system", "content": "S"}, *HI])["system"] == "S"
     assert _body()["messages"] == [{"role": "user", "content": "Hi"}]

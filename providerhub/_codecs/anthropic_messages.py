@@ -119,7 +119,10 @@ class AnthropicMessages:
         cannot be translated or sent (see the module's docstring)."""
         provider = call.provider
         params = {**(call.defaults or {}), **call.params}
-        _check_parameters(provider, params, call.extra_parameters)
+        extra = call.extra_parameters
+        if isinstance(extra, str):  # one name, not its letters
+            extra = (extra,)
+        _check_parameters(provider, params, extra)
         auth = call.auth
         if auth is not None and (not isinstance(auth, str) or not auth):
             raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
@@ -132,7 +135,7 @@ class AnthropicMessages:
         if system:
             body["system"] = system if len(system) > 1 else system[0]["text"]
         _translate(provider, params, body)
-        for key in call.extra_parameters:
+        for key in extra:
             if key in params and key not in MESSAGES_PARAMETERS:
                 body[key] = params[key]
         if call.stream:
@@ -223,8 +226,6 @@ CODEC = AnthropicMessages()
 
 
 def _check_parameters(provider: str, params: Mapping[str, Any], extra: Collection[str]) -> None:
-    if isinstance(extra, str):  # one name, not its letters
-        extra = (extra,)
     for key in params:
         if key in MESSAGES_PARAMETERS or key in extra:
             continue
@@ -424,8 +425,10 @@ def _image(provider: str, number: int, image: Any) -> dict[str, Any]:
         raise _bad_message(provider, number, 'has an image_url part without {"url": ...}')
     if url.startswith("data:"):
         head, comma, data = url[5:].partition(",")
-        media, _, encoding = head.partition(";")
-        if not comma or encoding.lower() != "base64" or not media.startswith("image/"):
+        media, *options = head.split(";")
+        media = media.strip().lower()
+        base64 = any(option.strip().lower() == "base64" for option in options)
+        if not comma or not base64 or not media.startswith("image/"):
             raise _bad_message(
                 provider,
                 number,
@@ -433,7 +436,7 @@ def _image(provider: str, number: int, image: Any) -> dict[str, Any]:
             )
         return {
             "type": "image",
-            "source": {"type": "base64", "media_type": media.lower(), "data": data},
+            "source": {"type": "base64", "media_type": media, "data": data},
         }
     if url.lower().startswith(("https://", "http://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
