@@ -436,3 +436,29 @@ def test_it_passes_the_conformance_check(
     # The check's calls reached the stand-in, the one with the fake key refused there.
     assert any(r.headers.get("x-api-key") == KEY for r in server.requests)
     assert any(r.headers.get("x-api-key") not in (None, KEY) for r in server.requests)
+
+
+def test_the_async_path_types_the_same_errors(
+    server: AnthropicServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROVIDERHUB_ANTHROPIC_URL", server.url)
+    monkeypatch.setenv("PROVIDERHUB_ANTHROPIC_API_KEY", KEY)
+
+    async def main(reply: AnthropicReply) -> BaseException:
+        server.script(reply)
+        # A hub each: a refused key opens the breaker, which would turn the next away.
+        with providerhub.Hub(load_entrypoints=False, retries=0) as hub:
+            hub.register_plugin(plugin, name="anthropic")
+            try:
+                await hub.acreate(MODEL, HI)
+            except providerhub.ProviderError as exc:
+                return exc
+        raise AssertionError("no error")
+
+    limited = asyncio.run(main(AnthropicReply.error(429, "slow", retry_after="11")))
+    assert isinstance(limited, providerhub.RateLimitError) and limited.retry_after == 11
+    denied = asyncio.run(main(AnthropicReply.error(401, "invalid x-api-key")))
+    assert isinstance(denied, providerhub.AuthenticationError)
+    overloaded = asyncio.run(main(AnthropicReply.error(529, "Overloaded")))
+    assert isinstance(overloaded, providerhub.ProviderHTTPError) and overloaded.transient
+    assert "request-id req_local_" in str(overloaded)
