@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 
 from .. import _settings as settings
 from .._codecs.base import Codec
+from .._codecs.gemini import CODEC as GEMINI
+from .._codecs.gemini import GEMINI_PARAMETERS
 from .._codecs.openai_chat import CODEC as OPENAI_CHAT
 from .._contract import CAPABILITIES
 from .._options import REQUEST_FIELDS, ROUTING_ARGUMENTS, provider_options
@@ -58,9 +60,11 @@ class Dialect(NamedTuple):
 
 CODECS: dict[str, Dialect] = {
     "openai-chat": Dialect("/v1/chat/completions", CHAT_PARAMETERS, OPENAI_CHAT),
+    # The model and the action follow the path: /v1beta/models/{model}:generateContent.
+    "gemini": Dialect("/v1beta/models", GEMINI_PARAMETERS, GEMINI),
 }
-"""The wire dialects a declaration may name as its ``codec``. Another dialect (Anthropic
-Messages, Gemini) is one more entry: its path, parameters and codec."""
+"""The wire dialects a declaration may name as its ``codec``. Another dialect is one more
+entry: its path, parameters and codec."""
 
 CAPABILITY_NAMES: dict[str, str] = {
     "stream": "supports_stream",
