@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,8 +75,10 @@ def test_providers_json_reports_a_broken_plugin_and_still_lists_the_others(
 def test_models_and_params() -> None:
     models = run("models")
     assert models.returncode == 0
-    assert "gpt-3.5-turbo-16k   gravityengine\n" in models.stdout
-    assert json.loads(run("models", "--json").stdout)["models"][0]["providers"] == ["gravityengine"]
+    # Columns as wide as the longest model name of the installed plugins.
+    assert re.search(r"^gpt-3\.5-turbo-16k +gravityengine$", models.stdout, re.MULTILINE)
+    listed = {m["model"]: m for m in json.loads(run("models", "--json").stdout)["models"]}
+    assert listed["gpt-3.5-turbo-16k"]["providers"] == ["gravityengine"]
     aliased = run("models", env={"PROVIDERHUB_ALIASES": "fast=gpt-3.5-turbo-16k"})
     assert "aliases:\n" in aliased.stdout
     assert "fast  " in aliased.stdout and "-> gpt-3.5-turbo-16k" in aliased.stdout
@@ -84,7 +87,9 @@ def test_models_and_params() -> None:
         "providerhub.providers.gravityengine supports: "
         "(model: str, messages: list, stream: bool, **kwargs)" in params.stdout
     )
-    [entry] = json.loads(run("params", "--json").stdout)
+    [entry] = [
+        e for e in json.loads(run("params", "--json").stdout) if e["provider"] == "gravityengine"
+    ]
     assert [p["name"] for p in entry["parameters"]] == ["model", "messages", "stream", "kwargs"]
     assert entry["parameters"][3]["kind"] == "var_keyword"
     assert entry["capabilities"] == {

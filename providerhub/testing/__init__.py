@@ -2,6 +2,8 @@
 
 :class:`OpenAIServer` is a real OpenAI-compatible HTTP server on 127.0.0.1, with scripted
 replies and faults; the tests, plugin authors and ``providerhub demo`` use it.
+:class:`GeminiServer` is its twin for Google's Gemini API, which the Gemini plugin's tests
+drive with Google's own SDK too.
 
 :func:`check_provider` is the conformance check a plugin author runs in one test; it
 raises :class:`ProviderCheckError` listing every problem, or returns a
@@ -21,14 +23,18 @@ from ._conformance import (
     ProviderCheckReport,
     check_provider,
 )
+from ._gemini import GEMINI_FAULTS, GeminiReply, GeminiServer
 from ._server import DIALECTS, FAULTS, OpenAIServer, RecordedRequest, Reply
 
 __all__ = [
     "DEFAULT_PROMPT",
     "DIALECTS",
     "FAULTS",
+    "GEMINI_FAULTS",
     "SERVER_CHUNKS",
     "FakeClock",
+    "GeminiReply",
+    "GeminiServer",
     "OpenAIServer",
     "ProviderCheckError",
     "ProviderCheckReport",
