@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from typing import Any
@@ -39,13 +40,26 @@ USAGE = {
 }
 
 
-def _settle(before: int) -> bool:
-    """Whether the thread count came back to ``before`` (the stand-in's connection
-    threads end once their clients close)."""
+def _sockets() -> int:
+    """Open sockets of this process, the stand-in's and the client's alike."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            continue  # closed while we looked
+    return count
+
+
+def _settle(threads: int, sockets: int) -> bool:
+    """Whether the thread and socket counts came back to what they were (the stand-in's
+    connection threads end once their clients close)."""
     deadline = time.monotonic() + 3
-    while threading.active_count() > before and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if threading.active_count() <= threads and _sockets() <= sockets:
+            return True
         time.sleep(0.01)
-    return threading.active_count() <= before
+    return False
 
 
 def test_installed_through_its_entry_point_with_its_declaration() -> None:
@@ -94,12 +108,18 @@ def test_the_providerhub_key_variable_comes_before_gemini_api_key(
 def test_a_stream_yields_each_chunk_and_asks_for_sse(
     hub: providerhub.Hub, pointed: GeminiServer
 ) -> None:
-    before = threading.active_count()
-    pointed.script(GeminiReply.text("Hel", "lo, ", "wörld 😀", thoughts=["thinking..."]))
+    threads, sockets = threading.active_count(), _sockets()
+    pointed.script(
+        GeminiReply.text("Hel", "lo, ", "wörld 😀", thoughts=["thinking..."]),
+        GeminiReply.text("a", "b", "c"),
+    )
     assert list(hub.create(MODEL, HI, stream=True)) == ["Hel", "lo, ", "wörld 😀"]
     assert pointed.requests[-1].path == f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"
+    stream = hub.create(MODEL, HI, stream=True)
+    assert next(stream) == "a"
+    stream.close()  # a stream dropped mid-answer closes its response too
     hub.close()
-    assert _settle(before)
+    assert _settle(threads, sockets)
 
 
 def test_a_stream_sent_one_byte_at_a_time_gives_the_same_text(
