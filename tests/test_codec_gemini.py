@@ -495,6 +495,26 @@ def test_what_cannot_be_sent_is_refused_before_sending(
         GEMINI.encode(_call(messages, **params))
 
 
+def test_parameters_with_nothing_to_send_take_their_defaults_only() -> None:
+    assert _encode(n=1, parallel_tool_calls=True, user="u-1", stream_options={}) == {
+        "contents": [{"role": "user", "parts": [{"text": "Hi"}]}]
+    }
+    assert _encode(reasoning_effort="low")["generationConfig"] == {
+        "thinkingConfig": {"thinkingBudget": 1024}
+    }
+    assert _encode(reasoning_effort="none")["generationConfig"] == {
+        "thinkingConfig": {"thinkingBudget": 0}
+    }
+    for params, match in [
+        ({"n": 2}, "n=2"),
+        ({"parallel_tool_calls": False}, "one call at a time"),
+        ({"reasoning_effort": "extreme"}, "one of none, low, medium, high"),
+        ({"reasoning_effort": ["low"]}, "reasoning_effort"),
+    ]:
+        with pytest.raises(providerhub.InvalidRequestError, match=match):
+            GEMINI.encode(_call(**params))
+
+
 def test_extra_parameters_and_defaults() -> None:
     call = _call()._replace(
         params={"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT"}], "temperature": 1},

@@ -17,7 +17,8 @@ The key goes in the ``x-goog-api-key`` header, never in the url. The translation
   ``toolConfig.functionCallingConfig`` (``auto`` AUTO, ``none`` NONE, ``required`` ANY,
   a named function ANY with ``allowedFunctionNames``), and ``max_tokens`` (or
   ``max_completion_tokens``), ``temperature``, ``top_p``, ``stop``, ``seed``,
-  ``presence_penalty``, ``frequency_penalty`` and ``response_format`` fields of
+  ``presence_penalty``, ``frequency_penalty``, ``response_format`` and
+  ``reasoning_effort`` (a ``thinkingConfig.thinkingBudget``) fields of
   ``generationConfig``.
 
 Answers come back as the pieces of :mod:`providerhub.types`: text (never a ``thought``
@@ -57,14 +58,24 @@ from .openai_chat import _REFUSED, _encode, _json_loads, _json_or_refused, _secr
 from .sse import EventTooLargeError, SSEParser
 from .toolcalls import new_call_id
 
-__all__ = ["CODEC", "FINISH_REASONS", "GEMINI_PARAMETERS", "Gemini", "GeminiStreamDecoder"]
+__all__ = [
+    "CODEC",
+    "FINISH_REASONS",
+    "GEMINI_PARAMETERS",
+    "REASONING_BUDGETS",
+    "Gemini",
+    "GeminiStreamDecoder",
+]
 
 GEMINI_PARAMETERS = frozenset(
     {
         "frequency_penalty",
         "max_completion_tokens",
         "max_tokens",
+        "n",
+        "parallel_tool_calls",
         "presence_penalty",
+        "reasoning_effort",
         "response_format",
         "seed",
         "stop",
@@ -73,10 +84,17 @@ GEMINI_PARAMETERS = frozenset(
         "tool_choice",
         "tools",
         "top_p",
+        "user",
     }
 )
-"""The OpenAI chat parameters the codec translates (``stream_options`` is taken and has
-nothing to say: Gemini always sends the usage)."""
+"""The OpenAI chat parameters the codec takes. Four have nothing to send: ``stream_options``
+(Gemini always sends the usage), ``n`` (1 only), ``parallel_tool_calls`` (True only: Gemini
+may always call several) and ``user`` (Gemini has no field for it); the others are
+translated."""
+
+REASONING_BUDGETS = {"none": 0, "low": 1024, "medium": 8192, "high": 24576}
+"""``reasoning_effort`` as ``thinkingConfig.thinkingBudget``, the tokens a model may think
+with, as Google's own OpenAI-compatible endpoint maps it."""
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -321,6 +339,7 @@ def _body(provider: str, messages: list[Any], params: Mapping[str, Any]) -> dict
         config = _tool_config(provider, choice, names)
         if config is not None:
             body["toolConfig"] = {"functionCallingConfig": config}
+    _check_no_ops(provider, params)
     generation = _generation_config(provider, params)
     if generation:
         body["generationConfig"] = generation
@@ -556,8 +575,34 @@ def _tool_config(provider: str, choice: Any, names: list[str]) -> dict[str, Any]
     return {"mode": "ANY", "allowedFunctionNames": [name]}
 
 
+def _check_no_ops(provider: str, params: Mapping[str, Any]) -> None:
+    """Refuse the values of the parameters that have nothing to send but their default."""
+    n = params.get("n")
+    if n is not None and n != 1:
+        raise _refused(
+            provider, f"n={n!r}", "the codec reads one candidate: ask n times, or leave n", "n"
+        )
+    if params.get("parallel_tool_calls") is False:
+        raise _refused(
+            provider,
+            "parallel_tool_calls=False",
+            "Gemini has no way to ask for one call at a time: leave parallel_tool_calls",
+            "parallel_tool_calls",
+        )
+
+
 def _generation_config(provider: str, params: Mapping[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {}
+    effort = params.get("reasoning_effort")
+    if effort is not None:
+        if not isinstance(effort, str) or effort not in REASONING_BUDGETS:
+            raise _refused(
+                provider,
+                f"reasoning_effort={effort!r}",
+                f"it is one of {', '.join(REASONING_BUDGETS)}",
+                "reasoning_effort",
+            )
+        config["thinkingConfig"] = {"thinkingBudget": REASONING_BUDGETS[effort]}
     limit = params.get("max_completion_tokens")
     if limit is None:
         limit = params.get("max_tokens")

@@ -386,6 +386,9 @@ def test_every_translation_rule_in_the_body_sent(
         stop=["\n\n"],
         seed=1,
         response_format={"type": "json_object"},
+        reasoning_effort="medium",
+        n=1,
+        user="someone",
     )
     assert pointed.requests[-1].json() == {
         "systemInstruction": {"parts": [{"text": "Answer in French."}, {"text": "Be brief."}]},
@@ -433,6 +436,7 @@ def test_every_translation_rule_in_the_body_sent(
             "seed": 1,
             "stopSequences": ["\n\n"],
             "responseMimeType": "application/json",
+            "thinkingConfig": {"thinkingBudget": 8192},
         },
     }
     hub.create(
