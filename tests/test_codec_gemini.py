@@ -518,7 +518,7 @@ def test_parameters_with_nothing_to_send_take_their_defaults_only() -> None:
 def test_extra_parameters_and_defaults() -> None:
     call = _call()._replace(
         params={"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT"}], "temperature": 1},
-        extra_parameters=("safetySettings",),
+        extra_parameters="safetySettings",  # one name, as a string
         defaults={"temperature": 0.5, "top_p": 0.3},
     )
     body = json.loads(GEMINI.encode(call).body)

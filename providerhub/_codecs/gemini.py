@@ -143,13 +143,16 @@ class Gemini:
         part Gemini has no form for, a ``tool`` message answering no call, or a value JSON
         cannot carry."""
         provider = call.provider
-        _check_parameters(provider, call.params, call.extra_parameters)
+        extra = call.extra_parameters
+        if isinstance(extra, str):  # one name, not its letters
+            extra = (extra,)
+        _check_parameters(provider, call.params, extra)
         auth = call.auth
         if auth is not None and (not isinstance(auth, str) or not auth):
             raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
         params = {**(call.defaults or {}), **call.params}
         body = _body(provider, call.messages, params)
-        for name in call.extra_parameters:
+        for name in extra:  # top-level fields of Gemini's own (safetySettings, ...)
             if name in params:
                 body[name] = params[name]
         action = ":streamGenerateContent?alt=sse" if call.stream else ":generateContent"
@@ -295,8 +298,6 @@ CODEC = Gemini()
 
 
 def _check_parameters(provider: str, params: Mapping[str, Any], extra: Collection[str]) -> None:
-    if isinstance(extra, str):  # one name, not its letters
-        extra = (extra,)
     for key in params:
         if key in GEMINI_PARAMETERS or key in extra:
             continue

@@ -49,6 +49,7 @@ STATUS_NAMES = {
 """The ``google.rpc.Code`` names Google's error bodies give for HTTP statuses."""
 
 _PATH = re.compile(r"/v1(?:beta)?/models/([^/:]+):(generateContent|streamGenerateContent)\Z")
+_LIST = re.compile(r"/v1(?:beta)?/models/?\Z")
 
 
 @dataclass
@@ -141,7 +142,8 @@ class _Asked:
 
 class GeminiServer:
     """Serves Gemini's ``POST /v1beta/models/{model}:generateContent`` and
-    ``:streamGenerateContent?alt=sse`` on 127.0.0.1.
+    ``:streamGenerateContent?alt=sse`` on 127.0.0.1, and ``GET /v1beta/models`` (the list
+    of :attr:`models`, in pages).
 
     ::
 
@@ -159,6 +161,11 @@ class GeminiServer:
         self, host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None
     ) -> None:
         self.api_key = api_key
+        self.models: list[str] = ["gemini-2.5-pro", "gemini-2.5-flash", "text-embedding-004"]
+        """What ``GET /v1beta/models`` lists (``models/`` before each); the embedding model
+        does not generate content, as in the real list."""
+        self.page_size = 50
+        """The most models one page lists, before a ``nextPageToken``."""
         self.default = GeminiReply()
         self.responder: Callable[[int, RecordedRequest], GeminiReply] | None = None
         """When set, answers every request not scripted: called with the request's number
@@ -282,6 +289,26 @@ class _Handler(BaseHTTPRequestHandler):
         if asked is not None:
             self._answer(self.owner._next_reply(number, recorded), asked)
 
+    def do_GET(self) -> None:
+        recorded = RecordedRequest("GET", self.path, dict(self.headers.items()), b"")
+        self.owner._record(recorded)
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        if not _LIST.match(parts.path):
+            self._error(404, f"Requested entity was not found: {parts.path}", "NOT_FOUND")
+            return
+        if not self._key_passes(query):
+            return
+        owner = self.owner
+        asked = query.get("pageSize")
+        size = min(int(asked[0]), owner.page_size) if asked else owner.page_size
+        start = int((query.get("pageToken") or ["0"])[0] or 0)
+        page = owner.models[start : start + size]
+        doc: dict[str, Any] = {"models": [_model_info(name) for name in page]}
+        if start + size < len(owner.models):
+            doc["nextPageToken"] = str(start + size)
+        self._send(200, json.dumps(doc, indent=2).encode(), _JSON, {})
+
     def _checked(self, recorded: RecordedRequest, raw: bytes) -> _Asked | None:
         """The request, or None once it was refused as the real service refuses it."""
         parts = urlsplit(recorded.path)
@@ -290,6 +317,25 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             self._error(404, f"Requested entity was not found: {parts.path}", "NOT_FOUND")
             return None
+        if not self._key_passes(query):
+            return None
+        stream = found.group(2) == "streamGenerateContent"
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._error(400, "Invalid JSON payload received.")
+            return None
+        problem = _body_problem(body)
+        if problem is not None:
+            self._error(400, problem)
+            return None
+        # Without alt=sse, a stream is a JSON array; the codec and the SDK ask for SSE.
+        sse = stream and query.get("alt") == ["sse"]
+        return _Asked(unquote(found.group(1)), sse, body)
+
+    def _key_passes(self, query: Mapping[str, list[str]]) -> bool:
+        """Whether the request's key is the one the stand-in takes; if not, it answered
+        as the real service does."""
         keys = query.get("key") or []
         key: str | None = self.headers.get("x-goog-api-key") or (keys[0] if keys else None)
         expected = self.owner.api_key
@@ -300,7 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "identity). Please use API Key or other form of API consumer identity to "
                 "call this API.",
             )
-            return None
+            return False
         if expected is not None and key != expected:
             self._send(
                 400,
@@ -319,20 +365,8 @@ class _Handler(BaseHTTPRequestHandler):
                 _JSON,
                 {},
             )
-            return None
-        stream = found.group(2) == "streamGenerateContent"
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            self._error(400, "Invalid JSON payload received.")
-            return None
-        problem = _body_problem(body)
-        if problem is not None:
-            self._error(400, problem)
-            return None
-        # Without alt=sse, a stream is a JSON array; the codec and the SDK ask for SSE.
-        sse = stream and query.get("alt") == ["sse"]
-        return _Asked(unquote(found.group(1)), sse, body)
+            return False
+        return True
 
     def _answer(self, reply: GeminiReply, asked: _Asked) -> None:
         stopping = self.owner._stopping
@@ -651,6 +685,22 @@ def _merged(chunks: Iterable[dict[str, Any]]) -> dict[str, Any]:
     candidate["content"] = {"parts": texts, "role": "model"}
     last["candidates"] = [candidate]
     return last
+
+
+def _model_info(name: str) -> dict[str, Any]:
+    """A ``Model`` of the list, as the REST reference describes it."""
+    embedding = "embedding" in name
+    return {
+        "name": f"models/{name}",
+        "version": "001",
+        "displayName": name.replace("-", " ").title(),
+        "description": f"The local stand-in's {name}",
+        "inputTokenLimit": 1048576,
+        "outputTokenLimit": 0 if embedding else 65536,
+        "supportedGenerationMethods": (
+            ["embedContent"] if embedding else ["generateContent", "countTokens"]
+        ),
+    }
 
 
 def _echo(said: str, model: str) -> list[str]:

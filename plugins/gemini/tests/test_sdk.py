@@ -277,3 +277,16 @@ def test_providerhub_and_the_sdk_send_the_same_conversation(
     # The SDK names the system instruction's role, which the service does not need.
     from_sdk["systemInstruction"].pop("role", None)
     assert ours == from_sdk
+
+
+def test_the_sdk_lists_the_stand_ins_models_page_by_page(sdk: Any, server: GeminiServer) -> None:
+    server.models = [f"gemini-test-{n}" for n in range(5)] + ["text-embedding-004"]
+    server.page_size = 2
+    models = list(sdk.models.list(config={"page_size": 2}))
+    assert [m.name for m in models] == [f"models/{name}" for name in server.models]
+    assert models[0].supported_actions == ["generateContent", "countTokens"]
+    assert models[-1].supported_actions == ["embedContent"]
+    assert models[0].output_token_limit == 65536
+    pages = [r.path for r in server.requests]
+    assert len(pages) == 3 and all(p.startswith("/v1beta/models?") for p in pages)
+    assert all(r.headers["x-goog-api-key"] == KEY for r in server.requests)
