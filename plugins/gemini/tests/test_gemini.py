@@ -133,16 +133,22 @@ def test_a_stream_sent_one_byte_at_a_time_gives_the_same_text(
 
 
 def test_asyncio_whole_and_streamed(hub: providerhub.Hub, pointed: GeminiServer) -> None:
-    pointed.script(GeminiReply.text("as", "ync"), GeminiReply.text("a", "b", "c"))
+    pointed.script(
+        GeminiReply.text("as", "ync"),
+        GeminiReply.text("a", "b", "c"),
+        GeminiReply.text("by", "te ✓", byte_by_byte=True),
+    )
 
-    async def main() -> tuple[str, list[str]]:
+    async def main() -> tuple[str, list[str], str]:
         whole = await hub.acreate(MODEL, HI)
         pieces = [piece async for piece in hub.acreate(MODEL, HI, stream=True)]
-        return whole, pieces
+        bytewise = "".join([piece async for piece in hub.acreate(MODEL, HI, stream=True)])
+        return whole, pieces, bytewise
 
-    assert asyncio.run(main()) == ("async", ["a", "b", "c"])
+    assert asyncio.run(main()) == ("async", ["a", "b", "c"], "byte ✓")
     assert [r.path.split(":")[-1] for r in pointed.requests] == [
         "generateContent",
+        "streamGenerateContent?alt=sse",
         "streamGenerateContent?alt=sse",
     ]
     assert all(KEY not in r.path for r in pointed.requests)
