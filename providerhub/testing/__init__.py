@@ -23,14 +23,13 @@ from ._conformance import (
     ProviderCheckReport,
     check_provider,
 )
-from ._gemini import GEMINI_FAULTS, GeminiReply, GeminiServer
+from ._gemini import GeminiReply, GeminiServer
 from ._server import DIALECTS, FAULTS, OpenAIServer, RecordedRequest, Reply
 
 __all__ = [
     "DEFAULT_PROMPT",
     "DIALECTS",
     "FAULTS",
-    "GEMINI_FAULTS",
     "SERVER_CHUNKS",
     "FakeClock",
     "GeminiReply",

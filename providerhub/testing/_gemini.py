@@ -1,40 +1,30 @@
 """A local stand-in for Google's Gemini API (``generateContent``): real HTTP on 127.0.0.1,
-one thread per connection, the REST API as Google's public reference describes it, and
-scripted replies and faults.
+the REST API as Google's public reference describes it, and scripted replies and faults.
 
-What it checks and answers, as the real service does: the key in ``x-goog-api-key`` (or
-the ``key`` query parameter), a wrong one refused with HTTP 400 ``API_KEY_INVALID`` and a
-missing one with HTTP 403; the request body's fields (an unknown one is HTTP 400
-``INVALID_ARGUMENT``, ``Unknown name``, as Google's strict JSON parsing answers); answers
-as ``GenerateContentResponse`` documents, and streams (``:streamGenerateContent?alt=sse``)
-as Server-Sent Events whose lines end with CRLF. The tests drive it with Google's own SDK
-(``google-genai``) too, so a stand-in that drifts from what the SDK reads fails there.
+It is :class:`~providerhub.testing.OpenAIServer`'s machinery (threads, scripting, the
+recorded requests) with a handler that speaks Gemini's dialect, checking and answering as
+the real service does: the key in ``x-goog-api-key`` (or the ``key`` query parameter), a
+wrong one refused with HTTP 400 ``API_KEY_INVALID`` and a missing one with HTTP 403; the
+request body's fields (an unknown one is HTTP 400 ``INVALID_ARGUMENT``, ``Unknown name``,
+as Google's strict JSON parsing answers); answers as ``GenerateContentResponse``
+documents, streams (``:streamGenerateContent?alt=sse``) as Server-Sent Events whose lines
+end with CRLF, and ``GET /v1beta/models`` as its paged list. The tests drive it with
+Google's own SDK (``google-genai``) too, so a stand-in that drifts from what the SDK reads
+fails there.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import selectors
-import socket
-import struct
-import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ._server import RecordedRequest, _HTTPServer
+from ._server import OpenAIServer, RecordedRequest, Reply, _Handler
 
-__all__ = ["GEMINI_FAULTS", "GeminiReply", "GeminiServer"]
-
-GEMINI_FAULTS = ("reset", "stall", "cut", "error_event")
-"""What a :class:`GeminiReply` can do wrong: ``reset`` the connection, ``stall`` for
-``delay`` seconds, ``cut`` a stream short (its body ends cleanly without a
-``finishReason``), or send an ``error_event``; ``after`` chunks, or before the headers
-when ``after`` is None."""
+__all__ = ["STATUS_NAMES", "GeminiReply", "GeminiServer"]
 
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -50,41 +40,29 @@ STATUS_NAMES = {
 
 _PATH = re.compile(r"/v1(?:beta)?/models/([^/:]+):(generateContent|streamGenerateContent)\Z")
 _LIST = re.compile(r"/v1(?:beta)?/models/?\Z")
+_JSON = "application/json; charset=UTF-8"
 
 
 @dataclass
-class GeminiReply:
-    """What the stand-in does for one request.
+class GeminiReply(Reply):
+    """What :class:`GeminiServer` does for one request: a :class:`Reply` read in the
+    Gemini API's terms.
 
     By default it answers as Gemini does: an event stream, one chunk per item of
     ``chunks``, for ``:streamGenerateContent?alt=sse``; one ``GenerateContentResponse``
-    otherwise. ``chunks=None`` echoes the last user text. ``tool_calls`` are
-    ``{"name": ..., "args": {...}}`` (with an optional ``"id"``), sent as ``functionCall``
-    parts in one chunk after the text; ``thoughts`` go first, as ``thought`` parts.
-    ``finish_reason`` is Gemini's (``STOP``, ``MAX_TOKENS``, ``SAFETY``, ...); ``blocked``
-    answers a blocked prompt (``promptFeedback.blockReason``) instead. ``usage`` is
-    ``usageMetadata`` (by default counted from the chunks). ``body`` replaces all of that
-    with a raw body of ``content_type``; ``status`` and ``headers`` go out as given.
-    ``byte_by_byte`` writes a stream one byte per write."""
+    otherwise (``chunks=None`` echoes the last user text). ``tool_calls`` are
+    ``{"name": ..., "arguments": {...}}`` (``"args"`` is read too; with an optional
+    ``"id"``), sent as ``functionCall`` parts in one chunk after the text; ``thoughts`` go
+    first, as ``thought`` parts. ``finish_reason`` is Gemini's (``STOP`` when None,
+    ``MAX_TOKENS``, ``SAFETY``, ...); ``blocked`` answers a blocked prompt
+    (``promptFeedback.blockReason``) instead. ``usage`` is ``usageMetadata`` (counted from
+    the chunks when None). Faults: ``reset``, ``stall``, ``cut`` (the stream's body ends
+    cleanly without a ``finishReason``) and ``error_event`` (an ``error`` event), after
+    ``after`` chunks. ``byte_by_byte`` writes a stream one byte per HTTP chunk."""
 
-    chunks: Sequence[str] | None = None
-    tool_calls: Sequence[Mapping[str, Any]] = ()
     thoughts: Sequence[str] = ()
-    finish_reason: str = "STOP"
     blocked: str | None = None
-    usage: Mapping[str, int] | None = None
-    status: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes | str | None = None
-    content_type: str | None = None
-    fault: str | None = None
-    after: int | None = 0
-    delay: float = 0.0
     byte_by_byte: bool = False
-
-    def __post_init__(self) -> None:
-        if self.fault is not None and self.fault not in GEMINI_FAULTS:
-            raise ValueError(f"fault must be one of {', '.join(GEMINI_FAULTS)}")
 
     @classmethod
     def text(cls, *chunks: str, **options: Any) -> GeminiReply:
@@ -103,25 +81,19 @@ class GeminiReply:
         status: int,
         message: str = "error",
         *,
+        retry_after: str | None = None,
         status_name: str | None = None,
         reason: str | None = None,
         retry_delay: str | None = None,
-        retry_after: str | None = None,
     ) -> GeminiReply:
         """An HTTP error status with Google's error body, ``{"error": {"code",
-        "message", "status", "details"}}``: ``reason`` adds an ``ErrorInfo`` (like
+        "message", "status", "details"}}``: ``status_name`` is the ``status``
+        (:data:`STATUS_NAMES`' by default), ``reason`` adds an ``ErrorInfo`` (like
         ``API_KEY_INVALID``), ``retry_delay`` a ``RetryInfo`` (like ``"37s"``), and
         ``retry_after`` a ``Retry-After`` header."""
         details = []
         if reason is not None:
-            details.append(
-                {
-                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                    "reason": reason,
-                    "domain": "googleapis.com",
-                    "metadata": {"service": "generativelanguage.googleapis.com"},
-                }
-            )
+            details.append(_error_info(reason))
         if retry_delay is not None:
             details.append(
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}
@@ -129,6 +101,13 @@ class GeminiReply:
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
         body = _error_body(status, message, status_name, details)
         return cls(status=status, headers=headers, body=body, content_type=_JSON)
+
+
+def _as_gemini(reply: Reply) -> GeminiReply:
+    """A plain :class:`Reply`, read as a :class:`GeminiReply` would be."""
+    if isinstance(reply, GeminiReply):
+        return reply
+    return GeminiReply(**{f.name: getattr(reply, f.name) for f in fields(Reply)})
 
 
 @dataclass(frozen=True)
@@ -140,7 +119,7 @@ class _Asked:
     body: dict[str, Any]
 
 
-class GeminiServer:
+class GeminiServer(OpenAIServer):
     """Serves Gemini's ``POST /v1beta/models/{model}:generateContent`` and
     ``:streamGenerateContent?alt=sse`` on 127.0.0.1, and ``GET /v1beta/models`` (the list
     of :attr:`models`, in pages).
@@ -151,105 +130,48 @@ class GeminiServer:
             server.script(GeminiReply.error(503), GeminiReply.text("Hel", "lo"))
             ...  # point a provider, or google-genai's http_options.base_url, at server.url
 
-    ``api_key`` is the key it takes (None: any key, or none). Replies queued with
-    :meth:`script` are used in order, one per request that passes the key and body
-    checks; then ``responder`` (if set) or ``default`` answers. Every request is kept in
-    :attr:`requests`.
+    Scripting, ``responder``, ``default`` and :attr:`requests` are
+    :class:`~providerhub.testing.OpenAIServer`'s; a plain :class:`Reply` is read as a
+    :class:`GeminiReply` would be. ``api_key`` is the key it takes (None: any key, or
+    none). A request refused as the real service refuses it (the key, the path, the body)
+    is recorded and takes no scripted reply.
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_key: str | None = None,
+        models: Sequence[str] = ("gemini-2.5-pro", "gemini-2.5-flash", "text-embedding-004"),
     ) -> None:
+        super().__init__(host, port)
         self.api_key = api_key
-        self.models: list[str] = ["gemini-2.5-pro", "gemini-2.5-flash", "text-embedding-004"]
+        self.models = list(models)
         """What ``GET /v1beta/models`` lists (``models/`` before each); the embedding model
         does not generate content, as in the real list."""
         self.page_size = 50
         """The most models one page lists, before a ``nextPageToken``."""
         self.default = GeminiReply()
-        self.responder: Callable[[int, RecordedRequest], GeminiReply] | None = None
-        """When set, answers every request not scripted: called with the request's number
-        (1 for the first) and the request."""
-        self.requests: list[RecordedRequest] = []
-        self.errors: list[BaseException] = []
-        """Errors met while answering, such as clients that hung up mid-answer."""
-        self._queue: deque[GeminiReply] = deque()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd = _HTTPServer((host, port), _Handler)
-        self._httpd.owner = self  # type: ignore[assignment]  # what _HTTPServer keeps errors in
-        self._thread: threading.Thread | None = None
-        self._wake: tuple[socket.socket, socket.socket]
-
-    @property
-    def url(self) -> str:
-        """The base URL, ``http://127.0.0.1:<port>``: the ``PROVIDERHUB_GEMINI_URL``, or
-        google-genai's ``base_url``."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    @property
-    def pending(self) -> int:
-        """How many scripted replies are still waiting for a request."""
-        with self._lock:
-            return len(self._queue)
-
-    def script(self, *replies: GeminiReply) -> None:
-        """Queue replies for the next requests, in order."""
-        with self._lock:
-            self._queue.extend(replies)
-
-    def start(self) -> GeminiServer:
-        if self._thread is None:
-            self._wake = socket.socketpair()
-            self._thread = threading.Thread(
-                target=self._serve, name="providerhub-gemini-server", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; stalled replies are cut short."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._wake[1].send(b"x")
-            self._thread.join(timeout=5)
-            self._thread = None
-            for end in self._wake:
-                end.close()
-        self._httpd.server_close()
-
-    def _serve(self) -> None:
-        # As OpenAIServer's: sleeps until a client connects or stop() wakes it.
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._httpd, selectors.EVENT_READ)
-            selector.register(self._wake[0], selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in selector.select():
-                    if key.fileobj is self._httpd and not self._stopping.is_set():
-                        self._httpd.handle_request()
+        self._httpd.RequestHandlerClass = _GeminiHandler
 
     def __enter__(self) -> GeminiServer:
-        return self.start()
+        self.start()
+        return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _record(self, request: RecordedRequest) -> int:
+    def _refused(self, request: RecordedRequest) -> None:
+        """Keep a request that was answered without a scripted reply."""
         with self._lock:
             self.requests.append(request)
-            return len(self.requests)
-
-    def _next_reply(self, number: int, request: RecordedRequest) -> GeminiReply:
-        with self._lock:
-            if self._queue:
-                return self._queue.popleft()
-        if self.responder is not None:
-            return self.responder(number, request)
-        return self.default
 
 
-_JSON = "application/json; charset=UTF-8"
+def _error_info(reason: str) -> dict[str, Any]:
+    return {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": reason,
+        "domain": "googleapis.com",
+        "metadata": {"service": "generativelanguage.googleapis.com"},
+    }
 
 
 def _error_body(
@@ -265,18 +187,12 @@ def _error_body(
     return json.dumps({"error": error}, indent=2)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # as OpenAIServer's: no 40 ms delayed-ACK waits
-    server: _HTTPServer
-
+class _GeminiHandler(_Handler):
     @property
     def owner(self) -> GeminiServer:
-        found: GeminiServer = self.server.owner  # type: ignore[assignment]
+        found = self.server.owner
+        assert isinstance(found, GeminiServer)
         return found
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read :attr:`GeminiServer.requests` instead of a log."""
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -284,14 +200,16 @@ class _Handler(BaseHTTPRequestHandler):
         recorded = RecordedRequest(
             "POST", self.path, dict(self.headers.items()), raw, self.client_address[:2]
         )
-        number = self.owner._record(recorded)
         asked = self._checked(recorded, raw)
-        if asked is not None:
-            self._answer(self.owner._next_reply(number, recorded), asked)
+        if asked is None:
+            self.owner._refused(recorded)
+            return
+        reply = _as_gemini(self.owner._next_reply(recorded))
+        self._answer_gemini(reply, asked, recorded)
 
     def do_GET(self) -> None:
         recorded = RecordedRequest("GET", self.path, dict(self.headers.items()), b"")
-        self.owner._record(recorded)
+        self.owner._refused(recorded)  # a list takes no scripted reply either
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         if not _LIST.match(parts.path):
@@ -348,47 +266,33 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return False
         if expected is not None and key != expected:
-            self._send(
-                400,
-                _error_body(
-                    400,
-                    "API key not valid. Please pass a valid API key.",
-                    details=[
-                        {
-                            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                            "reason": "API_KEY_INVALID",
-                            "domain": "googleapis.com",
-                            "metadata": {"service": "generativelanguage.googleapis.com"},
-                        }
-                    ],
-                ).encode(),
-                _JSON,
-                {},
-            )
+            message = "API key not valid. Please pass a valid API key."
+            body = _error_body(400, message, details=[_error_info("API_KEY_INVALID")])
+            self._send(400, body.encode(), _JSON, {})
             return False
         return True
 
-    def _answer(self, reply: GeminiReply, asked: _Asked) -> None:
-        stopping = self.owner._stopping
+    def _answer_gemini(self, reply: GeminiReply, asked: _Asked, recorded: RecordedRequest) -> None:
         if reply.fault is not None and reply.after is None:
             if reply.fault == "reset":
                 self._reset()
                 return
             if reply.fault == "stall":
-                stopping.wait(reply.delay)
+                self.owner._stopping.wait(reply.delay)
         if reply.body is not None:
-            raw = reply.body.encode() if isinstance(reply.body, str) else reply.body
+            content = reply.body(recorded) if callable(reply.body) else reply.body
+            raw = content.encode() if isinstance(content, str) else content
             ctype = reply.content_type or "application/octet-stream"
             self._send(reply.status, raw, ctype, reply.headers)
             return
         chunks = _chunks(reply, asked)
         if asked.stream:
-            self._stream(reply, chunks)
+            self._stream_gemini(reply, chunks)
             return
         whole = _merged(chunks)
         self._send(reply.status, json.dumps(whole, indent=2).encode(), _JSON, reply.headers)
 
-    def _stream(self, reply: GeminiReply, chunks: list[dict[str, Any]]) -> None:
+    def _stream_gemini(self, reply: GeminiReply, chunks: list[dict[str, Any]]) -> None:
         self.send_response(reply.status)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Content-Disposition", "attachment")
@@ -397,7 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         for index, chunk in enumerate(chunks):
-            if reply.fault is not None and reply.after == index and self._fault(reply):
+            if reply.fault is not None and reply.after == index and self._gemini_fault(reply):
                 return
             # Google's servers end each line of an event with CRLF.
             data = f"data: {json.dumps(chunk, ensure_ascii=False)}\r\n\r\n".encode()
@@ -408,46 +312,19 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write_chunk(data)
         self._write_chunk(b"")
 
-    def _fault(self, reply: GeminiReply) -> bool:
+    def _gemini_fault(self, reply: GeminiReply) -> bool:
         """Do the reply's fault mid-stream; True when the stream must end here."""
-        if reply.fault == "reset":
-            self._reset()
-            return True
-        if reply.fault == "stall":
-            self.owner._stopping.wait(reply.delay)
-            return False
         if reply.fault == "error_event":
-            error = _error_body(503, "The model is overloaded. Please try again later.")
-            self._write_chunk(f"data: {json.dumps(json.loads(error))}\r\n\r\n".encode())
-        self._write_chunk(b"")  # "cut": the body ends cleanly, short of its finishReason
-        return True
+            error = json.loads(_error_body(503, "The model is overloaded. Please try again later."))
+            self._write_chunk(f"data: {json.dumps(error)}\r\n\r\n".encode())
+            self._write_chunk(b"")
+            return True
+        # reset and stall as OpenAIServer does them; cut: the body ends cleanly, short
+        # of its finishReason.
+        return self._fault(reply)
 
     def _error(self, status: int, message: str, status_name: str | None = None) -> None:
         self._send(status, _error_body(status, message, status_name).encode(), _JSON, {})
-
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-
-    def _send(self, status: int, body: bytes, ctype: str, headers: Mapping[str, str]) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _reset(self) -> None:
-        # SO_LINGER with a zero timeout makes close() send RST: a reset, not a clean end.
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close_connection = True
-        self.connection.close()
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            self.close_connection = True
 
 
 # -- what a request may hold ---------------------------------------------------------------
@@ -628,21 +505,19 @@ def _chunks(reply: GeminiReply, asked: _Asked) -> list[dict[str, Any]]:
     """The ``GenerateContentResponse`` chunks of a reply, as a stream sends them."""
     model = asked.model
     meta = {"modelVersion": model, "responseId": "local-gemini-response"}
+    given = _usage_metadata(reply.usage)
     if reply.blocked is not None:
-        usage = dict(reply.usage or {"promptTokenCount": 8, "totalTokenCount": 8})
+        usage = given or {"promptTokenCount": 8, "totalTokenCount": 8}
         block = {"blockReason": reply.blocked}
         return [{"promptFeedback": block, "usageMetadata": usage, **meta}]
     texts = list(reply.chunks) if reply.chunks is not None else _echo(_said(asked.body), model)
     prompt = 8
     answer = len(texts) + 2 * len(reply.tool_calls)
-    usage = dict(
-        reply.usage
-        or {
-            "promptTokenCount": prompt,
-            "candidatesTokenCount": answer,
-            "totalTokenCount": prompt + answer,
-        }
-    )
+    usage = given or {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": answer,
+        "totalTokenCount": prompt + answer,
+    }
     parts: list[list[dict[str, Any]]] = [[{"text": t, "thought": True}] for t in reply.thoughts]
     parts += [[{"text": text}] for text in texts]
     if reply.tool_calls:
@@ -653,16 +528,34 @@ def _chunks(reply: GeminiReply, asked: _Asked) -> list[dict[str, Any]]:
     for index, chunk_parts in enumerate(parts):
         candidate: dict[str, Any] = {"content": {"parts": chunk_parts, "role": "model"}}
         last = index == len(parts) - 1
-        if last and reply.finish_reason:
-            candidate["finishReason"] = reply.finish_reason
+        if last:
+            candidate["finishReason"] = reply.finish_reason or "STOP"
         candidate["index"] = 0
         running = usage if last else {"promptTokenCount": usage.get("promptTokenCount", prompt)}
         chunks.append({"candidates": [candidate], "usageMetadata": running, **meta})
     return chunks
 
 
+_OPENAI_USAGE = {
+    "prompt_tokens": "promptTokenCount",
+    "completion_tokens": "candidatesTokenCount",
+    "total_tokens": "totalTokenCount",
+}
+
+
+def _usage_metadata(usage: Mapping[str, int] | None) -> dict[str, int] | None:
+    """A reply's ``usage`` as ``usageMetadata``: Gemini's counts as given, a plain
+    :class:`Reply`'s OpenAI ones renamed."""
+    if not usage:
+        return None
+    return {_OPENAI_USAGE.get(key, key): value for key, value in usage.items()}
+
+
 def _function_call(call: Mapping[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = {"name": call["name"], "args": dict(call.get("args") or {})}
+    args = call.get("arguments", call.get("args")) or {}
+    if isinstance(args, str):
+        args = json.loads(args)
+    found: dict[str, Any] = {"name": call["name"], "args": dict(args)}
     if call.get("id"):
         found["id"] = call["id"]
     return found

@@ -15,7 +15,7 @@ import pytest
 
 import providerhub
 import providerhub_gemini
-from providerhub.testing import GeminiReply, GeminiServer, check_provider
+from providerhub.testing import GeminiReply, GeminiServer, Reply, check_provider
 
 KEY = "AIza-test-key-for-the-stand-in"  # the stand-in's, as conftest.py gives it
 MODEL = "gemini-2.5-flash"
@@ -475,3 +475,13 @@ def test_what_gemini_cannot_take_is_refused_before_sending(
     with pytest.raises(providerhub.InvalidRequestError, match="model name"):
         list(hub.providers["gemini"].complete("../../files", HI, False))
     assert pointed.requests == []
+
+
+def test_the_stand_in_reads_a_plain_reply_in_gemini_terms(
+    hub: providerhub.Hub, pointed: GeminiServer
+) -> None:
+    usage = {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+    pointed.script(Reply.text("plain", " reply", usage=usage))
+    r = providerhub.Client(hub).chat.completions.create(model=MODEL, messages=HI)
+    assert r.choices[0].message.content == "plain reply"
+    assert r.usage is not None and r.usage.to_dict() == usage
