@@ -225,6 +225,7 @@ def _provider_row(hub: Hub, p: Provider) -> dict[str, Any]:
         # Without user info and query: PROVIDERHUB_<NAME>_URL may carry a password.
         "url": safe_url(p.url),
         "models": list(p.model),
+        "added_models": dict(p.added),
         "stream": p.supports_stream,
         "needs_auth": p.needs_auth,
         "auth_variable": p.api_key_variable,
@@ -247,7 +248,9 @@ def _write_providers(out: TextIO, rows: list[dict[str, Any]]) -> None:
         stream = "streams" if row["stream"] else "no stream"
         out.write(f"{row['name']}  [{origin}]  {state}, {stream}, {auth}\n")
         out.write(f"  url:    {row['url']}\n")
-        out.write(f"  models: {', '.join(row['models'])}\n")
+        added = row["added_models"]
+        shown = [m if m not in added else f"{m} ({added[m]})" for m in row["models"]]
+        out.write(f"  models: {', '.join(shown)}\n")
         if row["cooldown"]:
             cooldown = row["cooldown"]
             out.write(
@@ -286,9 +289,12 @@ def _cooldown(hub: Hub, name: str) -> dict[str, Any] | None:
 def _models(args: argparse.Namespace, out: TextIO) -> int:
     hub = get_hub()
     models = hub.models()
+    origins = {m: _origins(hub, m) for m in models}
     if args.json:
         doc = {
-            "models": [{"model": m, "providers": ps} for m, ps in models.items()],
+            "models": [
+                {"model": m, "providers": ps, "origins": origins[m]} for m, ps in models.items()
+            ],
             "aliases": dict(hub.aliases),
             "alias_errors": hub.alias_errors,
         }
@@ -297,7 +303,14 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     width = max((len(m) for m in [*models, *hub.aliases]), default=0)
     for m, ps in models.items():
-        out.write(f"{m.ljust(width)}  {', '.join(ps)}\n")
+        shown = [p if origins[m][p] == "plugin" else f"{p} ({origins[m][p]})" for p in ps]
+        out.write(f"{m.ljust(width)}  {', '.join(shown)}\n")
+    found = {origin for by in origins.values() for origin in by.values()}
+    if found - {"plugin"}:
+        out.write("\n")
+        for origin in ("env", "cache"):
+            if origin in found:
+                out.write(f"({origin}): {_ORIGIN_WORDS[origin]}\n")
     if hub.aliases:
         out.write("\naliases:\n")
         for alias, target in sorted(hub.aliases.items()):
@@ -307,6 +320,18 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
     for alias_error in hub.alias_errors:
         out.write(f"error: {alias_error}\n")
     return 0
+
+
+_ORIGIN_WORDS = {
+    "env": "added by the provider's PROVIDERHUB_<NAME>_MODELS",
+    "cache": "listed by the provider when 'providerhub models --refresh' last asked it",
+}
+
+
+def _origins(hub: Hub, model: str) -> dict[str, str]:
+    """Where each provider serving ``model`` has it from: ``plugin``, ``env`` or
+    ``cache``."""
+    return {p.name: p.origin(model) for p in hub.registry.serving(model)}
 
 
 def _params(args: argparse.Namespace, out: TextIO) -> int:

@@ -138,6 +138,7 @@ class Hub:
         # Read now, so that a malformed value fails before any plugin is imported; applied
         # once the plugins are in, so that the check of alias() sees the models they serve.
         environment_aliases = settings.aliases()
+        settings.check_models_variables()
         self.registry = Registry()
         """The providers by name and by model, and the aliases: what the router reads."""
         self._lock = threading.RLock()
@@ -266,9 +267,15 @@ class Hub:
             distribution=distribution,
             version=version,
             disabled=disabled,
+            added=self._added_models(name),
         )
         self.registry.add(provider)
         return provider
+
+    def _added_models(self, name: str) -> dict[str, str]:
+        """The models the provider ``name`` serves besides its own, each with its origin:
+        those of ``PROVIDERHUB_<NAME>_MODELS``."""
+        return dict.fromkeys(settings.models(name), "env")
 
     # -- registering by hand -------------------------------------------------------------
 
