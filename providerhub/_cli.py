@@ -199,6 +199,7 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
             "state": {**dataclasses.asdict(status), "describe": status.describe()},
             "providers": rows,
             "plugin_errors": errors,
+            "available": [dataclasses.asdict(a) for a in hub.available],
             "disabled_plugins": hub.disabled_plugins,
             "alias_errors": hub.alias_errors,
         }
@@ -206,6 +207,7 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n")
         return 0
     _write_providers(out, rows)
+    _write_available(out, hub)
     _write_state(out, status)
     for name in hub.disabled_plugins:
         out.write(f"{name}  skipped: named in PROVIDERHUB_DISABLE_PLUGINS\n")
@@ -257,6 +259,19 @@ def _write_providers(out: TextIO, rows: list[dict[str, Any]]) -> None:
                 f"  cooldown: {cooldown['remaining']:.0f} s left, after "
                 f"{cooldown['failures']} failures in a row (last: {cooldown['last_error']})\n"
             )
+
+
+def _write_available(out: TextIO, hub: Hub) -> None:
+    """The providers the plugins offer but have not registered, with what activates each."""
+    if not hub.available:
+        return
+    out.write("\navailable, not active (set one of the variables to activate):\n")
+    width = max(len(a.name) for a in hub.available)
+    urls = [safe_url(a.url) if a.url else "-" for a in hub.available]
+    url_width = max(map(len, urls))
+    for a, url in zip(hub.available, urls):
+        out.write(f"  {a.name.ljust(width)}  {url.ljust(url_width)}  {' or '.join(a.activate)}\n")
+    out.write("\n")
 
 
 def _write_state(out: TextIO, status: StateStatus) -> None:

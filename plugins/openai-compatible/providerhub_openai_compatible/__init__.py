@@ -1,5 +1,7 @@
 """Any OpenAI-compatible chat completions endpoint as a providerhub provider, from a TOML
-file: one provider per ``[endpoints.<name>]`` table, named after it.
+file: one provider per ``[endpoints.<name>]`` table, named after it; and a catalog of
+known services and local servers (:mod:`.presets`), each a provider once its key or url
+variable is set.
 
 The file is ``PROVIDERHUB_CONFIG``, else ``providerhub/config.toml`` in the platform's
 configuration directory (see :func:`config.default_config_path`); a missing default file
@@ -11,7 +13,7 @@ providerhub's.
 
 from __future__ import annotations
 
-from providerhub.plugin import Register, Report, hookimpl
+from providerhub.plugin import Offer, Register, Report, hookimpl, url_variable
 
 from .config import (
     CONFIG_VARIABLE,
@@ -24,14 +26,17 @@ from .config import (
     default_config_path,
     load,
 )
+from .presets import PRESETS, Preset, activating_variables, is_active
 from .provider import EndpointProvider
 
 __all__ = [
     "CONFIG_VARIABLE",
     "DEFAULT_EXTRA_PARAMETERS",
+    "PRESETS",
     "ConfigError",
     "Endpoint",
     "EndpointProvider",
+    "Preset",
     "Problem",
     "check",
     "config_path",
@@ -42,21 +47,44 @@ __all__ = [
 
 
 @hookimpl
-def register_providers(register: Register, report: Report) -> None:
+def register_providers(register: Register, report: Report, offer: Offer) -> None:
     """Register one :class:`EndpointProvider` per valid endpoint of the configuration file,
-    in the file's order, and ``report`` each problem of the file, one line each naming the
-    file, the entry and the field: the hub shows them in ``hub.plugin_errors`` while the
-    valid endpoints load.
+    in the file's order, then one per active preset of the catalog (:data:`PRESETS`) the
+    file does not name; ``offer`` each inactive preset with the variables that would
+    activate it; and ``report`` each problem of the file, one line each naming the file,
+    the entry and the field: the hub shows them in ``hub.plugin_errors`` while the valid
+    endpoints load.
 
     A file that cannot be used at all (a ``PROVIDERHUB_CONFIG`` naming no file, an
-    unreadable file, invalid TOML) registers nothing and is reported the same way, so every
-    problem of the file reads alike and the other plugins load as usual.
+    unreadable file, invalid TOML) registers nothing of its own and is reported the same
+    way, so every problem of the file reads alike and the other plugins load as usual.
+    An entry of the file, even a bad one, replaces the preset of its name: a typo in the
+    user's own ``[endpoints.groq]`` must not quietly route to the preset instead.
     """
     try:
         endpoints, problems = check()
     except ConfigError as exc:
         endpoints, problems = [], list(exc.problems)
+    named = {_key(p.entry) for p in problems if p.entry is not None}
     for endpoint in endpoints:
         register(EndpointProvider(endpoint), name=endpoint.name)
+        named.add(_key(endpoint.name))
+    for preset in PRESETS.values():
+        if _key(preset.name) in named:
+            continue
+        if is_active(preset):
+            register(EndpointProvider(preset.endpoint()), name=preset.name)
+        else:
+            offer(
+                preset.name,
+                activate=activating_variables(preset),
+                url=preset.url,
+                models=preset.models,
+            )
     for problem in problems:
         report(str(problem))
+
+
+def _key(name: str) -> str:
+    """What two names share when they share their variables (``lm-studio``, ``LM_STUDIO``)."""
+    return url_variable(name)
