@@ -58,8 +58,30 @@ def _add_listings(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="also load the old gpt4free-layout provider modules (*.py) of DIR",
     )
 
-    models = sub.add_parser("models", help="list models and the providers serving each")
+    models = sub.add_parser(
+        "models",
+        help="list models and the providers serving each; --refresh asks each provider",
+        description="List every model with the providers serving it, and where each has "
+        "it from: its plugin, PROVIDERHUB_<NAME>_MODELS (env), or the models cache "
+        "(cache). --refresh asks each provider's list endpoint instead, writes the "
+        "answers to the cache (models.json in PROVIDERHUB_CACHE_DIR, else the user's "
+        "cache directory), which later hubs read, and exits 1 if any provider failed.",
+    )
     models.add_argument("--json", action="store_true", help="print JSON")
+    models.add_argument(
+        "--refresh",
+        action="store_true",
+        help="ask each provider which models it serves and cache the answers",
+    )
+    models.add_argument(
+        "-p", "--provider", action="append", help="with --refresh: ask only this provider"
+    )
+    models.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        help="with --refresh: seconds for each provider, all pages included (default 15)",
+    )
 
     params = sub.add_parser("params", help="list what each provider's completion accepts")
     params.add_argument("--json", action="store_true", help="print JSON")
@@ -302,6 +324,10 @@ def _cooldown(hub: Hub, name: str) -> dict[str, Any] | None:
 
 
 def _models(args: argparse.Namespace, out: TextIO) -> int:
+    if args.refresh:
+        return _refresh(args, out)
+    if args.provider:
+        raise InvalidRequestError("-p/--provider goes with --refresh")
     hub = get_hub()
     models = hub.models()
     origins = {m: _origins(hub, m) for m in models}
@@ -312,6 +338,11 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
             ],
             "aliases": dict(hub.aliases),
             "alias_errors": hub.alias_errors,
+            "cache": {
+                "path": hub.model_cache.path,
+                "fetched_at": hub.model_cache.fetched_at,
+                "problem": hub.model_cache.problem,
+            },
         }
         json.dump(doc, out, indent=2)
         out.write("\n")
@@ -326,6 +357,10 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
         for origin in ("env", "cache"):
             if origin in found:
                 out.write(f"({origin}): {_ORIGIN_WORDS[origin]}\n")
+        if "cache" in found:
+            out.write(f"  ({hub.model_cache.path}, {hub.model_cache.fetched_at})\n")
+    if hub.model_cache.problem:
+        out.write(f"warning: the models cache {hub.model_cache.problem}\n")
     if hub.aliases:
         out.write("\naliases:\n")
         for alias, target in sorted(hub.aliases.items()):
@@ -335,6 +370,32 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
     for alias_error in hub.alias_errors:
         out.write(f"error: {alias_error}\n")
     return 0
+
+
+def _refresh(args: argparse.Namespace, out: TextIO) -> int:
+    """``models --refresh``: each provider's list, cached; 1 if any failed."""
+    from ._discovery import refresh
+
+    if args.timeout <= 0:
+        raise InvalidRequestError("--timeout must be positive")
+    try:
+        results, path = refresh(get_hub(), providers=args.provider, timeout=args.timeout)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"the models cache cannot be written ({exc.strerror or exc}): set "
+            "PROVIDERHUB_CACHE_DIR to a directory you can write"
+        ) from None
+    if args.json:
+        doc = {"cache": str(path), "providers": [r.as_dict() for r in results]}
+        json.dump(doc, out, indent=2)
+        out.write("\n")
+    else:
+        width = max((len(r.provider) for r in results), default=0)
+        for r in results:
+            out.write(f"{r.provider.ljust(width)}  {r.status.ljust(7)}  {r.reason}\n")
+        asked = sum(1 for r in results if r.status == "ok")
+        out.write(f"\nwrote the models of {asked} providers to {path}\n")
+    return 1 if any(r.failed for r in results) else 0
 
 
 _ORIGIN_WORDS = {

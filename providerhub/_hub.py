@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from urllib3.util import Retry
 
     from ._api import Create
+    from ._model_cache import Cached
     from ._routing.arouter import AsyncStream
     from ._routing.plan import Plan
     from ._routing.router import Auth, ProviderChoice
@@ -151,6 +152,7 @@ class Hub:
         self._pm: pluggy.PluginManager | None = None
         self._session: requests.Session | None = None
         self._asessions: Sessions | None = None
+        self._model_cache: Cached | None = None
         if load_entrypoints:
             self.load_entrypoints()
         self._apply_environment_aliases(environment_aliases)
@@ -284,8 +286,21 @@ class Hub:
 
     def _added_models(self, name: str) -> dict[str, str]:
         """The models the provider ``name`` serves besides its own, each with its origin:
-        those of ``PROVIDERHUB_<NAME>_MODELS``."""
-        return dict.fromkeys(settings.models(name), "env")
+        those of ``PROVIDERHUB_<NAME>_MODELS``, then those of the models cache."""
+        added = dict.fromkeys(settings.models(name), "env")
+        for model in self.model_cache.models_of(name):
+            added.setdefault(model, "cache")
+        return added
+
+    @property
+    def model_cache(self) -> Cached:
+        """The models cache ``providerhub models --refresh`` writes, read when the first
+        provider is registered (a file, never the network); see docs/configuration.md."""
+        if self._model_cache is None:
+            from ._model_cache import load
+
+            self._model_cache = load()
+        return self._model_cache
 
     # -- registering by hand -------------------------------------------------------------
 

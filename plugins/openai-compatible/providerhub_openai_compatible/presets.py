@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from providerhub.plugin import api_key_variable, url_variable
 
@@ -30,8 +30,7 @@ SOURCE = "the catalog"
 """What an endpoint made from a preset names as its ``source``."""
 
 
-@dataclass(frozen=True)
-class Preset:
+class Preset(NamedTuple):
     """One service or local server of the catalog: its ``name`` (the provider's), base
     ``url``, a few ``models``, the capabilities it takes (``tools``, ``vision``,
     ``json_schema``; every preset streams), and ``key_env``, the service's own key
