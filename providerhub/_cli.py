@@ -374,27 +374,34 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
 
 def _refresh(args: argparse.Namespace, out: TextIO) -> int:
     """``models --refresh``: each provider's list, cached; 1 if any failed."""
-    from ._discovery import refresh
+    from ._discovery import ask, save
 
     if args.timeout <= 0:
         raise InvalidRequestError("--timeout must be positive")
+    hub = get_hub()
+    results = ask(hub, providers=args.provider, timeout=args.timeout)
     try:
-        results, path = refresh(get_hub(), providers=args.provider, timeout=args.timeout)
+        path = save(hub, results)
     except OSError as exc:
-        raise ConfigurationError(
+        problem = (
             f"the models cache cannot be written ({exc.strerror or exc}): set "
             "PROVIDERHUB_CACHE_DIR to a directory you can write"
-        ) from None
+        )
+        path = None
     if args.json:
-        doc = {"cache": str(path), "providers": [r.as_dict() for r in results]}
+        doc = {"cache": str(path) if path else None, "providers": [r.as_dict() for r in results]}
         json.dump(doc, out, indent=2)
         out.write("\n")
     else:
         width = max((len(r.provider) for r in results), default=0)
         for r in results:
             out.write(f"{r.provider.ljust(width)}  {r.status.ljust(7)}  {r.reason}\n")
-        asked = sum(1 for r in results if r.status == "ok")
-        out.write(f"\nwrote the models of {asked} providers to {path}\n")
+        if path is not None:
+            asked = sum(1 for r in results if r.status == "ok")
+            out.write(f"\nwrote the models of {asked} providers to {path}\n")
+    if path is None:
+        out.flush()
+        raise ConfigurationError(problem)
     return 1 if any(r.failed for r in results) else 0
 
 

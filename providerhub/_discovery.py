@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from ._hub import Hub
     from ._provider import Provider
 
-__all__ = ["STATUSES", "Listed", "refresh"]
+__all__ = ["STATUSES", "Listed", "ask", "refresh", "save"]
 
 STATUSES = ("ok", "failed", "skipped")
 
@@ -79,20 +79,36 @@ def refresh(
     workers: int = 8,
     path: Path | None = None,
 ) -> tuple[list[Listed], Path]:
+    """:func:`ask` every provider of ``hub`` (or those named in ``providers``), then
+    :func:`save` the answers at ``path``: what each provider gave, and the file written.
+    Raises what those raise."""
+    results = ask(hub, providers=providers, timeout=timeout, workers=workers)
+    return results, save(hub, results, path)
+
+
+def ask(
+    hub: Hub,
+    *,
+    providers: Sequence[str] | None = None,
+    timeout: float = 15.0,
+    workers: int = 8,
+) -> list[Listed]:
     """Ask every provider of ``hub`` (or those named in ``providers``) for its models, at
-    most ``workers`` at a time, each within ``timeout`` seconds all pages included; write
-    the answers to the cache at ``path`` (by default
-    :func:`~providerhub._model_cache.cache_path`), keeping what it held for the others;
-    return what each provider gave, and the file written. Raises
-    :class:`InvalidRequestError` for an unknown name in ``providers``, and
-    :class:`OSError` when the file cannot be written."""
+    most ``workers`` at a time, each within ``timeout`` seconds all pages included.
+    Raises :class:`InvalidRequestError` for an unknown name in ``providers``."""
     chosen = _chosen(hub, providers)
-    path = cache_path() if path is None else path
     session = hub.session
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(chosen) or 1))) as pool:
-        results = list(pool.map(lambda p: _ask(p, session, timeout), chosen))
+        return list(pool.map(lambda p: _ask(p, session, timeout), chosen))
+
+
+def save(hub: Hub, results: Sequence[Listed], path: Path | None = None) -> Path:
+    """Write ``results`` to the cache at ``path`` (by default
+    :func:`~providerhub._model_cache.cache_path`), keeping what it held for the other
+    providers, and return the file written; :class:`OSError` when it cannot be."""
+    path = cache_path() if path is None else path
     write(path, _updated(load(path).document, results, hub))
-    return results, path
+    return path
 
 
 def _chosen(hub: Hub, names: Sequence[str] | None) -> list[Provider]:
@@ -279,7 +295,7 @@ def _one_line(exc: ProviderError, key: str | None, url: str) -> str:
     return redact(" ".join(str(exc).split()), [key, *url_secrets(url)])
 
 
-def _updated(old: Mapping[str, Any], results: list[Listed], hub: Hub) -> dict[str, Any]:
+def _updated(old: Mapping[str, Any], results: Sequence[Listed], hub: Hub) -> dict[str, Any]:
     """The cache document after ``results``: a provider that answered gets its new list
     and loses its error; one that failed keeps its last list and gets its error; the
     others are left as they were."""

@@ -116,9 +116,9 @@ def check_models_variables() -> None:
     """Read every ``PROVIDERHUB_<NAME>_MODELS`` of the environment, so that a malformed one
     raises :class:`providerhub.ConfigurationError` when a hub is built, before any plugin is
     loaded, rather than costing a plugin its providers while they register."""
-    for key, value in list(os.environ.items()):
-        if key.startswith("PROVIDERHUB_") and key.endswith("_MODELS"):
-            parse_models(key, value)
+    for key in list(os.environ):
+        if key.endswith("_MODELS") and key.startswith("PROVIDERHUB_"):
+            parse_models(key, os.environ[key])
 
 
 def url(provider_name: str, default: str) -> str:

@@ -380,3 +380,24 @@ def test_the_cache_directory_follows_the_platform(monkeypatch: pytest.MonkeyPatc
     windows = default_cache_dir(platform="win32", environ={"LOCALAPPDATA": "C:\\Local"})
     assert str(windows) == "C:\\Local\\providerhub\\Cache"
     assert cache_path({"PROVIDERHUB_CACHE_DIR": "/somewhere"}) == Path("/somewhere/models.json")
+
+
+def test_a_cache_that_cannot_be_written_is_said_after_the_results(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    default_hub: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("providerhub_openai_compatible")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("PROVIDERHUB_CACHE_DIR", str(blocker))
+    monkeypatch.setenv("PROVIDERHUB_DISABLE_PLUGINS", "gravityengine")
+    with ListServer(bearer_models("m")) as server:
+        monkeypatch.setenv("PROVIDERHUB_OLLAMA_URL", server.url)
+        monkeypatch.setenv("PROVIDERHUB_OLLAMA_API_KEY", KEY)
+        code, out, err = cli_run(capsys, "models", "--refresh")
+    assert code == 2
+    assert "ollama  ok       1 models\n" in out
+    assert "providerhub: error: the models cache cannot be written" in err
+    assert "set PROVIDERHUB_CACHE_DIR to a directory you can write" in err
