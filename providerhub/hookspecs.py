@@ -19,10 +19,12 @@ provider's ``_create_completion`` itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "PROJECT",

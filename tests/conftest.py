@@ -68,7 +68,7 @@ def _clean_environment(providerhub_clean_env: None, monkeypatch: pytest.MonkeyPa
 
 def _preset_keys() -> tuple[str, ...]:
     try:
-        from providerhub_openai_compatible import PRESETS
+        from providerhub_openai_compatible.presets import PRESETS
     except ImportError:  # the plugin is not installed: nothing activates a preset
         return ()
     return tuple(p.key_env for p in PRESETS.values() if p.key_env is not None)

@@ -13,8 +13,9 @@ providerhub's.
 
 from __future__ import annotations
 
-from providerhub.plugin import Offer, Register, Report, hookimpl, url_variable
+from providerhub.plugin import Offer, Register, Report, hookimpl
 
+from . import presets
 from .config import (
     CONFIG_VARIABLE,
     DEFAULT_EXTRA_PARAMETERS,
@@ -26,7 +27,6 @@ from .config import (
     default_config_path,
     load,
 )
-from .presets import PRESETS, Preset, activating_variables, is_active
 from .provider import EndpointProvider
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "config_path",
     "default_config_path",
     "load",
+    "presets",
     "register_providers",
 ]
 
@@ -49,11 +50,11 @@ __all__ = [
 @hookimpl
 def register_providers(register: Register, report: Report, offer: Offer) -> None:
     """Register one :class:`EndpointProvider` per valid endpoint of the configuration file,
-    in the file's order, then one per active preset of the catalog (:data:`PRESETS`) the
-    file does not name; ``offer`` each inactive preset with the variables that would
-    activate it; and ``report`` each problem of the file, one line each naming the file,
-    the entry and the field: the hub shows them in ``hub.plugin_errors`` while the valid
-    endpoints load.
+    in the file's order, then one per active preset of the catalog
+    (:data:`presets.PRESETS`) the file does not name; ``offer`` each inactive preset with
+    the variables that would activate it; and ``report`` each problem of the file, one line
+    each naming the file, the entry and the field: the hub shows them in
+    ``hub.plugin_errors`` while the valid endpoints load.
 
     A file that cannot be used at all (a ``PROVIDERHUB_CONFIG`` naming no file, an
     unreadable file, invalid TOML) registers nothing of its own and is reported the same
@@ -61,30 +62,15 @@ def register_providers(register: Register, report: Report, offer: Offer) -> None
     An entry of the file, even a bad one, replaces the preset of its name: a typo in the
     user's own ``[endpoints.groq]`` must not quietly route to the preset instead.
     """
+    # The module's namespace stays small: pluggy inspects each of its names for every hub.
     try:
         endpoints, problems = check()
     except ConfigError as exc:
         endpoints, problems = [], list(exc.problems)
-    named = {_key(p.entry) for p in problems if p.entry is not None}
+    named = {presets.key(p.entry) for p in problems if p.entry is not None}
     for endpoint in endpoints:
         register(EndpointProvider(endpoint), name=endpoint.name)
-        named.add(_key(endpoint.name))
-    for preset in PRESETS.values():
-        if _key(preset.name) in named:
-            continue
-        if is_active(preset):
-            register(EndpointProvider(preset.endpoint()), name=preset.name)
-        else:
-            offer(
-                preset.name,
-                activate=activating_variables(preset),
-                url=preset.url,
-                models=preset.models,
-            )
+        named.add(presets.key(endpoint.name))
+    presets.register_active(register, offer, named)
     for problem in problems:
         report(str(problem))
-
-
-def _key(name: str) -> str:
-    """What two names share when they share their variables (``lm-studio``, ``LM_STUDIO``)."""
-    return url_variable(name)

@@ -16,15 +16,23 @@ service for all of them.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from collections.abc import Collection
 from typing import NamedTuple
 
-from providerhub.plugin import api_key_variable, url_variable
+from providerhub.plugin import Offer, Register, api_key_variable, base_url, credential, url_variable
 
 from .config import DEFAULT_PATH, Endpoint
+from .provider import EndpointProvider
 
-__all__ = ["PRESETS", "SOURCE", "Preset", "activating_variables", "is_active"]
+__all__ = [
+    "PRESETS",
+    "SOURCE",
+    "Preset",
+    "activating_variables",
+    "is_active",
+    "key",
+    "register_active",
+]
 
 SOURCE = "the catalog"
 """What an endpoint made from a preset names as its ``source``."""
@@ -190,8 +198,32 @@ def activating_variables(preset: Preset) -> tuple[str, ...]:
     return (api_key_variable(preset.name), preset.key_env)
 
 
-def is_active(preset: Preset, environ: Mapping[str, str] | None = None) -> bool:
+def is_active(preset: Preset) -> bool:
     """Whether one of :func:`activating_variables` is set (an empty value counts as
-    unset), in ``environ`` (by default ``os.environ``)."""
-    environ = os.environ if environ is None else environ
-    return any(environ.get(variable) for variable in activating_variables(preset))
+    unset), read as providerhub reads them, through its fast path to the environment."""
+    if preset.key_env is None:
+        return bool(base_url(preset.name, ""))
+    return credential(preset.name, api_key_env=preset.key_env) is not None
+
+
+def key(name: str) -> str:
+    """What two names share when they share their variables (``lm-studio``,
+    ``LM_STUDIO``): an entry of the file replaces the preset of the same key."""
+    return url_variable(name)
+
+
+def register_active(register: Register, offer: Offer, named: Collection[str]) -> None:
+    """``register`` each active preset whose :func:`key` is not in ``named`` (the file's
+    entries), and ``offer`` each inactive one with the variables that would activate it."""
+    for preset in PRESETS.values():
+        if key(preset.name) in named:
+            continue
+        if is_active(preset):
+            register(EndpointProvider(preset.endpoint()), name=preset.name)
+        else:
+            offer(
+                preset.name,
+                activate=activating_variables(preset),
+                url=preset.url,
+                models=preset.models,
+            )

@@ -8,7 +8,7 @@ import pytest
 
 import providerhub
 from providerhub.testing import OpenAIServer
-from providerhub_openai_compatible import PRESETS
+from providerhub_openai_compatible.presets import PRESETS
 
 WriteConfig = Callable[[str], Path]
 MakeHub = Callable[..., providerhub.Hub]  # (config text, **hub options)

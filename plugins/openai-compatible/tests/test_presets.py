@@ -15,7 +15,7 @@ import pytest
 
 import providerhub
 from providerhub.testing import OpenAIServer, RecordedRequest, Reply
-from providerhub_openai_compatible import PRESETS
+from providerhub_openai_compatible.presets import PRESETS
 
 HI = [{"role": "user", "content": "Hi"}]
 KEY = "gsk-test-4f1c9e2a7b"
