@@ -58,8 +58,30 @@ def _add_listings(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="also load the old gpt4free-layout provider modules (*.py) of DIR",
     )
 
-    models = sub.add_parser("models", help="list models and the providers serving each")
+    models = sub.add_parser(
+        "models",
+        help="list models and the providers serving each; --refresh asks each provider",
+        description="List every model with the providers serving it, and where each has "
+        "it from: its plugin, PROVIDERHUB_<NAME>_MODELS (env), or the models cache "
+        "(cache). --refresh asks each provider's list endpoint instead, writes the "
+        "answers to the cache (models.json in PROVIDERHUB_CACHE_DIR, else the user's "
+        "cache directory), which later hubs read, and exits 1 if any provider failed.",
+    )
     models.add_argument("--json", action="store_true", help="print JSON")
+    models.add_argument(
+        "--refresh",
+        action="store_true",
+        help="ask each provider which models it serves and cache the answers",
+    )
+    models.add_argument(
+        "-p", "--provider", action="append", help="with --refresh: ask only this provider"
+    )
+    models.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        help="with --refresh: seconds for each provider, all pages included (default 15)",
+    )
 
     params = sub.add_parser("params", help="list what each provider's completion accepts")
     params.add_argument("--json", action="store_true", help="print JSON")
@@ -199,6 +221,7 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
             "state": {**dataclasses.asdict(status), "describe": status.describe()},
             "providers": rows,
             "plugin_errors": errors,
+            "available": [dataclasses.asdict(a) for a in hub.available],
             "disabled_plugins": hub.disabled_plugins,
             "alias_errors": hub.alias_errors,
         }
@@ -206,6 +229,7 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n")
         return 0
     _write_providers(out, rows)
+    _write_available(out, hub)
     _write_state(out, status)
     for name in hub.disabled_plugins:
         out.write(f"{name}  skipped: named in PROVIDERHUB_DISABLE_PLUGINS\n")
@@ -225,6 +249,7 @@ def _provider_row(hub: Hub, p: Provider) -> dict[str, Any]:
         # Without user info and query: PROVIDERHUB_<NAME>_URL may carry a password.
         "url": safe_url(p.url),
         "models": list(p.model),
+        "added_models": dict(p.added),
         "stream": p.supports_stream,
         "needs_auth": p.needs_auth,
         "auth_variable": p.api_key_variable,
@@ -247,13 +272,28 @@ def _write_providers(out: TextIO, rows: list[dict[str, Any]]) -> None:
         stream = "streams" if row["stream"] else "no stream"
         out.write(f"{row['name']}  [{origin}]  {state}, {stream}, {auth}\n")
         out.write(f"  url:    {row['url']}\n")
-        out.write(f"  models: {', '.join(row['models'])}\n")
+        added = row["added_models"]
+        shown = [m if m not in added else f"{m} ({added[m]})" for m in row["models"]]
+        out.write(f"  models: {', '.join(shown)}\n")
         if row["cooldown"]:
             cooldown = row["cooldown"]
             out.write(
                 f"  cooldown: {cooldown['remaining']:.0f} s left, after "
                 f"{cooldown['failures']} failures in a row (last: {cooldown['last_error']})\n"
             )
+
+
+def _write_available(out: TextIO, hub: Hub) -> None:
+    """The providers the plugins offer but have not registered, with what activates each."""
+    if not hub.available:
+        return
+    out.write("\navailable, not active (set one of the variables to activate):\n")
+    width = max(len(a.name) for a in hub.available)
+    urls = [safe_url(a.url) if a.url else "-" for a in hub.available]
+    url_width = max(map(len, urls))
+    for a, url in zip(hub.available, urls):
+        out.write(f"  {a.name.ljust(width)}  {url.ljust(url_width)}  {' or '.join(a.activate)}\n")
+    out.write("\n")
 
 
 def _write_state(out: TextIO, status: StateStatus) -> None:
@@ -284,20 +324,43 @@ def _cooldown(hub: Hub, name: str) -> dict[str, Any] | None:
 
 
 def _models(args: argparse.Namespace, out: TextIO) -> int:
+    if args.refresh:
+        return _refresh(args, out)
+    if args.provider:
+        raise InvalidRequestError("-p/--provider goes with --refresh")
     hub = get_hub()
     models = hub.models()
+    origins = {m: _origins(hub, m) for m in models}
     if args.json:
         doc = {
-            "models": [{"model": m, "providers": ps} for m, ps in models.items()],
+            "models": [
+                {"model": m, "providers": ps, "origins": origins[m]} for m, ps in models.items()
+            ],
             "aliases": dict(hub.aliases),
             "alias_errors": hub.alias_errors,
+            "cache": {
+                "path": hub.model_cache.path,
+                "fetched_at": hub.model_cache.fetched_at,
+                "problem": hub.model_cache.problem,
+            },
         }
         json.dump(doc, out, indent=2)
         out.write("\n")
         return 0
     width = max((len(m) for m in [*models, *hub.aliases]), default=0)
     for m, ps in models.items():
-        out.write(f"{m.ljust(width)}  {', '.join(ps)}\n")
+        shown = [p if origins[m][p] == "plugin" else f"{p} ({origins[m][p]})" for p in ps]
+        out.write(f"{m.ljust(width)}  {', '.join(shown)}\n")
+    found = {origin for by in origins.values() for origin in by.values()}
+    if found - {"plugin"}:
+        out.write("\n")
+        for origin in ("env", "cache"):
+            if origin in found:
+                out.write(f"({origin}): {_ORIGIN_WORDS[origin]}\n")
+        if "cache" in found:
+            out.write(f"  ({hub.model_cache.path}, {hub.model_cache.fetched_at})\n")
+    if hub.model_cache.problem:
+        out.write(f"warning: the models cache {hub.model_cache.problem}\n")
     if hub.aliases:
         out.write("\naliases:\n")
         for alias, target in sorted(hub.aliases.items()):
@@ -307,6 +370,51 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
     for alias_error in hub.alias_errors:
         out.write(f"error: {alias_error}\n")
     return 0
+
+
+def _refresh(args: argparse.Namespace, out: TextIO) -> int:
+    """``models --refresh``: each provider's list, cached; 1 if any failed."""
+    from ._discovery import ask, save
+
+    if args.timeout <= 0:
+        raise InvalidRequestError("--timeout must be positive")
+    hub = get_hub()
+    results = ask(hub, providers=args.provider, timeout=args.timeout)
+    try:
+        path = save(hub, results)
+    except OSError as exc:
+        problem = (
+            f"the models cache cannot be written ({exc.strerror or exc}): set "
+            "PROVIDERHUB_CACHE_DIR to a directory you can write"
+        )
+        path = None
+    if args.json:
+        doc = {"cache": str(path) if path else None, "providers": [r.as_dict() for r in results]}
+        json.dump(doc, out, indent=2)
+        out.write("\n")
+    else:
+        width = max((len(r.provider) for r in results), default=0)
+        for r in results:
+            out.write(f"{r.provider.ljust(width)}  {r.status.ljust(7)}  {r.reason}\n")
+        if path is not None:
+            asked = sum(1 for r in results if r.status == "ok")
+            out.write(f"\nwrote the models of {asked} providers to {path}\n")
+    if path is None:
+        out.flush()
+        raise ConfigurationError(problem)
+    return 1 if any(r.failed for r in results) else 0
+
+
+_ORIGIN_WORDS = {
+    "env": "added by the provider's PROVIDERHUB_<NAME>_MODELS",
+    "cache": "listed by the provider when 'providerhub models --refresh' last asked it",
+}
+
+
+def _origins(hub: Hub, model: str) -> dict[str, str]:
+    """Where each provider serving ``model`` has it from: ``plugin``, ``env`` or
+    ``cache``."""
+    return {p.name: p.origin(model) for p in hub.registry.serving(model)}
 
 
 def _params(args: argparse.Namespace, out: TextIO) -> int:

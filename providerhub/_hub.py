@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from . import _settings as settings
 from . import hookspecs
 from ._contract import missing_fields, required_capabilities
-from ._plugins import PluginFailure, discover
+from ._plugins import Available, PluginFailure, discover
 from ._provider import Provider
 from ._redaction import one_line
 from ._registry import Registry
@@ -38,11 +38,15 @@ if TYPE_CHECKING:
     from urllib3.util import Retry
 
     from ._api import Create
+    from ._model_cache import Cached
     from ._routing.arouter import AsyncStream
     from ._routing.plan import Plan
     from ._routing.router import Auth, ProviderChoice
     from ._transports.aio import Sessions
     from .types import Piece
+
+    Offered = tuple[str, tuple[str, ...], str | None, tuple[str, ...]]
+    """A provider a plugin offered: its name, the variables, its url, its models."""
 
 DEFAULT_RETRIES = 2
 
@@ -131,6 +135,9 @@ class Hub:
         """The cooldown (circuit breaker) state of this hub's providers."""
         self.plugin_errors: list[PluginFailure] = []
         """Plugins that were skipped, and why."""
+        self.available: list[Available] = []
+        """Providers the plugins offer but have not registered, each with the variables
+        that would activate it (a catalog's services without their keys, say)."""
         self.disabled_plugins: list[str] = []
         """Entry points skipped because ``PROVIDERHUB_DISABLE_PLUGINS`` names them."""
         self.alias_errors: list[str] = []
@@ -138,12 +145,14 @@ class Hub:
         # Read now, so that a malformed value fails before any plugin is imported; applied
         # once the plugins are in, so that the check of alias() sees the models they serve.
         environment_aliases = settings.aliases()
+        settings.check_models_variables()
         self.registry = Registry()
         """The providers by name and by model, and the aliases: what the router reads."""
         self._lock = threading.RLock()
         self._pm: pluggy.PluginManager | None = None
         self._session: requests.Session | None = None
         self._asessions: Sessions | None = None
+        self._model_cache: Cached | None = None
         if load_entrypoints:
             self.load_entrypoints()
         self._apply_environment_aliases(environment_aliases)
@@ -228,7 +237,7 @@ class Hub:
         pm = self.plugin_manager
         pm.register(obj, name=plugin)
         try:
-            registered, reported = _run_register_hook(pm, obj)
+            registered, reported, offered = _run_register_hook(pm, obj)
             # Check every provider before adopting any, so a plugin is all in or all out.
             _check_contracts(registered)
         except BaseException:
@@ -236,6 +245,10 @@ class Hub:
             raise
         for error in reported:
             self._fail(plugin, distribution, error)
+        self.available.extend(
+            Available(name, plugin, distribution, activate, url, models)
+            for name, activate, url, models in offered
+        )
         adopted = []
         for provider, name in registered:
             try:
@@ -266,9 +279,28 @@ class Hub:
             distribution=distribution,
             version=version,
             disabled=disabled,
+            added=self._added_models(name),
         )
         self.registry.add(provider)
         return provider
+
+    def _added_models(self, name: str) -> dict[str, str]:
+        """The models the provider ``name`` serves besides its own, each with its origin:
+        those of ``PROVIDERHUB_<NAME>_MODELS``, then those of the models cache."""
+        added = dict.fromkeys(settings.models(name), "env")
+        for model in self.model_cache.models_of(name):
+            added.setdefault(model, "cache")
+        return added
+
+    @property
+    def model_cache(self) -> Cached:
+        """The models cache ``providerhub models --refresh`` writes, read when the first
+        provider is registered (a file, never the network); see docs/configuration.md."""
+        if self._model_cache is None:
+            from ._model_cache import load
+
+            self._model_cache = load()
+        return self._model_cache
 
     # -- registering by hand -------------------------------------------------------------
 
@@ -556,12 +588,13 @@ def _retry_policy(retries: int) -> Retry:
 
 def _run_register_hook(
     pm: pluggy.PluginManager, obj: Any
-) -> tuple[list[tuple[Any, str | None]], list[str]]:
+) -> tuple[list[tuple[Any, str | None]], list[str], list[Offered]]:
     """Call the ``register_providers`` hook of ``obj`` (registered in ``pm``): the providers
-    it registered, each with the name it gave (or None), and the problems it reported, one
-    line each."""
+    it registered, each with the name it gave (or None), the problems it reported, one
+    line each, and the providers it offered (name, variables, url, models)."""
     registered: list[tuple[Any, str | None]] = []
     reported: list[str] = []
+    offered: list[Offered] = []
 
     def register(provider: Any, name: str | None = None) -> None:
         registered.append((provider, name))
@@ -569,11 +602,16 @@ def _run_register_hook(
     def report(error: str) -> None:
         reported.append(" ".join(str(error).split()))
 
-    offered = {"register": register, "report": report}
+    def offer(
+        name: str, *, activate: Sequence[str], url: str | None = None, models: Sequence[str] = ()
+    ) -> None:
+        offered.append((str(name), tuple(map(str, activate)), url, tuple(map(str, models))))
+
+    arguments = {"register": register, "report": report, "offer": offer}
     for impl in pm.hook.register_providers.get_hookimpls():
         if impl.plugin is obj:
-            impl.function(**{arg: offered[arg] for arg in impl.argnames})
-    return registered, reported
+            impl.function(**{arg: arguments[arg] for arg in impl.argnames})
+    return registered, reported, offered
 
 
 def _check_contracts(registered: list[tuple[Any, str | None]]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EntryPoint", "PluginFailure", "discover"]
+__all__ = ["Available", "EntryPoint", "PluginFailure", "discover"]
 
 GROUP = "providerhub"
 
@@ -23,6 +23,21 @@ class PluginFailure:
     def __str__(self) -> str:
         where = f" (from {self.distribution})" if self.distribution else ""
         return f"plugin {self.name!r}{where}: {self.error}"
+
+
+@dataclass(frozen=True)
+class Available:
+    """A provider a plugin offers but has not registered (see
+    :class:`providerhub.hookspecs.Offer`): its ``name``, the entry-point name of the
+    ``plugin`` and its ``distribution``, the environment variables that would activate it
+    (any one of them), its ``url`` and ``models`` when the plugin gives them."""
+
+    name: str
+    plugin: str
+    distribution: str | None
+    activate: tuple[str, ...]
+    url: str | None
+    models: tuple[str, ...]
 
 
 @dataclass(frozen=True)

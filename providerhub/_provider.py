@@ -34,7 +34,10 @@ class Provider:
     fields (``supports_tools``, ``supports_vision``, ``supports_audio``,
     ``supports_json_schema``; False when the module does not declare them). ``limits`` holds
     the optional ``rpm`` and ``tpm`` the module declares (requests and tokens per minute,
-    counted per hub or, with a shared state, across every process).
+    counted per hub or, with a shared state, across every process). ``model`` holds the
+    module's own models, then those ``added`` to them (by ``PROVIDERHUB_<NAME>_MODELS``,
+    or from the cache ``providerhub models --refresh`` writes); :meth:`origin` says where
+    each came from.
     """
 
     __slots__ = (
@@ -42,6 +45,7 @@ class Provider:
         "_accepts",
         "_clone",
         "_declared_url",
+        "added",
         "capabilities",
         "disabled",
         "distribution",
@@ -65,6 +69,7 @@ class Provider:
         distribution: str | None = None,
         version: str | None = None,
         disabled: bool = False,
+        added: Mapping[str, str] | None = None,
     ) -> None:
         self.obj = obj
         self.name = name
@@ -72,7 +77,14 @@ class Provider:
         self.distribution = distribution
         self.version = version
         self.disabled = disabled
-        self.model: tuple[str, ...] = tuple(obj.model)
+        own = tuple(obj.model)
+        self.added: dict[str, str] = {
+            m: origin for m, origin in (added or {}).items() if m not in own
+        }
+        """Models served besides the module's own, each with where it came from:
+        ``"env"`` (``PROVIDERHUB_<NAME>_MODELS``) or ``"cache"`` (``providerhub models
+        --refresh``)."""
+        self.model: tuple[str, ...] = own + tuple(self.added)
         self.supports_stream = bool(obj.supports_stream)
         self.needs_auth = bool(obj.needs_auth)
         self.capabilities: dict[str, bool] = {
@@ -99,6 +111,11 @@ class Provider:
     @property
     def url(self) -> str:
         return settings.url(self.name, self._declared_url)
+
+    def origin(self, model: str) -> str:
+        """Where ``model`` came from: ``"plugin"`` (the provider declares it), ``"env"``
+        or ``"cache"`` (see :attr:`added`)."""
+        return self.added.get(model, "plugin")
 
     @property
     def working(self) -> bool:

@@ -5,6 +5,7 @@ digit written as ``_``:
 
 - ``PROVIDERHUB_<NAME>_URL`` overrides the provider's ``url``;
 - ``PROVIDERHUB_<NAME>_API_KEY`` is its credential;
+- ``PROVIDERHUB_<NAME>_MODELS=a,b`` adds model names to the ones it declares;
 - ``PROVIDERHUB_DISABLE_PLUGINS=name,name`` skips plugins (and providers) by name;
 - ``PROVIDERHUB_ALIASES=alias=model,alias=model`` gives a new hub its first aliases;
 - ``PROVIDERHUB_REDIS_URL=redis://host:port/db`` makes every new hub share its cooldowns and
@@ -16,7 +17,8 @@ digit written as ``_``:
 
 The environment is read when a value is needed, not cached, so a change shows at once; a
 provider's url and credential, read on every call, through
-:func:`providerhub._speedups.getenv`.
+:func:`providerhub._speedups.getenv`. A provider's added models are read when it is
+registered: the registry indexes providers by model.
 """
 
 from __future__ import annotations
@@ -38,9 +40,13 @@ __all__ = [
     "aliases",
     "api_key",
     "api_key_variable",
+    "check_models_variables",
     "credential",
     "disabled_names",
     "env_prefix",
+    "models",
+    "models_variable",
+    "parse_models",
     "redis_fail_closed",
     "redis_timeout",
     "redis_url",
@@ -74,6 +80,45 @@ def url_variable(provider_name: str) -> str:
 
 def api_key_variable(provider_name: str) -> str:
     return env_prefix(provider_name) + "API_KEY"
+
+
+def models_variable(provider_name: str) -> str:
+    return env_prefix(provider_name) + "MODELS"
+
+
+def models(provider_name: str) -> tuple[str, ...]:
+    """The model names ``PROVIDERHUB_<NAME>_MODELS`` adds to the provider's own (see
+    :func:`parse_models`); none when it is unset or empty."""
+    variable = models_variable(provider_name)
+    return parse_models(variable, getenv(variable) or "")
+
+
+def parse_models(variable: str, raw: str) -> tuple[str, ...]:
+    """The model names of ``raw``, the value of ``variable``: separated by commas, each
+    trimmed, empty ones and repeats left out, in the order given. A name with a space
+    inside raises :class:`providerhub.ConfigurationError` naming the variable: the router
+    matches names exactly, and such a name is more likely two names missing a comma."""
+    found: dict[str, None] = {}
+    for part in raw.split(","):
+        name = part.strip()
+        if not name:
+            continue
+        if any(c.isspace() or not c.isprintable() for c in name):
+            raise ConfigurationError(
+                f"{variable} holds {name!r}, a model name with a space or control character "
+                f"in it; write names separated by commas, like {variable}=model-a,model-b"
+            )
+        found.setdefault(name)
+    return tuple(found)
+
+
+def check_models_variables() -> None:
+    """Read every ``PROVIDERHUB_<NAME>_MODELS`` of the environment, so that a malformed one
+    raises :class:`providerhub.ConfigurationError` when a hub is built, before any plugin is
+    loaded, rather than costing a plugin its providers while they register."""
+    for key in list(os.environ):
+        if key.endswith("_MODELS") and key.startswith("PROVIDERHUB_"):
+            parse_models(key, os.environ[key])
 
 
 def url(provider_name: str, default: str) -> str:

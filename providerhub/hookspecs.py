@@ -19,11 +19,22 @@ provider's ``_create_completion`` itself.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
-__all__ = ["PROJECT", "Register", "Report", "hookimpl", "hookspec", "register_providers"]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = [
+    "PROJECT",
+    "Offer",
+    "Register",
+    "Report",
+    "hookimpl",
+    "hookspec",
+    "register_providers",
+]
 
 PROJECT = "providerhub"
 """The pluggy project name, which is also the entry-point group."""
@@ -40,6 +51,23 @@ class Report(Protocol):
         in ``Hub.plugin_errors`` as one line, and the providers registered still load."""
 
 
+class Offer(Protocol):
+    """The ``offer`` callable a plugin's :func:`register_providers` may take."""
+
+    def __call__(
+        self,
+        name: str,
+        *,
+        activate: Sequence[str],
+        url: str | None = None,
+        models: Sequence[str] = (),
+    ) -> None:
+        """Say that the plugin can provide ``name`` but has not registered it: setting
+        one of the environment variables ``activate`` would. It shows in
+        ``Hub.available`` (and ``providerhub providers``, "available, not active"), and
+        is never routed to."""
+
+
 class Register(Protocol):
     """The ``register`` callable a plugin's :func:`register_providers` receives."""
 
@@ -49,12 +77,15 @@ class Register(Protocol):
 
 
 @hookspec
-def register_providers(register: Register, report: Report) -> None:
+def register_providers(register: Register, report: Report, offer: Offer) -> None:
     """Register this plugin's providers by calling ``register(provider, name=...)`` once
     for each. A plugin may register any number of them.
 
     If this hook raises, none of the plugin's providers is kept and the error shows in
     ``Hub.plugin_errors``. A problem that spoils only some providers (one bad entry of a
     configuration file, say) goes to ``report(error)`` instead: it shows there too, and the
-    providers registered load. A hook implementation takes only the arguments it names, so
+    providers registered load. A provider the plugin could give but leaves out until a
+    variable is set (a catalog's service without its key) goes to ``offer(name,
+    activate=[variables], url=..., models=[...])``, so that the user can see what would
+    turn it on. A hook implementation takes only the arguments it names, so
     ``def register_providers(register)`` is fine."""

@@ -12,8 +12,8 @@ The names, by what they are for:
   (its url, models, codec, capabilities, limits) and :class:`Credential` (where its key
   comes from and how it is sent); the core calls it, sync and asyncio, streaming, with
   typed errors;
-- registering: :data:`hookimpl`, and the :class:`Register` and :class:`Report` callables
-  a ``register_providers`` hook receives;
+- registering: :data:`hookimpl`, and the :class:`Register`, :class:`Report` and
+  :class:`Offer` callables a ``register_providers`` hook receives;
 - calling an OpenAI-compatible endpoint: :func:`chat_completion` and the parameters it
   takes, :data:`CHAT_PARAMETERS`; :func:`achat_completion`, the same for asyncio (over
   aiohttp, the ``providerhub[server]`` extra), for an ``_acreate_completion``;
@@ -59,7 +59,7 @@ from .errors import (
     RateLimitError,
     StreamInterruptedError,
 )
-from .hookspecs import Register, Report, hookimpl
+from .hookspecs import Offer, Register, Report, hookimpl
 from .types import Finish, FunctionDelta, Piece, Reasoning, ToolCallDelta, Usage
 
 __all__ = [
@@ -71,6 +71,7 @@ __all__ = [
     "FunctionDelta",
     "HTTPProvider",
     "InvalidRequestError",
+    "Offer",
     "Param",
     "Piece",
     "PluginError",

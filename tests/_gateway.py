@@ -20,8 +20,11 @@ RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 def clean_environment(**extra: str) -> dict[str, str]:
-    """This process's environment without any ``PROVIDERHUB_*`` variable, plus ``extra``."""
+    """This process's environment without any ``PROVIDERHUB_*`` variable, plus ``extra``;
+    and no models cache (``PROVIDERHUB_CACHE_DIR`` names no directory) unless ``extra``
+    names one."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROVIDERHUB_")}
+    env["PROVIDERHUB_CACHE_DIR"] = os.devnull
     env.update(extra)
     return env
 

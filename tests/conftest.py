@@ -58,9 +58,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(providerhub_clean_env: None) -> None:
+def _clean_environment(providerhub_clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's own providerhub settings, nor their configuration file
-    (the openai-compatible plugin reads it): the kit's fixture clears them."""
+    (the openai-compatible plugin reads it): the kit's fixture clears them; nor their
+    services' keys (``OPENAI_API_KEY``, ...), which activate the catalog's presets."""
+    for variable in _PRESET_KEYS:
+        monkeypatch.delenv(variable, raising=False)
+
+
+def _preset_keys() -> tuple[str, ...]:
+    try:
+        from providerhub_openai_compatible.presets import PRESETS
+    except ImportError:  # the plugin is not installed: nothing activates a preset
+        return ()
+    return tuple(p.key_env for p in PRESETS.values() if p.key_env is not None)
+
+
+_PRESET_KEYS = _preset_keys()
 
 
 @pytest.fixture

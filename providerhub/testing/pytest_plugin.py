@@ -11,9 +11,10 @@ point ``providerhub``, so any test suite run in the same environment can ask for
     test. Script replies and faults with its ``script()`` and read what it received in its
     ``requests``.
 ``providerhub_clean_env``
-    Removes every ``PROVIDERHUB_*`` variable for the test and points ``PROVIDERHUB_CONFIG``
-    at an empty file, so the developer's own settings and configuration file stay out of
-    it (use it from an autouse fixture of your conftest to isolate every test).
+    Removes every ``PROVIDERHUB_*`` variable for the test, points ``PROVIDERHUB_CONFIG``
+    at an empty file and ``PROVIDERHUB_CACHE_DIR`` at an empty directory, so the
+    developer's own settings, configuration file and models cache stay out of it (use it
+    from an autouse fixture of your conftest to isolate every test).
 ``register_provider``
     A :class:`RegisterProvider`: ``register_provider(obj, name=None, *, hub=None)``
     registers a provider on ``providerhub_hub`` (or on ``hub``) for this test only and
@@ -83,14 +84,19 @@ class RegisterProvider:
 def providerhub_clean_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """No ``PROVIDERHUB_*`` variable of the developer's, and an empty configuration file
-    in ``PROVIDERHUB_CONFIG``, for this test; both come back after it."""
+    """No ``PROVIDERHUB_*`` variable of the developer's, an empty configuration file in
+    ``PROVIDERHUB_CONFIG``, and an empty cache directory in ``PROVIDERHUB_CACHE_DIR`` (so
+    the models ``providerhub models --refresh`` cached stay out), for this test; all come
+    back after it."""
     for key in list(os.environ):
         if key.startswith("PROVIDERHUB_"):
             monkeypatch.delenv(key)
     empty = tmp_path_factory.getbasetemp() / "providerhub-empty-config.toml"
     empty.touch()
     monkeypatch.setenv("PROVIDERHUB_CONFIG", str(empty))
+    no_cache = tmp_path_factory.getbasetemp() / "providerhub-empty-cache"
+    no_cache.mkdir(exist_ok=True)
+    monkeypatch.setenv("PROVIDERHUB_CACHE_DIR", str(no_cache))
 
 
 @pytest.fixture

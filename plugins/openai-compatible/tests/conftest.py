@@ -8,15 +8,20 @@ import pytest
 
 import providerhub
 from providerhub.testing import OpenAIServer
+from providerhub_openai_compatible.presets import PRESETS
 
 WriteConfig = Callable[[str], Path]
 MakeHub = Callable[..., providerhub.Hub]  # (config text, **hub options)
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(providerhub_clean_env: None) -> None:
+def _clean_environment(providerhub_clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's own providerhub settings, nor their configuration
-    file: ``PROVIDERHUB_CONFIG`` names an empty file until a test writes its own."""
+    file: ``PROVIDERHUB_CONFIG`` names an empty file until a test writes its own; nor
+    their services' keys (``OPENAI_API_KEY``, ...), which activate the catalog's presets."""
+    for preset in PRESETS.values():
+        if preset.key_env is not None:
+            monkeypatch.delenv(preset.key_env, raising=False)
 
 
 @pytest.fixture
