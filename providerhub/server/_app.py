@@ -531,8 +531,19 @@ class App:
         return {"object": "list", "data": list(self._model_docs().values())}
 
     def _model_docs(self) -> dict[str, dict[str, Any]]:
+        """The models a client can be served: those of a provider that works and has its
+        credential (an installed plugin without its key lists none)."""
+        registered = self.hub.providers
+        usable = {
+            name
+            for name, p in registered.items()
+            if p.working and not (p.needs_auth and not p.credential(None))
+        }
         docs: dict[str, dict[str, Any]] = {}
-        for model, providers in self.hub.models().items():
+        for model, listed in self.hub.models().items():
+            providers = [name for name in listed if name in usable]
+            if not providers:
+                continue
             docs[model] = {
                 "id": model,
                 "object": "model",
