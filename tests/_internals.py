@@ -50,6 +50,7 @@ _WHERE = {
     "_session": ("providerhub._transports", "session"),
     "_speedups": ("providerhub", "_speedups"),
     "responses": ("providerhub._codecs", "responses"),
+    "anthropic_gateway": ("providerhub._codecs", "anthropic_gateway"),
     "achat_completion": ("providerhub._http.achat", "achat_completion"),
     "aio": ("providerhub._routing", "_aio"),
     "arouter": ("providerhub._routing", "arouter"),
