@@ -16,12 +16,12 @@ answers with.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidRequestError
+from .completions import new_id
 
 __all__ = [
     "MessageEvents",
@@ -339,10 +339,6 @@ def _tool_choice(choice: Any) -> dict[str, Any]:
 # -- answers ---------------------------------------------------------------------------------
 
 
-def _new_id() -> str:
-    return f"msg_{uuid.uuid4().hex[:24]}"
-
-
 def _usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
     usage = usage or {}
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
@@ -385,13 +381,13 @@ def message_document(completion: Mapping[str, Any], request: MessagesRequest) ->
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:24]}",
+                "id": call.get("id") or new_id("toolu_"),
                 "name": function.get("name") or "",
                 "input": _input(function.get("arguments") or ""),
             }
         )
     return {
-        "id": _new_id(),
+        "id": new_id("msg_"),
         "type": "message",
         "role": "assistant",
         "model": completion.get("model") or request.model,
@@ -422,7 +418,7 @@ class MessageEvents:
         self, request: MessagesRequest, *, model: str | None = None, dumps: Dumps = _compact
     ) -> None:
         self._dumps = dumps
-        self.id = _new_id()
+        self.id = new_id("msg_")
         self.model = model or request.model
         self._index = -1
         self._open: str | None = None  # "text", or the chat index of the open tool call
@@ -504,7 +500,7 @@ class MessageEvents:
             self._calls.add(index)
             block: dict[str, Any] = {
                 "type": "tool_use",
-                "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:24]}",
+                "id": call.get("id") or new_id("toolu_"),
                 "name": function.get("name") or "",
                 "input": {},
             }

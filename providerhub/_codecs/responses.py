@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidRequestError
+from .completions import new_id
 
 __all__ = ["ResponseEvents", "ResponsesRequest", "chat_request", "response_document"]
 
@@ -364,10 +364,6 @@ def _response_format(text: Any) -> dict[str, Any] | None:
 # -- answers ---------------------------------------------------------------------------------
 
 
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
-
-
 def _usage(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not usage:
         return None
@@ -466,13 +462,13 @@ def response_document(
     output: list[dict[str, Any]] = []
     text = message.get("content")
     if text:
-        output.append(_message_item(_new_id("msg"), text, "completed"))
+        output.append(_message_item(new_id("msg_"), text, "completed"))
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         output.append(
             _call_item(
-                _new_id("fc"),
-                call.get("id") or _new_id("call"),
+                new_id("fc_"),
+                call.get("id") or new_id("call_"),
                 function.get("name") or "",
                 function.get("arguments") or "",
                 "completed",
@@ -480,7 +476,7 @@ def response_document(
         )
     return _envelope(
         request,
-        response_id or _new_id("resp"),
+        response_id or new_id("resp_"),
         int(time.time()) if created_at is None else created_at,
         str(completion.get("model") or request.model),
         "completed",
@@ -518,7 +514,7 @@ class ResponseEvents:
     ) -> None:
         self._request = request
         self._dumps = dumps
-        self.id = response_id or _new_id("resp")
+        self.id = response_id or new_id("resp_")
         self._created_at = int(time.time()) if created_at is None else created_at
         self.model = model or request.model
         self._sequence = 0
@@ -565,7 +561,7 @@ class ResponseEvents:
         out = b""
         if self._message is None:
             out += self._close_calls()
-            item = _message_item(_new_id("msg"), "", "in_progress")
+            item = _message_item(new_id("msg_"), "", "in_progress")
             self._message = item
             self._text = []
             index = len(self._output)
@@ -616,8 +612,8 @@ class ResponseEvents:
         if item is None:
             out += self._close_message()
             item = _call_item(
-                _new_id("fc"),
-                call.get("id") or _new_id("call"),
+                new_id("fc_"),
+                call.get("id") or new_id("call_"),
                 function.get("name") or "",
                 "",
                 "in_progress",
