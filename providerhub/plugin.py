@@ -24,7 +24,8 @@ The names, by what they are for:
 - describing the completion function: :func:`render_params` (the seed's ``params``
   string), :func:`describe_params` and :class:`Param`;
 - structured pieces a completion function may yield besides text: :data:`Piece`,
-  :class:`ToolCallDelta` (with :class:`FunctionDelta`), :class:`Usage`, :class:`Finish`;
+  :class:`ToolCallDelta` (with :class:`FunctionDelta`), :class:`Usage`, :class:`Finish`,
+  :class:`Reasoning`;
 - limits: :class:`Timeout`;
 - keeping secrets out of messages: :func:`redact`;
 - errors: the typed errors of :mod:`providerhub.errors`, which a provider raises to say
@@ -59,7 +60,7 @@ from .errors import (
     StreamInterruptedError,
 )
 from .hookspecs import Register, Report, hookimpl
-from .types import Finish, FunctionDelta, Piece, ToolCallDelta, Usage
+from .types import Finish, FunctionDelta, Piece, Reasoning, ToolCallDelta, Usage
 
 __all__ = [
     "CHAT_PARAMETERS",
@@ -80,6 +81,7 @@ __all__ = [
     "ProviderResponseError",
     "ProviderTimeoutError",
     "RateLimitError",
+    "Reasoning",
     "Register",
     "Report",
     "StreamInterruptedError",

@@ -13,9 +13,11 @@ streamed one; their parts are plain dataclasses with attribute access, as in the
 ``provider`` (on completions and chunks) names the provider that answered. It is not part
 of OpenAI's JSON, so :meth:`ChatCompletion.to_dict` leaves it out, and equality ignores it.
 
-A provider may yield three of these classes besides text (see
+A provider may yield four of these classes besides text (see
 :mod:`providerhub.plugin`): :class:`ToolCallDelta` for a fragment of a tool call,
-:class:`Usage` for token counts, and :class:`Finish` for the reason the answer stopped.
+:class:`Usage` for token counts, :class:`Finish` for the reason the answer stopped, and
+:class:`Reasoning` for a piece of the model's reasoning, which reaches the client as
+``reasoning_content`` (the field vLLM and DeepSeek send), never as ``content``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "FunctionDelta",
     "Message",
     "Piece",
+    "Reasoning",
     "ToolCall",
     "ToolCallDelta",
     "Usage",
@@ -79,6 +82,16 @@ class Finish:
     client reads it into ``finish_reason``."""
 
     reason: str
+
+
+@dataclass
+class Reasoning:
+    """A piece of the model's reasoning (Anthropic's thinking blocks), kept apart from
+    the answer's text: the client reads it into ``message.reasoning_content``, or a
+    chunk's ``delta.reasoning_content``, as vLLM and DeepSeek send it. A text-only
+    answer (``create()`` without the client) leaves it out."""
+
+    text: str
 
 
 @dataclass
@@ -151,7 +164,7 @@ class ToolCallDelta:
         )
 
 
-Piece = Union[str, ToolCallDelta, Usage, Finish]
+Piece = Union[str, ToolCallDelta, Usage, Finish, Reasoning]
 """What a provider's ``_create_completion`` may yield: text, or a structured piece."""
 
 
@@ -163,12 +176,17 @@ class Message:
     role: str = "assistant"
     tool_calls: list[ToolCall] | None = None
     refusal: str | None = None
+    reasoning_content: str | None = None
+    """The model's reasoning, when the provider sent any (see :class:`Reasoning`); not in
+    the JSON otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"role": self.role, "content": self.content}
         if self.tool_calls:
             doc["tool_calls"] = [call.to_dict() for call in self.tool_calls]
         doc["refusal"] = self.refusal
+        if self.reasoning_content is not None:
+            doc["reasoning_content"] = self.reasoning_content
         return doc
 
     @classmethod
@@ -179,6 +197,7 @@ class Message:
             doc.get("role", "assistant"),
             [ToolCall.from_dict(c) for c in calls] if calls else None,
             doc.get("refusal"),
+            doc.get("reasoning_content"),
         )
 
 
@@ -259,9 +278,18 @@ class Delta:
     content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
     refusal: str | None = None
+    reasoning_content: str | None = None
+    """A piece of the model's reasoning (see :class:`Reasoning`)."""
 
     def to_dict(self) -> dict[str, Any]:
-        doc = _drop_none({"role": self.role, "content": self.content, "refusal": self.refusal})
+        doc = _drop_none(
+            {
+                "role": self.role,
+                "content": self.content,
+                "refusal": self.refusal,
+                "reasoning_content": self.reasoning_content,
+            }
+        )
         if self.tool_calls:
             doc["tool_calls"] = [call.to_dict() for call in self.tool_calls]
         return doc
@@ -274,6 +302,7 @@ class Delta:
             doc.get("content"),
             [ToolCallDelta.from_dict(c) for c in calls] if calls else None,
             doc.get("refusal"),
+            doc.get("reasoning_content"),
         )
 
 

@@ -15,6 +15,7 @@ import importlib
 from typing import Any
 
 _WHERE = {
+    "ANTHROPIC": ("providerhub._codecs.anthropic_messages", "CODEC"),
     "Assembler": ("providerhub._codecs.completions", "Assembler"),
     "CODEC": ("providerhub._codecs.openai_chat", "CODEC"),
     "Call": ("providerhub._codecs.base", "Call"),

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import providerhub
-from providerhub.types import Finish, FunctionDelta, ToolCallDelta, Usage
+from providerhub.types import Finish, FunctionDelta, Reasoning, ToolCallDelta, Usage
 
 from ._internals import CODEC, Call, Request, _speedups
 
@@ -194,3 +194,25 @@ def test_the_json_scanner_falls_back_to_json_loads(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(json.scanner, "make_scanner", missing)
     assert _speedups._json_scanner() is json.loads
+
+
+def test_reasoning_content_as_vllm_and_deepseek_send_it_is_a_piece_of_its_own() -> None:
+    stream = [
+        _event({"role": "assistant", "content": None, "reasoning_content": "Hm, "}),
+        _event({"content": None, "reasoning_content": "six times seven"}),
+        _event({"content": "42"}, "stop"),
+        b"data: [DONE]\n\n",
+    ]
+    assert _decode(stream) == [
+        Reasoning("Hm, "),
+        Reasoning("six times seven"),
+        "42",
+        Finish("stop"),
+    ]
+    assert _decode(stream, structured=False) == ["42"]
+    message = {"content": "42", "reasoning_content": "Hm"}
+    doc = {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+    decoded = CODEC.decode(_request(stream=False), URL, 200, None, json.dumps(doc).encode())
+    assert decoded == [Reasoning("Hm"), "42", Finish("stop")]
+    with pytest.raises(providerhub.ProviderResponseError, match="malformed"):
+        CODEC.decoder(_request(), URL).feed(_event({"reasoning_content": 5}))

@@ -306,8 +306,8 @@ def test_a_declared_plugin_is_found_through_its_entry_point(
         ('url="ftp://declared.invalid", models=["m"]', "url must be an http:// or https://"),
         ('url="https://declared.invalid", models=[]', "models must name at least one model"),
         (
-            'url="https://declared.invalid", models=["m"], codec="anthropic"',
-            "codec is 'anthropic', which is not a known codec (the codecs are: openai-chat)",
+            'url="https://declared.invalid", models=["m"], codec="soap"',
+            "codec is 'soap', which is not a known codec (the codecs are: openai-chat, ",
         ),
     ],
 )

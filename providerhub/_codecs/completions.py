@@ -25,6 +25,7 @@ from ..types import (
     Function,
     Message,
     Piece,
+    Reasoning,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -32,7 +33,7 @@ from ..types import (
 
 __all__ = ["Assembler", "Chunker", "completion_id", "is_piece"]
 
-_STRUCTURED = (ToolCallDelta, Usage, Finish)
+_STRUCTURED = (ToolCallDelta, Usage, Finish, Reasoning)
 
 
 def is_piece(value: object) -> bool:
@@ -81,6 +82,7 @@ class Assembler:
 
     def __init__(self) -> None:
         self._text: list[str] = []
+        self._reasoning: list[str] = []
         self._calls: dict[int, _PendingCall] = {}
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
@@ -105,6 +107,8 @@ class Assembler:
             self.usage = piece
         elif isinstance(piece, Finish):
             self.finish_reason = piece.reason
+        elif isinstance(piece, Reasoning):
+            self._reasoning.append(piece.text)
 
     @property
     def has_tool_calls(self) -> bool:
@@ -125,7 +129,11 @@ class Assembler:
         calls = self.tool_calls
         text = self.text
         reason = self.finish_reason or ("tool_calls" if calls else "stop")
-        message = Message(content=text if text or not calls else None, tool_calls=calls or None)
+        message = Message(
+            content=text if text or not calls else None,
+            tool_calls=calls or None,
+            reasoning_content="".join(self._reasoning) if self._reasoning else None,
+        )
         return ChatCompletion(
             id=completion_id(),
             created=int(time.time()),
@@ -192,6 +200,8 @@ class Chunker:
             self._usage = piece
         elif isinstance(piece, Finish):
             self._finish = piece.reason
+        elif isinstance(piece, Reasoning) and piece.text:
+            out.append(self._chunk(Delta(reasoning_content=piece.text)))
         return out
 
     def end(self) -> list[ChatCompletionChunk]:

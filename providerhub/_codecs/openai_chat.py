@@ -5,7 +5,8 @@ check made before anything is sent: stray parameters, the credential, what JSON 
 carry), and decodes the answer: a whole document, an event stream fed its bytes as they
 arrive (:class:`ChatStreamDecoder`), or an error status. Pieces are those of
 :mod:`providerhub.types`: text, tool-call fragments (normalized by
-:class:`~providerhub._codecs.toolcalls.ToolCallStream`), usage and the finish reason.
+:class:`~providerhub._codecs.toolcalls.ToolCallStream`), usage, the finish reason, and
+the ``reasoning_content`` vLLM and DeepSeek send as :class:`~providerhub.types.Reasoning`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..errors import (
     ProviderResponseError,
     StreamInterruptedError,
 )
-from ..types import Finish, FunctionDelta, Piece, ToolCallDelta, Usage
+from ..types import Finish, FunctionDelta, Piece, Reasoning, ToolCallDelta, Usage
 from .base import Call, Request, body_too_large, media_type, status_error
 from .sse import EventTooLargeError, SSEParser
 from .toolcalls import ToolCallStream, tool_calls_of
@@ -299,8 +300,8 @@ def _document_pieces(
 
 
 def _answer_pieces(provider: str, doc: Any, url: str, secrets: list[str | None]) -> list[Piece]:
-    """The pieces of a whole answer: its text, its tool calls (each whole, as one
-    fragment), its usage and its finish reason."""
+    """The pieces of a whole answer: its reasoning (``reasoning_content``), its text, its
+    tool calls (each whole, as one fragment), its usage and its finish reason."""
     if isinstance(doc, dict) and "error" in doc:
         raise _error_answer(provider, doc, url, secrets)
     try:
@@ -311,6 +312,7 @@ def _answer_pieces(provider: str, doc: Any, url: str, secrets: list[str | None])
         message = choice["message"]
         content = message["content"] if "tool_calls" not in message else message.get("content")
         calls = tool_calls_of(message)
+        thought = _reasoning(message)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError):
         raise ProviderResponseError(
             provider,
@@ -323,7 +325,9 @@ def _answer_pieces(provider: str, doc: Any, url: str, secrets: list[str | None])
         raise ProviderResponseError(
             provider, f"answered with content of type {type(content).__name__}", url=url
         )
-    pieces: list[Piece] = [content] if content else []
+    pieces: list[Piece] = [] if thought is None else [thought]
+    if content:
+        pieces.append(content)
     for index, call in enumerate(calls or ()):
         pieces.append(
             ToolCallDelta(
@@ -340,6 +344,18 @@ def _answer_pieces(provider: str, doc: Any, url: str, secrets: list[str | None])
     if isinstance(reason, str) and reason:
         pieces.append(Finish(reason))
     return pieces
+
+
+def _reasoning(found: dict[str, Any]) -> Reasoning | None:
+    """The ``reasoning_content`` of a message or a delta (vLLM's and DeepSeek's field for
+    a model's reasoning) as a piece, None when there is none; ``TypeError`` when it is not
+    text."""
+    thought = found.get("reasoning_content")
+    if thought is None or thought == "":
+        return None
+    if type(thought) is not str:
+        raise TypeError("reasoning_content is not text")
+    return Reasoning(thought)
 
 
 def _usage(found: Any) -> Usage | None:
@@ -382,8 +398,9 @@ class ChatStreamDecoder:
     """The pieces of an OpenAI event stream, fed its body's bytes as they arrive
     (:class:`~providerhub._codecs.base.StreamDecoder`): until ``[DONE]``, each non-empty
     content delta of the first choice (index 0), its tool-call fragments (normalized by
-    :class:`~providerhub._codecs.toolcalls.ToolCallStream`), its finish reason, and the
-    usage when the server sends it; without ``structured``, text only.
+    :class:`~providerhub._codecs.toolcalls.ToolCallStream`), its ``reasoning_content``
+    (vLLM's and DeepSeek's), its finish reason, and the usage when the server sends it;
+    without ``structured``, text only.
 
     :meth:`feed` runs once per chunk, and its loop once per event, hundreds of thousands
     of times a second on a fast server: the rare cases are in functions of their own, the
@@ -474,6 +491,12 @@ class ChatStreamDecoder:
                         fragments = self._calls.feed(delta)
                     else:
                         fragments = None
+                    if delta and "reasoning_content" in delta and structured:
+                        # vLLM's and DeepSeek's reasoning: kept out of the text
+                        thought = _reasoning(delta)
+                        if thought is not None:
+                            self.started = True
+                            append(thought)
                 except (AttributeError, TypeError, IndexError, KeyError, ValueError):
                     raise _malformed(self._provider, event, self._url, self._secrets) from None
                 if text:

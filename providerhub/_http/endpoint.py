@@ -30,6 +30,8 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .. import _settings as settings
+from .._codecs.anthropic_messages import CODEC as ANTHROPIC_MESSAGES
+from .._codecs.anthropic_messages import MESSAGES_PARAMETERS
 from .._codecs.base import Codec
 from .._codecs.openai_chat import CODEC as OPENAI_CHAT
 from .._contract import CAPABILITIES
@@ -58,9 +60,11 @@ class Dialect(NamedTuple):
 
 CODECS: dict[str, Dialect] = {
     "openai-chat": Dialect("/v1/chat/completions", CHAT_PARAMETERS, OPENAI_CHAT),
+    "anthropic-messages": Dialect("/v1/messages", MESSAGES_PARAMETERS, ANTHROPIC_MESSAGES),
 }
-"""The wire dialects a declaration may name as its ``codec``. Another dialect (Anthropic
-Messages, Gemini) is one more entry: its path, parameters and codec."""
+"""The wire dialects a declaration may name as its ``codec``: OpenAI's chat completions,
+and Anthropic's Messages API (:mod:`providerhub._codecs.anthropic_messages`). Another
+dialect (Gemini) is one more entry: its path, parameters and codec."""
 
 CAPABILITY_NAMES: dict[str, str] = {
     "stream": "supports_stream",

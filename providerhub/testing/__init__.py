@@ -2,6 +2,8 @@
 
 :class:`OpenAIServer` is a real OpenAI-compatible HTTP server on 127.0.0.1, with scripted
 replies and faults; the tests, plugin authors and ``providerhub demo`` use it.
+:class:`AnthropicServer` is its twin for Anthropic's Messages API (``POST /v1/messages``,
+scripted with :class:`AnthropicReply`), which the ``anthropic`` SDK parses too.
 
 :func:`check_provider` is the conformance check a plugin author runs in one test; it
 raises :class:`ProviderCheckError` listing every problem, or returns a
@@ -13,6 +15,7 @@ loads by itself wherever providerhub is installed.
 limits pass at once: ``Hub(state=MemoryState(clock=clock))``, then ``clock.advance(30)``.
 """
 
+from ._anthropic import AnthropicReply, AnthropicServer
 from ._clock import FakeClock
 from ._conformance import (
     DEFAULT_PROMPT,
@@ -28,6 +31,8 @@ __all__ = [
     "DIALECTS",
     "FAULTS",
     "SERVER_CHUNKS",
+    "AnthropicReply",
+    "AnthropicServer",
     "FakeClock",
     "OpenAIServer",
     "ProviderCheckError",

@@ -1,0 +1,813 @@
+"""Anthropic's Messages API (``POST /v1/messages``) as a codec: no I/O.
+
+:data:`CODEC` encodes the OpenAI-shaped :class:`~providerhub._codecs.base.Call` into a
+Messages request, and decodes the answers into the pieces of :mod:`providerhub.types`,
+so that a caller of the OpenAI shape gets Claude as it gets any other model.
+
+Requests, translated before anything is sent (what cannot be translated raises
+:class:`~providerhub.errors.InvalidRequestError` naming it):
+
+- ``system`` and ``developer`` messages, wherever they stand, join in order into the
+  request's ``system``; the API has no system turn inside the conversation;
+- content parts: ``text`` to text blocks, ``image_url`` to image blocks (a ``data:`` URI
+  as a ``base64`` source, an ``http(s)`` URL as a ``url`` source);
+- an assistant's ``tool_calls`` to ``tool_use`` blocks, their ``arguments`` parsed into
+  ``input``; ``tool`` messages to ``tool_result`` blocks; consecutive messages of one
+  role (the ``tool`` messages after a call, and a user message after them) make one turn;
+- ``tools`` to ``{name, description, input_schema}``; ``tool_choice`` ``auto``,
+  ``required``, ``none`` and a named function to ``auto``, ``any``, ``none`` and
+  ``tool``; ``parallel_tool_calls=False`` to ``disable_parallel_tool_use``;
+- ``stop`` to ``stop_sequences``; ``max_tokens`` (or ``max_completion_tokens``), which the
+  API requires, :data:`DEFAULT_MAX_TOKENS` when the caller gives none; ``temperature``
+  (0 to 1 here), ``top_p``; ``user`` to ``metadata.user_id``; ``n`` only as 1;
+  ``stream_options`` is taken and has nothing to send (the client counts usage itself).
+
+The other OpenAI parameters (``response_format``, ``seed``, ``logprobs``, the penalties,
+...) change what an answer is, and the API has nothing to send them as: they are refused
+rather than dropped. A declaration's ``extra_parameters`` (the plugin's ``top_k`` and
+``thinking``) go into the body as given.
+
+Answers: text blocks to text; ``tool_use`` blocks to tool calls with Anthropic's ids and
+``input`` as JSON ``arguments``; thinking to :class:`~providerhub.types.Reasoning` (never
+to the text; redacted thinking is left out); usage (``input_tokens`` with the cache's
+tokens as ``prompt_tokens``, ``output_tokens`` as ``completion_tokens``); the stop reason
+as OpenAI's finish reason (:data:`FINISH_REASONS`). A stream follows the event grammar
+(``message_start``, ``content_block_start``/``_delta``/``_stop``, ``message_delta``,
+``message_stop``, ``ping``), ends at ``message_stop`` and never short of it: an ``error``
+event, or a body that ends before ``message_stop``, is
+:class:`~providerhub.errors.StreamInterruptedError`. Errors: the body's
+``error.type`` and ``error.message`` in the message; ``overloaded_error`` and HTTP 529 are
+transient, so the router retries them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+from .._redaction import excerpt, safe_url
+from ..errors import (
+    InvalidRequestError,
+    ProviderError,
+    ProviderResponseError,
+    StreamInterruptedError,
+)
+from ..types import Finish, FunctionDelta, Piece, Reasoning, ToolCallDelta, Usage
+from .base import Call, Request, body_too_large, media_type, status_error
+from .openai_chat import _encode, _json_loads, _secrets, _standard_json
+from .sse import EventTooLargeError, SSEParser
+
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "CODEC",
+    "DEFAULT_MAX_TOKENS",
+    "FINISH_REASONS",
+    "MESSAGES_PARAMETERS",
+    "AnthropicMessages",
+    "MessagesStreamDecoder",
+]
+
+ANTHROPIC_VERSION = "2023-06-01"
+"""The ``anthropic-version`` header every request carries (a declaration's ``headers``
+may send another)."""
+
+DEFAULT_MAX_TOKENS = 4096
+"""The ``max_tokens`` sent when the caller gives none: the API requires one, and every
+current Claude model can write this many."""
+
+MESSAGES_PARAMETERS = frozenset(
+    {
+        "max_completion_tokens",
+        "max_tokens",
+        "n",
+        "parallel_tool_calls",
+        "stop",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_p",
+        "user",
+    }
+)
+"""The OpenAI chat parameters this codec translates; the others are refused."""
+
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+"""Anthropic's ``stop_reason`` to OpenAI's ``finish_reason``; another reason passes as it
+is."""
+
+_TOOL_CHOICES = {"auto": "auto", "required": "any", "none": "none"}
+
+
+class AnthropicMessages:
+    """The Anthropic Messages codec (:class:`~providerhub._codecs.base.Codec`)."""
+
+    __slots__ = ()
+
+    def encode(self, call: Call) -> Request:
+        """The Messages request for ``call``, or :class:`InvalidRequestError` naming what
+        cannot be translated or sent (see the module's docstring)."""
+        provider = call.provider
+        params = {**(call.defaults or {}), **call.params}
+        extra = call.extra_parameters
+        if isinstance(extra, str):  # one name, not its letters
+            extra = (extra,)
+        _check_parameters(provider, params, extra)
+        auth = call.auth
+        if auth is not None and (not isinstance(auth, str) or not auth):
+            raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
+        system, messages = _messages(provider, call.messages)
+        body: dict[str, Any] = {
+            "model": call.model,
+            "max_tokens": _max_tokens(provider, params),
+            "messages": messages,
+        }
+        if system:
+            body["system"] = system if len(system) > 1 else system[0]["text"]
+        _translate(provider, params, body)
+        for key in extra:
+            if key in params and key not in MESSAGES_PARAMETERS:
+                body[key] = params[key]
+        if call.stream:
+            body["stream"] = True
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if call.stream else "application/json",
+            "anthropic-version": ANTHROPIC_VERSION,
+        }
+        if call.headers:
+            headers.update(call.headers)
+        if auth:
+            headers["x-api-key"] = auth
+        return Request(
+            "POST",
+            call.endpoint,
+            headers,
+            _encode(provider, body),
+            _secrets(auth, call.headers, call.endpoint),
+            call,
+        )
+
+    def streams(self, request: Request, content_type: str | None) -> bool:
+        """An event stream when one was asked for and the server sends one."""
+        return request.call.stream and media_type(content_type) == "text/event-stream"
+
+    def decode(
+        self, request: Request, url: str, status: int, content_type: str | None, body: bytes
+    ) -> list[Piece]:
+        """The pieces of a whole Message (without ``structured``, its text only), or the
+        error an HTML page, text that is not JSON, an error document or a body past
+        ``max_body_bytes`` is."""
+        call = request.call
+        if len(body) > call.max_body_bytes:
+            raise body_too_large(call.provider, url, call.max_body_bytes)
+        shown = safe_url(url)
+        doc = _document(call.provider, body, status, media_type(content_type), shown, request)
+        pieces = _message_pieces(call.provider, doc, shown, request.secrets)
+        if call.structured:
+            return pieces
+        return [piece for piece in pieces if type(piece) is str]
+
+    def decoder(self, request: Request, url: str) -> MessagesStreamDecoder:
+        call = request.call
+        return MessagesStreamDecoder(
+            call.provider, safe_url(url), request.secrets, call.max_event_bytes, call.structured
+        )
+
+    def error(
+        self,
+        request: Request,
+        url: str,
+        status: int,
+        reason: str | None,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> ProviderError:
+        """The typed error for an error status (:func:`~providerhub._codecs.base.status_error`),
+        showing the body's ``error.type`` and ``error.message`` and the ``request-id``;
+        HTTP 529 and an ``overloaded_error`` are transient, as 503 is."""
+        kind, message = _error_of(body)
+        said: bytes | str = body
+        if message is not None:
+            said = f"{kind}: {message}" if kind else message
+            request_id = headers.get("request-id")
+            if request_id:
+                said += f" (request-id {request_id})"
+        error = status_error(
+            request.call.provider,
+            status,
+            reason,
+            url,
+            headers.get("Retry-After"),
+            said,
+            request.secrets,
+            credential_variable=request.call.credential_variable,
+        )
+        if status == 529 or kind == "overloaded_error":
+            error.transient = True  # Anthropic's "overloaded": a later try may well pass
+        return error
+
+
+CODEC = AnthropicMessages()
+"""The codec: it holds no state, one serves every call."""
+
+
+# -- requests --------------------------------------------------------------------------------
+
+
+def _check_parameters(provider: str, params: Mapping[str, Any], extra: Collection[str]) -> None:
+    for key in params:
+        if key in MESSAGES_PARAMETERS or key in extra:
+            continue
+        known = sorted(MESSAGES_PARAMETERS.union(extra))
+        close = difflib.get_close_matches(key, known, n=1)
+        tip = f"; did you mean {close[0]!r}?" if close else ""
+        raise InvalidRequestError(
+            f"{provider} (Anthropic's Messages API) cannot take the parameter {key!r}{tip}: "
+            f"it takes {', '.join(known)}; leave {key!r} out",
+            param=key,
+        )
+
+
+def _max_tokens(provider: str, params: Mapping[str, Any]) -> int:
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = params.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidRequestError(
+                f"{key} for {provider} must be a whole number of at least 1, not {value!r}",
+                param=key,
+            )
+        return value
+    return DEFAULT_MAX_TOKENS
+
+
+def _translate(provider: str, params: Mapping[str, Any], body: dict[str, Any]) -> None:
+    """Add the request's parameters to ``body`` in the API's terms."""
+    temperature = params.get("temperature")
+    if temperature is not None:
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+            raise _bad(provider, "temperature", f"must be a number, not {temperature!r}")
+        if not 0 <= temperature <= 1:
+            raise _bad(
+                provider,
+                "temperature",
+                f"must be between 0 and 1 for Anthropic's models, not {temperature!r}",
+            )
+        body["temperature"] = temperature
+    if params.get("top_p") is not None:
+        body["top_p"] = params["top_p"]
+    stop = params.get("stop")
+    if stop is not None:
+        stops = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+            raise _bad(provider, "stop", f"must be a string or a list of strings, not {stop!r}")
+        if stops:
+            body["stop_sequences"] = stops
+    n = params.get("n")
+    if n is not None and n != 1:
+        raise _bad(provider, "n", f"can only be 1: the API gives one answer a call, not {n!r}")
+    user = params.get("user")
+    if user is not None:
+        if not isinstance(user, str):
+            raise _bad(provider, "user", f"must be a string, not {user!r}")
+        body["metadata"] = {"user_id": user}
+    tools = params.get("tools")
+    if tools is not None:
+        body["tools"] = _tools(provider, tools)
+    choice = _tool_choice(provider, params.get("tool_choice"))
+    parallel = params.get("parallel_tool_calls")
+    if parallel is False:
+        choice = choice or {"type": "auto"}
+        if choice["type"] != "none":
+            choice["disable_parallel_tool_use"] = True
+    if choice is not None:
+        body["tool_choice"] = choice
+
+
+def _tools(provider: str, tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise _bad(provider, "tools", f"must be a list of tools, not {tools!r}")
+    found = []
+    for number, tool in enumerate(tools, 1):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            raise _bad(
+                provider,
+                "tools",
+                f"item {number} must be a function tool, "
+                '{"type": "function", "function": {...}}: the API takes no other kind here',
+            )
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise _bad(provider, "tools", f"item {number} must have a function with a name")
+        entry: dict[str, Any] = {"name": fn["name"]}
+        if fn.get("description"):
+            entry["description"] = fn["description"]
+        schema = fn.get("parameters")
+        # The API requires a schema; a function without parameters takes an empty object.
+        entry["input_schema"] = schema if schema else {"type": "object", "properties": {}}
+        found.append(entry)
+    return found
+
+
+def _tool_choice(provider: str, choice: Any) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    if isinstance(choice, str) and choice in _TOOL_CHOICES:
+        return {"type": _TOOL_CHOICES[choice]}
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        fn = choice.get("function")
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+            return {"type": "tool", "name": fn["name"]}
+    raise _bad(
+        provider,
+        "tool_choice",
+        'must be "auto", "required", "none" or {"type": "function", "function": '
+        f'{{"name": ...}}}}, not {choice!r}',
+    )
+
+
+def _bad(provider: str, param: str, what: str) -> InvalidRequestError:
+    return InvalidRequestError(f"{param} for {provider} {what}", param=param)
+
+
+def _messages(
+    provider: str, messages: Iterable[Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ``system`` text blocks and the conversation's turns of OpenAI ``messages``."""
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for number, message in enumerate(messages, 1):
+        if not isinstance(message, dict):
+            raise _bad_message(provider, number, "must be an object with a role")
+        role = message.get("role")
+        content = message.get("content")
+        if role in ("system", "developer"):
+            system += [
+                block for block in _blocks(provider, number, content, images=False) if block["text"]
+            ]
+            continue
+        if role == "user":
+            blocks = _blocks(provider, number, content, images=True)
+        elif role == "assistant":
+            blocks = _assistant_blocks(provider, number, message)
+        elif role == "tool":
+            blocks = [_tool_result(provider, number, message)]
+            role = "user"
+        else:
+            raise _bad_message(
+                provider,
+                number,
+                f"has the role {role!r}, which Anthropic's API cannot take (it takes system, "
+                "developer, user, assistant and tool)",
+            )
+        if not blocks:
+            continue  # an empty turn: the API refuses one, and it says nothing
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] += blocks  # one turn a role, as the API merges them
+        else:
+            turns.append({"role": role, "content": blocks})
+    for turn in turns:
+        blocks = turn["content"]
+        if len(blocks) == 1 and blocks[0]["type"] == "text":
+            turn["content"] = blocks[0]["text"]
+    return system, turns
+
+
+def _bad_message(provider: str, number: int, what: str) -> InvalidRequestError:
+    return InvalidRequestError(f"message {number} for {provider} {what}", param="messages")
+
+
+def _blocks(provider: str, number: int, content: Any, *, images: bool) -> list[dict[str, Any]]:
+    """Content blocks of a message's ``content``: text, and images where ``images``."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if not isinstance(content, list):
+        raise _bad_message(provider, number, "must have text or a list of parts as content")
+    blocks = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("text", "refusal"):
+            text = part.get(kind)
+            if not isinstance(text, str):
+                raise _bad_message(provider, number, f"has a {kind} part without its text")
+            if text:
+                blocks.append({"type": "text", "text": text})
+        elif kind == "image_url" and images:
+            blocks.append(_image(provider, number, part.get("image_url")))
+        else:
+            where = "a user message" if images else "this message"
+            raise _bad_message(
+                provider,
+                number,
+                f"has a part of type {kind!r}, which {where} cannot carry to Anthropic's "
+                "API (text" + (" and image_url" if images else "") + " parts can)",
+            )
+    return blocks
+
+
+def _image(provider: str, number: int, image: Any) -> dict[str, Any]:
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str):
+        raise _bad_message(provider, number, 'has an image_url part without {"url": ...}')
+    if url.startswith("data:"):
+        head, comma, data = url[5:].partition(",")
+        media, *options = head.split(";")
+        media = media.strip().lower()
+        base64 = any(option.strip().lower() == "base64" for option in options)
+        if not comma or not base64 or not media.startswith("image/"):
+            raise _bad_message(
+                provider,
+                number,
+                "has an image data URI that is not data:image/<type>;base64,<data>",
+            )
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media, "data": data},
+        }
+    if url.lower().startswith(("https://", "http://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise _bad_message(
+        provider, number, "has an image_url that is neither an http(s) URL nor a data: URI"
+    )
+
+
+def _assistant_blocks(provider: str, number: int, message: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = _blocks(provider, number, message.get("content"), images=False)
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise _bad_message(provider, number, "must have a list as tool_calls")
+    for call in calls:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(call.get("id"), str):
+            raise _bad_message(provider, number, "has a tool call without an id and a function")
+        arguments = fn.get("arguments") or "{}"
+        try:
+            parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise _bad_message(
+                provider,
+                number,
+                f"has a tool call ({call['id']!r}) whose arguments are not a JSON object, "
+                "which Anthropic's tool_use input must be",
+            )
+        blocks.append(
+            {"type": "tool_use", "id": call["id"], "name": fn.get("name"), "input": parsed}
+        )
+    return blocks
+
+
+def _tool_result(provider: str, number: int, message: dict[str, Any]) -> dict[str, Any]:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise _bad_message(provider, number, "is a tool result without its tool_call_id")
+    content = message.get("content")
+    result: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
+    if isinstance(content, str):
+        result["content"] = content
+    elif content is not None:
+        result["content"] = _blocks(provider, number, content, images=True)
+    return result
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+def _document(
+    provider: str, raw: bytes, status: int, content_type: str, url: str, request: Request
+) -> Any:
+    """The JSON document of a whole answer, or the error an HTML page or text that is not
+    JSON is."""
+    if content_type == "text/html" or raw.lstrip()[:1] == b"<":
+        raise ProviderResponseError(
+            provider,
+            f"answered with an HTML page instead of JSON (HTTP {status})",
+            url=url,
+            body=excerpt(raw, request.secrets),
+            hint="likely a proxy's or a login page; check the url, or use another provider",
+        )
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ProviderResponseError(
+            provider,
+            "answered with something that is not JSON",
+            url=url,
+            body=excerpt(raw, request.secrets) or "(empty body)",
+            hint="the url may not be an Anthropic Messages endpoint",
+        ) from None
+
+
+def _message_pieces(provider: str, doc: Any, url: str, secrets: list[str | None]) -> list[Piece]:
+    """The pieces of a whole Message: thinking, text and tool calls in the order of its
+    content blocks, then its usage and its finish reason."""
+    if isinstance(doc, dict) and doc.get("type") == "error":
+        raise _error_answer(provider, doc, url, secrets, interrupted=False)
+    content = doc.get("content") if isinstance(doc, dict) else None
+    if not isinstance(content, list):
+        raise ProviderResponseError(
+            provider,
+            "answered with JSON that has no content list",
+            url=url,
+            body=excerpt(json.dumps(doc), secrets),
+            hint="the url may not be an Anthropic Messages endpoint",
+        )
+    pieces: list[Piece] = []
+    tools = 0
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text" and isinstance(block.get("text"), str):
+            if block["text"]:
+                pieces.append(block["text"])
+        elif kind == "thinking" and isinstance(block.get("thinking"), str):
+            if block["thinking"]:
+                pieces.append(Reasoning(block["thinking"]))
+        elif kind == "tool_use":
+            try:
+                arguments = json.dumps(block["input"], ensure_ascii=False)
+                pieces.append(
+                    ToolCallDelta(
+                        tools, block["id"], "function", FunctionDelta(block["name"], arguments)
+                    )
+                )
+            except (KeyError, TypeError, ValueError):
+                raise _malformed(provider, "a tool_use block", block, url, secrets) from None
+            tools += 1
+        # redacted thinking and server tools' blocks carry nothing an OpenAI answer has
+    usage = _usage(doc.get("usage"))
+    if usage is not None:
+        pieces.append(usage)
+    reason = doc.get("stop_reason")
+    if isinstance(reason, str) and reason:
+        pieces.append(Finish(FINISH_REASONS.get(reason, reason)))
+    return pieces
+
+
+def _usage(found: Any, into: dict[str, int] | None = None) -> Usage | None:
+    """The :class:`Usage` of an Anthropic ``usage`` object (merged into ``into``, the
+    counts so far of a stream, whose later events repeat or update them): the input's
+    tokens, the cache's included, as ``prompt_tokens``."""
+    counts = {} if into is None else into
+    if isinstance(found, dict):
+        for key, value in found.items():
+            if type(value) is int:
+                counts[key] = value
+    if not counts:
+        return None
+    prompt_keys = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    prompt = sum(counts.get(key, 0) for key in prompt_keys) if "input_tokens" in counts else None
+    completion = counts.get("output_tokens")
+    total = None if prompt is None or completion is None else prompt + completion
+    return Usage(prompt, completion, total)
+
+
+def _error_of(body: bytes | str | Any) -> tuple[str | None, str | None]:
+    """The ``error.type`` and ``error.message`` of an Anthropic error document (its JSON
+    text or parsed), Nones when it is not one."""
+    doc = body
+    if isinstance(body, (bytes, str)):
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return None, None
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if isinstance(error, dict):
+        kind, message = error.get("type"), error.get("message")
+        return (
+            kind if isinstance(kind, str) else None,
+            message if isinstance(message, str) else json.dumps(error),
+        )
+    if isinstance(error, str):
+        return None, error
+    return None, None
+
+
+def _error_answer(
+    provider: str, doc: Any, url: str, secrets: list[str | None], *, interrupted: bool
+) -> ProviderError:
+    """The error for an error document, or for an ``error`` event (``interrupted``): a
+    stream that an error broke off is incomplete, and may pass if asked again."""
+    kind, message = _error_of(doc)
+    said = f"{kind}: {message}" if kind and message else message or str(doc)
+    if interrupted:
+        return StreamInterruptedError(
+            provider,
+            f"the stream from {url} broke off with an error",
+            url=url,
+            body=excerpt(said, secrets),
+            hint="the answer is incomplete: try again",
+        )
+    return ProviderResponseError(
+        provider,
+        "answered with an error",
+        url=url,
+        body=excerpt(said, secrets),
+        hint="the service could not complete the request",
+    )
+
+
+def _malformed(
+    provider: str, what: str, found: Any, url: str, secrets: list[str | None]
+) -> ProviderResponseError:
+    shown = found if isinstance(found, str) else json.dumps(found, default=repr)
+    return ProviderResponseError(
+        provider, f"sent {what} that is malformed", url=url, body=excerpt(shown, secrets)
+    )
+
+
+def _text(value: Any) -> str:
+    """``value``, which an event says is text; ``TypeError`` (a malformed event) if not."""
+    if type(value) is not str:
+        raise TypeError(f"text of type {type(value).__name__}")
+    return value
+
+
+class MessagesStreamDecoder:
+    """The pieces of a Messages event stream, fed its body's bytes as they arrive
+    (:class:`~providerhub._codecs.base.StreamDecoder`): text deltas, tool calls as OpenAI
+    streams them (id and name in a call's first fragment, then pieces of its arguments),
+    thinking as :class:`~providerhub.types.Reasoning`, the finish reason and the usage
+    from ``message_delta``; done at ``message_stop``. Without ``structured``, text only.
+    Events of kinds it does not know are passed over, as the API's versioning policy
+    asks of clients."""
+
+    __slots__ = (
+        "_blocks",
+        "_error",
+        "_loads",
+        "_parser",
+        "_provider",
+        "_secrets",
+        "_structured",
+        "_tools",
+        "_url",
+        "_usage",
+        "done",
+        "started",
+    )
+
+    def __init__(
+        self,
+        provider: str,
+        url: str,
+        secrets: list[str | None],
+        max_event_bytes: int,
+        structured: bool = True,
+    ) -> None:
+        self._provider = provider
+        self._url = url  # safe to show
+        self._secrets = secrets
+        self._structured = structured
+        self._parser = SSEParser(max_event_bytes)
+        self._loads = _json_loads()
+        self._blocks: dict[int, list[Any]] = {}
+        """Open content blocks by index: [type, tool index, arguments sent]."""
+        self._tools = 0
+        self._usage: dict[str, int] = {}
+        self._error: BaseException | None = None  # met after pieces; end() raises it
+        self.done = False
+        self.started = False
+
+    def feed(self, data: bytes) -> list[Piece]:
+        if self.done:
+            return []
+        pieces: list[Piece] = []
+        too_large = None
+        try:
+            try:
+                events = self._parser.feed(data)
+            except EventTooLargeError as exc:
+                events = exc.events  # those before it first
+                too_large = ProviderResponseError(
+                    self._provider,
+                    f"sent an event larger than {exc.limit} bytes",
+                    url=self._url,
+                    hint="raise max_event_bytes if such events are expected",
+                )
+            for text, name, _ in events:
+                if name == "ping":
+                    continue
+                try:
+                    doc = self._loads(text)
+                except ValueError:
+                    doc = _standard_json(self._provider, text, self._url, self._secrets)
+                if name == "error" or (isinstance(doc, dict) and doc.get("type") == "error"):
+                    raise _error_answer(
+                        self._provider, doc, self._url, self._secrets, interrupted=True
+                    )
+                if not isinstance(doc, dict):
+                    raise ProviderResponseError(
+                        self._provider, "sent an event that is not a JSON object", url=self._url
+                    )
+                if doc.get("type") == "message_stop":
+                    self.done = True
+                    break  # the answer is whole: what follows is not read
+                try:
+                    self._event(doc, pieces)
+                except (KeyError, TypeError, AttributeError, ValueError):
+                    raise _malformed(
+                        self._provider, f"a {name} event", text, self._url, self._secrets
+                    ) from None
+            if too_large is not None and not self.done:
+                raise too_large
+        except ProviderError as error:
+            if not pieces:
+                raise
+            self._error = error  # after the pieces before it: end() raises it
+            self.done = True
+        if pieces:
+            self.started = True
+            if not self._structured:
+                pieces = [piece for piece in pieces if type(piece) is str]
+        return pieces
+
+    def _event(self, doc: dict[str, Any], pieces: list[Piece]) -> None:
+        """Add the pieces of one event, ``doc``, to ``pieces``."""
+        kind = doc["type"]
+        if kind == "content_block_delta":
+            delta = doc["delta"]
+            block = self._blocks[doc["index"]]
+            step = delta["type"]
+            if step == "text_delta":
+                if delta["text"]:
+                    pieces.append(_text(delta["text"]))
+            elif step == "input_json_delta":
+                if delta["partial_json"] and block[0] == "tool_use":
+                    block[2] = True
+                    pieces.append(
+                        ToolCallDelta(block[1], function=FunctionDelta(None, delta["partial_json"]))
+                    )
+            elif step == "thinking_delta" and delta["thinking"]:
+                pieces.append(Reasoning(_text(delta["thinking"])))
+            # signature and citation deltas carry nothing an OpenAI answer has
+        elif kind == "content_block_start":
+            block = doc["content_block"]
+            index = doc["index"]
+            if block["type"] == "tool_use":
+                tool = self._tools
+                self._tools += 1
+                self._blocks[index] = ["tool_use", tool, False]
+                pieces.append(
+                    ToolCallDelta(
+                        tool,
+                        _text(block["id"]),
+                        "function",
+                        FunctionDelta(_text(block["name"]), ""),
+                    )
+                )
+                if block.get("input"):  # the API starts with {} and streams the input
+                    self._blocks[index][2] = True
+                    pieces.append(
+                        ToolCallDelta(
+                            tool, function=FunctionDelta(None, json.dumps(block["input"]))
+                        )
+                    )
+            else:
+                self._blocks[index] = [block["type"], None, False]
+                if block["type"] == "text" and block.get("text"):
+                    pieces.append(_text(block["text"]))
+                elif block["type"] == "thinking" and block.get("thinking"):
+                    pieces.append(Reasoning(_text(block["thinking"])))
+        elif kind == "content_block_stop":
+            block = self._blocks.pop(doc["index"])
+            if block[0] == "tool_use" and not block[2]:
+                # A call with no input streams none: its arguments are the empty object.
+                pieces.append(ToolCallDelta(block[1], function=FunctionDelta(None, "{}")))
+        elif kind == "message_start":
+            _usage(doc["message"].get("usage"), self._usage)
+        elif kind == "message_delta":
+            usage = _usage(doc.get("usage"), self._usage)
+            reason = doc["delta"].get("stop_reason")
+            if usage is not None:
+                pieces.append(usage)
+            if isinstance(reason, str) and reason:
+                pieces.append(Finish(FINISH_REASONS.get(reason, reason)))
+
+    def end(self) -> list[Piece]:
+        error = self._error
+        if error is not None:
+            self._error = None
+            raise error
+        if not self.done:
+            raise StreamInterruptedError(
+                self._provider,
+                f"the stream from {self._url} ended before message_stop",
+                url=self._url,
+                hint="the answer is incomplete: try again",
+            )
+        return []
