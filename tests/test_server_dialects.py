@@ -1,6 +1,7 @@
 """The gateway's client dialects, as their own SDKs see them: ``/v1/responses`` driven by
 the openai SDK and ``/v1/messages`` by the anthropic SDK, unchanged, against a real
-``providerhub serve`` over an OpenAI-format upstream (the local stand-in)."""
+``providerhub serve`` over an OpenAI-format upstream and an Anthropic-format one (the
+local stand-ins)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from providerhub.testing import OpenAIServer, Reply
+from providerhub.testing import AnthropicReply, AnthropicServer, OpenAIServer, Reply
 
 from ._gateway import Gateway, clean_environment
 
@@ -18,10 +19,13 @@ openai = pytest.importorskip("openai")
 anthropic = pytest.importorskip("anthropic")
 pytest.importorskip("uvicorn")
 pytest.importorskip("aiohttp")
+pytest.importorskip("providerhub_anthropic")
 
 KEY = "sk-client-dialects"
 UPSTREAM_KEY = "sk-upstream-SECRET-7373"
+CLAUDE_KEY = "sk-ant-upstream-SECRET-8383"
 MODEL = "gpt-3.5-turbo-16k"
+CLAUDE = "claude-sonnet-5-5"
 USAGE = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
 CALL = {"id": "call_w1", "name": "weather", "arguments": {"city": "Oslo"}}
 RESPONSES_TOOL = {
@@ -44,16 +48,28 @@ def upstream() -> Iterator[OpenAIServer]:
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream: OpenAIServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def claude_upstream() -> Iterator[AnthropicServer]:
+    with AnthropicServer(api_key=CLAUDE_KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    upstream: OpenAIServer,
+    claude_upstream: AnthropicServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Gateway]:
     env = clean_environment(
         PROVIDERHUB_GRAVITYENGINE_URL=upstream.url,
         PROVIDERHUB_GRAVITYENGINE_API_KEY=UPSTREAM_KEY,
+        PROVIDERHUB_ANTHROPIC_URL=claude_upstream.url,
+        PROVIDERHUB_ANTHROPIC_API_KEY=CLAUDE_KEY,
         PROVIDERHUB_SERVER_API_KEYS=KEY,
     )
     gw = Gateway(tmp_path_factory.mktemp("dialects"), env)
     yield gw
     assert gw.stop() == 0
-    assert UPSTREAM_KEY not in gw.log()
+    assert UPSTREAM_KEY not in gw.log() and CLAUDE_KEY not in gw.log()
 
 
 @pytest.fixture
@@ -275,3 +291,57 @@ def test_the_routes_are_counted_by_name(gateway: Gateway) -> None:
     assert 'route="/v1/messages"' in text
     status, headers, _ = gateway.request("GET", "/v1/messages")
     assert status == 405 and headers["allow"] == "POST"
+
+
+# -- over an Anthropic-format upstream ----------------------------------------------------------
+
+
+def test_messages_over_the_anthropic_plugin_stream_event_by_event(
+    claude: Any, claude_upstream: AnthropicServer
+) -> None:
+    claude_upstream.script(
+        AnthropicReply(
+            chunks=["Let me ", "check."],
+            tool_calls=[CALL],
+            usage={"input_tokens": 30, "output_tokens": 8},
+        )
+    )
+    with claude.messages.stream(
+        model=CLAUDE,
+        max_tokens=200,
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
+        tools=[MESSAGES_TOOL],
+    ) as stream:
+        events = [
+            (e.type, getattr(e, "index", None), getattr(getattr(e, "delta", None), "type", None))
+            for e in stream
+            if e.type not in ("text", "input_json")
+        ]
+        message = stream.get_final_message()
+    deltas = [e for e in events if e[0] == "content_block_delta"]
+    assert events[0] == ("message_start", None, None)
+    assert events[-2:] == [("message_delta", None, None), ("message_stop", None, None)]
+    blocks = [e for e in events if e[0] in ("content_block_start", "content_block_stop")]
+    assert blocks == [
+        ("content_block_start", 0, None),
+        ("content_block_stop", 0, None),
+        ("content_block_start", 1, None),
+        ("content_block_stop", 1, None),
+    ]
+    assert {d[2] for d in deltas if d[1] == 0} == {"text_delta"}
+    assert {d[2] for d in deltas if d[1] == 1} == {"input_json_delta"}
+    assert message.stop_reason == "tool_use"
+    assert message.content[0].text == "Let me check."
+    assert (message.content[1].name, message.content[1].input) == ("weather", {"city": "Oslo"})
+    assert message.usage.output_tokens == 8
+    sent = claude_upstream.requests[-1].json()
+    assert sent["max_tokens"] == 200
+    assert sent["tools"][0]["input_schema"] == MESSAGES_TOOL["input_schema"]
+
+
+def test_responses_over_the_anthropic_plugin(oai: Any, claude_upstream: AnthropicServer) -> None:
+    claude_upstream.script(AnthropicReply(chunks=["Bonjour."]))
+    response = oai.responses.create(model=CLAUDE, input="Say hello in French", max_output_tokens=30)
+    assert response.output_text == "Bonjour."
+    assert response.status == "completed"
+    assert claude_upstream.requests[-1].json()["max_tokens"] == 30
