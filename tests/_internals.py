@@ -25,6 +25,7 @@ _WHERE = {
     "ENVIRONMENT": ("providerhub._transports.session", "ENVIRONMENT"),
     "Event": ("providerhub._codecs.sse", "Event"),
     "EventTooLargeError": ("providerhub._codecs.sse", "EventTooLargeError"),
+    "GEMINI": ("providerhub._codecs.gemini", "CODEC"),
     "GatewayProtocol": ("providerhub.server._protocol", "GatewayProtocol"),
     "Health": ("providerhub._state.health", "Health"),
     "Keys": ("providerhub.server._keys", "Keys"),

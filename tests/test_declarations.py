@@ -307,6 +307,7 @@ def test_a_declared_plugin_is_found_through_its_entry_point(
         ('url="https://declared.invalid", models=[]', "models must name at least one model"),
         (
             'url="https://declared.invalid", models=["m"], codec="soap"',
+            # A prefix of the list, which grows with each codec.
             "codec is 'soap', which is not a known codec (the codecs are: openai-chat, ",
         ),
     ],

@@ -33,6 +33,8 @@ from .. import _settings as settings
 from .._codecs.anthropic_messages import CODEC as ANTHROPIC_MESSAGES
 from .._codecs.anthropic_messages import MESSAGES_PARAMETERS
 from .._codecs.base import Codec
+from .._codecs.gemini import CODEC as GEMINI
+from .._codecs.gemini import GEMINI_PARAMETERS
 from .._codecs.openai_chat import CODEC as OPENAI_CHAT
 from .._contract import CAPABILITIES
 from .._options import REQUEST_FIELDS, ROUTING_ARGUMENTS, provider_options
@@ -61,10 +63,13 @@ class Dialect(NamedTuple):
 CODECS: dict[str, Dialect] = {
     "openai-chat": Dialect("/v1/chat/completions", CHAT_PARAMETERS, OPENAI_CHAT),
     "anthropic-messages": Dialect("/v1/messages", MESSAGES_PARAMETERS, ANTHROPIC_MESSAGES),
+    # The model and the action follow the path: /v1beta/models/{model}:generateContent.
+    "gemini": Dialect("/v1beta/models", GEMINI_PARAMETERS, GEMINI),
 }
 """The wire dialects a declaration may name as its ``codec``: OpenAI's chat completions,
-and Anthropic's Messages API (:mod:`providerhub._codecs.anthropic_messages`). Another
-dialect (Gemini) is one more entry: its path, parameters and codec."""
+Anthropic's Messages API (:mod:`providerhub._codecs.anthropic_messages`) and Google's
+Gemini API (:mod:`providerhub._codecs.gemini`). Another dialect is one more entry: its
+path, parameters and codec."""
 
 CAPABILITY_NAMES: dict[str, str] = {
     "stream": "supports_stream",

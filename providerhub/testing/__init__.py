@@ -4,6 +4,8 @@
 replies and faults; the tests, plugin authors and ``providerhub demo`` use it.
 :class:`AnthropicServer` is its twin for Anthropic's Messages API (``POST /v1/messages``,
 scripted with :class:`AnthropicReply`), which the ``anthropic`` SDK parses too.
+:class:`GeminiServer` is its twin for Google's Gemini API, which the Gemini plugin's tests
+drive with Google's own SDK too.
 
 :func:`check_provider` is the conformance check a plugin author runs in one test; it
 raises :class:`ProviderCheckError` listing every problem, or returns a
@@ -24,6 +26,7 @@ from ._conformance import (
     ProviderCheckReport,
     check_provider,
 )
+from ._gemini import GeminiReply, GeminiServer
 from ._server import DIALECTS, FAULTS, OpenAIServer, RecordedRequest, Reply
 
 __all__ = [
@@ -34,6 +37,8 @@ __all__ = [
     "AnthropicReply",
     "AnthropicServer",
     "FakeClock",
+    "GeminiReply",
+    "GeminiServer",
     "OpenAIServer",
     "ProviderCheckError",
     "ProviderCheckReport",
