@@ -268,12 +268,35 @@ def lua_string(text: str) -> str:
     return literal
 
 
-def wrk_script(stream: bool) -> str:
-    """The Lua script: the POST, a check of every answer, and the figures as one line."""
-    body: dict[str, Any] = {"model": protocol.MODEL, "messages": protocol.messages_for(WRK_NONCE)}
+DIALECT_ROUTES = {
+    "chat": CHAT,
+    "messages": "/v1/messages",
+    "responses": "/v1/responses",
+}
+"""The routes of the same request in each dialect the gateway serves."""
+_LAST_EVENT = {"chat": "[DONE]", "messages": "message_stop", "responses": "response.completed"}
+
+
+def dialect_body(dialect: str, stream: bool) -> dict[str, Any]:
+    """The benchmark's request in ``dialect``: the same messages, and as many pieces."""
+    messages = protocol.messages_for(WRK_NONCE)
+    limit = STREAM_PIECES if stream else 64  # Messages requires one: each dialect sends it
+    if dialect == "responses":
+        body: dict[str, Any] = {"model": protocol.MODEL, "input": messages}
+        body["max_output_tokens"] = limit
+    else:
+        body = {"model": protocol.MODEL, "messages": messages, "max_tokens": limit}
     if stream:
-        body.update(stream=True, max_tokens=STREAM_PIECES)
-        expects = [protocol.first_piece(WRK_NONCE), protocol.word(STREAM_PIECES - 1), "[DONE]"]
+        body["stream"] = True
+    return body
+
+
+def wrk_script(stream: bool, dialect: str = "chat") -> str:
+    """The Lua script: the POST, a check of every answer, and the figures as one line."""
+    body = dialect_body(dialect, stream)
+    if stream:
+        last = _LAST_EVENT[dialect]
+        expects = [protocol.first_piece(WRK_NONCE), protocol.word(STREAM_PIECES - 1), last]
     else:
         # The ASCII part of the reply: a proxy may send the rest as \\u escapes.
         expects = [protocol.reply_text(WRK_NONCE).split(" Voil")[0]]
@@ -659,6 +682,62 @@ class RatioRound:
     rps_32: float
 
 
+TARGET_DIALECT_ADDED_MS = 0.10
+
+
+def measure_dialects(args: argparse.Namespace) -> int:
+    """What a request in Anthropic's Messages or OpenAI's Responses dialect adds over the
+    same request through ``/v1/chat/completions``, at 1 connection, whole and streamed:
+    the routes run in turn (their order rotating) in each of ``--rounds`` rounds against
+    one gateway; prints the median latency of each route and the medians of the per-round
+    differences."""
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
+        workdir = Path(tmp)
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            fast_proc, fast = start_upstream([str(HERE / "server.py")])
+            procs.append(fast_proc)
+            proc, base, _ = start_gateway(workdir / "gateway", fast, fast)
+            procs.append(proc)
+            scripts: dict[tuple[str, str], Path] = {}
+            for dialect in DIALECT_ROUTES:
+                for kind in ("non-stream", "stream"):
+                    path = workdir / f"{dialect}-{kind}.lua"
+                    path.write_text(wrk_script(kind == "stream", dialect))
+                    scripts[(dialect, kind)] = path
+            for (dialect, kind), path in scripts.items():
+                url = base + DIALECT_ROUTES[dialect]
+                run_wrk(path, url, 1, args.warmup, "warm-up", kind)
+            p50: dict[tuple[str, str], list[float]] = {key: [] for key in scripts}
+            order = list(DIALECT_ROUTES)
+            for index in range(args.rounds):
+                turn = order[index % 3 :] + order[: index % 3]
+                for kind in ("non-stream", "stream"):
+                    for dialect in turn:
+                        url = base + DIALECT_ROUTES[dialect]
+                        r = run_wrk(scripts[(dialect, kind)], url, 1, args.duration, dialect, kind)
+                        if r.failed:
+                            log(f"{dialect} {kind}: wrong answers: {r.first_bad[:200]}")
+                            return 1
+                        p50[(dialect, kind)].append(r.p50_ms)
+        finally:
+            for proc in reversed(procs):
+                stop(proc)
+    for kind in ("non-stream", "stream"):
+        chat = p50[("chat", kind)]
+        log(f"{kind}, 1 connection, median of {args.rounds} rounds:")
+        log(f"  chat completions p50 {statistics.median(chat):.3f} ms")
+        for dialect in ("messages", "responses"):
+            mine = p50[(dialect, kind)]
+            added = [m - c for m, c in zip(mine, chat)]
+            log(
+                f"  {dialect:<9} p50 {statistics.median(mine):.3f} ms, adds "
+                f"{statistics.median(added):+.3f} ms (rounds {min(added):+.3f} to "
+                f"{max(added):+.3f}; target <= +{TARGET_DIALECT_ADDED_MS:.2f})"
+            )
+    return 0
+
+
 def measure_ratios(args: argparse.Namespace) -> int:
     """The three ratios of issue 16 for this tree's gateway and, with ``--compare-python``,
     another tree's, in alternating rounds against the upstream called directly: the median
@@ -830,6 +909,12 @@ def main() -> int:
         help="only issue 16's three ratios, in this many alternating rounds",
     )
     parser.add_argument(
+        "--dialects",
+        action="store_true",
+        help="only what /v1/messages and /v1/responses add over /v1/chat/completions "
+        "(--rounds rounds, 5 by default)",
+    )
+    parser.add_argument(
         "--compare-python",
         help="with --rounds: another tree's venv python, whose gateway is measured alongside",
     )
@@ -845,6 +930,9 @@ def main() -> int:
     if shutil.which("wrk") is None:
         log("wrk is not installed (Debian: apt-get install wrk)")
         return 1
+    if args.dialects:
+        args.rounds = args.rounds or 5
+        return measure_dialects(args)
     if args.rounds:
         return measure_ratios(args)
 

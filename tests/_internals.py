@@ -52,6 +52,8 @@ _WHERE = {
     "_scan": ("providerhub._speedups", "scan_json"),
     "_session": ("providerhub._transports", "session"),
     "_speedups": ("providerhub", "_speedups"),
+    "responses": ("providerhub._codecs", "responses"),
+    "anthropic_gateway": ("providerhub._codecs", "anthropic_gateway"),
     "achat_completion": ("providerhub._http.achat", "achat_completion"),
     "aio": ("providerhub._routing", "_aio"),
     "arouter": ("providerhub._routing", "arouter"),

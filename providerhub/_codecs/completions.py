@@ -42,10 +42,15 @@ def is_piece(value: object) -> bool:
 
 
 def completion_id() -> str:
-    """A new id, ``chatcmpl-`` and 24 hex digits, unique among this process's and (but for
+    """A new id, ``chatcmpl-`` and 24 hex digits (see :func:`new_id`)."""
+    return f"chatcmpl-{_id_prefix}{next(_id_count):012x}"
+
+
+def new_id(prefix: str) -> str:
+    """A new id, ``prefix`` and 24 hex digits, unique among this process's and (but for
     a one in 2**48 chance) any other process's: a random prefix per process and a count,
     a fraction of the cost of a ``uuid4`` on every answer."""
-    return f"chatcmpl-{_id_prefix}{next(_id_count):012x}"
+    return f"{prefix}{_id_prefix}{next(_id_count):012x}"
 
 
 def _new_id_prefix() -> None:

@@ -1,6 +1,7 @@
 """The gateway as a raw ASGI app: OpenAI's chat completions and models endpoints over a
-hub, through the public :class:`providerhub.AsyncClient`, plus health, readiness and
-metrics.
+hub, through the public :class:`providerhub.AsyncClient`, the client dialects of
+:mod:`._dialects` (OpenAI Responses, Anthropic Messages) translated onto them, plus
+health, readiness and metrics.
 
 No framework: one function picks the route from the path, and the hot path (a chat
 completion) reads the headers once, parses the body once and writes each chunk as one
@@ -18,13 +19,16 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from .._client import AsyncChunkStream, AsyncClient
+from .._codecs.anthropic_gateway import MessagesRequest, count_tokens
 from .._hub import Hub
 from .._options import not_a_parameter
 from .._redaction import url_secrets
 from .._validation import MAX_DEPTH
-from ..types import ChatCompletion
+from ..errors import InvalidRequestError
+from ..types import ChatCompletion, ChatCompletionChunk
 from . import _errors as errors
 from ._config import ClientKey, ServerSettings
+from ._dialects import COUNT_TOKENS, DIALECTS, Dialect, Events, Read
 from ._keys import Keys
 from ._metrics import Metrics, watch_attempts
 
@@ -57,6 +61,8 @@ _SSE_HEADERS = [
 _DONE = b"data: [DONE]\n\n"
 _CLOSE = (b"connection", b"close")
 _GET_ROUTES = {"/healthz": "/healthz", "/readyz": "/readyz", "/metrics": "/metrics"}
+_POST_ROUTES = frozenset({CHAT, COUNT_TOKENS, *DIALECTS})
+_MESSAGES = DIALECTS["/v1/messages"]
 _MODELS = "/v1/models"
 _MODEL = "/v1/models/{id}"
 _EXPOSE = (
@@ -64,7 +70,7 @@ _EXPOSE = (
     b"x-request-id, x-providerhub-provider, retry-after",
 )
 _VARY = (b"vary", b"origin")
-_ALLOWED_HEADERS = b"authorization, content-type, x-request-id"
+_ALLOWED_HEADERS = b"authorization, content-type, x-request-id, x-api-key"
 _valid_header_list = re.compile(rb"[A-Za-z0-9!#$%&'*+.^_`|~, -]{1,1000}").fullmatch
 """Header names and commas: what a preflight may ask for and have echoed back."""
 
@@ -120,9 +126,11 @@ class _Watch:
     Told by the protocol (:data:`DISCONNECT_EXTENSION`) where it can: a task per request
     that waits on ``receive()`` costs more than the rest of the app's own work on it."""
 
-    __slots__ = ("disconnected", "finished", "request", "started", "task")
+    __slots__ = ("disconnected", "events", "finished", "request", "started", "task")
 
     def __init__(self, receive: Receive, on_disconnect: OnDisconnect | None) -> None:
+        self.events: Events | None = None
+        """A client dialect's stream writer, once its stream began (to end it)."""
         self.finished = False
         self.started = False
         self.disconnected = False
@@ -223,9 +231,12 @@ class App:
         authorization = None
         content_length = None
         origin = None
+        api_key = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
+            elif name == b"x-api-key":  # how Anthropic's clients send a key
+                api_key = value
             elif name == b"x-request-id":
                 request_id = value
             elif name == b"content-length":
@@ -247,6 +258,26 @@ class App:
                 )
             else:
                 await self._other_method(scope, send, base, CHAT, origin)
+            return
+        if path in _POST_ROUTES:
+            if method != "POST":
+                await self._other_method(scope, send, base, path, origin)
+                return
+            if authorization is None and api_key is not None:
+                authorization = b"Bearer " + api_key
+            extensions = scope.get("extensions")
+            on_disconnect = extensions and extensions.get(DISCONNECT_EXTENSION)
+            dialect = DIALECTS.get(path, _MESSAGES)
+            await self._chat(
+                receive,
+                send,
+                base,
+                authorization,
+                content_length,
+                on_disconnect or None,
+                dialect,
+                counting=path == COUNT_TOKENS,
+            )
             return
         route = _GET_ROUTES.get(path)
         if route is None:
@@ -287,7 +318,7 @@ class App:
     ) -> None:
         """A method the route does not serve: 405 with ``Allow``, or with CORS on, the
         answer to an ``OPTIONS`` (a browser's preflight)."""
-        allow = "POST" if route == CHAT else "GET, HEAD"
+        allow = "POST" if route in _POST_ROUTES else "GET, HEAD"
         if self._cors:
             allow += ", OPTIONS"
         headers.append((b"allow", allow.encode()))
@@ -342,21 +373,29 @@ class App:
         authorization: bytes | None,
         content_length: bytes | None,
         on_disconnect: OnDisconnect | None = None,
+        dialect: Dialect | None = None,
+        *,
+        counting: bool = False,
     ) -> None:
+        """Serve a chat completion in OpenAI's chat dialect, or in ``dialect``'s
+        (``counting``: Anthropic's token count, estimated)."""
+        route = CHAT if dialect is None else COUNT_TOKENS if counting else dialect.route
+        shape = None if dialect is None else dialect.error
         keys = self.keys
         if keys.required:
             key: ClientKey | None = keys.find(authorization)
             if key is None:
-                await self._fail(send, headers, errors.unauthorized(authorization is not None))
+                failure = errors.unauthorized(authorization is not None)
+                await self._fail(send, headers, failure, route, shape)
                 return
             wait = await keys.take(key)
             if wait:
-                await self._fail(send, headers, errors.rate_limited(key.name, wait))
+                await self._fail(send, headers, errors.rate_limited(key.name, wait), route, shape)
                 return
         if content_length is not None and (
             not content_length.isdigit() or int(content_length) > self._max_body
         ):
-            await self._fail(send, headers, errors.too_large(self._max_body))
+            await self._fail(send, headers, errors.too_large(self._max_body), route, shape)
             return
         started = time.perf_counter()
         # The body first, within its timeout: a client slow to send holds a connection,
@@ -374,42 +413,55 @@ class App:
                 else errors.shutting_down()
             )
             headers.append(_CLOSE)  # the rest of the body is not waited for
-            await self._fail(send, headers, failure)
+            await self._fail(send, headers, failure, route, shape)
             return
         finally:
             deadline.cancel()
         if body is None:
-            await self._fail(send, headers, errors.too_large(self._max_body))
+            await self._fail(send, headers, errors.too_large(self._max_body), route, shape)
             return
         metrics = self.metrics
         if metrics.in_flight >= self._max_concurrency:
-            await self._fail(send, headers, errors.over_capacity(self._max_concurrency))
+            failure = errors.over_capacity(self._max_concurrency)
+            await self._fail(send, headers, failure, route, shape)
             return
         metrics.in_flight += 1
         stream = False
         try:
-            request = _parse(body)
+            if dialect is None:
+                request = _parse(body)
+                read = None
+            else:
+                request, read = _read(dialect, body, counting)
+                if isinstance(read, MessagesRequest) and counting:
+                    doc = {"input_tokens": count_tokens(read)}
+                    await self._document(send, 200, doc, headers, route)
+                    return
             if isinstance(request, errors.Failure):
-                await self._fail(send, headers, request)
+                await self._fail(send, headers, request, route, shape)
                 return
             stream = request.pop("stream", False) is True
             own = len(headers)  # the answer's headers before _stream or _complete add theirs
             watch = _Watch(receive, on_disconnect)
             try:
-                if stream:
+                if dialect is not None and read is not None:
+                    status = await self._translated(
+                        dialect, read, send, headers, request, started, watch
+                    )
+                elif stream:
                     status = await self._stream(send, headers, request, started, watch)
                 else:
                     status = await self._complete(send, headers, request, watch)
             except asyncio.CancelledError:
                 _uncancel()
                 if watch.disconnected:
-                    metrics.answered(CHAT, 499)  # nginx's "client closed request"
+                    metrics.answered(route, 499)  # nginx's "client closed request"
                     return
                 # Not the client: the server stopping, past its drain deadline.
-                status = await self._cut(send, headers[:own], watch)
+                status = await self._cut(send, headers[:own], watch, dialect)
             finally:
                 watch.stop()
-            metrics.answered(CHAT, status)
+            metrics.answered(route, status)
         finally:
             metrics.in_flight -= 1
             metrics.latency[stream].observe(time.perf_counter() - started)
@@ -507,16 +559,104 @@ class App:
             if chunks is not None:
                 await chunks.aclose()
 
-    async def _cut(self, send: Send, headers: list[tuple[bytes, bytes]], watch: _Watch) -> int:
+    async def _cut(
+        self,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        watch: _Watch,
+        dialect: Dialect | None = None,
+    ) -> int:
         """End an answer the server stopped: a stream with an error event (no ``[DONE]``),
         as a failure mid-stream is; a request not answered yet with 503."""
         failure = errors.shutting_down()
         if watch.started:
-            event = b"data: " + dumps(failure.body()) + b"\n\n"
+            if dialect is not None and watch.events is not None:
+                event = dialect.broken(watch.events, failure)
+            else:
+                event = b"data: " + dumps(failure.body()) + b"\n\n"
             await send({"type": "http.response.body", "body": event})
         elif not watch.finished:
-            await self._fail(send, headers, failure, None)
+            await self._fail(
+                send, headers, failure, None, None if dialect is None else dialect.error
+            )
         return failure.status
+
+    async def _translated(
+        self,
+        dialect: Dialect,
+        read: Read,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        request: dict[str, Any],
+        started: float,
+        watch: _Watch,
+    ) -> int:
+        """A request in ``dialect``, made as a chat completion and answered in that
+        dialect: a whole document, or its event stream."""
+        chunks: AsyncChunkStream | None = None
+        first: ChatCompletionChunk | None = None
+        try:
+            try:
+                if read.stream:
+                    chunks = await self._create(stream=True, timeout=self._upstream, **request)
+                    first = await chunks.__anext__()
+                else:
+                    answer: ChatCompletion = await self._create(
+                        stream=False, timeout=self._upstream, **request
+                    )
+            except StopAsyncIteration:
+                pass
+            except Exception as exc:  # before any byte went out: a proper error status
+                watch.finished = True
+                failure = self._failure(exc, headers)
+                await self._fail(send, headers, failure, None, dialect.error)
+                return failure.status
+            if chunks is None:
+                watch.finished = True
+                body = self._scrub(dumps(dialect.document(answer.to_dict(), read)))
+                headers.append(_JSON)
+                if answer.provider:
+                    headers.append((PROVIDER_HEADER, answer.provider.encode()))
+                await _respond(send, 200, headers, body)
+                return 200
+            headers.extend(_SSE_HEADERS)
+            if chunks.provider:
+                headers.append((PROVIDER_HEADER, chunks.provider.encode()))
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            watch.started = True
+            events = watch.events = dialect.events(read, first.model if first else None, dumps)
+            scrub = self._scrub
+            opening = events.start()
+            if first is not None:
+                opening += events.chunk(first.to_dict())
+                self.metrics.first_token.observe(time.perf_counter() - started)
+            await send({"type": "http.response.body", "body": scrub(opening), "more_body": True})
+            following = chunks.anext_text
+            try:
+                while True:
+                    try:
+                        chunk = await following()
+                    except StopAsyncIteration:
+                        break
+                    if isinstance(chunk, str):
+                        event = events.text(chunk)
+                    else:
+                        event = events.chunk(chunk.to_dict())
+                    if event:
+                        await send(
+                            {"type": "http.response.body", "body": scrub(event), "more_body": True}
+                        )
+            except Exception as exc:
+                failure = self._failure(exc, headers, mid_answer=True)
+                watch.finished = True
+                await send({"type": "http.response.body", "body": dialect.broken(events, failure)})
+                return failure.status
+            watch.finished = True
+            await send({"type": "http.response.body", "body": scrub(events.finish())})
+            return 200
+        finally:
+            if chunks is not None:
+                await chunks.aclose()
 
     def _scrub(self, data: bytes) -> bytes:
         # An upstream that echoes its credential back must not hand it to clients.
@@ -632,13 +772,17 @@ class App:
         headers: list[tuple[bytes, bytes]],
         failure: errors.Failure,
         route: str | None = CHAT,
+        shape: Callable[[errors.Failure], Mapping[str, Any]] | None = None,
     ) -> None:
+        """Answer with ``failure``, its body in OpenAI's shape or, for a client dialect,
+        in the dialect's (``shape``)."""
         headers.append(_JSON)
         if failure.retry_after is not None:
             headers.append((b"retry-after", str(failure.retry_after).encode()))
         if failure.provider:
             headers.append((PROVIDER_HEADER, failure.provider.encode()))
-        await _respond(send, failure.status, headers, self._scrub(dumps(failure.body())))
+        doc = failure.body() if shape is None else shape(failure)
+        await _respond(send, failure.status, headers, self._scrub(dumps(doc)))
         if route is not None:
             self.metrics.answered(route, failure.status)
 
@@ -732,6 +876,28 @@ def _parse(body: bytes) -> dict[str, Any] | errors.Failure:
         if why is not None:
             return errors.bad_request(why, name)
     return request
+
+
+def _read(
+    dialect: Dialect, body: bytes, counting: bool = False
+) -> tuple[dict[str, Any] | errors.Failure, Read | None]:
+    """The ``create()`` arguments of a request in ``dialect`` and the request read, or
+    the 400 to answer; ``counting``, a token count's, which needs no ``max_tokens``."""
+    try:
+        doc = loads(body)
+    except ValueError as exc:
+        return errors.bad_request(f"the request body is not valid JSON: {exc}"), None
+    except RecursionError:
+        return errors.bad_request(
+            f"the request body nests deeper than this server reads (at most {MAX_DEPTH} levels)"
+        ), None
+    if counting and isinstance(doc, dict) and "max_tokens" not in doc:
+        doc = {**doc, "max_tokens": 1}
+    try:
+        read = dialect.read(doc)
+    except InvalidRequestError as exc:
+        return errors.bad_request(str(exc), exc.param), None
+    return dict(read.chat), read
 
 
 def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
