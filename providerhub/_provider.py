@@ -35,6 +35,9 @@ class Provider:
     ``supports_json_schema``; False when the module does not declare them). ``limits`` holds
     the optional ``rpm`` and ``tpm`` the module declares (requests and tokens per minute,
     counted per hub or, with a shared state, across every process).
+    ``embedding_models`` holds the embedding models it serves (the optional field of the
+    same name; empty for a chat-only provider), which it answers with its
+    ``_create_embedding`` (see :data:`providerhub._contract.EMBEDDINGS`).
     """
 
     __slots__ = (
@@ -42,9 +45,11 @@ class Provider:
         "_accepts",
         "_clone",
         "_declared_url",
+        "_eaccepts",
         "capabilities",
         "disabled",
         "distribution",
+        "embedding_models",
         "limit_key",
         "limits",
         "model",
@@ -73,6 +78,7 @@ class Provider:
         self.version = version
         self.disabled = disabled
         self.model: tuple[str, ...] = tuple(obj.model)
+        self.embedding_models: tuple[str, ...] = tuple(getattr(obj, "embedding_models", ()) or ())
         self.supports_stream = bool(obj.supports_stream)
         self.needs_auth = bool(obj.needs_auth)
         self.capabilities: dict[str, bool] = {
@@ -90,6 +96,8 @@ class Provider:
         self._accepts = _keyword_names(obj._create_completion)
         native = getattr(obj, "_acreate_completion", None)
         self._aaccepts = _keyword_names(native) if callable(native) else None
+        embed = getattr(obj, "_create_embedding", None)
+        self._eaccepts = _keyword_names(embed) if callable(embed) else None
         # Per completion function's name: (url, the function, its clone).
         self._clone: dict[str, tuple[str, Any, Any]] = {}
 
@@ -117,6 +125,12 @@ class Provider:
         ``_acreate_completion``: the async API then calls it on the event loop, rather
         than its ``_create_completion`` on a worker thread."""
         return callable(getattr(self.obj, "_acreate_completion", None))
+
+    @property
+    def native_embeddings(self) -> bool:
+        """Whether the provider has an asyncio-native embeddings function,
+        ``_acreate_embedding``, which the async API then awaits on the event loop."""
+        return callable(getattr(self.obj, "_acreate_embedding", None))
 
     @property
     def honors_timeout(self) -> bool:
@@ -193,6 +207,42 @@ class Provider:
             model, messages, stream, **kwargs
         )
         return result
+
+    def embed(self, model: str, input: Any, **kwargs: Any) -> Iterator[Piece]:
+        """Call the module's ``_create_embedding`` when the first piece is asked for, and
+        yield its answer, checked (:func:`~providerhub._codecs.openai_embeddings.result_of`):
+        its :class:`~providerhub.types.Usage`, which a ``tpm`` limit counts, then the
+        :class:`~providerhub.types.CreateEmbeddingResponse`. Keyword arguments it cannot
+        take are left out, as in :meth:`complete`."""
+        kwargs = self._embedding_kwargs(kwargs)
+        result = self._completion("_create_embedding")(model, input, **kwargs)
+        yield from self._embedded(result, model, input)
+
+    async def aembed(self, model: str, input: Any, **kwargs: Any) -> AsyncIterator[Piece]:
+        """:meth:`embed` over the module's ``_acreate_embedding`` (see
+        :attr:`native_embeddings`), awaited; ``session`` is then an
+        ``aiohttp.ClientSession``."""
+        native = self._completion("_acreate_embedding")
+        accepts = _keyword_names(native)
+        if accepts is not None:
+            kwargs = {k: v for k, v in kwargs.items() if k in accepts}
+        result = await native(model, input, **kwargs)
+        for piece in self._embedded(result, model, input):
+            yield piece
+
+    def _embedding_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self._eaccepts is None:
+            return kwargs
+        return {k: v for k, v in kwargs.items() if k in self._eaccepts}
+
+    def _embedded(self, result: Any, model: str, input: Any) -> list[Piece]:
+        from ._codecs.openai_embeddings import input_count, result_of
+        from .types import Usage
+
+        response = result_of(self.name, result, model, input_count(input))
+        usage = response.usage
+        counted = Usage(usage.prompt_tokens, None, usage.total_tokens)
+        return [counted, response]
 
     def _completion(self, name: str) -> Any:
         """The completion function ``name``, made to see the effective url.

@@ -1,7 +1,8 @@
 """Tools for testing providerhub and its plugins without the network.
 
 :class:`OpenAIServer` is a real OpenAI-compatible HTTP server on 127.0.0.1, with scripted
-replies and faults; the tests, plugin authors and ``providerhub demo`` use it.
+replies and faults; the tests, plugin authors and ``providerhub demo`` use it. It serves
+embeddings too, with the deterministic vectors of :func:`vector_for`.
 
 :func:`check_provider` is the conformance check a plugin author runs in one test; it
 raises :class:`ProviderCheckError` listing every problem, or returns a
@@ -21,11 +22,20 @@ from ._conformance import (
     ProviderCheckReport,
     check_provider,
 )
-from ._server import DIALECTS, FAULTS, OpenAIServer, RecordedRequest, Reply
+from ._server import (
+    DIALECTS,
+    EMBEDDING_DIMENSIONS,
+    FAULTS,
+    OpenAIServer,
+    RecordedRequest,
+    Reply,
+    vector_for,
+)
 
 __all__ = [
     "DEFAULT_PROMPT",
     "DIALECTS",
+    "EMBEDDING_DIMENSIONS",
     "FAULTS",
     "SERVER_CHUNKS",
     "FakeClock",
@@ -35,4 +45,5 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "check_provider",
+    "vector_for",
 ]
