@@ -286,18 +286,24 @@ def _cooldown(hub: Hub, name: str) -> dict[str, Any] | None:
 def _models(args: argparse.Namespace, out: TextIO) -> int:
     hub = get_hub()
     models = hub.models()
+    embedding = hub.embedding_models()
     if args.json:
         doc = {
             "models": [{"model": m, "providers": ps} for m, ps in models.items()],
+            "embedding_models": [{"model": m, "providers": ps} for m, ps in embedding.items()],
             "aliases": dict(hub.aliases),
             "alias_errors": hub.alias_errors,
         }
         json.dump(doc, out, indent=2)
         out.write("\n")
         return 0
-    width = max((len(m) for m in [*models, *hub.aliases]), default=0)
+    width = max((len(m) for m in [*models, *embedding, *hub.aliases]), default=0)
     for m, ps in models.items():
         out.write(f"{m.ljust(width)}  {', '.join(ps)}\n")
+    if embedding:
+        out.write("\nembedding models:\n")
+        for m, ps in embedding.items():
+            out.write(f"{m.ljust(width)}  {', '.join(ps)}\n")
     if hub.aliases:
         out.write("\naliases:\n")
         for alias, target in sorted(hub.aliases.items()):

@@ -312,3 +312,63 @@ def test_the_stand_in_answers_the_openai_sdk(server: OpenAIServer) -> None:
         assert r.usage.total_tokens == 2
     assert server.requests[1].json()["encoding_format"] == "base64"
     assert len(plain.data[0].embedding) == EMBEDDING_DIMENSIONS
+
+
+def test_the_token_limit_counts_the_usage_embeddings_report(
+    hub: providerhub.Hub, server: OpenAIServer
+) -> None:
+    hub.register(declared("p1", server, tpm=3))
+    client = providerhub.Client(hub)
+    client.embeddings.create(model=EMBED, input="one two three")  # 3 tokens reported
+    with pytest.raises(RateLimitError):
+        client.embeddings.create(model=EMBED, input="four")
+    assert len(server.requests) == 1
+
+
+def test_the_async_client_runs_a_seed_module_on_a_worker_thread(hub: providerhub.Hub) -> None:
+    import threading
+
+    seen: list[str] = []
+
+    def vectors(texts: Any) -> dict[str, Any]:
+        seen.append(threading.current_thread().name)
+        return {"data": [{"embedding": [1.0], "index": i} for i in range(len(texts))]}
+
+    hub.register(seed(vectors), "seedling")
+
+    async def main() -> CreateEmbeddingResponse:
+        return await providerhub.AsyncClient(hub).embeddings.create(model=EMBED, input=["a", "b"])
+
+    r = asyncio.run(main())
+    assert [d.embedding for d in r.data] == [[1.0], [1.0]] and r.provider == "seedling"
+    assert seen and seen[0] != threading.main_thread().name
+
+
+def test_cancelling_an_async_call_closes_its_connection(server: OpenAIServer) -> None:
+    pytest.importorskip("aiohttp")
+    server.script(Reply(fault="stall", delay=5, after=None))
+    with providerhub.Hub(load_entrypoints=False, retries=0) as hub:
+        hub.register(declared("p1", server))
+        before = sockets()
+
+        async def main() -> None:
+            task = asyncio.ensure_future(
+                providerhub.AsyncClient(hub).embeddings.create(model=EMBED, input="slow")
+            )
+            assert await asyncio.wait_for(_arrived(server), 5)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await hub.aclose()
+
+        asyncio.run(main())
+        # The client's socket is closed: only the stalled server side may linger.
+        assert wait_until(lambda: sockets() <= before + 1)
+        # A caller's cancellation tells nothing of the provider: it does not cool down.
+        assert hub.health.cooling("p1") is None
+
+
+async def _arrived(server: OpenAIServer) -> bool:
+    while not server.requests:
+        await asyncio.sleep(0.005)
+    return True
