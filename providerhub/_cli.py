@@ -58,7 +58,9 @@ def _add_listings(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="also load the old gpt4free-layout provider modules (*.py) of DIR",
     )
 
-    models = sub.add_parser("models", help="list models and the providers serving each")
+    models = sub.add_parser(
+        "models", help="list models (embedding models apart) and the providers serving each"
+    )
     models.add_argument("--json", action="store_true", help="print JSON")
 
     params = sub.add_parser("params", help="list what each provider's completion accepts")
