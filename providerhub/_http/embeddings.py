@@ -1,6 +1,7 @@
 """Embeddings from any OpenAI-compatible endpoint (``POST {url}/v1/embeddings``): the
 exchange of :mod:`providerhub._http._aexchange` driven with the embeddings codec
-(:mod:`providerhub._codecs.openai_embeddings`), over ``requests`` or over an asyncio
+(:mod:`providerhub._codecs.openai_embeddings`, or another of the same call, such as
+:mod:`providerhub._codecs.gemini_embeddings`), over ``requests`` or over an asyncio
 transport, as chat completions are. The answer is one piece, a
 :class:`~providerhub.types.CreateEmbeddingResponse`, returned whole.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._codecs.base import DEFAULT_MAX_BODY_BYTES, Call, Request
+from .._codecs.base import DEFAULT_MAX_BODY_BYTES, Call, Codec, Request
 from .._codecs.openai_embeddings import CODEC
 from .._timeout import TimeoutLike, to_timeout
 from .._transports import aio as atransport
@@ -29,6 +30,7 @@ __all__ = ["acreate_embedding", "create_embedding"]
 
 
 def _request(
+    codec: Codec,
     provider: str,
     endpoint: str,
     model: str,
@@ -40,7 +42,7 @@ def _request(
     extra_parameters: Collection[str],
 ) -> Request:
     """The encoded request: checked before anything is sent."""
-    return CODEC.encode(
+    return codec.encode(
         Call(
             provider,
             endpoint,
@@ -77,16 +79,19 @@ def create_embedding(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     credential_variable: str | None = None,
     extra_parameters: Collection[str] = (),
+    codec: Codec = CODEC,
     **params: Any,
 ) -> CreateEmbeddingResponse:
     """POST an embeddings request for ``input`` to ``endpoint`` and return its vectors.
 
     ``params`` are OpenAI's other embeddings fields (``dimensions``, ``user``), or named in
-    ``extra_parameters``; the other options are those of
-    :func:`providerhub.plugin.chat_completion`. Failures raise the typed errors of
-    :mod:`providerhub.errors`, naming ``provider``, with no credential in their messages.
+    ``extra_parameters``; ``codec`` is the dialect (OpenAI's embeddings by default); the
+    other options are those of :func:`providerhub.plugin.chat_completion`. Failures raise
+    the typed errors of :mod:`providerhub.errors`, naming ``provider``, with no credential
+    in their messages.
     """
     request = _request(
+        codec,
         provider,
         endpoint,
         model,
@@ -98,7 +103,7 @@ def create_embedding(
         extra_parameters,
     )
     http = session if session is not None else transport.default_session()
-    pieces = exchange(CODEC, request, to_timeout(timeout), transport.RequestsTransport(http))
+    pieces = exchange(codec, request, to_timeout(timeout), transport.RequestsTransport(http))
     return _only(provider, list(pieces))
 
 
@@ -115,12 +120,14 @@ async def acreate_embedding(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     credential_variable: str | None = None,
     extra_parameters: Collection[str] = (),
+    codec: Codec = CODEC,
     **params: Any,
 ) -> CreateEmbeddingResponse:
     """:func:`create_embedding` for asyncio, over ``session`` (an
     ``aiohttp.ClientSession``; without one, a session of its own, closed with the call).
     Cancelling the task closes the HTTP response."""
     request = _request(
+        codec,
         provider,
         endpoint,
         model,
@@ -133,7 +140,7 @@ async def acreate_embedding(
     )
     limits = to_timeout(timeout)
     if session is not None:
-        pieces = aexchange(CODEC, request, limits, atransport.transport_for(session))
+        pieces = aexchange(codec, request, limits, atransport.transport_for(session))
     else:
-        pieces = _own_session(CODEC, request, limits)
+        pieces = _own_session(codec, request, limits)
     return _only(provider, [piece async for piece in pieces])

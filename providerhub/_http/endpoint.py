@@ -18,7 +18,8 @@ hub accepts (:class:`providerhub._contract.ProviderModule`: ``url``, ``model``,
 asyncio-native ``_acreate_completion``), each call going through the codec's exchange
 functions: sync, asyncio, streaming and typed errors are theirs; routing, retries and
 fallback are the router's, as for any provider. A declaration with ``embedding_models``
-serves embeddings too, posted in OpenAI's embeddings dialect to ``{url}/v1/embeddings``
+serves embeddings too, in the dialect of its ``embedding_codec`` (a key of
+:data:`EMBEDDING_CODECS`: OpenAI's, posted to ``{url}/v1/embeddings``, by default)
 (``_create_embedding``, ``_acreate_embedding``).
 """
 
@@ -33,7 +34,9 @@ from urllib.parse import urlsplit
 
 from .. import _settings as settings
 from .._codecs.base import Codec
+from .._codecs.gemini_embeddings import CODEC as GEMINI_EMBEDDINGS
 from .._codecs.openai_chat import CODEC as OPENAI_CHAT
+from .._codecs.openai_embeddings import CODEC as OPENAI_EMBEDDINGS
 from .._contract import CAPABILITIES
 from .._options import REQUEST_FIELDS, ROUTING_ARGUMENTS, provider_options
 from .._params import render as render_params
@@ -45,7 +48,15 @@ from .achat import achat_completion
 from .chat import CHAT_PARAMETERS, chat_completion
 from .embeddings import acreate_embedding, create_embedding
 
-__all__ = ["CAPABILITY_NAMES", "CODECS", "Credential", "Dialect", "HTTPProvider"]
+__all__ = [
+    "CAPABILITY_NAMES",
+    "CODECS",
+    "EMBEDDING_CODECS",
+    "Credential",
+    "Dialect",
+    "EmbeddingDialect",
+    "HTTPProvider",
+]
 
 
 class Dialect(NamedTuple):
@@ -64,6 +75,25 @@ CODECS: dict[str, Dialect] = {
 }
 """The wire dialects a declaration may name as its ``codec``. Another dialect (Anthropic
 Messages, Gemini) is one more entry: its path, parameters and codec."""
+
+
+class EmbeddingDialect(NamedTuple):
+    """What a declaration's ``embedding_codec`` key stands for: the ``path`` its
+    embeddings are posted to under the base URL (``{model}`` is the model asked for), and
+    the ``codec`` of the request and its answer."""
+
+    path: str
+    codec: Codec
+
+
+EMBEDDING_CODECS: dict[str, EmbeddingDialect] = {
+    "openai-embeddings": EmbeddingDialect("/v1/embeddings", OPENAI_EMBEDDINGS),
+    "gemini-embeddings": EmbeddingDialect(
+        "/v1/models/{model}:batchEmbedContents", GEMINI_EMBEDDINGS
+    ),
+}
+"""The embeddings dialects a declaration may name as its ``embedding_codec``: OpenAI's
+``/v1/embeddings`` (the default), and Gemini's ``batchEmbedContents``."""
 
 CAPABILITY_NAMES: dict[str, str] = {
     "stream": "supports_stream",
@@ -101,8 +131,9 @@ class HTTPProvider:
     its chat completions live under it (by default the codec's usual path,
     ``/v1/chat/completions`` for ``openai-chat``); ``models`` the model names it serves.
     ``embedding_models`` are the embedding models it serves (none by default), whose
-    requests go to ``{url}/v1/embeddings`` in OpenAI's embeddings dialect, whatever the
-    ``codec``; with some, ``models`` may be empty.
+    requests go out in the dialect ``embedding_codec`` names, a key of
+    :data:`EMBEDDING_CODECS` (OpenAI's, to ``{url}/v1/embeddings``, by default; Gemini's
+    ``batchEmbedContents``), whatever the ``codec``; with some, ``models`` may be empty.
     ``codec`` names its wire dialect, a key of :data:`CODECS`. ``capabilities`` names
     what it can do, of :data:`CAPABILITY_NAMES` (``stream`` by default). ``credential``
     says where its key comes from (see :class:`Credential`). ``working`` False keeps the
@@ -124,9 +155,6 @@ class HTTPProvider:
     ``_acreate_completion``, and ``embedding_models``, ``_create_embedding`` and
     ``_acreate_embedding``.
     """
-
-    EMBEDDINGS_PATH = "/v1/embeddings"
-    """Where embeddings are posted under the base URL."""
 
     yields_pieces = True
     """The router passes ``structured=True``: tool calls, usage and the finish reason
@@ -152,6 +180,7 @@ class HTTPProvider:
         extra_parameters: Iterable[str] = (),
         headers: Mapping[str, str] | None = None,
         embedding_models: Iterable[str] = (),
+        embedding_codec: str = "openai-embeddings",
     ) -> None:
         bad = _Bad(f"{type(self).__name__} {name!r}")
         self.name: str = _check_name(bad, name)
@@ -166,8 +195,10 @@ class HTTPProvider:
             bad, embedding_models, "embedding_models", empty=True
         )
         self.model: list[str] = _check_models(bad, models, empty=bool(self.embedding_models))
+        self.embedding_codec: str = embedding_codec
+        self._embedding_dialect = _check_embedding_codec(bad, embedding_codec)
         if self.embedding_models:
-            _check_doubled_prefix(bad, self.url, self.EMBEDDINGS_PATH)
+            _check_doubled_prefix(bad, self.url, self._embedding_dialect.path)
         flags = _check_capabilities(bad, capabilities)
         self.supports_stream: bool = flags["supports_stream"]
         self.supports_tools: bool = flags["supports_tools"]
@@ -276,7 +307,8 @@ class HTTPProvider:
 
     def _create_embedding(self, model: str, input: Any, **kwargs: Any) -> CreateEmbeddingResponse:
         """The vectors of ``input`` (a string, a list of strings, or token ids) by the
-        embedding model ``model``, from ``{url}/v1/embeddings``; ``kwargs`` are OpenAI's
+        embedding model ``model``, in the dialect of ``embedding_codec`` (from
+        ``{url}/v1/embeddings`` by default); ``kwargs`` are OpenAI's
         embeddings fields (``dimensions``, ``user``) and what the router passes (``auth``,
         ``timeout``, ``session``)."""
         address, options = self._embedding_call(kwargs)
@@ -295,8 +327,9 @@ class HTTPProvider:
         are not the embeddings'."""
         options = self._key_options(kwargs)
         options["credential_variable"] = self.credential_variable()
+        options["codec"] = self._embedding_dialect.codec
         options.update(kwargs)
-        return settings.url(self.name, self.url) + self.EMBEDDINGS_PATH, options
+        return settings.url(self.name, self.url) + self._embedding_dialect.path, options
 
     def _call(self, url: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The address of a call under the base URL ``url`` and the keyword arguments of
@@ -380,6 +413,18 @@ def _check_codec(bad: _Bad, codec: Any) -> Dialect:
         raise bad(
             "codec",
             f"is {codec!r}, which is not a known codec{tip} (the codecs are: {', '.join(CODECS)})",
+        )
+    return found
+
+
+def _check_embedding_codec(bad: _Bad, codec: Any) -> EmbeddingDialect:
+    found = EMBEDDING_CODECS.get(codec) if isinstance(codec, str) else None
+    if found is None:
+        tip = did_you_mean(str(codec), EMBEDDING_CODECS)
+        raise bad(
+            "embedding_codec",
+            f"is {codec!r}, which is not a known embeddings codec{tip} (they are: "
+            f"{', '.join(EMBEDDING_CODECS)})",
         )
     return found
 

@@ -32,6 +32,7 @@ provider = HTTPProvider(
     # extra_parameters=["top_k"],  # parameters beyond OpenAI's that the service takes
     # headers={"X-Team": "search"},  # sent with every request (never the key)
     # embedding_models=["template-embed"],  # embedding models, posted to {url}/v1/embeddings
+    # embedding_codec="openai-embeddings",  # or "gemini-embeddings" (batchEmbedContents)
 )
 
 
