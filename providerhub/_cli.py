@@ -227,6 +227,7 @@ def _provider_row(hub: Hub, p: Provider) -> dict[str, Any]:
         # Without user info and query: PROVIDERHUB_<NAME>_URL may carry a password.
         "url": safe_url(p.url),
         "models": list(p.model),
+        "embedding_models": list(p.embedding_models),
         "stream": p.supports_stream,
         "needs_auth": p.needs_auth,
         "auth_variable": p.api_key_variable,
@@ -250,6 +251,8 @@ def _write_providers(out: TextIO, rows: list[dict[str, Any]]) -> None:
         out.write(f"{row['name']}  [{origin}]  {state}, {stream}, {auth}\n")
         out.write(f"  url:    {row['url']}\n")
         out.write(f"  models: {', '.join(row['models'])}\n")
+        if row["embedding_models"]:
+            out.write(f"  embedding models: {', '.join(row['embedding_models'])}\n")
         if row["cooldown"]:
             cooldown = row["cooldown"]
             out.write(

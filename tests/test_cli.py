@@ -220,3 +220,10 @@ def test_models_lists_embedding_models_apart(tmp_path: Path) -> None:
     doc = json.loads(run("models", "--json", env=env).stdout)
     assert doc["embedding_models"] == [{"model": "embed-1", "providers": ["local"]}]
     assert all(m["model"] != "embed-1" for m in doc["models"])
+    assert "\n  embedding models: embed-1\n" in run("providers", env=env).stdout
+    [local] = [
+        p
+        for p in json.loads(run("providers", "--json", env=env).stdout)["providers"]
+        if p["name"] == "local"
+    ]
+    assert local["embedding_models"] == ["embed-1"] and local["models"] == []
