@@ -372,3 +372,86 @@ async def _arrived(server: OpenAIServer) -> bool:
     while not server.requests:
         await asyncio.sleep(0.005)
     return True
+
+
+# -- the codecs, sans-IO ----------------------------------------------------------------------
+
+
+def _codec_call(**params: Any) -> Any:
+    from ._internals import Call
+
+    return Call("acme", "http://h/v1/embeddings", EMBED, [], False, params, auth="sk-acme-secret")
+
+
+def test_base64_round_trips_as_openai_encodes_it() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from ._internals import openai_embeddings as codec
+
+    @given(st.lists(st.floats(width=32, allow_nan=False), min_size=1, max_size=64))
+    def round_trip(vector: list[float]) -> None:
+        text = codec.to_base64(vector)
+        assert text == base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        assert codec.from_base64(text) == vector
+
+    round_trip()
+    with pytest.raises(ValueError):
+        codec.from_base64("AAAA!")
+    with pytest.raises(ValueError):
+        codec.from_base64(base64.b64encode(b"abc").decode())  # not whole float32s
+
+
+def test_the_openai_codec_refuses_what_it_cannot_send() -> None:
+    from ._internals import openai_embeddings as codec
+
+    request = codec.CODEC.encode(_codec_call(input=["a"], dimensions=3))
+    assert request.url == "http://h/v1/embeddings"
+    assert request.headers["Authorization"] == "Bearer sk-acme-secret"
+    assert request.body == b'{"model":"text-embedding-3-small","input":["a"],"dimensions":3}'
+    with pytest.raises(InvalidRequestError, match="dimension"):
+        codec.CODEC.encode(_codec_call(input="a", dimension=3))
+    with pytest.raises(InvalidRequestError, match="needs input"):
+        codec.CODEC.encode(_codec_call())
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "says"),
+    [
+        (b"<html>challenge</html>", "text/html", "HTML page"),
+        (b"not json", "text/plain", "not JSON"),
+        (b'{"error": {"message": "quota sk-acme-secret"}}', "application/json", "an error"),
+        (b'{"data": [{"embedding": [1, "x"], "index": 0}]}', "application/json", "holds str"),
+        (b'{"object": "list"}', "application/json", "not an embeddings list"),
+    ],
+)
+def test_the_openai_codec_decodes_bad_answers_as_typed_errors(
+    body: bytes, content_type: str, says: str
+) -> None:
+    from ._internals import openai_embeddings as codec
+
+    request = codec.CODEC.encode(_codec_call(input="a"))
+    with pytest.raises(ProviderResponseError, match=says) as caught:
+        codec.CODEC.decode(request, request.url, 200, content_type, body)
+    assert "sk-acme-secret" not in str(caught.value)
+    assert caught.value.provider == "acme"
+
+
+def test_the_openai_codec_refuses_a_body_past_its_limit() -> None:
+    from ._internals import Call
+    from ._internals import openai_embeddings as codec
+
+    call = Call("acme", "http://h", EMBED, [], False, {"input": "a"}, max_body_bytes=10)
+    request = codec.CODEC.encode(call)
+    with pytest.raises(ProviderResponseError, match="larger than 10 bytes"):
+        codec.CODEC.decode(request, "http://h", 200, "application/json", b"{" * 11)
+
+
+def test_an_error_status_names_the_embeddings_endpoint() -> None:
+    from ._internals import openai_embeddings as codec
+
+    request = codec.CODEC.encode(_codec_call(input="a"))
+    err = codec.CODEC.error(request, request.url, 404, "Not Found", {}, b"{}")
+    assert "no embeddings endpoint there" in str(err)
+    limited = codec.CODEC.error(request, request.url, 429, None, {"Retry-After": "7"}, b"")
+    assert isinstance(limited, RateLimitError) and limited.retry_after == 7
