@@ -45,6 +45,7 @@ class Provider:
         "_accepts",
         "_clone",
         "_declared_url",
+        "_eaaccepts",
         "_eaccepts",
         "capabilities",
         "disabled",
@@ -98,6 +99,8 @@ class Provider:
         self._aaccepts = _keyword_names(native) if callable(native) else None
         embed = getattr(obj, "_create_embedding", None)
         self._eaccepts = _keyword_names(embed) if callable(embed) else None
+        aembed = getattr(obj, "_acreate_embedding", None)
+        self._eaaccepts = _keyword_names(aembed) if callable(aembed) else None
         # Per completion function's name: (url, the function, its clone).
         self._clone: dict[str, tuple[str, Any, Any]] = {}
 
@@ -222,11 +225,9 @@ class Provider:
         """:meth:`embed` over the module's ``_acreate_embedding`` (see
         :attr:`native_embeddings`), awaited; ``session`` is then an
         ``aiohttp.ClientSession``."""
-        native = self._completion("_acreate_embedding")
-        accepts = _keyword_names(native)
-        if accepts is not None:
-            kwargs = {k: v for k, v in kwargs.items() if k in accepts}
-        result = await native(model, input, **kwargs)
+        if self._eaaccepts is not None:
+            kwargs = {k: v for k, v in kwargs.items() if k in self._eaaccepts}
+        result = await self._completion("_acreate_embedding")(model, input, **kwargs)
         for piece in self._embedded(result, model, input):
             yield piece
 

@@ -23,11 +23,12 @@ from .._redaction import excerpt, safe_url
 from ..errors import InvalidRequestError, ProviderError, ProviderResponseError
 from ..types import CreateEmbeddingResponse, Embedding, Piece
 from .base import Call, Request, StreamDecoder, body_too_large, media_type, status_error
+from .openai_chat import _document_loads as document_loads
 from .openai_chat import _encode as to_json
 from .openai_chat import _request_headers as request_headers
 from .openai_chat import _secrets as request_secrets
 from .openai_chat import error_message
-from .openai_embeddings import EMBEDDING_PARAMETERS
+from .openai_embeddings import EMBEDDING_PARAMETERS, vector_of
 
 __all__ = ["CODEC", "GeminiEmbeddings"]
 
@@ -94,7 +95,7 @@ class GeminiEmbeddings:
         try:
             if media_type(content_type) == "text/html" or body.lstrip()[:1] == b"<":
                 raise ValueError("an HTML page")
-            doc = json.loads(body)
+            doc = document_loads()(body)
             if isinstance(doc, dict) and "error" in doc:
                 message = error_message(doc) or json.dumps(doc["error"])
                 raise ProviderResponseError(
@@ -106,12 +107,7 @@ class GeminiEmbeddings:
                 )
             data = []
             for index, item in enumerate(doc["embeddings"]):
-                values = item["values"]
-                if not isinstance(values, list) or not all(
-                    type(v) is float or type(v) is int for v in values
-                ):
-                    raise ValueError("values that are not a list of numbers")
-                data.append(Embedding(values, index))
+                data.append(Embedding(vector_of(item["values"]), index))
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ProviderResponseError(
                 provider,
