@@ -240,6 +240,10 @@ def test_metrics_and_models_know_the_route_and_the_models(gateway: Gateway) -> N
     models = {m["id"]: m for m in json.loads(data)["data"]}
     assert models[MODEL]["providers"] == ["first", "second"]
     assert "chat-only" in models
+    status, _, data = gateway.request(
+        "GET", f"/v1/models/{MODEL}", headers={"Authorization": f"Bearer {KEY}"}
+    )
+    assert status == 200 and json.loads(data)["owned_by"] == "first"
 
 
 def test_the_gateway_keeps_no_socket_per_request(gateway: Gateway) -> None:
