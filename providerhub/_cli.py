@@ -60,12 +60,14 @@ def _add_listings(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     models = sub.add_parser(
         "models",
-        help="list models and the providers serving each; --refresh asks each provider",
+        help="list models (embedding models apart) and the providers serving each; "
+        "--refresh asks each provider",
         description="List every model with the providers serving it, and where each has "
         "it from: its plugin, PROVIDERHUB_<NAME>_MODELS (env), or the models cache "
-        "(cache). --refresh asks each provider's list endpoint instead, writes the "
-        "answers to the cache (models.json in PROVIDERHUB_CACHE_DIR, else the user's "
-        "cache directory), which later hubs read, and exits 1 if any provider failed.",
+        "(cache); embedding models apart. --refresh asks each provider's list endpoint "
+        "instead, writes the answers to the cache (models.json in PROVIDERHUB_CACHE_DIR, "
+        "else the user's cache directory), which later hubs read, and exits 1 if any "
+        "provider failed.",
     )
     models.add_argument("--json", action="store_true", help="print JSON")
     models.add_argument(
@@ -250,6 +252,7 @@ def _provider_row(hub: Hub, p: Provider) -> dict[str, Any]:
         "url": safe_url(p.url),
         "models": list(p.model),
         "added_models": dict(p.added),
+        "embedding_models": list(p.embedding_models),
         "stream": p.supports_stream,
         "needs_auth": p.needs_auth,
         "auth_variable": p.api_key_variable,
@@ -275,6 +278,8 @@ def _write_providers(out: TextIO, rows: list[dict[str, Any]]) -> None:
         added = row["added_models"]
         shown = [m if m not in added else f"{m} ({added[m]})" for m in row["models"]]
         out.write(f"  models: {', '.join(shown)}\n")
+        if row["embedding_models"]:
+            out.write(f"  embedding models: {', '.join(row['embedding_models'])}\n")
         if row["cooldown"]:
             cooldown = row["cooldown"]
             out.write(
@@ -331,11 +336,13 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
     hub = get_hub()
     models = hub.models()
     origins = {m: _origins(hub, m) for m in models}
+    embedding = hub.embedding_models()
     if args.json:
         doc = {
             "models": [
                 {"model": m, "providers": ps, "origins": origins[m]} for m, ps in models.items()
             ],
+            "embedding_models": [{"model": m, "providers": ps} for m, ps in embedding.items()],
             "aliases": dict(hub.aliases),
             "alias_errors": hub.alias_errors,
             "cache": {
@@ -347,10 +354,14 @@ def _models(args: argparse.Namespace, out: TextIO) -> int:
         json.dump(doc, out, indent=2)
         out.write("\n")
         return 0
-    width = max((len(m) for m in [*models, *hub.aliases]), default=0)
+    width = max((len(m) for m in [*models, *embedding, *hub.aliases]), default=0)
     for m, ps in models.items():
         shown = [p if origins[m][p] == "plugin" else f"{p} ({origins[m][p]})" for p in ps]
         out.write(f"{m.ljust(width)}  {', '.join(shown)}\n")
+    if embedding:
+        out.write("\nembedding models:\n")
+        for m, ps in embedding.items():
+            out.write(f"{m.ljust(width)}  {', '.join(ps)}\n")
     found = {origin for by in origins.values() for origin in by.values()}
     if found - {"plugin"}:
         out.write("\n")

@@ -8,6 +8,10 @@ Porting openai SDK code is one line::
 
 Routing, fallback, retries and errors are those of :meth:`providerhub.Hub.create`, whose
 routing arguments (``provider``, ``auth``, ``timeout``, ``retries``) ``create`` takes too.
+
+``client.embeddings.create(model=, input=)`` gives a
+:class:`~providerhub.types.CreateEmbeddingResponse`, routed the same way among the
+providers that list ``model`` in their ``embedding_models``.
 """
 
 from __future__ import annotations
@@ -16,17 +20,28 @@ from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._codecs.completions import Assembler, Chunker
+from ._codecs.openai_embeddings import to_base64
 from ._hub import Hub, get_hub, signed
 from ._routing import router as _router
-from .types import ChatCompletion, ChatCompletionChunk
+from .types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse, Piece
 
 if TYPE_CHECKING:
+    from urllib3.util import Retry
+
     from ._api import CreateCompletion
     from ._provider import Provider
     from ._routing.arouter import AsyncStream
     from ._routing.router import Call, Stream
+    from ._timeout import TimeoutLike
 
-__all__ = ["AsyncChunkStream", "AsyncClient", "ChunkStream", "Client"]
+__all__ = [
+    "AsyncChunkStream",
+    "AsyncClient",
+    "AsyncEmbeddings",
+    "ChunkStream",
+    "Client",
+    "Embeddings",
+]
 
 C = TypeVar("C")
 
@@ -213,6 +228,112 @@ class AsyncCompletions:
     ] = signed(_create, Hub._prepare, "create", keywords=True)
 
 
+class _Vectors:
+    """The sink of an embeddings call: keeps the provider's answer, then gives it in the
+    format asked for."""
+
+    __slots__ = ("response",)
+
+    def __init__(self) -> None:
+        self.response: CreateEmbeddingResponse | None = None
+
+    def add(self, piece: Piece) -> None:
+        if isinstance(piece, CreateEmbeddingResponse):
+            self.response = piece
+
+    def answer(self, call: Call, served_by: str, encoding_format: str) -> CreateEmbeddingResponse:
+        response = self.response
+        assert response is not None  # the provider's pieces were checked: it gave one
+        if encoding_format == "base64":
+            for item in response.data:
+                if not isinstance(item.embedding, str):
+                    item.embedding = to_base64(item.embedding)
+        response.model = call.model
+        response.provider = served_by
+        return response
+
+
+class Embeddings:
+    """``client.embeddings``, as in the openai SDK."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(
+        self,
+        *,
+        model: str,
+        input: str | list[str] | list[int] | list[list[int]],
+        encoding_format: str = "float",
+        dimensions: int | None = None,
+        user: str | None = None,
+        provider: _router.ProviderChoice = None,
+        auth: _router.Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+    ) -> CreateEmbeddingResponse:
+        """The vectors of ``input`` (a string, a list of strings, a list of token ids or a
+        list of such lists) by the embedding model ``model``: one
+        :class:`~providerhub.types.Embedding` per input, in their order.
+        ``encoding_format`` is ``"float"`` (lists of floats) or ``"base64"`` (the base64
+        text of little-endian float32s, as OpenAI sends); ``dimensions`` and ``user`` are
+        passed on. Bad input raises :class:`~providerhub.errors.InvalidRequestError`
+        before any provider is asked; routing, retries, fallback, cooldowns and rate
+        limits are those of a chat completion (the routing arguments too)."""
+        call, candidates = self._client.hub._prepare_embeddings(
+            model,
+            input,
+            encoding_format=encoding_format,
+            dimensions=dimensions,
+            user=user,
+            provider=provider,
+            auth=auth,
+            timeout=timeout,
+            retries=retries,
+        )
+        vectors = _Vectors()
+        served_by = _router.collect(call, candidates, vectors.add)
+        return vectors.answer(call, served_by, encoding_format)
+
+
+class AsyncEmbeddings:
+    """``client.embeddings`` of an :class:`AsyncClient`."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(
+        self,
+        *,
+        model: str,
+        input: str | list[str] | list[int] | list[list[int]],
+        encoding_format: str = "float",
+        dimensions: int | None = None,
+        user: str | None = None,
+        provider: _router.ProviderChoice = None,
+        auth: _router.Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+    ) -> CreateEmbeddingResponse:
+        """:meth:`Embeddings.create`, awaited. Cancelling the task closes the HTTP
+        response."""
+        hub = self._client.hub
+        call, candidates = hub._prepare_embeddings(
+            model,
+            input,
+            encoding_format=encoding_format,
+            dimensions=dimensions,
+            user=user,
+            provider=provider,
+            auth=auth,
+            timeout=timeout,
+            retries=retries,
+        )
+        vectors = _Vectors()
+        served_by = await hub._acollect(call, candidates, vectors.add)
+        return vectors.answer(call, served_by, encoding_format)
+
+
 class _OverHub:
     """A client's hub: the one given, else the default hub, looked up on first use."""
 
@@ -233,6 +354,7 @@ class Client(_OverHub):
     def __init__(self, hub: Hub | None = None) -> None:
         super().__init__(hub)
         self.chat: _Namespace[Completions] = _Namespace(Completions(self))
+        self.embeddings = Embeddings(self)
 
 
 class AsyncClient(_OverHub):
@@ -241,3 +363,4 @@ class AsyncClient(_OverHub):
     def __init__(self, hub: Hub | None = None) -> None:
         super().__init__(hub)
         self.chat: _Namespace[AsyncCompletions] = _Namespace(AsyncCompletions(self))
+        self.embeddings = AsyncEmbeddings(self)

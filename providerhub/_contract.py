@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "CAPABILITIES",
+    "EMBEDDINGS",
     "REQUIRED_FIELDS",
     "ProviderModule",
     "missing_fields",
@@ -44,7 +45,9 @@ class ProviderModule(Protocol):
     # mapping of capability field to the setting that turns it on, e.g.
     # ``{"supports_vision": "set vision = true in its [endpoints.local] table"}``, which
     # the router names when it leaves the provider out for want of it), and the asyncio-native
-    # ``_acreate_completion`` (see docs/writing-providers.md). A Protocol cannot mark
+    # ``_acreate_completion`` (see docs/writing-providers.md), and the embeddings of
+    # :data:`EMBEDDINGS` (``embedding_models``, ``_create_embedding``,
+    # ``_acreate_embedding``). A Protocol cannot mark
     # attributes optional, so they are documented on :class:`providerhub.Provider` and read
     # with ``getattr``.
 
@@ -80,6 +83,21 @@ CAPABILITIES: dict[str, str] = {
 """The optional capability fields, each False unless the provider declares it True, and
 what a provider that declares it can do."""
 
+EMBEDDINGS: dict[str, str] = {
+    "embedding_models": "list[str]: the embedding models it serves (none by default); "
+    "routed among the providers that list them, apart from the chat models of 'model'",
+    "_create_embedding": "(model, input, **kwargs) -> an OpenAI embeddings document, or "
+    "a providerhub.types.CreateEmbeddingResponse: one vector per input, in their order; "
+    "required when embedding_models lists any",
+    "_acreate_embedding": "its asyncio-native twin (async def), called on the event loop "
+    "by the async client when present",
+}
+"""The optional fields of a provider that serves embeddings. ``input`` is a string, a
+list of strings, a list of token ids or a list of such lists; ``kwargs`` hold the
+caller's ``dimensions`` and ``user`` when given, and what the router adds (``auth``,
+``timeout``, ``session``), as for ``_create_completion``. Vectors are always asked for,
+and returned, as floats: the client encodes them as base64 when asked to."""
+
 REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "url": str,
     "model": (list, tuple),
@@ -109,6 +127,25 @@ def missing_fields(obj: object) -> list[str]:
     native = getattr(obj, "_acreate_completion", None)
     if native is not None and not callable(native):
         problems.append("'_acreate_completion' is not callable")
+    return problems + _embedding_problems(obj)
+
+
+def _embedding_problems(obj: object) -> list[str]:
+    """What ``obj`` gets wrong of the optional fields of :data:`EMBEDDINGS`."""
+    problems = []
+    models = getattr(obj, "embedding_models", None)
+    if models is not None:
+        if not isinstance(models, (list, tuple)):
+            problems.append(f"'embedding_models' is {type(models).__name__}")
+        elif not all(isinstance(m, str) for m in models):
+            problems.append("'embedding_models' holds a non-string")
+        elif models and not callable(getattr(obj, "_create_embedding", None)):
+            problems.append(
+                "'embedding_models' is set but there is no callable '_create_embedding'"
+            )
+    native = getattr(obj, "_acreate_embedding", None)
+    if native is not None and not callable(native):
+        problems.append("'_acreate_embedding' is not callable")
     return problems
 
 

@@ -22,7 +22,13 @@ from ._state.health import Health
 from ._state.store import StateLike
 from ._timeout import TimeoutLike, to_timeout
 from ._transports.sync import new_session
-from ._validation import validate_messages, validate_model, validate_parameters
+from ._validation import (
+    validate_embedding_input,
+    validate_embedding_options,
+    validate_messages,
+    validate_model,
+    validate_parameters,
+)
 from .errors import (
     ConfigurationError,
     InvalidRequestError,
@@ -354,6 +360,11 @@ class Hub:
         """Every model, with the names of the providers that list it, in routing order."""
         return self.registry.by_model()
 
+    def embedding_models(self) -> dict[str, list[str]]:
+        """Every embedding model, with the names of the providers that list it in their
+        ``embedding_models``, in routing order."""
+        return self.registry.by_model(embeddings=True)
+
     # -- routing and calling -------------------------------------------------------------
 
     def route(
@@ -463,6 +474,60 @@ class Hub:
             session=self.session,
             policy=router.RetryPolicy(self._retry(retries), self.retry_after_max),
             try_soonest=self._try_soonest,
+        )
+        return call, candidates
+
+    def _prepare_embeddings(
+        self,
+        model: str,
+        input: Any,
+        *,
+        encoding_format: str = "float",
+        dimensions: int | None = None,
+        user: str | None = None,
+        provider: ProviderChoice = None,
+        auth: Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+    ) -> tuple[router.Call, list[Provider]]:
+        """Check an embeddings request and choose its candidates, as :meth:`_prepare` does
+        a chat completion's: the call (``operation`` "embeddings") goes through the same
+        routing loop, breaker and rate limits, among the providers that list ``model`` in
+        their ``embedding_models``. ``encoding_format`` is only checked here: providers
+        are asked for floats, which the client encodes."""
+        model = validate_model(model)
+        checked = validate_embedding_input(input)
+        sent = validate_embedding_options(encoding_format, dimensions, user)
+        router.check_auth(auth, provider)
+        model, provider = router.resolve(self.registry, model, provider, embeddings=True)
+        limits = to_timeout(timeout)
+        candidates, reasons, cooling = router.plan(
+            self.registry,
+            self.health,
+            model,
+            stream=False,
+            auth=auth,
+            provider=provider,
+            try_soonest=self._try_soonest,
+            embeddings=True,
+        )
+        if not candidates:
+            if cooling:
+                raise ProvidersCoolingDownError(model, reasons, cooling)
+            raise NoProviderError(model, reasons)
+        call = router.Call(
+            model,
+            [],
+            stream=False,
+            auth=auth,
+            timeout=limits,
+            kwargs={"input": checked, **sent},
+            health=self.health,
+            limiter=self.state.limiter,
+            session=self.session,
+            policy=router.RetryPolicy(self._retry(retries), self.retry_after_max),
+            try_soonest=self._try_soonest,
+            operation="embeddings",
         )
         return call, candidates
 

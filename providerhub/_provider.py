@@ -37,7 +37,9 @@ class Provider:
     counted per hub or, with a shared state, across every process). ``model`` holds the
     module's own models, then those ``added`` to them (by ``PROVIDERHUB_<NAME>_MODELS``,
     or from the cache ``providerhub models --refresh`` writes); :meth:`origin` says where
-    each came from.
+    each came from. ``embedding_models`` holds the embedding models it serves (the
+    optional field of the same name; empty for a chat-only provider), which it answers
+    with its ``_create_embedding`` (see :data:`providerhub._contract.EMBEDDINGS`).
     """
 
     __slots__ = (
@@ -45,10 +47,13 @@ class Provider:
         "_accepts",
         "_clone",
         "_declared_url",
+        "_eaaccepts",
+        "_eaccepts",
         "added",
         "capabilities",
         "disabled",
         "distribution",
+        "embedding_models",
         "limit_key",
         "limits",
         "model",
@@ -85,6 +90,7 @@ class Provider:
         ``"env"`` (``PROVIDERHUB_<NAME>_MODELS``) or ``"cache"`` (``providerhub models
         --refresh``)."""
         self.model: tuple[str, ...] = own + tuple(self.added)
+        self.embedding_models: tuple[str, ...] = tuple(getattr(obj, "embedding_models", ()) or ())
         self.supports_stream = bool(obj.supports_stream)
         self.needs_auth = bool(obj.needs_auth)
         self.capabilities: dict[str, bool] = {
@@ -102,6 +108,10 @@ class Provider:
         self._accepts = _keyword_names(obj._create_completion)
         native = getattr(obj, "_acreate_completion", None)
         self._aaccepts = _keyword_names(native) if callable(native) else None
+        embed = getattr(obj, "_create_embedding", None)
+        self._eaccepts = _keyword_names(embed) if callable(embed) else None
+        aembed = getattr(obj, "_acreate_embedding", None)
+        self._eaaccepts = _keyword_names(aembed) if callable(aembed) else None
         # Per completion function's name: (url, the function, its clone).
         self._clone: dict[str, tuple[str, Any, Any]] = {}
 
@@ -134,6 +144,12 @@ class Provider:
         ``_acreate_completion``: the async API then calls it on the event loop, rather
         than its ``_create_completion`` on a worker thread."""
         return callable(getattr(self.obj, "_acreate_completion", None))
+
+    @property
+    def native_embeddings(self) -> bool:
+        """Whether the provider has an asyncio-native embeddings function,
+        ``_acreate_embedding``, which the async API then awaits on the event loop."""
+        return callable(getattr(self.obj, "_acreate_embedding", None))
 
     @property
     def honors_timeout(self) -> bool:
@@ -210,6 +226,40 @@ class Provider:
             model, messages, stream, **kwargs
         )
         return result
+
+    def embed(self, model: str, input: Any, **kwargs: Any) -> Iterator[Piece]:
+        """Call the module's ``_create_embedding`` when the first piece is asked for, and
+        yield its answer, checked (:func:`~providerhub._codecs.openai_embeddings.result_of`):
+        its :class:`~providerhub.types.Usage`, which a ``tpm`` limit counts, then the
+        :class:`~providerhub.types.CreateEmbeddingResponse`. Keyword arguments it cannot
+        take are left out, as in :meth:`complete`."""
+        kwargs = self._embedding_kwargs(kwargs)
+        result = self._completion("_create_embedding")(model, input, **kwargs)
+        yield from self._embedded(result, model, input)
+
+    async def aembed(self, model: str, input: Any, **kwargs: Any) -> AsyncIterator[Piece]:
+        """:meth:`embed` over the module's ``_acreate_embedding`` (see
+        :attr:`native_embeddings`), awaited; ``session`` is then an
+        ``aiohttp.ClientSession``."""
+        if self._eaaccepts is not None:
+            kwargs = {k: v for k, v in kwargs.items() if k in self._eaaccepts}
+        result = await self._completion("_acreate_embedding")(model, input, **kwargs)
+        for piece in self._embedded(result, model, input):
+            yield piece
+
+    def _embedding_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self._eaccepts is None:
+            return kwargs
+        return {k: v for k, v in kwargs.items() if k in self._eaccepts}
+
+    def _embedded(self, result: Any, model: str, input: Any) -> list[Piece]:
+        from ._codecs.openai_embeddings import input_count, result_of
+        from .types import Usage
+
+        response = result_of(self.name, result, model, input_count(input))
+        usage = response.usage
+        counted = Usage(usage.prompt_tokens, None, usage.total_tokens)
+        return [counted, response]
 
     def _completion(self, name: str) -> Any:
         """The completion function ``name``, made to see the effective url.

@@ -2,6 +2,11 @@
 
 The hub fills it (from plugins and by hand); the router only reads it, through the few
 methods below, so routing depends on what a registry answers and not on how a hub keeps it.
+
+Embedding models are kept apart from chat models: a provider's ``embedding_models`` are
+looked up only by an embeddings call (``embeddings=True``) and its ``model`` only by a
+chat completion, so a name may stand for a chat model at one provider and an embedding
+model at another, and neither call is ever sent to a provider for the other kind.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ class Registry:
     def __init__(self, aliases: Mapping[str, str] | None = None) -> None:
         self._by_name: dict[str, Provider] = {}  # lower-cased name -> provider
         self._by_model: dict[str, list[Provider]] = {}
+        self._by_embedding_model: dict[str, list[Provider]] = {}
         self._aliases: dict[str, str] = dict(aliases or {})
         self._lock = threading.Lock()
 
@@ -32,13 +38,14 @@ class Registry:
         """The provider named ``name`` in any case, or None."""
         return self._by_name.get(name.lower())
 
-    def serving(self, model: str) -> list[Provider]:
-        """The providers that list ``model``, in routing order (possibly none)."""
-        return self._by_model.get(model, [])
+    def serving(self, model: str, *, embeddings: bool = False) -> list[Provider]:
+        """The providers that list ``model``, in routing order (possibly none); with
+        ``embeddings``, those that list it among their ``embedding_models``."""
+        return (self._by_embedding_model if embeddings else self._by_model).get(model, [])
 
-    def models(self) -> list[str]:
-        """Every model some provider lists."""
-        return list(self._by_model)
+    def models(self, *, embeddings: bool = False) -> list[str]:
+        """Every model some provider lists (with ``embeddings``, every embedding model)."""
+        return list(self._by_embedding_model if embeddings else self._by_model)
 
     def unalias(self, name: str) -> str:
         """The model ``name`` stands for when it is an alias, else ``name``."""
@@ -54,9 +61,11 @@ class Registry:
         """Aliases and the models they stand for (read-only)."""
         return MappingProxyType(self._aliases)
 
-    def by_model(self) -> dict[str, list[str]]:
-        """Every model, with the names of the providers that list it, in routing order."""
-        return {m: [p.name for p in ps] for m, ps in sorted(self._by_model.items())}
+    def by_model(self, *, embeddings: bool = False) -> dict[str, list[str]]:
+        """Every model (with ``embeddings``, every embedding model), with the names of the
+        providers that list it, in routing order."""
+        found = self._by_embedding_model if embeddings else self._by_model
+        return {m: [p.name for p in ps] for m, ps in sorted(found.items())}
 
     # -- changing, for the hub -----------------------------------------------------------
 
@@ -74,6 +83,8 @@ class Registry:
             self._by_name[provider.name.lower()] = provider
             for model in provider.model:
                 self._by_model.setdefault(model, []).append(provider)
+            for model in provider.embedding_models:
+                self._by_embedding_model.setdefault(model, []).append(provider)
 
     def remove(self, name: str) -> Provider:
         """Remove the provider named ``name`` and return it."""
@@ -81,12 +92,16 @@ class Registry:
             provider = self._by_name.pop(name.lower(), None)
             if provider is None:
                 raise ConfigurationError(f"no provider named {name!r} is registered")
-            for model in provider.model:
-                left = [p for p in self._by_model.get(model, []) if p is not provider]
-                if left:
-                    self._by_model[model] = left
-                else:
-                    self._by_model.pop(model, None)
+            for models, by_model in (
+                (provider.model, self._by_model),
+                (provider.embedding_models, self._by_embedding_model),
+            ):
+                for model in models:
+                    left = [p for p in by_model.get(model, []) if p is not provider]
+                    if left:
+                        by_model[model] = left
+                    else:
+                        by_model.pop(model, None)
         return provider
 
     def set_alias(self, alias: str, model: str) -> None:
@@ -97,7 +112,7 @@ class Registry:
                 raise ConfigurationError(f"{label} must be a non-empty string, not {value!r}")
         if alias == model:
             raise ConfigurationError(f"{alias!r} cannot be an alias of itself")
-        if self.serving(alias):
+        if self.serving(alias) or self.serving(alias, embeddings=True):
             raise ConfigurationError(
                 f"{alias!r} is a model a provider serves; an alias of that name would hide it"
             )

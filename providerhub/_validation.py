@@ -5,6 +5,9 @@ content or a list of content parts (``text``, ``image_url``, ``input_audio``, ``
 an assistant's ``refusal``), the ``system`` and ``developer`` roles, assistant messages that
 call tools (``tool_calls``, with ``content`` null) and ``tool`` messages answering them.
 A message that passes goes on to the provider as the caller wrote it.
+
+An embeddings request's ``input`` is what OpenAI's embeddings take: a string, a list of
+strings, a list of token ids, or a list of such lists (:func:`validate_embedding_input`).
 """
 
 from __future__ import annotations
@@ -17,10 +20,14 @@ from ._options import check_parameters
 from .errors import InvalidRequestError
 
 __all__ = [
+    "EMBEDDING_FORMATS",
     "MAX_DEPTH",
+    "MAX_EMBEDDING_INPUTS",
     "PART_TYPES",
     "ROLES",
     "did_you_mean",
+    "validate_embedding_input",
+    "validate_embedding_options",
     "validate_messages",
     "validate_model",
     "validate_parameters",
@@ -30,6 +37,12 @@ MAX_DEPTH = 64
 """How many levels of lists and objects a message, or a parameter's value, may nest:
 ``{"a": [1]}`` is two. Deeper is refused before anything is sent, rather than left to fail
 (or exhaust the stack) in the JSON encoder."""
+
+MAX_EMBEDDING_INPUTS = 2048
+"""The most inputs one embeddings request may hold, as OpenAI's API allows."""
+
+EMBEDDING_FORMATS = ("float", "base64")
+"""The ``encoding_format`` values of an embeddings request."""
 
 _CONTAINERS = (dict, list, tuple)  # what the JSON encoder nests into
 
@@ -244,3 +257,88 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     naming the one of ``choices`` closest to it, or ``""`` when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def validate_embedding_input(value: object) -> str | list[Any]:
+    """``input`` of an embeddings request, checked: a non-empty string, or a non-empty
+    list (at most :data:`MAX_EMBEDDING_INPUTS` items) of non-empty strings, of token ids
+    (whole numbers >= 0), or of non-empty lists of token ids."""
+    fix = (
+        "input must be a non-empty string, or a list of non-empty strings (or of token "
+        "ids, or of lists of token ids)"
+    )
+    if isinstance(value, str):
+        if not value:
+            raise InvalidRequestError(f"{fix}; it is an empty string", param="input")
+        return value
+    if isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, list):
+        raise InvalidRequestError(f"{fix}, not {type(value).__name__}", param="input")
+    if not value:
+        raise InvalidRequestError(f"{fix}; it is an empty list", param="input")
+    if len(value) > MAX_EMBEDDING_INPUTS:
+        raise InvalidRequestError(
+            f"input holds {len(value)} items, more than the {MAX_EMBEDDING_INPUTS} one request "
+            "may hold: send them in several requests",
+            param="input",
+        )
+    first = value[0]
+    if _is_token(first):
+        if not all(_is_token(t) for t in value):
+            raise InvalidRequestError(
+                f"{fix}; a list of token ids holds something else", param="input"
+            )
+        return value
+    for number, item in enumerate(value):
+        if isinstance(item, str):
+            ok = bool(item)
+        elif isinstance(item, (list, tuple)):
+            ok = bool(item) and all(_is_token(t) for t in item)
+        else:
+            ok = False
+        if not ok or type(item) is not type(first):
+            raise InvalidRequestError(
+                f"{fix}; item {number} is {_shown_item(item)}, not like item 0", param="input"
+            )
+    return [list(item) if isinstance(item, tuple) else item for item in value]
+
+
+def _is_token(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _shown_item(item: object) -> str:
+    if isinstance(item, str):
+        return "an empty string" if not item else "a string"
+    if isinstance(item, (list, tuple)):
+        return "a list that is empty or holds more than token ids"
+    return type(item).__name__
+
+
+def validate_embedding_options(
+    encoding_format: object, dimensions: object, user: object
+) -> dict[str, Any]:
+    """The options of an embeddings request, checked: ``encoding_format`` one of
+    :data:`EMBEDDING_FORMATS`, ``dimensions`` a whole number >= 1 or None, ``user`` a
+    string or None. Returns the fields the provider is sent (``dimensions``, ``user``,
+    when given): the format is the client's, which always asks for floats."""
+    if encoding_format not in EMBEDDING_FORMATS:
+        raise InvalidRequestError(
+            f"encoding_format must be 'float' or 'base64', not {encoding_format!r}",
+            param="encoding_format",
+        )
+    sent: dict[str, Any] = {}
+    if dimensions is not None:
+        if type(dimensions) is not int or dimensions < 1:
+            raise InvalidRequestError(
+                f"dimensions must be a whole number >= 1, not {dimensions!r}", param="dimensions"
+            )
+        sent["dimensions"] = dimensions
+    if user is not None:
+        if not isinstance(user, str):
+            raise InvalidRequestError(
+                f"user must be a string, not {type(user).__name__}", param="user"
+            )
+        sent["user"] = user
+    return sent

@@ -10,6 +10,10 @@ streamed one; their parts are plain dataclasses with attribute access, as in the
                                                     # does not say
     r.to_dict()                                     # the JSON the OpenAI API would send
 
+:class:`CreateEmbeddingResponse` is what ``client.embeddings.create(...)`` returns:
+``r.data[i].embedding`` (a list of floats, or with ``encoding_format="base64"`` the
+base64 text of little-endian float32s), ``r.data[i].index``, ``r.model`` and ``r.usage``.
+
 ``provider`` (on completions and chunks) names the provider that answered. It is not part
 of OpenAI's JSON, so :meth:`ChatCompletion.to_dict` leaves it out, and equality ignores it.
 
@@ -30,7 +34,10 @@ __all__ = [
     "ChatCompletionChunk",
     "Choice",
     "ChunkChoice",
+    "CreateEmbeddingResponse",
     "Delta",
+    "Embedding",
+    "EmbeddingUsage",
     "Finish",
     "Function",
     "FunctionDelta",
@@ -164,8 +171,10 @@ class ToolCallDelta:
         )
 
 
-Piece = Union[str, ToolCallDelta, Usage, Finish, Reasoning]
-"""What a provider's ``_create_completion`` may yield: text, or a structured piece."""
+Piece = Union[str, ToolCallDelta, Usage, Finish, Reasoning, "CreateEmbeddingResponse"]
+"""What a provider's ``_create_completion`` may yield: text, or a structured piece. (An
+embeddings answer, a :class:`CreateEmbeddingResponse`, goes through the routing loop as
+one piece too.)"""
 
 
 @dataclass
@@ -375,3 +384,52 @@ class ChatCompletionChunk:
             doc.get("system_fingerprint"),
             provider,
         )
+
+
+@dataclass
+class Embedding:
+    """One input's vector: ``embedding`` is a list of floats, or with
+    ``encoding_format="base64"`` the base64 text of its little-endian float32s, as OpenAI
+    sends it; ``index`` is the input's place in the request."""
+
+    embedding: list[float] | str
+    index: int
+    object: str = "embedding"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": self.object, "index": self.index, "embedding": self.embedding}
+
+
+@dataclass
+class EmbeddingUsage:
+    """The tokens an embeddings request cost, as the provider reported them (0 and 0 when
+    it did not say)."""
+
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prompt_tokens": self.prompt_tokens, "total_tokens": self.total_tokens}
+
+
+@dataclass
+class CreateEmbeddingResponse:
+    """The vectors of an embeddings request, as ``client.embeddings.create(...)`` returns
+    them: one :class:`Embedding` per input, in the order of the inputs. A provider's
+    ``_create_embedding`` may return one (or the OpenAI JSON document of one)."""
+
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage = field(default_factory=EmbeddingUsage)
+    object: str = "list"
+    provider: str | None = field(default=None, compare=False)
+    """The provider that answered; not part of OpenAI's JSON."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document the OpenAI API would send for these vectors."""
+        return {
+            "object": self.object,
+            "data": [item.to_dict() for item in self.data],
+            "model": self.model,
+            "usage": self.usage.to_dict(),
+        }

@@ -54,6 +54,8 @@ _WHERE = {
     "_speedups": ("providerhub", "_speedups"),
     "responses": ("providerhub._codecs", "responses"),
     "anthropic_gateway": ("providerhub._codecs", "anthropic_gateway"),
+    "openai_embeddings": ("providerhub._codecs", "openai_embeddings"),
+    "gemini_embeddings": ("providerhub._codecs", "gemini_embeddings"),
     "achat_completion": ("providerhub._http.achat", "achat_completion"),
     "aio": ("providerhub._routing", "_aio"),
     "arouter": ("providerhub._routing", "arouter"),

@@ -214,3 +214,24 @@ def test_every_subcommand_has_help() -> None:
     text = parser.format_help()
     for command in ("providers", "models", "params", "chat", "demo"):
         assert command in text
+
+
+def test_models_lists_embedding_models_apart(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[endpoints.local]\nurl = "http://127.0.0.1:9"\nembedding_models = ["embed-1"]\n',
+        encoding="utf-8",
+    )
+    env = {"PROVIDERHUB_CONFIG": str(config)}
+    text = run("models", env=env).stdout
+    assert "\nembedding models:\nembed-1" in text and text.rstrip().endswith("local")
+    doc = json.loads(run("models", "--json", env=env).stdout)
+    assert doc["embedding_models"] == [{"model": "embed-1", "providers": ["local"]}]
+    assert all(m["model"] != "embed-1" for m in doc["models"])
+    assert "\n  embedding models: embed-1\n" in run("providers", env=env).stdout
+    [local] = [
+        p
+        for p in json.loads(run("providers", "--json", env=env).stdout)["providers"]
+        if p["name"] == "local"
+    ]
+    assert local["embedding_models"] == ["embed-1"] and local["models"] == []

@@ -177,11 +177,13 @@ def status_error(
     secrets: Collection[str | None] = (),
     *,
     credential_variable: str | None = None,
+    what: str = "chat completions",
 ) -> ProviderError:
     """The typed error for an HTTP error ``status``, whatever the dialect: ``said`` is
     what the body says (the message the codec found in it, else the body itself), shown
     as a redacted excerpt; an authentication error names ``credential_variable`` (by
-    default ``PROVIDERHUB_<NAME>_API_KEY``) as the one to set."""
+    default ``PROVIDERHUB_<NAME>_API_KEY``) as the one to set, and a 404 says that no
+    ``what`` endpoint is there."""
     secrets = [*secrets, *url_secrets(url)]
     shown = safe_url(url)
     detail = excerpt(said, secrets) or None
@@ -201,7 +203,7 @@ def status_error(
         wait = f"retry after {retry_after:g} s" if retry_after is not None else "retry later"
         hint = f"rate limited: {wait}, or use another provider"
     elif status == 404:
-        hint = f"no chat completions endpoint there: check {settings.url_variable(provider)}"
+        hint = f"no {what} endpoint there: check {settings.url_variable(provider)}"
     elif status >= 500:
         hint = "the service failed: try again later or use another provider"
     else:

@@ -20,6 +20,7 @@ from ..types import (
     ChatCompletionChunk,
     Choice,
     ChunkChoice,
+    CreateEmbeddingResponse,
     Delta,
     Finish,
     Function,
@@ -33,11 +34,12 @@ from ..types import (
 
 __all__ = ["Assembler", "Chunker", "completion_id", "is_piece"]
 
-_STRUCTURED = (ToolCallDelta, Usage, Finish, Reasoning)
+_STRUCTURED = (ToolCallDelta, Usage, Finish, Reasoning, CreateEmbeddingResponse)
 
 
 def is_piece(value: object) -> bool:
-    """Whether ``value`` is something a provider may yield: text or a structured piece."""
+    """Whether ``value`` is something a provider may yield: text or a structured piece
+    (or the answer of an embeddings call, which the loop carries as one piece)."""
     return type(value) is str or isinstance(value, _STRUCTURED)
 
 

@@ -17,7 +17,10 @@ hub accepts (:class:`providerhub._contract.ProviderModule`: ``url``, ``model``,
 ``supports_stream``, ``needs_auth``, ``working``, ``params``, ``_create_completion`` and the
 asyncio-native ``_acreate_completion``), each call going through the codec's exchange
 functions: sync, asyncio, streaming and typed errors are theirs; routing, retries and
-fallback are the router's, as for any provider.
+fallback are the router's, as for any provider. A declaration with ``embedding_models``
+serves embeddings too, in the dialect of its ``embedding_codec`` (a key of
+:data:`EMBEDDING_CODECS`: OpenAI's, posted to ``{url}/v1/embeddings``, by default)
+(``_create_embedding``, ``_acreate_embedding``).
 """
 
 from __future__ import annotations
@@ -35,18 +38,29 @@ from .._codecs.anthropic_messages import MESSAGES_PARAMETERS
 from .._codecs.base import Codec
 from .._codecs.gemini import CODEC as GEMINI
 from .._codecs.gemini import GEMINI_PARAMETERS
+from .._codecs.gemini_embeddings import CODEC as GEMINI_EMBEDDINGS
 from .._codecs.openai_chat import CODEC as OPENAI_CHAT
+from .._codecs.openai_embeddings import CODEC as OPENAI_EMBEDDINGS
 from .._contract import CAPABILITIES
 from .._options import REQUEST_FIELDS, ROUTING_ARGUMENTS, provider_options
 from .._params import render as render_params
 from .._redaction import redact
 from .._validation import did_you_mean
 from ..errors import InvalidRequestError, PluginError
-from ..types import Piece
+from ..types import CreateEmbeddingResponse, Piece
 from .achat import achat_completion
 from .chat import CHAT_PARAMETERS, chat_completion
+from .embeddings import acreate_embedding, create_embedding
 
-__all__ = ["CAPABILITY_NAMES", "CODECS", "Credential", "Dialect", "HTTPProvider"]
+__all__ = [
+    "CAPABILITY_NAMES",
+    "CODECS",
+    "EMBEDDING_CODECS",
+    "Credential",
+    "Dialect",
+    "EmbeddingDialect",
+    "HTTPProvider",
+]
 
 
 class Dialect(NamedTuple):
@@ -70,6 +84,25 @@ CODECS: dict[str, Dialect] = {
 Anthropic's Messages API (:mod:`providerhub._codecs.anthropic_messages`) and Google's
 Gemini API (:mod:`providerhub._codecs.gemini`). Another dialect is one more entry: its
 path, parameters and codec."""
+
+
+class EmbeddingDialect(NamedTuple):
+    """What a declaration's ``embedding_codec`` key stands for: the ``path`` its
+    embeddings are posted to under the base URL (``{model}`` is the model asked for), and
+    the ``codec`` of the request and its answer."""
+
+    path: str
+    codec: Codec
+
+
+EMBEDDING_CODECS: dict[str, EmbeddingDialect] = {
+    "openai-embeddings": EmbeddingDialect("/v1/embeddings", OPENAI_EMBEDDINGS),
+    "gemini-embeddings": EmbeddingDialect(
+        "/v1/models/{model}:batchEmbedContents", GEMINI_EMBEDDINGS
+    ),
+}
+"""The embeddings dialects a declaration may name as its ``embedding_codec``: OpenAI's
+``/v1/embeddings`` (the default), and Gemini's ``batchEmbedContents``."""
 
 CAPABILITY_NAMES: dict[str, str] = {
     "stream": "supports_stream",
@@ -106,6 +139,10 @@ class HTTPProvider:
     ``PROVIDERHUB_<NAME>_API_KEY``); ``url`` the endpoint's base URL, and ``path`` where
     its chat completions live under it (by default the codec's usual path,
     ``/v1/chat/completions`` for ``openai-chat``); ``models`` the model names it serves.
+    ``embedding_models`` are the embedding models it serves (none by default), whose
+    requests go out in the dialect ``embedding_codec`` names, a key of
+    :data:`EMBEDDING_CODECS` (OpenAI's, to ``{url}/v1/embeddings``, by default; Gemini's
+    ``batchEmbedContents``), whatever the ``codec``; with some, ``models`` may be empty.
     ``codec`` names its wire dialect, a key of :data:`CODECS`. ``capabilities`` names
     what it can do, of :data:`CAPABILITY_NAMES` (``stream`` by default). ``credential``
     says where its key comes from (see :class:`Credential`). ``working`` False keeps the
@@ -124,7 +161,8 @@ class HTTPProvider:
     ``PROVIDERHUB_<NAME>_URL``), ``model``, ``supports_stream``, ``needs_auth``,
     ``working``, the capability fields, ``api_key_env``, ``rpm``, ``tpm``, ``params``,
     ``yields_pieces`` and ``honors_timeout`` (both True), ``_create_completion`` and
-    ``_acreate_completion``.
+    ``_acreate_completion``, and ``embedding_models``, ``_create_embedding`` and
+    ``_acreate_embedding``.
     """
 
     yields_pieces = True
@@ -150,6 +188,8 @@ class HTTPProvider:
         defaults: Mapping[str, Any] | None = None,
         extra_parameters: Iterable[str] = (),
         headers: Mapping[str, str] | None = None,
+        embedding_models: Iterable[str] = (),
+        embedding_codec: str = "openai-embeddings",
     ) -> None:
         bad = _Bad(f"{type(self).__name__} {name!r}")
         self.name: str = _check_name(bad, name)
@@ -160,7 +200,14 @@ class HTTPProvider:
         """The base URL as declared; ``PROVIDERHUB_<NAME>_URL`` overrides it at each call."""
         self.path: str = dialect.path if path is None else _check_path(bad, path)
         _check_doubled_prefix(bad, self.url, self.path)
-        self.model: list[str] = _check_models(bad, models)
+        self.embedding_models: list[str] = _check_models(
+            bad, embedding_models, "embedding_models", empty=True
+        )
+        self.model: list[str] = _check_models(bad, models, empty=bool(self.embedding_models))
+        self.embedding_codec: str = embedding_codec
+        self._embedding_dialect = _check_embedding_codec(bad, embedding_codec)
+        if self.embedding_models:
+            _check_doubled_prefix(bad, self.url, self._embedding_dialect.path)
         flags = _check_capabilities(bad, capabilities)
         self.supports_stream: bool = flags["supports_stream"]
         self.supports_tools: bool = flags["supports_tools"]
@@ -267,28 +314,59 @@ class HTTPProvider:
             self.name, address, model, messages, stream and self.supports_stream, **options
         )
 
+    def _create_embedding(self, model: str, input: Any, **kwargs: Any) -> CreateEmbeddingResponse:
+        """The vectors of ``input`` (a string, a list of strings, or token ids) by the
+        embedding model ``model``, in the dialect of ``embedding_codec`` (from
+        ``{url}/v1/embeddings`` by default); ``kwargs`` are OpenAI's
+        embeddings fields (``dimensions``, ``user``) and what the router passes (``auth``,
+        ``timeout``, ``session``)."""
+        address, options = self._embedding_call(kwargs)
+        return create_embedding(self.name, address, model, input, **options)
+
+    async def _acreate_embedding(
+        self, model: str, input: Any, **kwargs: Any
+    ) -> CreateEmbeddingResponse:
+        """:meth:`_create_embedding` for asyncio, over aiohttp (``providerhub[server]``),
+        with an ``aiohttp.ClientSession`` as ``session``."""
+        address, options = self._embedding_call(kwargs)
+        return await acreate_embedding(self.name, address, model, input, **options)
+
+    def _embedding_call(self, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """:meth:`_call` for embeddings: the chat dialect's defaults, parameters and codec
+        are not the embeddings'."""
+        options = self._key_options(kwargs)
+        options["credential_variable"] = self.credential_variable()
+        options["codec"] = self._embedding_dialect.codec
+        options.update(kwargs)
+        return settings.url(self.name, self.url) + self._embedding_dialect.path, options
+
     def _call(self, url: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The address of a call under the base URL ``url`` and the keyword arguments of
         its exchange: the declaration's options, then the call's own ``kwargs`` (a direct
         caller may set an option; the hub refuses them in a caller's parameters)."""
-        auth = settings.credential(self.name, kwargs.pop("auth", None), self.api_key_env)
-        if auth is None and self.needs_auth:
-            raise InvalidRequestError(self._missing_key())
         options: dict[str, Any] = {
             "defaults": self.defaults,
-            "headers": self.headers,
             "credential_variable": self.credential_variable(),
             "extra_parameters": self.extra_parameters,
             "codec": self._dialect.codec,
+            **self._key_options(kwargs),
         }
+        options.update(kwargs)
+        return settings.url(self.name, url) + self.path, options
+
+    def _key_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The ``auth`` and ``headers`` of a call (taking ``auth`` out of ``kwargs``): the
+        key as a Bearer token, or in the declared header."""
+        auth = settings.credential(self.name, kwargs.pop("auth", None), self.api_key_env)
+        if auth is None and self.needs_auth:
+            raise InvalidRequestError(self._missing_key())
+        headers = self.headers
         if auth is not None and not self._bearer:
             value = f"{self.key_scheme} {auth}" if self.key_scheme else auth
             # Configured header values are secrets to the exchange: no message shows it.
-            options["headers"] = {**self.headers, self.key_header: value}
+            headers = {**self.headers, self.key_header: value}
             auth = None
-        options["auth"] = auth
-        options.update(kwargs)
-        return settings.url(self.name, url) + self.path, options
+        return {"headers": headers, "auth": auth}
 
     def _missing_key(self) -> str:
         """What a call without a key to a provider that needs one is told."""
@@ -348,6 +426,18 @@ def _check_codec(bad: _Bad, codec: Any) -> Dialect:
     return found
 
 
+def _check_embedding_codec(bad: _Bad, codec: Any) -> EmbeddingDialect:
+    found = EMBEDDING_CODECS.get(codec) if isinstance(codec, str) else None
+    if found is None:
+        tip = did_you_mean(str(codec), EMBEDDING_CODECS)
+        raise bad(
+            "embedding_codec",
+            f"is {codec!r}, which is not a known embeddings codec{tip} (they are: "
+            f"{', '.join(EMBEDDING_CODECS)})",
+        )
+    return found
+
+
 def _check_url(bad: _Bad, value: Any) -> str:
     example = 'like "https://api.example.com"'
     if not isinstance(value, str):
@@ -393,20 +483,24 @@ def _check_doubled_prefix(bad: _Bad, url: str, path: str) -> None:
         )
 
 
-def _check_models(bad: _Bad, value: Any) -> list[str]:
+def _check_models(
+    bad: _Bad, value: Any, field: str = "models", *, empty: bool = False
+) -> list[str]:
+    """The model names of ``field``; ``empty`` lets the list be empty (``models`` when
+    the declaration serves embedding models)."""
     if isinstance(value, str) or not isinstance(value, Iterable):
-        raise bad("models", f"must be a list of model names, not {value!r}")
+        raise bad(field, f"must be a list of model names, not {value!r}")
     models = list(value)
-    if not models:
-        raise bad("models", "must name at least one model")
+    if not models and not empty:
+        raise bad(field, "must name at least one model (or declare embedding_models)")
     for index, item in enumerate(models, 1):
         if not isinstance(item, str) or not item.strip():
-            raise bad("models", f"item {index} must be a non-empty model name, not {item!r}")
+            raise bad(field, f"item {index} must be a non-empty model name, not {item!r}")
         if item != item.strip():
             # The router matches model names exactly; a stray space would never match.
-            raise bad("models", f"item {index} has spaces around it: {item!r}")
+            raise bad(field, f"item {index} has spaces around it: {item!r}")
         if models.index(item) != index - 1:
-            raise bad("models", f"lists {item!r} twice")
+            raise bad(field, f"lists {item!r} twice")
     return models
 
 

@@ -55,8 +55,9 @@ def native(candidates: list[Provider]) -> bool:
     return _aiohttp_installed() and all(p.native for p in candidates)
 
 
-def _on_loop(p: Provider) -> bool:
-    return p.native and _aiohttp_installed()
+def _on_loop(call: Call, p: Provider) -> bool:
+    native = p.native_embeddings if call.operation == "embeddings" else p.native
+    return native and _aiohttp_installed()
 
 
 @functools.lru_cache(maxsize=1)
@@ -66,8 +67,11 @@ def _aiohttp_installed() -> bool:
 
 def aask(call: Call, p: Provider, extra: dict[str, Any]) -> AsyncIterator[Piece]:
     """:func:`ask` on an event loop: ``_acreate_completion`` where ``p`` has one (see
-    :func:`native`), else ``_create_completion`` on a worker thread."""
-    if _on_loop(p):
+    :func:`native`), else ``_create_completion`` on a worker thread; for an embeddings
+    call, ``_acreate_embedding`` or ``_create_embedding`` likewise."""
+    if _on_loop(call, p):
+        if call.operation == "embeddings":
+            return p.aembed(call.model, **call.kwargs, **extra)
         return p.acomplete(call.model, call.messages, call.stream, **call.kwargs, **extra)
     # A provider that does not keep its timeouts may hang: on a thread of its own, as the
     # synchronous watchdog's, not one of the pool's.
@@ -78,7 +82,7 @@ def aask(call: Call, p: Provider, extra: dict[str, Any]) -> AsyncIterator[Piece]
 async def asession(call: Call, p: Provider) -> Any:
     """:func:`session` on an event loop: the hub's ``aiohttp.ClientSession`` of the running
     loop for a provider asked there, else the ``requests.Session`` of its worker thread."""
-    if not _on_loop(p):
+    if not _on_loop(call, p):
         return call.session
     if call.asession is None:
         raise RuntimeError("an asyncio call needs the hub's session (Call.asession)")

@@ -27,7 +27,10 @@ CLOSED: tuple[type[BaseException], ...] = (GeneratorExit,)
 
 
 def ask(call: Call, p: Provider, extra: dict[str, Any]) -> Iterator[Piece]:
-    """``p``'s pieces for ``call``, with ``extra`` (see ``Call.provider_kwargs``)."""
+    """``p``'s pieces for ``call``, with ``extra`` (see ``Call.provider_kwargs``): its
+    completion, or for an embeddings call its vectors (``call.operation``)."""
+    if call.operation == "embeddings":
+        return p.embed(call.model, **call.kwargs, **extra)
     return p.complete(call.model, call.messages, call.stream, **call.kwargs, **extra)
 
 

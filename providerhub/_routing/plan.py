@@ -74,15 +74,18 @@ Auth = Union[str, Mapping[str, str], None]
 ProviderChoice = Union[str, Sequence[str], None]
 
 
-def resolve(registry: Registry, model: str, provider: ProviderChoice) -> tuple[str, ProviderChoice]:
+def resolve(
+    registry: Registry, model: str, provider: ProviderChoice, *, embeddings: bool = False
+) -> tuple[str, ProviderChoice]:
     """The model to ask for, and the providers pinned, after aliases and pinned names.
 
     An alias (``hub.alias("fast", ...)``) stands for its model. ``name/model`` and
     ``name:model`` pin the provider ``name``, unless a provider serves the whole string as
-    a model of its own (Ollama's ``llama3.2:1b``, say).
+    a model of its own (Ollama's ``llama3.2:1b``, say); with ``embeddings``, as an
+    embedding model of its own.
     """
     model = registry.unalias(model)
-    if registry.serving(model):
+    if registry.serving(model, embeddings=embeddings):
         return model, provider
     for separator in ("/", ":"):
         head, found, rest = model.partition(separator)
@@ -121,25 +124,28 @@ def plan(
     provider: ProviderChoice,
     needs: frozenset[str] = frozenset(),
     try_soonest: bool = False,
+    embeddings: bool = False,
 ) -> Plan:
     """The candidates for ``model``, best first, and why each other provider that serves
     it was left out. ``needs`` names the capability fields the request needs (see
     :func:`providerhub._contract.required_capabilities`). When every provider that fits
     is cooling down there is no candidate, unless ``try_soonest``: then the one whose
-    cooldown ends first is (see :class:`Call`)."""
-    serving = registry.serving(model)
+    cooldown ends first is (see :class:`Call`). With ``embeddings``, the providers are
+    those that list ``model`` among their ``embedding_models``."""
+    serving = registry.serving(model, embeddings=embeddings)
     pinned = _pinned(registry, provider)
     if not serving:
-        hint = ""
-        if pinned:
-            hint = "; ".join(f"{p.name} serves {', '.join(p.model) or 'nothing'}" for p in pinned)
-        raise ModelNotFoundError(model, _close_models(registry, model), hint=hint)
+        raise ModelNotFoundError(
+            model,
+            _close_models(registry, model, embeddings),
+            hint=_not_found_hint(registry, model, pinned, embeddings),
+        )
     considered = serving if pinned is None else pinned
     candidates: list[Provider] = []
     reasons: dict[str, str] = {}
     cooling: dict[str, float] = {}
     for p in considered:
-        why = _exclusion(p, model, stream, auth, needs)
+        why = _exclusion(p, model, stream, auth, needs, embeddings)
         if why is None:
             cooldown = health.cooling(p.name)
             if cooldown is None:
@@ -160,11 +166,41 @@ def plan(
     return Plan(candidates, reasons, cooling)
 
 
+def _not_found_hint(
+    registry: Registry, model: str, pinned: list[Provider] | None, embeddings: bool
+) -> str:
+    """What a model no provider lists for this kind of call may be instead: the pinned
+    providers' models, or the other kind's model of that name."""
+    if pinned:
+        return "; ".join(
+            f"{p.name} serves {', '.join(_served(p, embeddings)) or 'nothing'}" for p in pinned
+        )
+    if registry.serving(model, embeddings=not embeddings):
+        if embeddings:
+            return "it is a chat model: ask for chat completions, not embeddings"
+        return "it is an embedding model: use client.embeddings.create"
+    return ""
+
+
+def _served(p: Provider, embeddings: bool) -> tuple[str, ...]:
+    return p.embedding_models if embeddings else p.model
+
+
 def _exclusion(
-    p: Provider, model: str, stream: bool, auth: Auth, needs: frozenset[str]
+    p: Provider,
+    model: str,
+    stream: bool,
+    auth: Auth,
+    needs: frozenset[str],
+    embeddings: bool = False,
 ) -> str | None:
-    if model not in p.model:
-        return f"does not serve {model!r} (it serves {', '.join(p.model) or 'nothing'})"
+    served = _served(p, embeddings)
+    if model not in served:
+        kind = "the embedding model" if embeddings else ""
+        return (
+            f"does not serve {kind}{' ' if kind else ''}{model!r} "
+            f"(it serves {', '.join(served) or 'nothing'})"
+        )
     if p.disabled:
         return f"disabled by {settings.DISABLE_VARIABLE}"
     if not p.working:
@@ -219,8 +255,8 @@ def _pinned(registry: Registry, provider: ProviderChoice) -> list[Provider] | No
     return pinned
 
 
-def _close_models(registry: Registry, model: str) -> list[str]:
-    known = registry.models()
+def _close_models(registry: Registry, model: str, embeddings: bool = False) -> list[str]:
+    known = registry.models(embeddings=embeddings)
     lowered = {m.lower(): m for m in known}
     if model.lower() in lowered:
         return [lowered[model.lower()]]
@@ -316,6 +352,13 @@ class Call:
     try_soonest: bool = False
     """Whether the last candidate is asked, once, even while it cools down, when no other
     was (``Hub(when_all_cooling="try-soonest")``); else the call is refused."""
+    operation: str = "chat"
+    """What the provider is asked for: ``"chat"``, a completion of ``messages``
+    (``_create_completion``), or ``"embeddings"``, the vectors of ``kwargs["input"]``
+    (``_create_embedding``), whose one piece is a
+    :class:`~providerhub.types.CreateEmbeddingResponse` (after its usage); ``messages`` is
+    then empty and ``stream`` false. Everything else (claims, retries, fallback, limits)
+    is the same loop's."""
     deadline: float | None = field(init=False)
     """When the call's total timeout runs out (``time.monotonic()``), or None."""
     refused: dict[str, str] = field(init=False, default_factory=dict)
@@ -374,7 +417,7 @@ class Call:
         ``p``: ``timeout``, ``session``, ``structured`` (to a provider that yields
         pieces) and ``auth`` (when there is a credential)."""
         extra: dict[str, Any] = {"timeout": limits, "session": session}
-        if p.yields_pieces:
+        if p.yields_pieces and self.operation == "chat":
             extra["structured"] = True  # the pieces of providerhub.types too
         if secret:
             extra["auth"] = secret

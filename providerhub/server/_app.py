@@ -1,7 +1,7 @@
-"""The gateway as a raw ASGI app: OpenAI's chat completions and models endpoints over a
-hub, through the public :class:`providerhub.AsyncClient`, the client dialects of
-:mod:`._dialects` (OpenAI Responses, Anthropic Messages) translated onto them, plus
-health, readiness and metrics.
+"""The gateway as a raw ASGI app: OpenAI's chat completions, embeddings and models
+endpoints over a hub, through the public :class:`providerhub.AsyncClient`, the client
+dialects of :mod:`._dialects` (OpenAI Responses, Anthropic Messages) translated onto
+them, plus health, readiness and metrics.
 
 No framework: one function picks the route from the path, and the hot path (a chat
 completion) reads the headers once, parses the body once and writes each chunk as one
@@ -25,7 +25,7 @@ from .._options import not_a_parameter
 from .._redaction import url_secrets
 from .._validation import MAX_DEPTH
 from ..errors import InvalidRequestError
-from ..types import ChatCompletion, ChatCompletionChunk
+from ..types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse
 from . import _errors as errors
 from ._config import ClientKey, ServerSettings
 from ._dialects import COUNT_TOKENS, DIALECTS, Dialect, Events, Read
@@ -43,6 +43,7 @@ PROVIDER_HEADER = b"x-providerhub-provider"
 REQUEST_ID_HEADER = b"x-request-id"
 
 CHAT = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
 
 DISCONNECT_EXTENSION = "providerhub.disconnect"
 """An ASGI scope extension of ``providerhub serve``'s protocol
@@ -61,7 +62,8 @@ _SSE_HEADERS = [
 _DONE = b"data: [DONE]\n\n"
 _CLOSE = (b"connection", b"close")
 _GET_ROUTES = {"/healthz": "/healthz", "/readyz": "/readyz", "/metrics": "/metrics"}
-_POST_ROUTES = frozenset({CHAT, COUNT_TOKENS, *DIALECTS})
+_POST_ROUTES = frozenset({CHAT, COUNT_TOKENS, EMBEDDINGS, *DIALECTS})
+_EMBEDDING_FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
 _MESSAGES = DIALECTS["/v1/messages"]
 _MODELS = "/v1/models"
 _MODEL = "/v1/models/{id}"
@@ -169,7 +171,9 @@ class App:
         self.settings = settings
         self.keys = Keys(settings.keys, hub.state.limiter)
         self.metrics = Metrics()
-        self._create = AsyncClient(hub).chat.completions.create
+        client = AsyncClient(hub)
+        self._create = client.chat.completions.create
+        self._embeddings = client.embeddings.create
         self._max_body = settings.max_body_bytes
         self._max_concurrency = settings.max_concurrency
         self._body_timeout = settings.body_timeout
@@ -267,6 +271,17 @@ class App:
                 authorization = b"Bearer " + api_key
             extensions = scope.get("extensions")
             on_disconnect = extensions and extensions.get(DISCONNECT_EXTENSION)
+            if path == EMBEDDINGS:
+                await self._chat(
+                    receive,
+                    send,
+                    base,
+                    authorization,
+                    content_length,
+                    on_disconnect or None,
+                    embeddings=True,
+                )
+                return
             dialect = DIALECTS.get(path, _MESSAGES)
             await self._chat(
                 receive,
@@ -376,10 +391,14 @@ class App:
         dialect: Dialect | None = None,
         *,
         counting: bool = False,
+        embeddings: bool = False,
     ) -> None:
         """Serve a chat completion in OpenAI's chat dialect, or in ``dialect``'s
-        (``counting``: Anthropic's token count, estimated)."""
+        (``counting``: Anthropic's token count, estimated), or OpenAI's embeddings
+        (``embeddings``), each admitted alike: keys, limits, body caps, concurrency."""
         route = CHAT if dialect is None else COUNT_TOKENS if counting else dialect.route
+        if embeddings:
+            route = EMBEDDINGS
         shape = None if dialect is None else dialect.error
         keys = self.keys
         if keys.required:
@@ -428,7 +447,10 @@ class App:
         metrics.in_flight += 1
         stream = False
         try:
-            if dialect is None:
+            if embeddings:
+                request = _parse_embeddings(body)
+                read = None
+            elif dialect is None:
                 request = _parse(body)
                 read = None
             else:
@@ -444,7 +466,9 @@ class App:
             own = len(headers)  # the answer's headers before _stream or _complete add theirs
             watch = _Watch(receive, on_disconnect)
             try:
-                if dialect is not None and read is not None:
+                if embeddings:
+                    status = await self._embed(send, headers, request, watch)
+                elif dialect is not None and read is not None:
                     status = await self._translated(
                         dialect, read, send, headers, request, started, watch
                     )
@@ -485,6 +509,30 @@ class App:
         headers.append(_JSON)
         if completion.provider:
             headers.append((PROVIDER_HEADER, completion.provider.encode()))
+        await _respond(send, 200, headers, body)
+        return 200
+
+    async def _embed(
+        self,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        request: dict[str, Any],
+        watch: _Watch,
+    ) -> int:
+        """Answer an embeddings request with OpenAI's document (vectors as floats, or
+        base64 as asked), or its error."""
+        try:
+            answer: CreateEmbeddingResponse = await self._embeddings(
+                timeout=self._upstream, **request
+            )
+        except Exception as exc:  # every failure becomes an OpenAI error answer
+            watch.finished = True
+            return await self._error(send, headers, exc)
+        watch.finished = True
+        body = self._scrub(dumps(answer.to_dict()))
+        headers.append(_JSON)
+        if answer.provider:
+            headers.append((PROVIDER_HEADER, answer.provider.encode()))
         await _respond(send, 200, headers, body)
         return 200
 
@@ -680,17 +728,23 @@ class App:
             if p.working and not (p.needs_auth and not p.credential(None))
         }
         docs: dict[str, dict[str, Any]] = {}
-        for model, listed in self.hub.models().items():
-            providers = [name for name in listed if name in usable]
-            if not providers:
-                continue
-            docs[model] = {
-                "id": model,
-                "object": "model",
-                "created": 0,
-                "owned_by": providers[0] if providers else "providerhub",
-                "providers": providers,
-            }
+        # Chat models, then embedding models; a name of both kinds is one entry.
+        for by_model in (self.hub.models(), self.hub.embedding_models()):
+            for model, listed in by_model.items():
+                providers = [name for name in listed if name in usable]
+                if not providers:
+                    continue
+                if model in docs:
+                    known = docs[model]["providers"]
+                    known.extend(p for p in providers if p not in known)
+                    continue
+                docs[model] = {
+                    "id": model,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": providers[0],
+                    "providers": providers,
+                }
         for alias, target in self.hub.aliases.items():
             docs[alias] = {
                 "id": alias,
@@ -875,6 +929,34 @@ def _parse(body: bytes) -> dict[str, Any] | errors.Failure:
         why = not_a_parameter(name)
         if why is not None:
             return errors.bad_request(why, name)
+    return request
+
+
+def _parse_embeddings(body: bytes) -> dict[str, Any] | errors.Failure:
+    """The arguments of ``embeddings.create()`` from a request body, or the 400 to answer:
+    OpenAI's fields only (``model`` and ``input`` required), checked further, as any
+    caller's, by the client."""
+    try:
+        request = loads(body)
+    except ValueError as exc:
+        return errors.bad_request(f"the request body is not valid JSON: {exc}")
+    except RecursionError:
+        return errors.bad_request(
+            f"the request body nests deeper than this server reads (at most {MAX_DEPTH} levels)"
+        )
+    if not isinstance(request, dict):
+        return errors.bad_request("the request body must be a JSON object")
+    if not isinstance(request.get("model"), str):
+        return errors.bad_request("model is required: the name of a model, a string", "model")
+    if "input" not in request:
+        return errors.bad_request("input is required: a string or a list of strings", "input")
+    for name in request:
+        if name not in _EMBEDDING_FIELDS:
+            return errors.bad_request(
+                f"{name!r} is not an embeddings parameter (they are: "
+                f"{', '.join(sorted(_EMBEDDING_FIELDS))})",
+                name,
+            )
     return request
 
 

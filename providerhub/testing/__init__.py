@@ -1,7 +1,8 @@
 """Tools for testing providerhub and its plugins without the network.
 
 :class:`OpenAIServer` is a real OpenAI-compatible HTTP server on 127.0.0.1, with scripted
-replies and faults; the tests, plugin authors and ``providerhub demo`` use it.
+replies and faults; the tests, plugin authors and ``providerhub demo`` use it. It serves
+embeddings too, with the deterministic vectors of :func:`vector_for`.
 :class:`AnthropicServer` is its twin for Anthropic's Messages API (``POST /v1/messages``,
 scripted with :class:`AnthropicReply`), which the ``anthropic`` SDK parses too.
 :class:`GeminiServer` is its twin for Google's Gemini API, which the Gemini plugin's tests
@@ -27,11 +28,20 @@ from ._conformance import (
     check_provider,
 )
 from ._gemini import GeminiReply, GeminiServer
-from ._server import DIALECTS, FAULTS, OpenAIServer, RecordedRequest, Reply
+from ._server import (
+    DIALECTS,
+    EMBEDDING_DIMENSIONS,
+    FAULTS,
+    OpenAIServer,
+    RecordedRequest,
+    Reply,
+    vector_for,
+)
 
 __all__ = [
     "DEFAULT_PROMPT",
     "DIALECTS",
+    "EMBEDDING_DIMENSIONS",
     "FAULTS",
     "SERVER_CHUNKS",
     "AnthropicReply",
@@ -45,4 +55,5 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "check_provider",
+    "vector_for",
 ]

@@ -1,8 +1,10 @@
-"""A local OpenAI-compatible chat completions server: real HTTP on 127.0.0.1, one thread
-per connection, real streaming, and scripted replies and faults."""
+"""A local OpenAI-compatible chat completions and embeddings server: real HTTP on
+127.0.0.1, one thread per connection, real streaming, and scripted replies and faults."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import selectors
 import socket
@@ -15,7 +17,33 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["DIALECTS", "FAULTS", "OpenAIServer", "RecordedRequest", "Reply"]
+__all__ = [
+    "DIALECTS",
+    "EMBEDDING_DIMENSIONS",
+    "FAULTS",
+    "OpenAIServer",
+    "RecordedRequest",
+    "Reply",
+    "vector_for",
+]
+
+EMBEDDING_DIMENSIONS = 8
+"""How many values the server's vectors have when the request gives no ``dimensions``."""
+
+
+def vector_for(text: str, model: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """The vector the server answers for the input ``text`` (token ids as their numbers
+    joined by spaces) by ``model``: made from a hash of both, so the same input always
+    gets the same vector and two inputs different ones; each value is a multiple of
+    1/128 in [-1, 1), which a float32 holds exactly (base64 round trips are exact)."""
+    seed = f"{model}\0{text}".encode()
+    raw = b""
+    counter = 0
+    while len(raw) < dimensions:
+        raw += hashlib.sha256(seed + counter.to_bytes(4, "big")).digest()
+        counter += 1
+    return [(b - 128) / 128 for b in raw[:dimensions]]
+
 
 FAULTS = ("reset", "stall", "cut", "error_event")
 """What a :class:`Reply` can do wrong: ``reset`` the connection, ``stall`` for ``delay``
@@ -121,7 +149,11 @@ class RecordedRequest:
 
 
 class OpenAIServer:
-    """Serves ``POST <any path ending in /chat/completions>`` on 127.0.0.1.
+    """Serves ``POST <any path ending in /chat/completions>`` on 127.0.0.1, and ``POST
+    <any path ending in /embeddings>``: vectors of :func:`vector_for` (floats, or base64
+    for ``"encoding_format": "base64"``), ``dimensions`` long (8 by default), with usage
+    counting one token per word. A scripted reply with a ``body`` (an error, say) or a
+    fault before the headers applies to either.
 
     ::
 
@@ -250,7 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
         recorded = RecordedRequest(
             "POST", self.path, dict(self.headers.items()), body, self.client_address[:2]
         )
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        path = self.path.rstrip("/")
+        if not path.endswith(("/chat/completions", "/embeddings")):
             self._send(404, b'{"error": {"message": "not found"}}', "application/json", {})
             owner._next_reply(recorded)
             return
@@ -278,6 +311,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(reply.status, raw, ctype, reply.headers)
             return
         model = str(request.get("model", "unknown-model"))
+        if recorded.path.rstrip("/").endswith("/embeddings"):
+            self._embeddings(reply, request, model)
+            return
         chunks = list(reply.chunks) if reply.chunks is not None else _echo(request, model)
         if request.get("stream") and not reply.json_for_stream:
             options = request.get("stream_options")
@@ -309,6 +345,40 @@ class _Handler(BaseHTTPRequestHandler):
             data = json.dumps(doc).encode()
             self._send(reply.status, data[: len(data) // 2], "application/json", reply.headers)
             return
+        self._send(reply.status, json.dumps(doc).encode(), "application/json", reply.headers)
+
+    def _embeddings(self, reply: Reply, request: dict[str, Any], model: str) -> None:
+        """Answer an embeddings request as OpenAI does, or its 400 for a bad ``input``."""
+        texts = _embedding_texts(request.get("input"))
+        dimensions = request.get("dimensions", EMBEDDING_DIMENSIONS)
+        if texts is None or type(dimensions) is not int or dimensions < 1:
+            error = {
+                "error": {
+                    "message": "'input' must be a non-empty string or list, and 'dimensions' "
+                    "a positive integer",
+                    "type": "invalid_request_error",
+                    "param": "input" if texts is None else "dimensions",
+                    "code": None,
+                }
+            }
+            self._send(400, json.dumps(error).encode(), "application/json", {})
+            return
+        in_base64 = request.get("encoding_format") == "base64"
+        data = []
+        for index, text in enumerate(texts):
+            vector = vector_for(text, model, dimensions)
+            shown: Any = vector
+            if in_base64:
+                packed = struct.pack(f"<{len(vector)}f", *vector)
+                shown = base64.b64encode(packed).decode("ascii")
+            data.append({"object": "embedding", "index": index, "embedding": shown})
+        tokens = sum(len(text.split()) for text in texts)
+        doc = {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
         self._send(reply.status, json.dumps(doc).encode(), "application/json", reply.headers)
 
     def _stream(self, reply: Reply, chunks: list[str], model: str, usage: bool) -> None:
@@ -397,6 +467,26 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             # The reply reset the connection on purpose; there is nothing left to flush.
             self.close_connection = True
+
+
+def _embedding_texts(value: Any) -> list[str] | None:
+    """The texts an embeddings ``input`` holds (token ids as their numbers joined by
+    spaces), or None when it is not one."""
+    if isinstance(value, str) and value:
+        return [value]
+    if not isinstance(value, list) or not value:
+        return None
+    if all(type(t) is int for t in value):
+        return [" ".join(map(str, value))]
+    texts = []
+    for item in value:
+        if isinstance(item, str) and item:
+            texts.append(item)
+        elif isinstance(item, list) and item and all(type(t) is int for t in item):
+            texts.append(" ".join(map(str, item)))
+        else:
+            return None
+    return texts
 
 
 def _echo(request: dict[str, Any], model: str) -> list[str]:

@@ -31,6 +31,8 @@ provider = HTTPProvider(
     # defaults={"temperature": 0.7},  # body fields sent unless the caller passes its own
     # extra_parameters=["top_k"],  # parameters beyond OpenAI's that the service takes
     # headers={"X-Team": "search"},  # sent with every request (never the key)
+    # embedding_models=["template-embed"],  # embedding models, posted to {url}/v1/embeddings
+    # embedding_codec="openai-embeddings",  # or "gemini-embeddings" (batchEmbedContents)
 )
 
 

@@ -5,7 +5,7 @@
     [endpoints.ollama]
     url = "http://localhost:11434"        # required: the base URL
     path = "/v1/chat/completions"         # the default
-    models = ["llama3.2", "qwen2.5"]      # required
+    models = ["llama3.2", "qwen2.5"]      # required (unless embedding_models is given)
     api_key_env = "OLLAMA_API_KEY"        # optional; when set, the endpoint needs a key
     stream = true                         # the default
     tools = true                          # the default: it takes tools= (supports_tools)
@@ -15,6 +15,7 @@
     extra_parameters = ["priority"]       # optional: added to DEFAULT_EXTRA_PARAMETERS
     rpm = 60                              # optional: requests per minute
     tpm = 100000                          # optional: tokens per minute, from reported usage
+    embedding_models = ["nomic-embed-text"]  # optional: served at {url}/v1/embeddings
 
 Every problem is a :class:`Problem` naming the file, the entry and the field.
 :func:`check` returns the valid endpoints and the problems of the others apart (the plugin
@@ -77,6 +78,7 @@ FIELDS = (
     "extra_parameters",
     "rpm",
     "tpm",
+    "embedding_models",
 )
 """The fields of an ``[endpoints.<name>]`` table, in the order they are documented."""
 
@@ -84,6 +86,9 @@ FLAGS = {"stream": True, "tools": True, "vision": False, "json_schema": False}
 """The true-or-false fields, and their defaults."""
 
 REQUIRED = ("url", "models")
+
+EMBEDDINGS_PATH = "/v1/embeddings"
+"""Where an endpoint's ``embedding_models`` are served, under its url."""
 
 DEFAULT_EXTRA_PARAMETERS = frozenset(
     {
@@ -220,6 +225,8 @@ class Endpoint:
     """Requests per minute the endpoint takes (None: no limit of providerhub's)."""
     tpm: int | None = None
     """Tokens per minute, counted from the usage its answers report (None: no limit)."""
+    embedding_models: tuple[str, ...] = ()
+    """The embedding models it serves, whose requests go to ``{url}/v1/embeddings``."""
 
 
 @dataclass(frozen=True)
@@ -452,7 +459,8 @@ def _check_entry(name: str, entry: Any, source: str) -> Endpoint | list[Problem]
         if key not in FIELDS:
             problem(key, _unknown_field(key))
     for key in REQUIRED:
-        if key not in entry:
+        # An endpoint that serves embeddings only lists no chat models.
+        if key not in entry and not (key == "models" and "embedding_models" in entry):
             problem(key, "missing: " + _REQUIRED_HELP[key])
 
     checked: dict[str, Any] = {}
@@ -466,12 +474,17 @@ def _check_entry(name: str, entry: Any, source: str) -> Endpoint | list[Problem]
         doubled = _doubled_prefix(checked["url"], checked.get("path", DEFAULT_PATH))
         if doubled:
             problem("url", doubled)
+        elif "embedding_models" in checked:
+            doubled = _doubled_prefix(checked["url"], EMBEDDINGS_PATH)
+            if doubled:
+                problem("url", doubled)
     if problems:
         return problems
     return Endpoint(
         name=name,
         url=checked["url"],
-        models=checked["models"],
+        models=checked.get("models", ()),
+        embedding_models=checked.get("embedding_models", ()),
         source=source,
         path=checked.get("path", DEFAULT_PATH),
         api_key_env=checked.get("api_key_env"),
@@ -489,7 +502,8 @@ class _Bad(Exception):
 
 _REQUIRED_HELP = {
     "url": 'the base URL of the server, like url = "http://localhost:11434"',
-    "models": 'the model names it serves, like models = ["llama3.2"]',
+    "models": 'the model names it serves, like models = ["llama3.2"] (or embedding_models = '
+    '["nomic-embed-text"] for an endpoint that serves embeddings only)',
 }
 
 
@@ -662,6 +676,7 @@ _CHECKS = {
     "url": _check_url,
     "path": _check_path,
     "models": _check_models,
+    "embedding_models": _check_models,
     "api_key_env": _check_api_key_env,
     **dict.fromkeys(FLAGS, _check_flag),
     "headers": _check_headers,

@@ -16,8 +16,9 @@ class EndpointProvider(HTTPProvider):
     ``supports_stream``, ``needs_auth``, ``working``, ``_create_completion``,
     ``_acreate_completion``, the optional ``rpm`` and ``tpm`` limits, which the router
     counts: per hub, or across every process sharing its state through Redis) and the
-    endpoint's own ``path``, ``headers`` (the file's, and only the file's),
-    ``extra_parameters``, ``api_key_env``, ``endpoint`` and ``credential()``; besides,
+    endpoint's own ``embedding_models`` (served at ``{url}/v1/embeddings``), ``path``,
+    ``headers`` (the file's, and only the file's), ``extra_parameters``, ``api_key_env``,
+    ``endpoint`` and ``credential()``; besides,
     ``capability_settings``, the fields that turn the capabilities on, and ``source``
     (the file it came from).
 
@@ -38,6 +39,7 @@ class EndpointProvider(HTTPProvider):
             url=endpoint.url,
             path=endpoint.path,
             models=endpoint.models,
+            embedding_models=endpoint.embedding_models,
             codec="openai-chat",
             capabilities=[name for name, on in flags.items() if on],
             # An endpoint that names the variable holding its key needs one.

@@ -648,3 +648,55 @@ def test_tpm_counts_the_usage_an_answer_reports(make_hub: MakeHub, server: OpenA
         hub.create("m", HI)
     assert caught.value.retry_after == 60
     assert len(server.requests) == 1
+
+
+# -- embeddings ----------------------------------------------------------------------------
+
+
+def test_embedding_models_are_served_at_v1_embeddings(
+    make_hub: MakeHub, server: OpenAIServer
+) -> None:
+    from providerhub.testing import vector_for
+
+    hub = make_hub(
+        f"""
+        [endpoints.local]
+        url = "{server.url}"
+        models = ["llama3.2"]
+        embedding_models = ["nomic-embed-text"]
+
+        [endpoints.tei]
+        url = "{server.url}"
+        embedding_models = ["bge-small"]
+        """
+    )
+    assert hub.plugin_errors == []
+    assert hub.providers["local"].embedding_models == ("nomic-embed-text",)
+    assert hub.providers["tei"].model == ()
+    assert hub.embedding_models() == {"bge-small": ["tei"], "nomic-embed-text": ["local"]}
+    client = providerhub.Client(hub)
+    r = client.embeddings.create(model="nomic-embed-text", input=["a", "b"])
+    assert r.provider == "local"
+    assert r.data[1].embedding == vector_for("b", "nomic-embed-text")
+    assert client.embeddings.create(model="bge-small", input="c").provider == "tei"
+    assert [q.path for q in server.requests] == ["/v1/embeddings", "/v1/embeddings"]
+    assert server.requests[0].json() == {"model": "nomic-embed-text", "input": ["a", "b"]}
+
+
+def test_embedding_models_are_checked(make_hub: MakeHub) -> None:
+    hub = make_hub(
+        """
+        [endpoints.bad]
+        url = "http://127.0.0.1:9/v1"
+        path = "/chat/completions"
+        embedding_models = ["e", "e"]
+
+        [endpoints.doubled]
+        url = "http://127.0.0.1:9/v1"
+        path = "/chat/completions"
+        embedding_models = ["e"]
+        """
+    )
+    errors = [f.error for f in hub.plugin_errors if f.name == "openai-compatible"]
+    assert any("[endpoints.bad] embedding_models" in e and "twice" in e for e in errors)
+    assert any("[endpoints.doubled] url" in e and "/v1/v1/embeddings" in e for e in errors)

@@ -378,7 +378,8 @@ def entry(name: str = "ollama", **fields: str) -> str:
             entry(modles='["x"]'),
             "[endpoints.ollama] modles",
             "unknown field; did you mean models? (the fields are url, path, models, "
-            "api_key_env, stream, tools, vision, json_schema, headers, extra_parameters, rpm, tpm)",
+            "api_key_env, stream, tools, vision, json_schema, headers, extra_parameters, rpm, "
+            "tpm, embedding_models)",
         ),
         (
             entry(api_key='"sk-abc"'),
@@ -390,7 +391,8 @@ def entry(name: str = "ollama", **fields: str) -> str:
             '[endpoints]\nollama = "http://localhost:11434"\n',
             "[endpoints.ollama]",
             "must be a table of fields (url, path, models, api_key_env, stream, tools, "
-            'vision, json_schema, headers, extra_parameters, rpm, tpm), not "http',
+            "vision, json_schema, headers, extra_parameters, rpm, tpm, embedding_models), "
+            'not "http',
         ),
         (entry(name='"my server"'), '[endpoints."my server"]', "is not a valid provider name"),
         (entry(name="-x"), "[endpoints.-x]", "is not a valid provider name"),

@@ -1,0 +1,292 @@
+"""The OpenAI embeddings dialect (``POST /v1/embeddings``) as a codec: no I/O.
+
+:data:`CODEC` encodes a :class:`~providerhub._codecs.base.Call` whose ``params`` hold
+``input`` (and ``dimensions``, ``user``) into the request, and decodes the answer, one
+JSON document, into one piece: a :class:`~providerhub.types.CreateEmbeddingResponse`.
+Vectors are asked for as floats, which every OpenAI-compatible server sends; a server
+that sends base64 anyway is read too. :func:`to_base64` and :func:`from_base64` are
+OpenAI's ``encoding_format="base64"``: the little-endian float32s of a vector.
+
+:func:`result_of` checks what any provider's ``_create_embedding`` returned (this
+codec's answer, such an object built by hand, or the JSON document of one) against the
+request: one vector per input, each a list of numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import json
+import struct
+from array import array
+from collections.abc import Mapping
+from typing import Any
+
+from .._redaction import excerpt, safe_url
+from ..errors import InvalidRequestError, ProviderError, ProviderResponseError
+from ..types import CreateEmbeddingResponse, Embedding, EmbeddingUsage, Piece
+from .base import Call, Request, StreamDecoder, body_too_large, media_type, status_error
+
+# The request's pieces are the chat dialect's: the same headers, JSON and secrets.
+from .openai_chat import _document_loads as document_loads
+from .openai_chat import _encode as to_json
+from .openai_chat import _request_headers as request_headers
+from .openai_chat import _secrets as request_secrets
+from .openai_chat import error_message
+
+__all__ = [
+    "CODEC",
+    "EMBEDDING_PARAMETERS",
+    "OpenAIEmbeddings",
+    "from_base64",
+    "input_count",
+    "result_of",
+    "to_base64",
+    "vector_of",
+]
+
+EMBEDDING_PARAMETERS = frozenset({"input", "dimensions", "user", "encoding_format"})
+"""The request fields of OpenAI's embeddings besides ``model``."""
+
+
+class OpenAIEmbeddings:
+    """The OpenAI embeddings codec (:class:`~providerhub._codecs.base.Codec`). The call's
+    ``messages`` and ``stream`` are not used: embeddings are neither."""
+
+    __slots__ = ()
+
+    def encode(self, call: Call) -> Request:
+        """The request for ``call``, or :class:`InvalidRequestError` for a parameter that
+        is not an embeddings field (nor among ``extra_parameters``), a missing ``input``,
+        an empty credential or a value JSON cannot carry."""
+        provider = call.provider
+        params = call.params
+        unknown = [
+            k for k in params if k not in EMBEDDING_PARAMETERS and k not in call.extra_parameters
+        ]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(EMBEDDING_PARAMETERS), n=1)
+            tip = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidRequestError(
+                f"{provider} does not take the embeddings parameter {unknown[0]!r}{tip} "
+                f"(it takes: {', '.join(sorted(EMBEDDING_PARAMETERS))})",
+                param=unknown[0],
+            )
+        if "input" not in params:
+            raise InvalidRequestError(f"an embeddings request to {provider} needs input")
+        auth = call.auth
+        if auth is not None and (not isinstance(auth, str) or not auth):
+            raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
+        body = {"model": call.model, **params}
+        return Request(
+            "POST",
+            call.endpoint,
+            request_headers(False, call.headers, auth),
+            to_json(provider, body),
+            request_secrets(auth, call.headers, call.endpoint),
+            call,
+        )
+
+    def streams(self, request: Request, content_type: str | None) -> bool:
+        """Never: an embeddings answer is one document."""
+        return False
+
+    def decode(
+        self, request: Request, url: str, status: int, content_type: str | None, body: bytes
+    ) -> list[Piece]:
+        """The answer as one :class:`~providerhub.types.CreateEmbeddingResponse`, or the
+        error an HTML page, text that is not JSON, an error document, a document without
+        vectors or a body past ``max_body_bytes`` is."""
+        call = request.call
+        provider = call.provider
+        if len(body) > call.max_body_bytes:
+            raise body_too_large(provider, url, call.max_body_bytes)
+        shown = safe_url(url)
+        if media_type(content_type) == "text/html" or body.lstrip()[:1] == b"<":
+            raise ProviderResponseError(
+                provider,
+                f"answered with an HTML page instead of JSON (HTTP {status})",
+                url=shown,
+                body=excerpt(body, request.secrets),
+                hint="check the url, or use another provider",
+            )
+        try:
+            # orjson when installed, as for chat answers: a list of vectors is mostly floats
+            # to read, which the standard library reads six times slower.
+            doc = document_loads()(body)
+        except ValueError:
+            doc = _json_or_refused(body)
+        if doc is _REFUSED:
+            raise ProviderResponseError(
+                provider,
+                "answered with something that is not JSON",
+                url=shown,
+                body=excerpt(body, request.secrets) or "(empty body)",
+                hint="the url may not be an OpenAI-compatible endpoint",
+            )
+        if isinstance(doc, dict) and "error" in doc:
+            raise ProviderResponseError(
+                provider,
+                "answered with an error",
+                url=shown,
+                body=excerpt(error_message(doc) or json.dumps(doc["error"]), request.secrets),
+                hint="the service could not make the embeddings",
+            )
+        try:
+            return [_response(doc, call.model)]
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ProviderResponseError(
+                provider,
+                f"answered with JSON that is not an embeddings list ({exc})",
+                url=shown,
+                body=excerpt(body[:2000], request.secrets),
+                hint="the url may not be an OpenAI-compatible embeddings endpoint",
+            ) from None
+
+    def decoder(self, request: Request, url: str) -> StreamDecoder:
+        # Not reached: streams() is always False.
+        raise ProviderResponseError(request.call.provider, "an embeddings answer does not stream")
+
+    def error(
+        self,
+        request: Request,
+        url: str,
+        status: int,
+        reason: str | None,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> ProviderError:
+        """The typed error for an error status (:func:`~providerhub._codecs.base.status_error`),
+        showing the body's ``error.message`` when it has one."""
+        found = error_message(body)
+        return status_error(
+            request.call.provider,
+            status,
+            reason,
+            url,
+            headers.get("Retry-After"),
+            found if found is not None else body,
+            request.secrets,
+            credential_variable=request.call.credential_variable,
+            what="embeddings",
+        )
+
+
+CODEC = OpenAIEmbeddings()
+"""The codec: it holds no state, one serves every call."""
+
+
+def to_base64(vector: list[float]) -> str:
+    """``vector`` as OpenAI's ``encoding_format="base64"`` sends it: the base64 text of
+    its values as little-endian float32s."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
+def from_base64(text: str) -> list[float]:
+    """The vector :func:`to_base64` made ``text`` from; ``ValueError`` for text that is
+    not base64 of whole float32s."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("an embedding is a string that is not base64") from None
+    if len(raw) % 4:
+        raise ValueError("an embedding in base64 is not a whole number of float32s")
+    return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+
+
+_REFUSED = object()
+
+
+def _json_or_refused(body: bytes) -> Any:
+    """What orjson refused (NaN, integers past 64 bits), as the standard library reads it;
+    :data:`_REFUSED` when neither reads it."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return _REFUSED
+
+
+def input_count(value: Any) -> int:
+    """How many vectors ``input`` asks for: one for a string or one list of tokens, one
+    per item of a list of strings or of token lists."""
+    if isinstance(value, str) or (isinstance(value, list) and value and type(value[0]) is int):
+        return 1
+    return len(value) if isinstance(value, list) else 1
+
+
+def vector_of(value: Any) -> list[float]:
+    """``value`` checked to be a vector: a non-empty list of numbers (or OpenAI's base64
+    of float32s, decoded); ``ValueError`` otherwise."""
+    if isinstance(value, str):
+        return from_base64(value)
+    if not isinstance(value, list) or not value:
+        raise ValueError("an embedding is not a non-empty list of numbers")
+    try:
+        # Checked in C: a Python loop over each value cost more than reading the answer.
+        array("d", value)
+    except TypeError:
+        found = next(type(v).__name__ for v in value if not isinstance(v, (int, float)))
+        raise ValueError(f"an embedding holds {found}, not a number") from None
+    return value
+
+
+def _usage(found: Any) -> EmbeddingUsage:
+    if not isinstance(found, Mapping):
+        return EmbeddingUsage()
+    prompt, total = found.get("prompt_tokens"), found.get("total_tokens")
+    prompt = prompt if type(prompt) is int else 0
+    return EmbeddingUsage(prompt, total if type(total) is int else prompt)
+
+
+def _response(doc: Any, model: str) -> CreateEmbeddingResponse:
+    """The vectors of an OpenAI embeddings document, in the order of their ``index``."""
+    items = doc["data"]
+    if not isinstance(items, list):
+        raise ValueError("data is not a list")
+    data = []
+    for number, item in enumerate(items):
+        index = item.get("index", number)
+        if type(index) is not int:
+            raise ValueError("an index is not a whole number")
+        data.append(Embedding(vector_of(item["embedding"]), index))
+    data.sort(key=lambda e: e.index)
+    found = doc.get("model")
+    return CreateEmbeddingResponse(
+        data, found if isinstance(found, str) and found else model, _usage(doc.get("usage"))
+    )
+
+
+def result_of(
+    provider: str, result: Any, model: str, count: int, url: str | None = None
+) -> CreateEmbeddingResponse:
+    """What a provider's ``_create_embedding`` returned, checked: a
+    :class:`~providerhub.types.CreateEmbeddingResponse` (or its JSON document) with one
+    vector of numbers per input, indexed 0 to ``count - 1``; else
+    :class:`~providerhub.errors.ProviderResponseError` naming ``provider``."""
+    try:
+        if isinstance(result, CreateEmbeddingResponse):
+            response = result
+            for item in response.data:
+                item.embedding = vector_of(item.embedding)
+            response.data.sort(key=lambda e: e.index)
+        elif isinstance(result, Mapping):
+            response = _response(result, model)
+        else:
+            raise ValueError(f"it returned {type(result).__name__}")
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise ProviderResponseError(
+            provider,
+            f"gave no embeddings list ({exc})",
+            url=url,
+            hint="a bug in the provider's plugin, or a server that is not OpenAI-compatible",
+        ) from None
+    indexes = [item.index for item in response.data]
+    if indexes != list(range(count)):
+        raise ProviderResponseError(
+            provider,
+            f"gave {len(indexes)} vector(s) for {count} input(s)",
+            url=url,
+            hint="the service did not embed every input; try another provider",
+        )
+    return response
