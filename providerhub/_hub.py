@@ -477,6 +477,44 @@ class Hub:
         )
         return call, candidates
 
+    def _pass_through(
+        self,
+        model: str,
+        body: Mapping[str, Any],
+        *,
+        stream: bool,
+        betas: str | None = None,
+        timeout: TimeoutLike = None,
+    ) -> tuple[router.Call, list[Provider]] | None:
+        """The call that sends ``body``, a request in a provider's own dialect (the
+        gateway's ``/v1/messages``), unchanged to ``model``'s candidates, when every one
+        of them can take it (see :attr:`Provider.passes_through`); else None, and the
+        request is translated as any other. The call (``operation`` "messages") goes
+        through the same routing loop, breaker and rate limits; its pieces are
+        :class:`~providerhub.types.Verbatim`."""
+        model = validate_model(model)
+        model, provider = router.resolve(self.registry, model, None)
+        candidates, _, _ = self._plan(model, stream=stream, auth=None, provider=provider)
+        if not candidates or not all(p.passes_through for p in candidates):
+            return None
+        call = router.Call(
+            model,
+            [],
+            stream=stream,
+            auth=None,
+            timeout=to_timeout(timeout),
+            kwargs={"native_body": body, "betas": betas},
+            health=self.health,
+            limiter=self.state.limiter,
+            session=self.session,
+            policy=router.RetryPolicy(self._retry(None), self.retry_after_max),
+            structured=True,
+            try_soonest=self._try_soonest,
+            operation="messages",
+        )
+        call.asession = self._aiohttp_session
+        return call, candidates
+
     def _prepare_embeddings(
         self,
         model: str,

@@ -227,6 +227,18 @@ class Provider:
         )
         return result
 
+    @property
+    def passes_through(self) -> bool:
+        """Whether a client of the provider's own dialect may send it a request unchanged
+        (an :class:`~providerhub.plugin.HTTPProvider` of Anthropic's Messages API)."""
+        return getattr(self.obj, "passes_through", False) is True
+
+    def amessage(self, model: str, stream: bool, **kwargs: Any) -> AsyncIterator[Piece]:
+        """Call the module's ``_acreate_message`` (see :attr:`passes_through`): a request
+        in the provider's own dialect, passed on; its answer verbatim."""
+        result: AsyncIterator[Piece] = self._completion("_acreate_message")(model, stream, **kwargs)
+        return result
+
     def embed(self, model: str, input: Any, **kwargs: Any) -> Iterator[Piece]:
         """Call the module's ``_create_embedding`` when the first piece is asked for, and
         yield its answer, checked (:func:`~providerhub._codecs.openai_embeddings.result_of`):

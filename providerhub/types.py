@@ -47,6 +47,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "Verbatim",
 ]
 
 
@@ -171,7 +172,17 @@ class ToolCallDelta:
         )
 
 
-Piece = Union[str, ToolCallDelta, Usage, Finish, Reasoning, "CreateEmbeddingResponse"]
+@dataclass(frozen=True)
+class Verbatim:
+    """Bytes of a provider's answer passed on as they came, to a client that speaks the
+    provider's own dialect (the gateway's ``/v1/messages`` in front of Anthropic's API):
+    one event of its stream (its whole frame), or its whole document. Only a codec that
+    passes answers through yields them, beside the pieces it watches the answer with."""
+
+    data: bytes
+
+
+Piece = Union[str, ToolCallDelta, Usage, Finish, Reasoning, "CreateEmbeddingResponse", Verbatim]
 """What a provider's ``_create_completion`` may yield: text, or a structured piece. (An
 embeddings answer, a :class:`CreateEmbeddingResponse`, goes through the routing loop as
 one piece too.)"""

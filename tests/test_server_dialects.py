@@ -345,3 +345,71 @@ def test_responses_over_the_anthropic_plugin(oai: Any, claude_upstream: Anthropi
     assert response.output_text == "Bonjour."
     assert response.status == "completed"
     assert claude_upstream.requests[-1].json()["max_tokens"] == 30
+
+
+def test_messages_to_the_anthropic_plugin_pass_through_with_thinking_and_cache_control(
+    claude: Any, gateway: Gateway, claude_upstream: AnthropicServer
+) -> None:
+    system = [{"type": "text", "text": "Long rules.", "cache_control": {"type": "ephemeral"}}]
+    ask = {
+        "model": CLAUDE,
+        "max_tokens": 2048,
+        "system": system,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "messages": [{"role": "user", "content": "Think, then answer."}],
+        "extra_body": {"top_k": 7},  # a field this SDK no longer names, passed on too
+    }
+    claude_upstream.script(AnthropicReply(chunks=["Done."], thinking=["Let me ", "think."]))
+    with claude.messages.stream(**ask, extra_headers={"anthropic-beta": "future-2099"}) as s:
+        message = s.get_final_message()
+    thinking, text = message.content
+    assert (thinking.type, thinking.thinking, thinking.signature) == (
+        "thinking",
+        "Let me think.",
+        "c2ln",
+    )
+    assert text.text == "Done."
+    sent = claude_upstream.requests[-1]
+    body = sent.json()
+    # The client's request as it sent it: no round trip through the OpenAI shape.
+    assert body["system"] == system
+    assert body["thinking"] == ask["thinking"] and body["top_k"] == 7
+    assert body["messages"] == ask["messages"] and body["stream"] is True
+    assert sent.headers["anthropic-beta"] == "future-2099"
+    assert sent.headers["x-api-key"] == CLAUDE_KEY
+
+    claude_upstream.script(AnthropicReply(chunks=["Again."], thinking=["Hm."]))
+    whole = claude.messages.create(
+        **{
+            **ask,
+            "messages": [
+                *ask["messages"],
+                {"role": "assistant", "content": [b.model_dump() for b in message.content]},
+                {"role": "user", "content": "And now?"},
+            ],
+        }
+    )
+    assert [b.type for b in whole.content] == ["thinking", "text"]
+    assert whole.content[0].signature == "c2ln"
+    # The thinking block, signature and all, went back to the provider as the client sent it.
+    assert claude_upstream.requests[-1].json()["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "Let me think.",
+        "signature": "c2ln",
+    }
+
+
+def test_a_pass_through_retries_an_overloaded_provider_before_the_answer_begins(
+    claude: Any, claude_upstream: AnthropicServer
+) -> None:
+    before = len(claude_upstream.requests)
+    claude_upstream.script(
+        AnthropicReply.error(529, "Overloaded", error_type="overloaded_error"),
+        AnthropicReply(chunks=["Fine now."]),
+    )
+    with claude.messages.stream(
+        model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        message = stream.get_final_message()
+    assert message.content[0].text == "Fine now."
+    assert len(claude_upstream.requests) == before + 2

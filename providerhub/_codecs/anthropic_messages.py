@@ -54,7 +54,7 @@ from ..errors import (
     ProviderResponseError,
     StreamInterruptedError,
 )
-from ..types import Finish, FunctionDelta, Piece, Reasoning, ToolCallDelta, Usage
+from ..types import Finish, FunctionDelta, Piece, Reasoning, ToolCallDelta, Usage, Verbatim
 from .base import Call, Request, body_too_large, media_type, status_error
 from .openai_chat import _encode, _json_loads, _secrets, _standard_json
 from .sse import EventTooLargeError, SSEParser
@@ -65,8 +65,10 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "FINISH_REASONS",
     "MESSAGES_PARAMETERS",
+    "NATIVE",
     "AnthropicMessages",
     "MessagesStreamDecoder",
+    "NativeMessages",
 ]
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -811,3 +813,133 @@ class MessagesStreamDecoder:
                 hint="the answer is incomplete: try again",
             )
         return []
+
+
+# -- passing Messages through ----------------------------------------------------------------
+
+
+class NativeMessages:
+    """Anthropic's Messages API spoken natively, for a client that speaks it too (the
+    gateway's ``/v1/messages``): the request the client sent goes out as it is (its
+    ``cache_control``, ``thinking``, ``top_k`` and blocks untouched), with the provider's
+    model, credential and headers, and the answer comes back verbatim
+    (:class:`~providerhub._codecs.base.Verbatim`: each event of a stream whole, or the
+    whole document), so that thinking blocks keep their signatures.
+
+    The call's ``params`` hold the client's request as ``native_body`` and the
+    ``anthropic-beta`` values it sent as ``betas``. The translating decoder reads the
+    same bytes, so that an error event, an error document or a stream that ends short is
+    the typed error it always is (retried, or failed over, before the answer begins), and
+    the usage is counted; a stream's events are held until its content begins, so that
+    a retry never follows events already passed on.
+    """
+
+    __slots__ = ()
+
+    def encode(self, call: Call) -> Request:
+        """The client's request with the provider's model and credential."""
+        provider = call.provider
+        given = call.params.get("native_body")
+        if not isinstance(given, Mapping):
+            raise InvalidRequestError(f"{provider}: a native Messages call needs its request")
+        body = {k: v for k, v in given.items() if k not in ("model", "stream")}
+        body["model"] = call.model
+        if call.stream:
+            body["stream"] = True
+        auth = call.auth
+        if auth is not None and (not isinstance(auth, str) or not auth):
+            raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if call.stream else "application/json",
+            "anthropic-version": ANTHROPIC_VERSION,
+        }
+        betas = call.params.get("betas")
+        if isinstance(betas, str) and betas:
+            headers["anthropic-beta"] = betas
+        if call.headers:
+            headers.update(call.headers)
+        if auth:
+            headers["x-api-key"] = auth
+        return Request(
+            "POST",
+            call.endpoint,
+            headers,
+            _encode(provider, body),
+            _secrets(auth, call.headers, call.endpoint),
+            call,
+        )
+
+    def streams(self, request: Request, content_type: str | None) -> bool:
+        return CODEC.streams(request, content_type)
+
+    def decode(
+        self, request: Request, url: str, status: int, content_type: str | None, body: bytes
+    ) -> list[Piece]:
+        """The document, checked as :meth:`AnthropicMessages.decode` checks it (an error
+        document raises), then passed on whole, after its usage."""
+        pieces = CODEC.decode(request, url, status, content_type, body)
+        return [*(p for p in pieces if type(p) is Usage), Verbatim(body)]
+
+    def decoder(self, request: Request, url: str) -> NativeStreamDecoder:
+        call = request.call
+        watcher = MessagesStreamDecoder(
+            call.provider, safe_url(url), request.secrets, call.max_event_bytes, True
+        )
+        return NativeStreamDecoder(watcher, call.max_event_bytes)
+
+    def error(
+        self,
+        request: Request,
+        url: str,
+        status: int,
+        reason: str | None,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> ProviderError:
+        return CODEC.error(request, url, status, reason, headers, body)
+
+
+class NativeStreamDecoder:
+    """A Messages event stream passed on event by event (:class:`Verbatim` frames), fed
+    to a :class:`MessagesStreamDecoder` too, which raises its errors and finds its end
+    and usage. Frames are held until the answer's content begins (or the stream ends)."""
+
+    __slots__ = ("_frames", "_held", "_parser", "_watcher")
+
+    def __init__(self, watcher: MessagesStreamDecoder, max_event_bytes: int) -> None:
+        self._watcher = watcher
+        self._parser = SSEParser(max_event_bytes)
+        self._held: list[Piece] = []
+
+    @property
+    def done(self) -> bool:
+        return self._watcher.done
+
+    @property
+    def started(self) -> bool:
+        return self._watcher.started
+
+    def feed(self, data: bytes) -> list[Piece]:
+        watched = self._watcher.feed(data)  # raises what the stream's events say
+        try:
+            events = self._parser.feed(data)
+        except EventTooLargeError:  # the watcher has raised it already
+            events = []
+        for event in events:
+            frame = f"event: {event.event}\ndata: {event.data}\n\n".encode()
+            self._held.append(Verbatim(frame))
+        self._held.extend(p for p in watched if type(p) is Usage)
+        if not (self._watcher.started or self._watcher.done):
+            return []
+        out, self._held = self._held, []
+        return out
+
+    def end(self) -> list[Piece]:
+        self._watcher.end()  # raises for a stream that ended short, or its error
+        out, self._held = self._held, []
+        return out
+
+
+NATIVE = NativeMessages()
+"""The pass-through codec: it holds no state, one serves every call."""

@@ -30,11 +30,12 @@ from ..types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    Verbatim,
 )
 
 __all__ = ["Assembler", "Chunker", "completion_id", "is_piece"]
 
-_STRUCTURED = (ToolCallDelta, Usage, Finish, Reasoning, CreateEmbeddingResponse)
+_STRUCTURED = (ToolCallDelta, Usage, Finish, Reasoning, CreateEmbeddingResponse, Verbatim)
 
 
 def is_piece(value: object) -> bool:

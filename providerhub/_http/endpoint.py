@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from .. import _settings as settings
 from .._codecs.anthropic_messages import CODEC as ANTHROPIC_MESSAGES
 from .._codecs.anthropic_messages import MESSAGES_PARAMETERS
+from .._codecs.anthropic_messages import NATIVE as ANTHROPIC_NATIVE
 from .._codecs.base import Codec
 from .._codecs.gemini import CODEC as GEMINI
 from .._codecs.gemini import GEMINI_PARAMETERS
@@ -103,6 +104,10 @@ EMBEDDING_CODECS: dict[str, EmbeddingDialect] = {
 }
 """The embeddings dialects a declaration may name as its ``embedding_codec``: OpenAI's
 ``/v1/embeddings`` (the default), and Gemini's ``batchEmbedContents``."""
+
+PASS_THROUGH: dict[str, Codec] = {"anthropic-messages": ANTHROPIC_NATIVE}
+"""The dialects whose requests a client of the same dialect may send through unchanged
+(the gateway's ``/v1/messages``), by codec key: the codec that passes them on."""
 
 CAPABILITY_NAMES: dict[str, str] = {
     "stream": "supports_stream",
@@ -285,6 +290,38 @@ class HTTPProvider:
         the async API calls it on the event loop, with an ``aiohttp.ClientSession`` as
         ``session``."""
         return self.acomplete(self.url, model, messages, stream, **kwargs)
+
+    @property
+    def passes_through(self) -> bool:
+        """Whether a client of this provider's own dialect may send its request through
+        unchanged (:meth:`_acreate_message`)."""
+        return self.codec in PASS_THROUGH
+
+    def _acreate_message(
+        self, model: str, stream: bool, native_body: Mapping[str, Any], **kwargs: Any
+    ) -> AsyncIterator[Piece]:
+        """Send ``native_body``, a request in this provider's own dialect (a Messages
+        client's, for Anthropic's), as it is, with this provider's ``model``, credential
+        and headers, and yield its answer verbatim (:class:`~providerhub.types.Verbatim`),
+        with its usage; ``betas`` (in ``kwargs``) are the client's ``anthropic-beta``
+        values. The router's keyword arguments are taken as by
+        :meth:`_acreate_completion`."""
+        codec = PASS_THROUGH.get(self.codec)
+        if codec is None:
+            raise InvalidRequestError(f"{self.name} takes no request in another dialect")
+        betas = kwargs.pop("betas", None)
+        address, options = self._call(self.url, kwargs)
+        options["codec"] = codec
+        return achat_completion(
+            self.name,
+            address,
+            model,
+            [],
+            stream and self.supports_stream,
+            native_body=native_body,
+            betas=betas,
+            **options,
+        )
 
     def complete(
         self, url: str, model: str, messages: list[Any], stream: bool, **kwargs: Any

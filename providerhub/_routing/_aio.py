@@ -72,6 +72,8 @@ def aask(call: Call, p: Provider, extra: dict[str, Any]) -> AsyncIterator[Piece]
     if _on_loop(call, p):
         if call.operation == "embeddings":
             return p.aembed(call.model, **call.kwargs, **extra)
+        if call.operation == "messages":
+            return p.amessage(call.model, call.stream, **call.kwargs, **extra)
         return p.acomplete(call.model, call.messages, call.stream, **call.kwargs, **extra)
     # A provider that does not keep its timeouts may hang: on a thread of its own, as the
     # synchronous watchdog's, not one of the pool's.

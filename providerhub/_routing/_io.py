@@ -31,6 +31,9 @@ def ask(call: Call, p: Provider, extra: dict[str, Any]) -> Iterator[Piece]:
     completion, or for an embeddings call its vectors (``call.operation``)."""
     if call.operation == "embeddings":
         return p.embed(call.model, **call.kwargs, **extra)
+    if call.operation == "messages":
+        # The gateway's pass-through, served on the event loop (_aio.aask) alone.
+        raise RuntimeError(f"{p.name}: a request passed through needs the asyncio path")
     return p.complete(call.model, call.messages, call.stream, **call.kwargs, **extra)
 
 

@@ -357,8 +357,11 @@ class Call:
     (``_create_completion``), or ``"embeddings"``, the vectors of ``kwargs["input"]``
     (``_create_embedding``), whose one piece is a
     :class:`~providerhub.types.CreateEmbeddingResponse` (after its usage); ``messages`` is
-    then empty and ``stream`` false. Everything else (claims, retries, fallback, limits)
-    is the same loop's."""
+    then empty and ``stream`` false; or ``"messages"``, the request a client of the
+    provider's own dialect sent (``kwargs["native_body"]``), passed on unchanged
+    (``_acreate_message``, asyncio only), whose pieces are
+    :class:`~providerhub.types.Verbatim`. Everything else (claims, retries, fallback,
+    limits) is the same loop's."""
     deadline: float | None = field(init=False)
     """When the call's total timeout runs out (``time.monotonic()``), or None."""
     refused: dict[str, str] = field(init=False, default_factory=dict)

@@ -16,21 +16,29 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._client import AsyncChunkStream, AsyncClient
 from .._codecs.anthropic_gateway import MessagesRequest, count_tokens
 from .._hub import Hub
 from .._options import not_a_parameter
+from .._provider import Provider
 from .._redaction import url_secrets
+from .._routing.arouter import AsyncStream
+from .._routing.plan import Call
 from .._validation import MAX_DEPTH
 from ..errors import InvalidRequestError
-from ..types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse
+from ..types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse, Verbatim
 from . import _errors as errors
 from ._config import ClientKey, ServerSettings
 from ._dialects import COUNT_TOKENS, DIALECTS, Dialect, Events, Read
 from ._keys import Keys
 from ._metrics import Metrics, watch_attempts
+
+if TYPE_CHECKING:
+    from .._provider import Provider
+    from .._routing.arouter import AsyncStream
+    from .._routing.plan import Call
 
 __all__ = ["DISCONNECT_EXTENSION", "PROVIDER_HEADER", "REQUEST_ID_HEADER", "App"]
 
@@ -236,11 +244,14 @@ class App:
         content_length = None
         origin = None
         api_key = None
+        betas = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
             elif name == b"x-api-key":  # how Anthropic's clients send a key
                 api_key = value
+            elif name == b"anthropic-beta":
+                betas = value
             elif name == b"x-request-id":
                 request_id = value
             elif name == b"content-length":
@@ -292,6 +303,7 @@ class App:
                 on_disconnect or None,
                 dialect,
                 counting=path == COUNT_TOKENS,
+                betas=betas,
             )
             return
         route = _GET_ROUTES.get(path)
@@ -392,6 +404,7 @@ class App:
         *,
         counting: bool = False,
         embeddings: bool = False,
+        betas: bytes | None = None,
     ) -> None:
         """Serve a chat completion in OpenAI's chat dialect, or in ``dialect``'s
         (``counting``: Anthropic's token count, estimated), or OpenAI's embeddings
@@ -470,7 +483,7 @@ class App:
                     status = await self._embed(send, headers, request, watch)
                 elif dialect is not None and read is not None:
                     status = await self._translated(
-                        dialect, read, send, headers, request, started, watch
+                        dialect, read, send, headers, request, started, watch, betas
                     )
                 elif stream:
                     status = await self._stream(send, headers, request, started, watch)
@@ -629,6 +642,78 @@ class App:
             )
         return failure.status
 
+    async def _passed(
+        self,
+        call: Call,
+        candidates: list[Provider],
+        read: MessagesRequest,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        started: float,
+        watch: _Watch,
+    ) -> int:
+        """A Messages request sent through unchanged to providers that speak Messages,
+        and their answer passed back as it came (:class:`~providerhub.types.Verbatim`):
+        thinking blocks with their signatures, cache usage and every field the gateway
+        does not know survive. Failures before the answer begins are retried and failed
+        over as for any call; after, the stream ends with an ``error`` event."""
+        error_shape = _MESSAGES.error
+        if not call.stream:
+            pieces: list[Any] = []
+            try:
+                provider = await self.hub._acollect(call, candidates, pieces.append)
+            except Exception as exc:
+                watch.finished = True
+                failure = self._failure(exc, headers)
+                await self._fail(send, headers, failure, None, error_shape)
+                return failure.status
+            watch.finished = True
+            body = b"".join(p.data for p in pieces if type(p) is Verbatim)
+            headers.append(_JSON)
+            headers.append((PROVIDER_HEADER, provider.encode()))
+            await _respond(send, 200, headers, self._scrub(body))
+            return 200
+        stream = self.hub._astream(call, candidates)
+        try:
+            try:
+                first = await _next_verbatim(stream)
+            except Exception as exc:
+                watch.finished = True
+                failure = self._failure(exc, headers)
+                await self._fail(send, headers, failure, None, error_shape)
+                return failure.status
+            headers.extend(_SSE_HEADERS)
+            if stream.provider:
+                headers.append((PROVIDER_HEADER, stream.provider.encode()))
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            watch.started = True
+            events = watch.events = _MESSAGES.events(read, None, dumps)
+            if first is None:
+                watch.finished = True
+                await send({"type": "http.response.body", "body": b""})
+                return 200
+            self.metrics.first_token.observe(time.perf_counter() - started)
+            scrub = self._scrub
+            body = scrub(first)
+            try:
+                while True:
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                    data = await _next_verbatim(stream)
+                    if data is None:
+                        break
+                    body = scrub(data)
+            except Exception as exc:
+                failure = self._failure(exc, headers, mid_answer=True)
+                watch.finished = True
+                event = _MESSAGES.broken(events, failure)
+                await send({"type": "http.response.body", "body": event})
+                return failure.status
+            watch.finished = True
+            await send({"type": "http.response.body", "body": b""})
+            return 200
+        finally:
+            await stream.aclose()
+
     async def _translated(
         self,
         dialect: Dialect,
@@ -638,9 +723,28 @@ class App:
         request: dict[str, Any],
         started: float,
         watch: _Watch,
+        betas: bytes | None = None,
     ) -> int:
         """A request in ``dialect``, made as a chat completion and answered in that
-        dialect: a whole document, or its event stream."""
+        dialect: a whole document, or its event stream. A Messages request whose every
+        candidate speaks Messages itself is passed through instead (:meth:`_passed`)."""
+        if isinstance(read, MessagesRequest):
+            try:
+                passed = self.hub._pass_through(
+                    read.model,
+                    read.original,
+                    stream=read.stream,
+                    betas=betas.decode("latin-1") if betas else None,
+                    timeout=self._upstream,
+                )
+            except Exception as exc:
+                watch.finished = True
+                failure = self._failure(exc, headers)
+                await self._fail(send, headers, failure, None, dialect.error)
+                return failure.status
+            if passed is not None:
+                call, candidates = passed
+                return await self._passed(call, candidates, read, send, headers, started, watch)
         chunks: AsyncChunkStream | None = None
         first: ChatCompletionChunk | None = None
         try:
@@ -980,6 +1084,19 @@ def _read(
     except InvalidRequestError as exc:
         return errors.bad_request(str(exc), exc.param), None
     return dict(read.chat), read
+
+
+async def _next_verbatim(stream: AsyncStream) -> bytes | None:
+    """The next frame a pass-through stream passes on (its usage pieces are the
+    limiter's), or None at its end."""
+    while True:
+        try:
+            piece = await stream.__anext__()
+        except StopAsyncIteration:
+            return None
+        if type(piece) is Verbatim:
+            data: bytes = piece.data
+            return data
 
 
 def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
