@@ -21,7 +21,9 @@ A provider may yield four of these classes besides text (see
 :mod:`providerhub.plugin`): :class:`ToolCallDelta` for a fragment of a tool call,
 :class:`Usage` for token counts, :class:`Finish` for the reason the answer stopped, and
 :class:`Reasoning` for a piece of the model's reasoning, which reaches the client as
-``reasoning_content`` (the field vLLM and DeepSeek send), never as ``content``.
+``reasoning_content`` (the field vLLM and DeepSeek send), never as ``content``. A codec
+that passes a provider's answer through to a client of the same dialect (the gateway's
+``/v1/messages`` in front of Anthropic's API) yields :class:`Verbatim` bytes besides.
 """
 
 from __future__ import annotations
