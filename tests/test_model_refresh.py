@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -401,3 +402,38 @@ def test_a_cache_that_cannot_be_written_is_said_after_the_results(
     assert "ollama  ok       1 models\n" in out
     assert "providerhub: error: the models cache cannot be written" in err
     assert "set PROVIDERHUB_CACHE_DIR to a directory you can write" in err
+
+
+def test_the_anthropic_and_gemini_plugins_refresh_from_their_own_list_endpoints(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    default_hub: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("providerhub_anthropic")
+    pytest.importorskip("providerhub_gemini")
+    from providerhub.testing import AnthropicServer, GeminiServer
+
+    monkeypatch.setenv("PROVIDERHUB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("PROVIDERHUB_DISABLE_PLUGINS", "gravityengine")
+    claude = AnthropicServer(api_key="sk-ant-list", models=["claude-next-9", "claude-opus-5-5"])
+    gemini = GeminiServer(api_key="g-list", models=["gemini-next-9", "text-embedding-004"])
+    with claude, gemini:
+        monkeypatch.setenv("PROVIDERHUB_ANTHROPIC_URL", claude.url)
+        monkeypatch.setenv("PROVIDERHUB_ANTHROPIC_API_KEY", "sk-ant-list")
+        monkeypatch.setenv("PROVIDERHUB_GEMINI_URL", gemini.url)
+        monkeypatch.setenv("PROVIDERHUB_GEMINI_API_KEY", "g-list")
+        code, out, err = cli_run(capsys, "models", "--refresh")
+        assert code == 0, err
+        assert "anthropic  ok       2 models\n" in out and "gemini     ok       1 models\n" in out
+        # Each list was asked with its provider's own key header, never in the URL.
+        assert claude.requests[-1].headers["x-api-key"] == "sk-ant-list"
+        assert gemini.requests[-1].headers["x-goog-api-key"] == "g-list"
+        assert "g-list" not in gemini.requests[-1].path
+    code, out, _ = cli_run(capsys, "models")
+    assert code == 0
+    # A model the plugin did not know is served from the cache; the embedding model,
+    # which cannot generate content, is not among the chat models.
+    assert re.search(r"^claude-next-9 +anthropic \(cache\)$", out, re.MULTILINE)
+    assert re.search(r"^gemini-next-9 +gemini \(cache\)$", out, re.MULTILINE)
+    assert not re.search(r"^text-embedding-004 +gemini", out, re.MULTILINE)
