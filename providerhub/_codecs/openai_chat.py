@@ -27,6 +27,7 @@ from ..errors import (
 from ..types import Finish, FunctionDelta, Piece, ToolCallDelta, Usage
 from .base import Call, Request, body_too_large, media_type, status_error
 from .sse import EventTooLargeError, SSEParser
+from .template import TextTemplate, learn
 from .toolcalls import ToolCallStream, tool_calls_of
 
 __all__ = [
@@ -378,6 +379,11 @@ def _error_answer(provider: str, answer: Any, url: str, secrets: list[str | None
     )
 
 
+LEARNING = 3
+"""Text events a stream's decoder tries to take a template from before it stops trying
+(a server whose events differ by more than their text, a counter or a random field)."""
+
+
 class ChatStreamDecoder:
     """The pieces of an OpenAI event stream, fed its body's bytes as they arrive
     (:class:`~providerhub._codecs.base.StreamDecoder`): until ``[DONE]``, each non-empty
@@ -387,17 +393,22 @@ class ChatStreamDecoder:
 
     :meth:`feed` runs once per chunk, and its loop once per event, hundreds of thousands
     of times a second on a fast server: the rare cases are in functions of their own, the
-    common one makes no call."""
+    common one makes no call. Once one text event was parsed, a chunk that is the same
+    bytes around another string is read by that template (:mod:`~providerhub._codecs.template`,
+    off with ``templates=False``), without a JSON parse."""
 
     __slots__ = (
         "_calls",
         "_error",
         "_finished",
+        "_learning",
         "_loads",
+        "_max_event",
         "_parser",
         "_provider",
         "_secrets",
         "_structured",
+        "_template",
         "_url",
         "done",
         "started",
@@ -410,6 +421,7 @@ class ChatStreamDecoder:
         secrets: list[str | None],
         max_event_bytes: int,
         structured: bool = True,
+        templates: bool = True,
     ) -> None:
         self._provider = provider
         self._url = url  # safe to show
@@ -420,12 +432,23 @@ class ChatStreamDecoder:
         self._finished = False  # a finish_reason came
         self._calls: ToolCallStream | None = None
         self._error: BaseException | None = None  # met after pieces; end() raises it
+        self._max_event = max_event_bytes
+        self._template: TextTemplate | None = None
+        self._learning = LEARNING if templates else 0  # text events left to learn from
         self.done = False
         self.started = False
 
     def feed(self, data: bytes) -> list[Piece]:
         if self.done:
             return []
+        template = self._template
+        if template is not None and len(data) <= self._max_event and self._parser.at_rest():
+            text = template.text(data)  # nearly every chunk once the template is known
+            if text is not None:
+                if not text:
+                    return []
+                self.started = True
+                return [text]
         pieces: list[Piece] = []
         append = pieces.append
         structured = self._structured
@@ -485,6 +508,8 @@ class ChatStreamDecoder:
                         )
                     self.started = True
                     append(text)
+                    if self._learning and lone is not None:
+                        self._learn(data, text, doc)
                 if fragments and structured:
                     self.started = True
                     pieces += fragments
@@ -504,6 +529,14 @@ class ChatStreamDecoder:
             self._error = error  # after the pieces before it: end() raises it
             self.done = True
         return pieces
+
+    def _learn(self, data: bytes, text: str, doc: Any) -> None:
+        """Take ``data``, a whole text event, as the stream's template
+        (:mod:`~providerhub._codecs.template`) if it can be one."""
+        self._learning -= 1
+        self._template = learn(data, text, doc, self._loads)
+        if self._template is not None:
+            self._learning = 0
 
     def end(self) -> list[Piece]:
         error = self._error

@@ -1,0 +1,111 @@
+"""The text events of one stream read by their template: what a server sends for each
+piece of text is, nearly always, the same bytes around a different string.
+
+An OpenAI-compatible server sends one event per token, and every text event of a stream
+repeats the same id, time, model and empty fields around its ``"content":"..."``.
+:class:`TextTemplate` learns those bytes from one event that the decoder parsed in full,
+checks that they hold nothing but the text (the same bytes around another string parse
+to the same event with that string as its content), and then reads a chunk that is those
+bytes around a plain JSON string by slicing out the string, with no JSON parse and no
+dictionary. Anything else (another shape, an escape the pattern does not cover, an event
+split over two reads) is parsed in full, as before: the template decides nothing that
+the full parse would decide differently (``tests/test_codecs.py`` feeds streams both
+ways).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["TextTemplate", "learn"]
+
+_CONTENT = b'"content":'
+_PROBE = "providerhub probe"
+
+_plain = re.compile(rb'"[^"\\\x00-\x1f]*"').fullmatch
+"""A JSON string without escapes or control characters: its text is its bytes."""
+
+_escaped = re.compile(rb'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"').fullmatch
+"""Any JSON string; read by the stream's JSON parser."""
+
+
+class TextTemplate:
+    """The bytes of a stream's text event around its content (``head``, which starts with
+    ``data: ``, and ``tail``, which ends the event with ``\\n\\n``)."""
+
+    __slots__ = ("_head", "_loads", "_size", "_tail")
+
+    def __init__(self, head: bytes, tail: bytes, loads: Callable[[str], Any]) -> None:
+        self._head = head
+        self._tail = tail
+        self._size = len(head) + len(tail)
+        self._loads = loads
+
+    def text(self, chunk: bytes) -> str | None:
+        """The content of ``chunk`` when it is one whole text event of this template
+        (possibly ``""``); None for any other chunk, which is parsed in full. The caller
+        checks that no partial event is pending before ``chunk``."""
+        if (
+            len(chunk) < self._size + 2
+            or not chunk.startswith(self._head)
+            or not chunk.endswith(self._tail)
+        ):
+            return None
+        start = len(self._head)
+        end = len(chunk) - len(self._tail)
+        if _plain(chunk, start, end):
+            # As the full parse reads it: bytes that are not UTF-8 become U+FFFD.
+            return chunk[start + 1 : end - 1].decode("utf-8", "replace")
+        if _escaped(chunk, start, end):
+            try:
+                text = self._loads(chunk[start:end].decode("utf-8", "replace"))
+            except ValueError:  # a lone surrogate orjson refuses: the full parse decides
+                return None
+            return text if type(text) is str else None
+        return None
+
+
+def learn(
+    chunk: bytes, text: str, doc: dict[str, Any], loads: Callable[[str], Any]
+) -> TextTemplate | None:
+    """The template of ``chunk``, one whole ``data:`` event without line breaks inside,
+    whose parsed document ``doc`` gave ``text`` and nothing else (the content of its first
+    choice, index 0, with no finish reason, tool call or usage); None for any other event,
+    or when its content cannot be told from the bytes around it.
+
+    The content must appear once, as a JSON string after ``"content":``, and the same
+    bytes around another string must parse to ``doc`` with that string as its content:
+    so no other field can be taken for it."""
+    try:
+        choice = doc["choices"][0]
+        delta = choice["delta"]
+        if (
+            choice.get("index", 0)
+            or choice.get("finish_reason")
+            or delta.get("content") != text
+            or "tool_calls" in delta
+            or "function_call" in delta
+            or doc.get("usage")  # each such event counts tokens: parsed in full
+            or not text
+        ):
+            return None
+    except (TypeError, LookupError, AttributeError):
+        return None
+    literal = _CONTENT + json.dumps(text, ensure_ascii=False).encode()
+    at = chunk.find(literal)
+    if at < 0 or chunk.find(literal, at + 1) >= 0:
+        return None
+    head = chunk[: at + len(_CONTENT)]
+    tail = chunk[at + len(literal) :]
+    probe = head[6:] + json.dumps(_PROBE).encode() + tail[:-2]
+    try:
+        expected = loads(chunk[6:-2].decode("utf-8", "replace"))
+        expected["choices"][0]["delta"]["content"] = _PROBE
+        if loads(probe.decode("utf-8", "replace")) != expected:
+            return None  # another field holds it, or a NaN (which equals nothing)
+    except (ValueError, TypeError, LookupError):
+        return None
+    return TextTemplate(head, tail, loads)
