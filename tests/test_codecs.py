@@ -192,10 +192,13 @@ def test_text_events_read_by_their_template_give_what_the_full_parse_gives() -> 
         result = _both_ways(stream)
         assert result[-1], "the events after the first were read by the template"
         assert result[:3] == ["Hello", " wörld", " 🌍"]
-    # Split anywhere, or several events to a chunk: no template applies, the same pieces.
-    whole = b"".join([*events, done])
-    for cut in range(1, len(whole), 7):
-        _both_ways([whole[:cut], whole[cut:]])
+    # Several events to a chunk, split anywhere: the same pieces.
+    whole = b"".join([*events, *odd[:4], events[1], done])
+    for cut in range(1, len(whole), 3):
+        result = _both_ways([events[0], whole[:cut], whole[cut:]])
+        assert result[:2] == ["Hello", "Hello"] and result[-1]
+    # A whole stream in one chunk: the events after the first text are read by template.
+    assert _both_ways([b"".join([*events, *odd[:4], done])])[-1]
     # An event past max_event_bytes is refused either way.
     assert "larger than" in str(_both_ways([*events, _chunk("y" * 400) + b"\n\n"], 300))
 

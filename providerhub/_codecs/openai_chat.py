@@ -441,88 +441,31 @@ class ChatStreamDecoder:
     def feed(self, data: bytes) -> list[Piece]:
         if self.done:
             return []
-        template = self._template
-        if template is not None and len(data) <= self._max_event and self._parser.at_rest():
-            text = template.text(data)  # nearly every chunk once the template is known
-            if text is not None:
-                if not text:
-                    return []
-                self.started = True
-                return [text]
         pieces: list[Piece] = []
-        append = pieces.append
-        structured = self._structured
-        loads = self._loads
-        parser = self._parser
-        too_large = None
         try:
-            lone = parser.lone_data(data)  # nearly every chunk: one event, no Event built
-            if lone is not None:
-                events: Iterable[tuple[str, str, str | None]] = ((lone, "message", None),)
-            else:
-                try:
-                    events = parser.feed(data)
-                except EventTooLargeError as exc:
-                    events = exc.events  # those before it first
-                    too_large = self._too_large(exc.limit)
-            for event, kind, _ in events:
-                if event == "[DONE]":
-                    self.done = True
+            parser = self._parser
+            while parser.at_rest():
+                template = self._template
+                if template is not None:
+                    # Nearly every chunk once the template is known: its events, or
+                    # those it starts with, need no parse; the rest is parsed.
+                    taken = template.take(data, pieces, self._max_event)
+                    if pieces:
+                        self.started = True
+                    if taken < len(data):
+                        self._events(data[taken:], pieces)
                     return pieces
-                if kind == "error":
-                    raise self._error_event(event)
-                try:
-                    doc = loads(event)
-                except ValueError:
-                    doc = _standard_json(self._provider, event, self._url, self._secrets)
-                try:
-                    choice = doc["choices"][0]
-                except (KeyError, IndexError, TypeError):
-                    _check_choiceless(self._provider, doc, event, self._url, self._secrets)
-                    usage = _usage(doc.get("usage"))
-                    if usage is not None and structured:
-                        append(usage)
-                    continue  # a usage-only or keep-alive chunk
-                try:
-                    if choice.get("index", 0):
-                        choice = _first_choice(doc["choices"])
-                        if choice is None:
-                            continue  # a delta of another choice
-                    reason = choice.get("finish_reason")
-                    delta = choice.get("delta")
-                    text = delta.get("content") if delta else None
-                    if delta and ("tool_calls" in delta or "function_call" in delta):
-                        if self._calls is None:
-                            self._calls = ToolCallStream()
-                        fragments = self._calls.feed(delta)
-                    else:
-                        fragments = None
-                except (AttributeError, TypeError, IndexError, KeyError, ValueError):
-                    raise _malformed(self._provider, event, self._url, self._secrets) from None
-                if text:
-                    if type(text) is not str:
-                        raise ProviderResponseError(
-                            self._provider,
-                            f"sent content of type {type(text).__name__}",
-                            url=self._url,
-                        )
-                    self.started = True
-                    append(text)
-                    if self._learning and lone is not None:
-                        self._learn(data, text, doc)
-                if fragments and structured:
-                    self.started = True
-                    pieces += fragments
-                if reason:
-                    self._finished = True
-                    if structured:
-                        append(Finish(str(reason)))
-                if structured and doc.get("usage"):
-                    usage = _usage(doc["usage"])
-                    if usage is not None:
-                        append(usage)
-            if too_large is not None:
-                raise too_large
+                if not self._learning:
+                    break
+                # Learning: one event at a time, so that the template learned from one
+                # reads the events after it in the same chunk.
+                end = data.find(b"\n\n") + 2
+                if not 2 <= end < len(data):
+                    break
+                if self._events(data[:end], pieces):
+                    return pieces  # the end marker: what follows is not read
+                data = data[end:]
+            self._events(data, pieces)
         except ProviderError as error:
             if not pieces:
                 raise
@@ -530,11 +473,90 @@ class ChatStreamDecoder:
             self.done = True
         return pieces
 
-    def _learn(self, data: bytes, text: str, doc: Any) -> None:
-        """Take ``data``, a whole text event, as the stream's template
-        (:mod:`~providerhub._codecs.template`) if it can be one."""
+    def _events(self, data: bytes, pieces: list[Piece]) -> bool:
+        """Parse the events ``data`` completes, adding their pieces to ``pieces``; whether
+        the end marker came."""
+        append = pieces.append
+        structured = self._structured
+        loads = self._loads
+        parser = self._parser
+        too_large = None
+        lone = parser.lone_data(data)  # nearly every chunk: one event, no Event built
+        if lone is not None:
+            events: Iterable[tuple[str, str, str | None]] = ((lone, "message", None),)
+        else:
+            try:
+                events = parser.feed(data)
+            except EventTooLargeError as exc:
+                events = exc.events  # those before it first
+                too_large = self._too_large(exc.limit)
+        for event, kind, _ in events:
+            if event == "[DONE]":
+                self.done = True
+                return True
+            if kind == "error":
+                raise self._error_event(event)
+            try:
+                doc = loads(event)
+            except ValueError:
+                doc = _standard_json(self._provider, event, self._url, self._secrets)
+            try:
+                choice = doc["choices"][0]
+            except (KeyError, IndexError, TypeError):
+                _check_choiceless(self._provider, doc, event, self._url, self._secrets)
+                usage = _usage(doc.get("usage"))
+                if usage is not None and structured:
+                    append(usage)
+                continue  # a usage-only or keep-alive chunk
+            try:
+                if choice.get("index", 0):
+                    choice = _first_choice(doc["choices"])
+                    if choice is None:
+                        continue  # a delta of another choice
+                reason = choice.get("finish_reason")
+                delta = choice.get("delta")
+                text = delta.get("content") if delta else None
+                if delta and ("tool_calls" in delta or "function_call" in delta):
+                    if self._calls is None:
+                        self._calls = ToolCallStream()
+                    fragments = self._calls.feed(delta)
+                else:
+                    fragments = None
+            except (AttributeError, TypeError, IndexError, KeyError, ValueError):
+                raise _malformed(self._provider, event, self._url, self._secrets) from None
+            if text:
+                if type(text) is not str:
+                    raise ProviderResponseError(
+                        self._provider,
+                        f"sent content of type {type(text).__name__}",
+                        url=self._url,
+                    )
+                self.started = True
+                append(text)
+                if self._learning and kind == "message":
+                    self._learn(event, text, doc)
+            if fragments and structured:
+                self.started = True
+                pieces += fragments
+            if reason:
+                self._finished = True
+                if structured:
+                    append(Finish(str(reason)))
+            if structured and doc.get("usage"):
+                usage = _usage(doc["usage"])
+                if usage is not None:
+                    append(usage)
+        if too_large is not None:
+            raise too_large
+        return False
+
+    def _learn(self, event: str, text: str, doc: Any) -> None:
+        """Take the bytes of ``event``, whose data gave ``text``, as the stream's template
+        (:mod:`~providerhub._codecs.template`) if they can be one: written as one
+        ``data:`` line, as servers send them."""
         self._learning -= 1
-        self._template = learn(data, text, doc, self._loads)
+        raw = b"data: " + event.encode("utf-8", "surrogatepass") + b"\n\n"
+        self._template = learn(raw, text, doc, self._loads)
         if self._template is not None:
             self._learning = 0
 

@@ -36,42 +36,72 @@ class TextTemplate:
     """The bytes of a stream's text event around its content (``head``, which starts with
     ``data: ``, and ``tail``, which ends the event with ``\\n\\n``)."""
 
-    __slots__ = ("_head", "_loads", "_size", "_tail")
+    __slots__ = ("_head", "_loads", "_tail")
 
     def __init__(self, head: bytes, tail: bytes, loads: Callable[[str], Any]) -> None:
         self._head = head
         self._tail = tail
-        self._size = len(head) + len(tail)
         self._loads = loads
 
-    def text(self, chunk: bytes) -> str | None:
-        """The content of ``chunk`` when it is one whole text event of this template
-        (possibly ``""``); None for any other chunk, which is parsed in full. The caller
-        checks that no partial event is pending before ``chunk``."""
-        if (
-            len(chunk) < self._size + 2
-            or not chunk.startswith(self._head)
-            or not chunk.endswith(self._tail)
-        ):
-            return None
-        start = len(self._head)
-        end = len(chunk) - len(self._tail)
-        if _plain(chunk, start, end):
-            # As the full parse reads it: bytes that are not UTF-8 become U+FFFD.
-            return chunk[start + 1 : end - 1].decode("utf-8", "replace")
-        if _escaped(chunk, start, end):
+    def take(self, data: bytes, pieces: list[Any], limit: int) -> int:
+        """Append to ``pieces`` the text of each whole event of this template at the
+        start of ``data`` (no piece for an empty one), up to the first that is not one
+        or is longer than ``limit`` bytes; the bytes taken. The caller checks that no
+        partial event is pending before ``data``."""
+        head, tail = self._head, self._tail
+        start = 0
+        while data.startswith(head, start):
+            left = start + len(head)
+            close = data.find(b'"', left + 1)
+            if close > 0 and data.startswith(tail, close + 1) and data[left] == 34:  # "
+                # The template's bytes end with the event's only line end: a plain JSON
+                # string between them (no escape, no control character) is its text.
+                end = close + 1 + len(tail)
+                raw = data[left + 1 : close]
+                if end - start <= limit and b"\\" not in raw:
+                    # As the full parse reads it: bytes that are not UTF-8 become U+FFFD.
+                    text = raw.decode("utf-8", "replace")
+                    if text.isprintable():  # else maybe a control character: below
+                        if text:
+                            pieces.append(text)
+                        start = end
+                        continue
+            end = self._escaped(data, start, pieces, limit)
+            if end == start:
+                break
+            start = end
+        return start
+
+    def _escaped(self, data: bytes, start: int, pieces: list[Any], limit: int) -> int:
+        """:meth:`take` for one event whose string has escapes or characters that are
+        not printable: the end of the event taken, or ``start``."""
+        end = data.find(b"\n\n", start) + 2
+        if end < 2 or end - start > limit or not data.endswith(self._tail, start, end):
+            return start
+        left = start + len(self._head)
+        right = end - len(self._tail)
+        if right - left < 2:
+            return start
+        if _plain(data, left, right):
+            text = data[left + 1 : right - 1].decode("utf-8", "replace")
+        elif _escaped(data, left, right):
             try:
-                text = self._loads(chunk[start:end].decode("utf-8", "replace"))
+                text = self._loads(data[left:right].decode("utf-8", "replace"))
             except ValueError:  # a lone surrogate orjson refuses: the full parse decides
-                return None
-            return text if type(text) is str else None
-        return None
+                return start
+            if type(text) is not str:
+                return start
+        else:
+            return start
+        if text:
+            pieces.append(text)
+        return end
 
 
 def learn(
     chunk: bytes, text: str, doc: dict[str, Any], loads: Callable[[str], Any]
 ) -> TextTemplate | None:
-    """The template of ``chunk``, one whole ``data:`` event without line breaks inside,
+    """The template of ``chunk``, one whole ``data:`` event with no line end inside,
     whose parsed document ``doc`` gave ``text`` and nothing else (the content of its first
     choice, index 0, with no finish reason, tool call or usage); None for any other event,
     or when its content cannot be told from the bytes around it.
@@ -94,6 +124,8 @@ def learn(
             return None
     except (TypeError, LookupError, AttributeError):
         return None
+    if b"\r" in chunk or chunk.find(b"\n") != len(chunk) - 2 or not chunk.endswith(b"\n\n"):
+        return None  # the event's lines would not be the template's
     literal = _CONTENT + json.dumps(text, ensure_ascii=False).encode()
     at = chunk.find(literal)
     if at < 0 or chunk.find(literal, at + 1) >= 0:
