@@ -15,15 +15,16 @@ ways).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
+from json.encoder import encode_basestring
 from typing import Any
 
 __all__ = ["TextTemplate", "learn"]
 
 _CONTENT = b'"content":'
 _PROBE = "providerhub probe"
+_PROBE_LITERAL = b'"providerhub probe"'
 
 _plain = re.compile(rb'"[^"\\\x00-\x1f]*"').fullmatch
 """A JSON string without escapes or control characters: its text is its bytes."""
@@ -108,7 +109,8 @@ def learn(
 
     The content must appear once, as a JSON string after ``"content":``, and the same
     bytes around another string must parse to ``doc`` with that string as its content:
-    so no other field can be taken for it."""
+    so no other field can be taken for it. (``doc`` is changed for that comparison, and
+    changed back.)"""
     try:
         choice = doc["choices"][0]
         delta = choice["delta"]
@@ -126,18 +128,19 @@ def learn(
         return None
     if b"\r" in chunk or chunk.find(b"\n") != len(chunk) - 2 or not chunk.endswith(b"\n\n"):
         return None  # the event's lines would not be the template's
-    literal = _CONTENT + json.dumps(text, ensure_ascii=False).encode()
+    literal = _CONTENT + encode_basestring(text).encode()  # as json.dumps writes it
     at = chunk.find(literal)
     if at < 0 or chunk.find(literal, at + 1) >= 0:
         return None
     head = chunk[: at + len(_CONTENT)]
     tail = chunk[at + len(literal) :]
-    probe = head[6:] + json.dumps(_PROBE).encode() + tail[:-2]
+    probe = head[6:] + _PROBE_LITERAL + tail[:-2]
+    delta["content"] = _PROBE  # doc as the probe should parse, then as it was
     try:
-        expected = loads(chunk[6:-2].decode("utf-8", "replace"))
-        expected["choices"][0]["delta"]["content"] = _PROBE
-        if loads(probe.decode("utf-8", "replace")) != expected:
-            return None  # another field holds it, or a NaN (which equals nothing)
-    except (ValueError, TypeError, LookupError):
-        return None
-    return TextTemplate(head, tail, loads)
+        same = loads(probe.decode("utf-8", "replace")) == doc
+    except ValueError:
+        same = False
+    finally:
+        delta["content"] = text
+    # Not the same: another field holds the text, or a NaN (which equals nothing).
+    return TextTemplate(head, tail, loads) if same else None
