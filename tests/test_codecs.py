@@ -197,8 +197,12 @@ def test_text_events_read_by_their_template_give_what_the_full_parse_gives() -> 
     for cut in range(1, len(whole), 3):
         result = _both_ways([events[0], whole[:cut], whole[cut:]])
         assert result[:2] == ["Hello", "Hello"] and result[-1]
-    # A whole stream in one chunk: the events after the first text are read by template.
+    # A whole stream in one chunk: the events after the first text are read by template;
+    # before it, a usage-only event and an empty text (the stream has not begun).
+    usage = b'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":0}}\n\n'
     assert _both_ways([b"".join([*events, *odd[:4], done])])[-1]
+    assert _both_ways([usage + events[2] + events[0], usage + events[2]])[-1]
+    assert _both_ways([usage + events[2]])[-2:] == [(False, False), False]  # not begun
     # An event past max_event_bytes is refused either way.
     assert "larger than" in str(_both_ways([*events, _chunk("y" * 400) + b"\n\n"], 300))
 

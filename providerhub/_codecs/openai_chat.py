@@ -449,8 +449,9 @@ class ChatStreamDecoder:
                 if template is not None:
                     # Nearly every chunk once the template is known: its events, or
                     # those it starts with, need no parse; the rest is parsed.
+                    before = len(pieces)
                     taken = template.take(data, pieces, self._max_event)
-                    if pieces:
+                    if len(pieces) > before:
                         self.started = True
                     if taken < len(data):
                         self._events(data[taken:], pieces)
