@@ -579,10 +579,9 @@ class Hub:
         call, candidates = self._prepare(*args, **kwargs)
         if call.stream:
             return self._astream(call, candidates)
-        from ._routing import arouter
-
         self._native(call, candidates)
-        return arouter.complete(call, candidates)
+        complete: Coroutine[Any, Any, str] = _arouter().complete(call, candidates)
+        return complete
 
     create: Create[str, router.Stream] = signed(_create, _prepare, "create")
     acreate: Create[Coroutine[Any, Any, str], AsyncStream] = signed(_acreate, _prepare, "acreate")
@@ -591,27 +590,27 @@ class Hub:
         """Give ``call`` the hub's aiohttp session, for its candidates with an
         ``_acreate_completion``; and say whether every candidate has one (and aiohttp is
         installed), so that no worker thread serves the call."""
-        from ._routing import arouter
-
         call.asession = self._aiohttp_session
-        return arouter.native(candidates)
+        native: bool = _arouter().native(candidates)
+        return native
 
     def _astream(self, call: router.Call, candidates: list[Provider]) -> AsyncStream:
         """The asyncio stream of ``call``."""
-        from ._routing import arouter
-
+        arouter = _arouter()
+        stream: AsyncStream
         if self._native(call, candidates):
-            return arouter.NativeStream(call, candidates)
-        return arouter.AsyncStream(call, candidates)
+            stream = arouter.NativeStream(call, candidates)
+        else:
+            stream = arouter.AsyncStream(call, candidates)
+        return stream
 
     async def _acollect(
         self, call: router.Call, candidates: list[Provider], sink: Callable[[Piece], None]
     ) -> str:
         """``router.collect`` for asyncio."""
-        from ._routing import arouter
-
         self._native(call, candidates)
-        return await arouter.collect(call, candidates, sink)
+        served_by: str = await _arouter().collect(call, candidates, sink)
+        return served_by
 
     async def _aiohttp_session(self) -> Any:
         """The hub's ``aiohttp.ClientSession`` for the running event loop, made on first
@@ -671,6 +670,16 @@ class Hub:
             await asessions.aclose()
         await self.state.aclose()
         self.close()
+
+
+@functools.cache
+def _arouter() -> Any:
+    """:mod:`providerhub._routing.arouter`, imported on first use (it imports asyncio,
+    which only the asyncio API needs), then kept: an import statement in a function
+    costs about a microsecond a call."""
+    from ._routing import arouter
+
+    return arouter
 
 
 @functools.lru_cache(maxsize=16)

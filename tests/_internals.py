@@ -19,6 +19,7 @@ _WHERE = {
     "Assembler": ("providerhub._codecs.completions", "Assembler"),
     "CODEC": ("providerhub._codecs.openai_chat", "CODEC"),
     "Call": ("providerhub._codecs.base", "Call"),
+    "ChatStreamDecoder": ("providerhub._codecs.openai_chat", "ChatStreamDecoder"),
     "Chunker": ("providerhub._codecs.completions", "Chunker"),
     "Claim": ("providerhub._state.health", "Claim"),
     "DISCONNECT_EXTENSION": ("providerhub.server._app", "DISCONNECT_EXTENSION"),

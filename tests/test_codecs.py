@@ -11,7 +11,7 @@ import pytest
 import providerhub
 from providerhub.types import Finish, FunctionDelta, Reasoning, ToolCallDelta, Usage
 
-from ._internals import CODEC, Call, Request, _speedups
+from ._internals import CODEC, Call, ChatStreamDecoder, Request, _speedups
 
 HI = [{"role": "user", "content": "Hi"}]
 URL = "https://user:s3cretpass@api.example/v1/chat/completions"
@@ -128,6 +128,95 @@ def test_malformed_events_and_oversized_ones_are_typed_errors() -> None:
         assert decoder.feed(_event({"content": "a"}) + tail) == ["a"]
         with pytest.raises(providerhub.ProviderResponseError, match="larger than 100 bytes"):
             decoder.end()
+
+
+def _both_ways(chunks: list[bytes], max_event_bytes: int = 1 << 20) -> list[Any]:
+    """What a decoder gives for ``chunks`` (pieces, then the error or the end), checked
+    to be what one gives that parses every event in full; and whether the first read a
+    chunk by its template."""
+    results = []
+    for templates in (True, False):
+        decoder = ChatStreamDecoder("p", URL, [KEY], max_event_bytes, True, templates)
+        got: list[Any] = []
+        try:
+            for chunk in chunks:
+                got += decoder.feed(chunk)
+                if decoder.done:
+                    break
+            got += decoder.end()
+        except providerhub.ProviderError as exc:
+            got.append((type(exc), str(exc)))
+        got.append((decoder.started, decoder.done))
+        results.append((got, decoder._template is not None))
+    (fast, learned), (full, _) = results
+    assert fast == full
+    return [*fast, learned]
+
+
+def _chunk(content: Any, **fields: Any) -> bytes:
+    """A text event as OpenAI sends it: id, time, model and empty fields around it."""
+    doc = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "system_fingerprint": None,
+        "choices": [
+            {"index": 0, "delta": {"content": content}, "logprobs": None, "finish_reason": None}
+        ],
+        **fields,
+    }
+    return b"data: " + json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_text_events_read_by_their_template_give_what_the_full_parse_gives() -> None:
+    texts = ["Hello", " wörld", "", " 🌍", "a\nb", 'say "hi"', "back\\slash", "tab\t"]
+    events = [_chunk(t) + b"\n\n" for t in texts]
+    done = b"data: [DONE]\n\n"
+    # Escapes as a server that writes ASCII only sends them, a lone surrogate (which
+    # orjson refuses and the standard library reads), bytes that are not UTF-8, a raw
+    # control character (not JSON), a field that changes, usage on a text event, an
+    # index other than 0, a finish: each against the template of the events before it.
+    odd = [
+        _chunk("x").replace(b'"x"', b'"\\u00e9t\\u00e9"'),
+        _chunk("x").replace(b'"x"', b'"\\ud800"'),
+        _chunk("x").replace(b'"x"', b'"\xff\xfeok"'),
+        _chunk("x").replace(b'"x"', b'"a\x01b"'),
+        _chunk("x").replace(b'"m"', b'"m2"'),
+        _chunk("x", usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}),
+        _chunk("x").replace(b'"index":0', b'"index":1'),
+        _chunk("x").replace(b'"finish_reason":null', b'"finish_reason":"stop"'),
+    ]
+    for extra in odd:
+        stream = [*events, extra + b"\n\n", events[0], done]
+        result = _both_ways(stream)
+        assert result[-1], "the events after the first were read by the template"
+        assert result[:3] == ["Hello", " wörld", " 🌍"]
+    # Several events to a chunk, split anywhere: the same pieces.
+    whole = b"".join([*events, *odd[:4], events[1], done])
+    for cut in range(1, len(whole), 3):
+        result = _both_ways([events[0], whole[:cut], whole[cut:]])
+        assert result[:2] == ["Hello", "Hello"] and result[-1]
+    # A whole stream in one chunk: the events after the first text are read by template;
+    # before it, a usage-only event and an empty text (the stream has not begun).
+    usage = b'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":0}}\n\n'
+    assert _both_ways([b"".join([*events, *odd[:4], done])])[-1]
+    assert _both_ways([usage + events[2] + events[0], usage + events[2]])[-1]
+    assert _both_ways([usage + events[2]])[-2:] == [(False, False), False]  # not begun
+    # An event past max_event_bytes is refused either way.
+    assert "larger than" in str(_both_ways([*events, _chunk("y" * 400) + b"\n\n"], 300))
+
+
+def test_a_template_is_not_taken_where_another_field_could_hold_the_text() -> None:
+    # The text of the delta written with an escape, the same text plainly in another
+    # "content": that one would be taken for the text, so no template is learned.
+    lure = _chunk("x", logprobs={"content": "hi"}).replace(b'"x"', b'"\\u0068i"')
+    other = _chunk("x", logprobs={"content": "bye"}).replace(b'"x"', b'"\\u0068i"')
+    result = _both_ways([lure + b"\n\n", other + b"\n\n", b"data: [DONE]\n\n"])
+    assert result[:2] == ["hi", "hi"] and not result[-1]
+    # A document that holds NaN: the same bytes never parse equal, no template.
+    nan = _chunk("x", x=1).replace(b'"x":1', b'"x":NaN')
+    assert not _both_ways([nan + b"\n\n", nan + b"\n\n"])[-1]
 
 
 def test_encode_makes_the_request_and_names_what_cannot_be_sent() -> None:

@@ -28,6 +28,7 @@ from ..errors import (
 from ..types import Finish, FunctionDelta, Piece, Reasoning, ToolCallDelta, Usage
 from .base import Call, Request, body_too_large, media_type, status_error
 from .sse import EventTooLargeError, SSEParser
+from .template import TextTemplate, learn
 from .toolcalls import ToolCallStream, tool_calls_of
 
 __all__ = [
@@ -394,6 +395,11 @@ def _error_answer(provider: str, answer: Any, url: str, secrets: list[str | None
     )
 
 
+LEARNING = 3
+"""Text events a stream's decoder tries to take a template from before it stops trying
+(a server whose events differ by more than their text, a counter or a random field)."""
+
+
 class ChatStreamDecoder:
     """The pieces of an OpenAI event stream, fed its body's bytes as they arrive
     (:class:`~providerhub._codecs.base.StreamDecoder`): until ``[DONE]``, each non-empty
@@ -404,17 +410,22 @@ class ChatStreamDecoder:
 
     :meth:`feed` runs once per chunk, and its loop once per event, hundreds of thousands
     of times a second on a fast server: the rare cases are in functions of their own, the
-    common one makes no call."""
+    common one makes no call. Once one text event was parsed, a chunk that is the same
+    bytes around another string is read by that template (:mod:`~providerhub._codecs.template`,
+    off with ``templates=False``), without a JSON parse."""
 
     __slots__ = (
         "_calls",
         "_error",
         "_finished",
+        "_learning",
         "_loads",
+        "_max_event",
         "_parser",
         "_provider",
         "_secrets",
         "_structured",
+        "_template",
         "_url",
         "done",
         "started",
@@ -427,6 +438,7 @@ class ChatStreamDecoder:
         secrets: list[str | None],
         max_event_bytes: int,
         structured: bool = True,
+        templates: bool = True,
     ) -> None:
         self._provider = provider
         self._url = url  # safe to show
@@ -437,6 +449,9 @@ class ChatStreamDecoder:
         self._finished = False  # a finish_reason came
         self._calls: ToolCallStream | None = None
         self._error: BaseException | None = None  # met after pieces; end() raises it
+        self._max_event = max_event_bytes
+        self._template: TextTemplate | None = None
+        self._learning = LEARNING if templates else 0  # text events left to learn from
         self.done = False
         self.started = False
 
@@ -444,89 +459,132 @@ class ChatStreamDecoder:
         if self.done:
             return []
         pieces: list[Piece] = []
-        append = pieces.append
-        structured = self._structured
-        loads = self._loads
-        parser = self._parser
-        too_large = None
         try:
-            lone = parser.lone_data(data)  # nearly every chunk: one event, no Event built
-            if lone is not None:
-                events: Iterable[tuple[str, str, str | None]] = ((lone, "message", None),)
-            else:
-                try:
-                    events = parser.feed(data)
-                except EventTooLargeError as exc:
-                    events = exc.events  # those before it first
-                    too_large = self._too_large(exc.limit)
-            for event, kind, _ in events:
-                if event == "[DONE]":
-                    self.done = True
+            parser = self._parser
+            while parser.at_rest():
+                template = self._template
+                if template is not None:
+                    # Nearly every chunk once the template is known: its events, or
+                    # those it starts with, need no parse; the rest is parsed.
+                    before = len(pieces)
+                    taken = template.take(data, pieces, self._max_event)
+                    if len(pieces) > before:
+                        self.started = True
+                    if taken < len(data):
+                        self._events(data[taken:], pieces)
                     return pieces
-                if kind == "error":
-                    raise self._error_event(event)
-                try:
-                    doc = loads(event)
-                except ValueError:
-                    doc = _standard_json(self._provider, event, self._url, self._secrets)
-                try:
-                    choice = doc["choices"][0]
-                except (KeyError, IndexError, TypeError):
-                    _check_choiceless(self._provider, doc, event, self._url, self._secrets)
-                    usage = _usage(doc.get("usage"))
-                    if usage is not None and structured:
-                        append(usage)
-                    continue  # a usage-only or keep-alive chunk
-                try:
-                    if choice.get("index", 0):
-                        choice = _first_choice(doc["choices"])
-                        if choice is None:
-                            continue  # a delta of another choice
-                    reason = choice.get("finish_reason")
-                    delta = choice.get("delta")
-                    text = delta.get("content") if delta else None
-                    if delta and ("tool_calls" in delta or "function_call" in delta):
-                        if self._calls is None:
-                            self._calls = ToolCallStream()
-                        fragments = self._calls.feed(delta)
-                    else:
-                        fragments = None
-                    if delta and "reasoning_content" in delta and structured:
-                        # vLLM's and DeepSeek's reasoning: kept out of the text
-                        thought = _reasoning(delta)
-                        if thought is not None:
-                            self.started = True
-                            append(thought)
-                except (AttributeError, TypeError, IndexError, KeyError, ValueError):
-                    raise _malformed(self._provider, event, self._url, self._secrets) from None
-                if text:
-                    if type(text) is not str:
-                        raise ProviderResponseError(
-                            self._provider,
-                            f"sent content of type {type(text).__name__}",
-                            url=self._url,
-                        )
-                    self.started = True
-                    append(text)
-                if fragments and structured:
-                    self.started = True
-                    pieces += fragments
-                if reason:
-                    self._finished = True
-                    if structured:
-                        append(Finish(str(reason)))
-                if structured and doc.get("usage"):
-                    usage = _usage(doc["usage"])
-                    if usage is not None:
-                        append(usage)
-            if too_large is not None:
-                raise too_large
+                if not self._learning:
+                    break
+                # Learning: one event at a time, so that the template learned from one
+                # reads the events after it in the same chunk.
+                end = data.find(b"\n\n") + 2
+                if not 2 <= end < len(data):
+                    break
+                if self._events(data[:end], pieces):
+                    return pieces  # the end marker: what follows is not read
+                data = data[end:]
+            self._events(data, pieces)
         except ProviderError as error:
             if not pieces:
                 raise
             self._error = error  # after the pieces before it: end() raises it
             self.done = True
         return pieces
+
+    def _events(self, data: bytes, pieces: list[Piece]) -> bool:
+        """Parse the events ``data`` completes, adding their pieces to ``pieces``; whether
+        the end marker came."""
+        append = pieces.append
+        structured = self._structured
+        loads = self._loads
+        parser = self._parser
+        too_large = None
+        lone = parser.lone_data(data)  # nearly every chunk: one event, no Event built
+        if lone is not None:
+            events: Iterable[tuple[str, str, str | None]] = ((lone, "message", None),)
+        else:
+            try:
+                events = parser.feed(data)
+            except EventTooLargeError as exc:
+                events = exc.events  # those before it first
+                too_large = self._too_large(exc.limit)
+        for event, kind, _ in events:
+            if event == "[DONE]":
+                self.done = True
+                return True
+            if kind == "error":
+                raise self._error_event(event)
+            try:
+                doc = loads(event)
+            except ValueError:
+                doc = _standard_json(self._provider, event, self._url, self._secrets)
+            try:
+                choice = doc["choices"][0]
+            except (KeyError, IndexError, TypeError):
+                _check_choiceless(self._provider, doc, event, self._url, self._secrets)
+                usage = _usage(doc.get("usage"))
+                if usage is not None and structured:
+                    append(usage)
+                continue  # a usage-only or keep-alive chunk
+            try:
+                if choice.get("index", 0):
+                    choice = _first_choice(doc["choices"])
+                    if choice is None:
+                        continue  # a delta of another choice
+                reason = choice.get("finish_reason")
+                delta = choice.get("delta")
+                text = delta.get("content") if delta else None
+                if delta and ("tool_calls" in delta or "function_call" in delta):
+                    if self._calls is None:
+                        self._calls = ToolCallStream()
+                    fragments = self._calls.feed(delta)
+                else:
+                    fragments = None
+                thinking = bool(delta) and "reasoning_content" in delta
+                if thinking and structured:
+                    # vLLM's and DeepSeek's reasoning: kept out of the text
+                    thought = _reasoning(delta)
+                    if thought is not None:
+                        self.started = True
+                        append(thought)
+            except (AttributeError, TypeError, IndexError, KeyError, ValueError):
+                raise _malformed(self._provider, event, self._url, self._secrets) from None
+            if text:
+                if type(text) is not str:
+                    raise ProviderResponseError(
+                        self._provider,
+                        f"sent content of type {type(text).__name__}",
+                        url=self._url,
+                    )
+                self.started = True
+                append(text)
+                # An event that carries reasoning too is no template: its reading skips it.
+                if self._learning and kind == "message" and not thinking:
+                    self._learn(event, text, doc)
+            if fragments and structured:
+                self.started = True
+                pieces += fragments
+            if reason:
+                self._finished = True
+                if structured:
+                    append(Finish(str(reason)))
+            if structured and doc.get("usage"):
+                usage = _usage(doc["usage"])
+                if usage is not None:
+                    append(usage)
+        if too_large is not None:
+            raise too_large
+        return False
+
+    def _learn(self, event: str, text: str, doc: Any) -> None:
+        """Take the bytes of ``event``, whose data gave ``text``, as the stream's template
+        (:mod:`~providerhub._codecs.template`) if they can be one: written as one
+        ``data:`` line, as servers send them."""
+        self._learning -= 1
+        raw = b"data: " + event.encode("utf-8", "surrogatepass") + b"\n\n"
+        self._template = learn(raw, text, doc, self._loads)
+        if self._template is not None:
+            self._learning = 0
 
     def end(self) -> list[Piece]:
         error = self._error

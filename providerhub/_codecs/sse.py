@@ -95,6 +95,10 @@ class SSEParser:
             raise
         return events
 
+    def at_rest(self) -> bool:
+        """Whether nothing is pending: the next chunk starts a line and an event."""
+        return not (self._pending or self._data or self._tail_cr or self._event)
+
     def lone_data(self, chunk: bytes) -> str | None:
         """The data of ``chunk`` when it is one whole ``data: ...`` event, with nothing
         pending around it, the shape of nearly every chunk of a completion stream from

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._timeout import Timeout
 from . import sync as transport
@@ -301,14 +301,30 @@ def _new_client_timeout(total: float | None, connect: float, read: float) -> aio
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
+@functools.cache
+def _lazy() -> Any:
+    """What the calls need that importing providerhub must not import (requests, through
+    :mod:`~providerhub._transports.session`; asyncio, through
+    :mod:`~providerhub._transports.lean`), imported on first use and then kept: an import
+    statement in a function costs about a microsecond a call."""
+    from types import SimpleNamespace
+
+    from . import lean
+    from .session import environment
+
+    return SimpleNamespace(
+        environment=environment,
+        pool_for=lean.pool_for,
+        LeanTransport=lean.LeanTransport,
+    )
+
+
 def proxy_for(url: str) -> str | None:
     """The proxy ``requests`` would send a request to ``url`` through, from the
     environment (``HTTPS_PROXY``, ``NO_PROXY``, ...), or None. Kept per url and values of
     those variables, as :mod:`providerhub._transports.session` keeps it per origin."""
-    from .session import environment
-
     # Kept per url, not per origin: no urlsplit per call (a provider has one url).
-    return _proxy_for(url, environment())
+    return _proxy_for(url, _lazy().environment())
 
 
 @functools.lru_cache(maxsize=256)
@@ -389,12 +405,12 @@ def transport_for(session: aiohttp.ClientSession) -> AsyncTransport:
     aiohttp's timeouts, and everything else through aiohttp; any other session through
     aiohttp alone."""
     fallback = AiohttpTransport(session)
-    from . import lean
-
+    lean = _lazy()
     pool = lean.pool_for(session)
     if pool is None:
         return fallback
-    return lean.LeanTransport(pool, fallback, proxy_for)
+    chosen: AsyncTransport = lean.LeanTransport(pool, fallback, proxy_for)
+    return chosen
 
 
 class AiohttpTransport:
