@@ -419,10 +419,12 @@ class Hub:
         auth: Auth,
         provider: ProviderChoice,
         needs: frozenset[str] = frozenset(),
+        ordered: bool = True,
     ) -> Plan:
         """:func:`router.plan <providerhub._routing.plan.plan>` over this hub's providers
         and breaker, as ``when_all_cooling`` says, the candidates in the order of the
-        model's routing strategy (unless the caller pinned providers, and their order)."""
+        model's routing strategy (unless the caller pinned providers, and their order;
+        or not ``ordered``: see :meth:`_order`)."""
         found = router.plan(
             self.registry,
             self.health,
@@ -433,9 +435,15 @@ class Hub:
             needs=needs,
             try_soonest=self._try_soonest,
         )
-        if provider is None and len(found.candidates) > 1:
-            self.routing.strategy(model).order(found.candidates, self.state.limiter)
+        if ordered:
+            self._order(model, provider, found.candidates)
         return found
+
+    def _order(self, model: str, provider: ProviderChoice, candidates: list[Provider]) -> None:
+        """Put ``candidates`` in the order of ``model``'s routing strategy, in place,
+        unless the caller pinned providers (``provider``), whose order holds."""
+        if provider is None and len(candidates) > 1:
+            self.routing.strategy(model).order(candidates, self.state.limiter)
 
     def _create(self, *args: Any, **kwargs: Any) -> str | router.Stream:
         """Complete ``messages`` with ``model``: the whole text, or with ``stream=True`` an
@@ -524,9 +532,14 @@ class Hub:
         :class:`~providerhub.types.Verbatim`."""
         model = validate_model(model)
         model, provider = router.resolve(self.registry, model, None)
-        candidates, _, _ = self._plan(model, stream=stream, auth=None, provider=provider)
+        candidates = self._plan(
+            model, stream=stream, auth=None, provider=provider, ordered=False
+        ).candidates
         if not candidates or not all(p.passes_through for p in candidates):
             return None
+        # Ordered only now: a strategy's order may count (a lowest-latency probe is sent
+        # once), and a request that is translated instead is planned again.
+        self._order(model, provider, candidates)
         call = router.Call(
             model,
             [],
