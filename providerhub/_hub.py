@@ -146,12 +146,15 @@ class Hub:
                 logger.warning("every model is routed in order: %s", problem)
         else:
             table, where = routing, "Hub(routing=...)"
+        routing_table = Routing(table, where)  # checked before a state holds connections
         self.state = resolve(state)
-        self.routing = Routing(table, where, clock=self.state.clock)
-        """Each model's routing strategy: :meth:`strategy` names it."""
         """Where the cooldowns and rate-limit counts are kept: in this process (the
         default), or shared through Redis (``PROVIDERHUB_REDIS_URL``, or ``state=`` a
         ``redis://`` URL or a :class:`providerhub.RedisState`)."""
+        routing_table.clock = self.state.clock
+        self.routing = routing_table
+        """Each model's routing strategy (:meth:`strategy` names it), made from
+        ``routing`` or the configuration file's ``[routing]`` table."""
         self.retries = retries
         """Default retries of each provider, per call: a count, or a ``urllib3`` ``Retry``
         for full control of the backoff."""

@@ -290,7 +290,8 @@ class _Spec:
 
 class Routing:
     """A hub's strategies: one per model, made on first use from the model's entry of
-    the table, or the table's default. ``clock`` measures ``lowest-latency``'s ages."""
+    the table, or the table's default. :attr:`clock` measures ``lowest-latency``'s ages
+    (the hub sets its state's)."""
 
     def __init__(
         self,
@@ -320,7 +321,8 @@ class Routing:
             self._specs[model] = _spec(
                 entry, None, _probe_after(entry, probe_after, at), at, fallback=self.default
             )
-        self._clock = clock
+        self.clock = clock
+        """What ``lowest-latency`` strategies made from now on read the time from."""
         self._busy = Busy()
         self._made: dict[str, Strategy] = {}
         self._lock = threading.Lock()
@@ -360,7 +362,7 @@ class Routing:
         if spec.name == "least-busy":
             return LeastBusy(self._busy)
         if spec.name == "lowest-latency":
-            return LowestLatency(spec.probe_after, self._clock)
+            return LowestLatency(spec.probe_after, self.clock)
         if spec.name == "usage-aware":
             return UsageAware()
         return Ordered()
