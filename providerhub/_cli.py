@@ -226,11 +226,13 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
             "available": [dataclasses.asdict(a) for a in hub.available],
             "disabled_plugins": hub.disabled_plugins,
             "alias_errors": hub.alias_errors,
+            "routing": _routing_rows(hub),
         }
         json.dump(doc, out, indent=2)
         out.write("\n")
         return 0
     _write_providers(out, rows)
+    _write_routing(out, _routing_rows(hub))
     _write_available(out, hub)
     _write_state(out, status)
     for name in hub.disabled_plugins:
@@ -286,6 +288,43 @@ def _write_providers(out: TextIO, rows: list[dict[str, Any]]) -> None:
                 f"  cooldown: {cooldown['remaining']:.0f} s left, after "
                 f"{cooldown['failures']} failures in a row (last: {cooldown['last_error']})\n"
             )
+
+
+def _routing_rows(hub: Hub) -> list[dict[str, Any]]:
+    """Each model that more than one provider serves, or that has a strategy of its own:
+    its routing strategy, its providers in registration order, and the share of first
+    tries each is configured to get (``weighted``; None for a strategy that learns)."""
+    configured = hub.routing.configured()
+    rows = []
+    for model, names in hub.models().items():
+        if len(names) < 2 and model not in configured:
+            continue
+        shares = hub.routing.strategy(model).shares(names)
+        rows.append(
+            {
+                "model": model,
+                "strategy": hub.strategy(model),
+                "providers": names,
+                "shares": shares,
+            }
+        )
+    return rows
+
+
+def _write_routing(out: TextIO, rows: list[dict[str, Any]]) -> None:
+    """The models of ``rows`` (:func:`_routing_rows`), one line each."""
+    if not rows:
+        return
+    out.write("\nrouting (strategy: providers, with each one's configured share):\n")
+    width = max(len(row["model"]) for row in rows)
+    for row in rows:
+        shares = row["shares"]
+        names = (
+            ", ".join(f"{n} {shares[n]:.0%}" for n in row["providers"])
+            if shares is not None
+            else ", ".join(row["providers"])
+        )
+        out.write(f"  {row['model'].ljust(width)}  {row['strategy']}: {names}\n")
 
 
 def _write_available(out: TextIO, hub: Hub) -> None:

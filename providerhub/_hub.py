@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from ._provider import Provider
 from ._redaction import one_line
 from ._registry import Registry
 from ._routing import router
+from ._routing.strategies import Routing
 from ._state.choose import resolve
 from ._state.health import Health
 from ._state.store import StateLike
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
     """A provider a plugin offered: its name, the variables, its url, its models."""
 
 DEFAULT_RETRIES = 2
+
+logger = logging.getLogger("providerhub")
 
 __all__ = ["Hub", "get_hub", "signed"]
 
@@ -111,7 +115,10 @@ class Hub:
     says what a call whose every candidate is cooling down gets: ``"refuse"`` (the
     default), :class:`ProvidersCoolingDownError` at once, nothing sent; ``"try-soonest"``,
     one attempt at the provider whose cooldown ends first; None follows
-    ``PROVIDERHUB_WHEN_ALL_COOLING``.
+    ``PROVIDERHUB_WHEN_ALL_COOLING``. ``routing`` gives each model its routing strategy
+    (ordered fallback, weighted, least-busy, lowest-latency, usage-aware), as the
+    ``[routing]`` table of the configuration file does, which is read when ``routing`` is
+    None (see docs/operations.md).
     """
 
     def __init__(
@@ -125,13 +132,29 @@ class Hub:
         max_cooldown: float = 600.0,
         state: StateLike = None,
         when_all_cooling: str | None = None,
+        routing: Mapping[str, Any] | None = None,
     ) -> None:
         self.when_all_cooling = settings.when_all_cooling(when_all_cooling)
         """``"refuse"`` or ``"try-soonest"``: see the class."""
+        table: Mapping[str, Any]
+        if routing is None:
+            from ._config_file import read_table
+
+            table, path, problem = read_table("routing")
+            where = f"{path} [routing]"
+            if problem:
+                logger.warning("every model is routed in order: %s", problem)
+        else:
+            table, where = routing, "Hub(routing=...)"
+        routing_table = Routing(table, where)  # checked before a state holds connections
         self.state = resolve(state)
         """Where the cooldowns and rate-limit counts are kept: in this process (the
         default), or shared through Redis (``PROVIDERHUB_REDIS_URL``, or ``state=`` a
         ``redis://`` URL or a :class:`providerhub.RedisState`)."""
+        routing_table.clock = self.state.clock
+        self.routing = routing_table
+        """Each model's routing strategy (:meth:`strategy` names it), made from
+        ``routing`` or the configuration file's ``[routing]`` table."""
         self.retries = retries
         """Default retries of each provider, per call: a count, or a ``urllib3`` ``Retry``
         for full control of the backoff."""
@@ -382,6 +405,11 @@ class Hub:
         model, provider = router.resolve(self.registry, model, provider)
         return self._plan(model, stream=stream, auth=auth, provider=provider).candidates
 
+    def strategy(self, model: str) -> str:
+        """The name of ``model``'s routing strategy (``ordered``, ``weighted``,
+        ``least-busy``, ``lowest-latency`` or ``usage-aware``), after aliases."""
+        return self.routing.spec_name(self.registry.unalias(model))
+
     @property
     def _try_soonest(self) -> bool:
         return self.when_all_cooling == "try-soonest"
@@ -394,10 +422,13 @@ class Hub:
         auth: Auth,
         provider: ProviderChoice,
         needs: frozenset[str] = frozenset(),
+        ordered: bool = True,
     ) -> Plan:
         """:func:`router.plan <providerhub._routing.plan.plan>` over this hub's providers
-        and breaker, as ``when_all_cooling`` says."""
-        return router.plan(
+        and breaker, as ``when_all_cooling`` says, the candidates in the order of the
+        model's routing strategy (unless the caller pinned providers, and their order;
+        or not ``ordered``: see :meth:`_order`)."""
+        found = router.plan(
             self.registry,
             self.health,
             model,
@@ -407,6 +438,15 @@ class Hub:
             needs=needs,
             try_soonest=self._try_soonest,
         )
+        if ordered:
+            self._order(model, provider, found.candidates)
+        return found
+
+    def _order(self, model: str, provider: ProviderChoice, candidates: list[Provider]) -> None:
+        """Put ``candidates`` in the order of ``model``'s routing strategy, in place,
+        unless the caller pinned providers (``provider``), whose order holds."""
+        if provider is None and len(candidates) > 1:
+            self.routing.strategy(model).order(candidates, self.state.limiter)
 
     def _create(self, *args: Any, **kwargs: Any) -> str | router.Stream:
         """Complete ``messages`` with ``model``: the whole text, or with ``stream=True`` an
@@ -474,6 +514,7 @@ class Hub:
             session=self.session,
             policy=router.RetryPolicy(self._retry(retries), self.retry_after_max),
             try_soonest=self._try_soonest,
+            strategy=self.routing.tracking(model),
         )
         return call, candidates
 
@@ -494,9 +535,14 @@ class Hub:
         :class:`~providerhub.types.Verbatim`."""
         model = validate_model(model)
         model, provider = router.resolve(self.registry, model, None)
-        candidates, _, _ = self._plan(model, stream=stream, auth=None, provider=provider)
+        candidates = self._plan(
+            model, stream=stream, auth=None, provider=provider, ordered=False
+        ).candidates
         if not candidates or not all(p.passes_through for p in candidates):
             return None
+        # Ordered only now: a strategy's order may count (a lowest-latency probe is sent
+        # once), and a request that is translated instead is planned again.
+        self._order(model, provider, candidates)
         call = router.Call(
             model,
             [],
@@ -511,6 +557,7 @@ class Hub:
             structured=True,
             try_soonest=self._try_soonest,
             operation="messages",
+            strategy=self.routing.tracking(model),
         )
         call.asession = self._aiohttp_session
         return call, candidates

@@ -37,6 +37,7 @@ SLOW_MODULES = frozenset(
         "test_server_lifecycle.py",  # serve processes started and stopped
         "test_server_limits.py",
         "test_server_redis.py",
+        "test_server_strategies.py",  # a serve process and the command line
         "test_shared_state.py",
         "test_testing_kit.py",  # runs pytest in subprocesses
         "test_transport_faults.py",  # stalls and trickles timed out

@@ -59,6 +59,8 @@ async def aclaim(call: Call, p: Provider, *, early: bool = False) -> Claim | Non
         if wait:
             call.refuse_at_limit(p, granted, wait)
             return None
+    if call.strategy is not None:
+        return call.strategy.claimed(p.name, granted)
     return granted
 
 
@@ -133,6 +135,8 @@ async def _aattempts(
         except BaseException:
             await _aio.aclose_pieces(pieces)
             raise
+        if call.strategy is not None:
+            call.strategy.answered(p.name, time.perf_counter() - started)
         return pieces, first, Attempt(attempt, started, granted)
 
 

@@ -61,6 +61,8 @@ def claim(call: Call, p: Provider, *, early: bool = False) -> Claim | None:
         if wait:
             call.refuse_at_limit(p, granted, wait)
             return None
+    if call.strategy is not None:
+        return call.strategy.claimed(p.name, granted)
     return granted
 
 
@@ -133,6 +135,8 @@ def _attempts(call: Call, p: Provider, granted: Claim) -> tuple[Iterator[Piece],
         except BaseException:
             _io.close_pieces(pieces)
             raise
+        if call.strategy is not None:
+            call.strategy.answered(p.name, time.perf_counter() - started)
         return pieces, first, Attempt(attempt, started, granted)
 
 

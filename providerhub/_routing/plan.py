@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .._registry import Registry
     from .._state.health import Claim, Health
     from .._state.limits import Limiter
+    from .strategies import Strategy
 
 __all__ = [
     "Answer",
@@ -362,6 +363,10 @@ class Call:
     (``_acreate_message``, asyncio only), whose pieces are
     :class:`~providerhub.types.Verbatim`. Everything else (claims, retries, fallback,
     limits) is the same loop's."""
+    strategy: Strategy | None = None
+    """The model's routing strategy when it learns from the calls (``least-busy``,
+    ``lowest-latency``): the loop tells it of each claim and first piece; None for the
+    others, which cost the loop nothing."""
     deadline: float | None = field(init=False)
     """When the call's total timeout runs out (``time.monotonic()``), or None."""
     refused: dict[str, str] = field(init=False, default_factory=dict)

@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["WINDOW", "Limiter", "Limits", "MemoryLimiter", "Refusal"]
+__all__ = ["WINDOW", "Limiter", "Limits", "MemoryLimiter", "Refusal", "share_left"]
 
 WINDOW = 60.0
 """The window rates are counted over, in seconds: ``rpm`` and ``tpm`` are per minute."""
@@ -88,6 +88,13 @@ class Limiter:
         has a ``tpm``)."""
         raise NotImplementedError
 
+    def headroom(self, key: str, limits: Limits) -> float:
+        """The share of ``limits`` left under ``key`` now, from 0.0 (at a limit) to 1.0
+        (nothing used, or no limit), the tighter of ``rpm`` and ``tpm``: what the
+        ``usage-aware`` routing strategy reads, from what the process knows, never
+        asking a shared store."""
+        return 1.0
+
 
 class _Window:
     __slots__ = ("admitted", "spent", "used")
@@ -133,6 +140,13 @@ class MemoryLimiter(Limiter):
             window.spent.append((now, tokens))
             window.used += tokens
 
+    def headroom(self, key: str, limits: Limits) -> float:
+        if not limits:
+            return 1.0
+        with self._lock:
+            window, _ = self._window(key)
+            return share_left(limits, len(window.admitted), window.used)
+
     def _window(self, key: str) -> tuple[_Window, float]:
         """``key``'s window, rid of what left it, and the time now (under the lock)."""
         window = self._windows.get(key)
@@ -147,3 +161,14 @@ class MemoryLimiter(Limiter):
         while spent and spent[0][0] <= horizon:
             window.used -= spent.popleft()[1]
         return window, now
+
+
+def share_left(limits: Limits, admitted: int, used: int) -> float:
+    """The share of ``limits`` left after ``admitted`` requests and ``used`` tokens (a
+    negative count: not known, so not counted)."""
+    left = 1.0
+    if limits.rpm is not None and admitted >= 0:
+        left = min(left, 1.0 - admitted / limits.rpm)
+    if limits.tpm is not None and used >= 0:
+        left = min(left, 1.0 - used / limits.tpm)
+    return max(left, 0.0)

@@ -75,6 +75,12 @@ class State:
     fail_closed: bool = False
     """Whether rate-limited calls are refused while the shared store cannot be used."""
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """What the state reads the time from, in seconds (the routing strategies that
+        learn over time read it too): :func:`time.monotonic`, or a test's clock."""
+        return time.monotonic
+
     def health(self, threshold: int, cooldown: float, max_cooldown: float) -> Health:
         """The breaker of a hub that has these settings (see :class:`~providerhub.Hub`)."""
         raise NotImplementedError
@@ -118,6 +124,10 @@ class MemoryState(State):
 
     def __repr__(self) -> str:
         return "<MemoryState>"
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
 
     def health(self, threshold: int, cooldown: float, max_cooldown: float) -> Health:
         return Health(threshold, cooldown, max_cooldown, self._clock)

@@ -36,7 +36,7 @@ import string
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 from .._timeout import DEFAULT_TIMEOUT, MAX_SECONDS, Timeout
@@ -148,21 +148,9 @@ def config_path(environ: dict[str, str] | None = None) -> Path:
     """providerhub's configuration file: ``PROVIDERHUB_CONFIG``, else
     ``providerhub/config.toml`` in the platform's configuration folder, the rule of the
     openai-compatible plugin (whose file it is too: each part reads its own table)."""
-    env = os.environ if environ is None else environ
-    named = env.get(CONFIG_VARIABLE, "")
-    if named:
-        return Path(named).expanduser()
-    home = str(Path.home())
-    base: PurePath
-    if sys.platform == "win32":
-        appdata = env.get("APPDATA")
-        base = PureWindowsPath(appdata) if appdata else PureWindowsPath(home, "AppData", "Roaming")
-    elif sys.platform == "darwin":
-        base = PurePosixPath(home, "Library", "Application Support")
-    else:
-        xdg = env.get("XDG_CONFIG_HOME", "")
-        base = PurePosixPath(xdg) if xdg.startswith("/") else PurePosixPath(home, ".config")
-    return Path(base / "providerhub" / "config.toml")
+    from .._config_file import config_path as found
+
+    return found(environ)
 
 
 def load(environ: dict[str, str] | None = None) -> ServerSettings:

@@ -57,6 +57,8 @@ class _Attempts:
 
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], int] = {}
+        self.won: dict[tuple[str, str], int] = {}
+        """Calls answered, by (model, provider): each provider's share of a model."""
         self._count_lock = threading.Lock()  # attempts end on the async API's threads too
 
     def observe(
@@ -65,10 +67,18 @@ class _Attempts:
         key = (provider, outcome)
         with self._count_lock:
             self.counts[key] = self.counts.get(key, 0) + 1
+            if outcome == "ok":
+                won = (model, provider)
+                self.won[won] = self.won.get(won, 0) + 1
 
     def snapshot(self) -> dict[tuple[str, str], int]:
         with self._count_lock:
             return dict(self.counts)
+
+    def shares(self) -> dict[tuple[str, str], int]:
+        """Calls answered, by (model, provider)."""
+        with self._count_lock:
+            return dict(self.won)
 
 
 ATTEMPTS = _Attempts()
@@ -150,6 +160,28 @@ class Metrics:
                 f'providerhub_provider_attempts_total{{provider="{_label(provider)}",'
                 f'outcome="{_label(outcome)}"}} {count}'
             )
+        out += [
+            "# HELP providerhub_provider_calls_won_total Calls a provider answered, by "
+            "model: each provider's share of a model's traffic.",
+            "# TYPE providerhub_provider_calls_won_total counter",
+        ]
+        for (model, provider), count in sorted(ATTEMPTS.shares().items()):
+            out.append(
+                f'providerhub_provider_calls_won_total{{model="{_label(model)}",'
+                f'provider="{_label(provider)}"}} {count}'
+            )
+        out += [
+            "# HELP providerhub_routing_strategy The routing strategy of each model more "
+            "than one provider serves, or given one of its own (always 1).",
+            "# TYPE providerhub_routing_strategy gauge",
+        ]
+        configured = hub.routing.configured()
+        for model, names in hub.models().items():
+            if len(names) > 1 or model in configured:
+                out.append(
+                    f'providerhub_routing_strategy{{model="{_label(model)}",'
+                    f'strategy="{hub.strategy(model)}"}} 1'
+                )
         out += [
             "# HELP providerhub_provider_cooldown_seconds Seconds left of a provider's "
             "cooldown (0: it takes calls; a probe under way counts as 0).",

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from ... import _settings as settings
-from ..limits import WINDOW, Limiter, Limits, MemoryLimiter, Refusal
+from ..limits import WINDOW, Limiter, Limits, MemoryLimiter, Refusal, share_left
 from .connections import Down, Link
 from .scripts import SPEND, TAKE, Script, hash_tag
 
@@ -44,6 +44,9 @@ class RedisLimiter(Limiter):
         self._spender_lock = threading.Lock()
         self._owner = uuid.uuid4().hex[:12]
         self._keys: dict[str, tuple[str, str]] = {}
+        # key -> (when, requests, tokens) in the window, as the last TAKE of the key from
+        # this process saw them: the mirror headroom() reads, with no round trip.
+        self._seen: dict[str, tuple[float, int, int]] = {}
 
     def keys(self, key: str) -> tuple[str, str]:
         """The sorted set of admissions and the hash of tokens of ``key``."""
@@ -57,20 +60,40 @@ class RedisLimiter(Limiter):
     def take(self, key: str, limits: Limits) -> float:
         args = self._take_args(limits)
         try:
-            wait_ms = self._link.run(lambda r: self._take(keys=self.keys(key), args=args, client=r))
+            answer = self._link.run(lambda r: self._take(keys=self.keys(key), args=args, client=r))
         except Down:
             return self._unshared(key, limits)
-        return int(wait_ms) / 1000
+        return self._mirror(key, answer)
 
     async def atake(self, key: str, limits: Limits) -> float:
         args = self._take_args(limits)
         try:
-            wait_ms = await self._link.arun(
+            answer = await self._link.arun(
                 lambda r: self._take.acall(keys=self.keys(key), args=args, client=r)
             )
         except Down:
             return self._unshared(key, limits)
-        return int(wait_ms) / 1000
+        return self._mirror(key, answer)
+
+    def _mirror(self, key: str, answer: Any) -> float:
+        """The seconds to wait that TAKE's ``answer`` says, keeping the counts it gives."""
+        wait_ms, admitted, used = (int(v) for v in answer)
+        self._seen[key] = (time.monotonic(), admitted, used)
+        return wait_ms / 1000
+
+    def headroom(self, key: str, limits: Limits) -> float:
+        """The share of ``limits`` left, as the last request under ``key`` from this
+        process saw the shared counts (Redis is not asked: a routing decision costs no
+        round trip); counts a window old are forgotten. While Redis cannot be reached,
+        the process's own counts."""
+        if not limits:
+            return 1.0
+        if not self._link.up:
+            return self._local.headroom(key, limits)
+        seen = self._seen.get(key)
+        if seen is None or time.monotonic() - seen[0] >= WINDOW:
+            return 1.0
+        return share_left(limits, seen[1], seen[2])
 
     def _take_args(self, limits: Limits) -> list[object]:
         # The pid too: a forked child counts on from its parent's number, and the same

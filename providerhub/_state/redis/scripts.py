@@ -92,19 +92,22 @@ return 0
 
 # KEYS[1] the sorted set of admissions, KEYS[2] the hash of tokens per second (a field per
 # second, in ms, plus 't', their total, and 'o', the oldest second).
-# ARGV: rpm (-1: none), tpm (-1: none), window ms, a unique member. Returns 0 when the
-# request is admitted (and counted), else the ms to wait.
+# ARGV: rpm (-1: none), tpm (-1: none), window ms, a unique member. Returns {wait, n,
+# used}: wait 0 when the request is admitted (and counted), else the ms to wait; n the
+# requests in the window and used the tokens (-1 where not counted), which the limiter
+# keeps as its mirror of the shared counts (RedisLimiter.headroom).
 TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rpm = tonumber(ARGV[1])
 local tpm = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
+local used = -1
 if tpm >= 0 then
   -- 't' is the total of the buckets, 'o' the oldest bucket: a look at two fields, unless
   -- a bucket has left the window (once a second at most), when the buckets are recounted.
   local h = redis.call('HMGET', KEYS[2], 't', 'o')
-  local used = tonumber(h[1] or '0')
+  used = tonumber(h[1] or '0')
   local oldest = tonumber(h[2] or '-1')
   if oldest >= 0 and oldest + 1000 <= now - window then
     local buckets = redis.call('HGETALL', KEYS[2])
@@ -139,9 +142,9 @@ if tpm >= 0 then
     table.sort(live, function(a, b) return a[1] < b[1] end)
     for _, e in ipairs(live) do
       used = used - e[2]
-      if used < tpm then return math.max(1, e[1] + 1000 + window - now) end
+      if used < tpm then return {math.max(1, e[1] + 1000 + window - now), -1, tpm} end
     end
-    return window
+    return {window, -1, tpm}
   end
 end
 if rpm >= 0 then
@@ -149,12 +152,13 @@ if rpm >= 0 then
   local n = redis.call('ZCARD', KEYS[1])
   if n >= rpm then
     local edge = redis.call('ZRANGE', KEYS[1], n - rpm, n - rpm, 'WITHSCORES')
-    return math.max(1, tonumber(edge[2]) + window - now)
+    return {math.max(1, tonumber(edge[2]) + window - now), rpm, used}
   end
   redis.call('ZADD', KEYS[1], now, ARGV[4])
   redis.call('PEXPIRE', KEYS[1], window)
+  return {0, n + 1, used}
 end
-return 0
+return {0, -1, used}
 """
 
 
