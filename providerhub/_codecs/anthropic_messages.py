@@ -55,8 +55,18 @@ from ..errors import (
     StreamInterruptedError,
 )
 from ..types import Finish, FunctionDelta, Piece, Reasoning, ToolCallDelta, Usage, Verbatim
-from .base import Call, Request, body_too_large, media_type, status_error
-from .openai_chat import _encode, _json_loads, _secrets, _standard_json
+from .base import (
+    Call,
+    Request,
+    call_status_error,
+    check_auth,
+    json_request,
+    media_type,
+    read_document,
+    request_headers,
+    text_only,
+)
+from .jsonbody import json_loads, standard_json
 from .sse import EventTooLargeError, SSEParser
 
 __all__ = [
@@ -125,9 +135,7 @@ class AnthropicMessages:
         if isinstance(extra, str):  # one name, not its letters
             extra = (extra,)
         _check_parameters(provider, params, extra)
-        auth = call.auth
-        if auth is not None and (not isinstance(auth, str) or not auth):
-            raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
+        check_auth(call)
         system, messages = _messages(provider, call.messages)
         body: dict[str, Any] = {
             "model": call.model,
@@ -142,23 +150,7 @@ class AnthropicMessages:
                 body[key] = params[key]
         if call.stream:
             body["stream"] = True
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if call.stream else "application/json",
-            "anthropic-version": ANTHROPIC_VERSION,
-        }
-        if call.headers:
-            headers.update(call.headers)
-        if auth:
-            headers["x-api-key"] = auth
-        return Request(
-            "POST",
-            call.endpoint,
-            headers,
-            _encode(provider, body),
-            _secrets(auth, call.headers, call.endpoint),
-            call,
-        )
+        return json_request(call, body, _headers(call, {"anthropic-version": ANTHROPIC_VERSION}))
 
     def streams(self, request: Request, content_type: str | None) -> bool:
         """An event stream when one was asked for and the server sends one."""
@@ -170,15 +162,17 @@ class AnthropicMessages:
         """The pieces of a whole Message (without ``structured``, its text only), or the
         error an HTML page, text that is not JSON, an error document or a body past
         ``max_body_bytes`` is."""
-        call = request.call
-        if len(body) > call.max_body_bytes:
-            raise body_too_large(call.provider, url, call.max_body_bytes)
-        shown = safe_url(url)
-        doc = _document(call.provider, body, status, media_type(content_type), shown, request)
-        pieces = _message_pieces(call.provider, doc, shown, request.secrets)
-        if call.structured:
-            return pieces
-        return [piece for piece in pieces if type(piece) is str]
+        doc = read_document(
+            request,
+            url,
+            status,
+            content_type,
+            body,
+            html_hint="likely a proxy's or a login page; check the url, or use another provider",
+            json_hint="the url may not be an Anthropic Messages endpoint",
+        )
+        pieces = _message_pieces(request.call.provider, doc, safe_url(url), request.secrets)
+        return text_only(request, pieces)
 
     def decoder(self, request: Request, url: str) -> MessagesStreamDecoder:
         call = request.call
@@ -199,21 +193,14 @@ class AnthropicMessages:
         showing the body's ``error.type`` and ``error.message`` and the ``request-id``;
         HTTP 529 and an ``overloaded_error`` are transient, as 503 is."""
         kind, message = _error_of(body)
-        said: bytes | str = body
+        said = message
         if message is not None:
             said = f"{kind}: {message}" if kind else message
             request_id = headers.get("request-id")
             if request_id:
                 said += f" (request-id {request_id})"
-        error = status_error(
-            request.call.provider,
-            status,
-            reason,
-            url,
-            headers.get("Retry-After"),
-            said,
-            request.secrets,
-            credential_variable=request.call.credential_variable,
+        error = call_status_error(
+            request, url, status, reason, headers.get("Retry-After"), body, said
         )
         if status == 529 or kind == "overloaded_error":
             error.transient = True  # Anthropic's "overloaded": a later try may well pass
@@ -225,6 +212,13 @@ CODEC = AnthropicMessages()
 
 
 # -- requests --------------------------------------------------------------------------------
+
+
+def _headers(call: Call, fixed: dict[str, str]) -> dict[str, str]:
+    """The request's headers: the credential goes in ``x-api-key``."""
+    return request_headers(
+        call.stream, call.headers, call.auth, fixed=fixed, auth_header="x-api-key", scheme=""
+    )
 
 
 def _check_parameters(provider: str, params: Mapping[str, Any], extra: Collection[str]) -> None:
@@ -490,31 +484,6 @@ def _tool_result(provider: str, number: int, message: dict[str, Any]) -> dict[st
 # -- answers ---------------------------------------------------------------------------------
 
 
-def _document(
-    provider: str, raw: bytes, status: int, content_type: str, url: str, request: Request
-) -> Any:
-    """The JSON document of a whole answer, or the error an HTML page or text that is not
-    JSON is."""
-    if content_type == "text/html" or raw.lstrip()[:1] == b"<":
-        raise ProviderResponseError(
-            provider,
-            f"answered with an HTML page instead of JSON (HTTP {status})",
-            url=url,
-            body=excerpt(raw, request.secrets),
-            hint="likely a proxy's or a login page; check the url, or use another provider",
-        )
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise ProviderResponseError(
-            provider,
-            "answered with something that is not JSON",
-            url=url,
-            body=excerpt(raw, request.secrets) or "(empty body)",
-            hint="the url may not be an Anthropic Messages endpoint",
-        ) from None
-
-
 def _message_pieces(provider: str, doc: Any, url: str, secrets: list[str | None]) -> list[Piece]:
     """The pieces of a whole Message: thinking, text and tool calls in the order of its
     content blocks, then its usage and its finish reason."""
@@ -676,7 +645,7 @@ class MessagesStreamDecoder:
         self._secrets = secrets
         self._structured = structured
         self._parser = SSEParser(max_event_bytes)
-        self._loads = _json_loads()
+        self._loads = json_loads()
         self._blocks: dict[int, list[Any]] = {}
         """Open content blocks by index: [type, tool index, arguments sent]."""
         self._tools = 0
@@ -707,7 +676,7 @@ class MessagesStreamDecoder:
                 try:
                     doc = self._loads(text)
                 except ValueError:
-                    doc = _standard_json(self._provider, text, self._url, self._secrets)
+                    doc = standard_json(self._provider, text, self._url, self._secrets)
                 if name == "error" or (isinstance(doc, dict) and doc.get("type") == "error"):
                     raise _error_answer(
                         self._provider, doc, self._url, self._secrets, interrupted=True
@@ -846,29 +815,12 @@ class NativeMessages:
         body["model"] = call.model
         if call.stream:
             body["stream"] = True
-        auth = call.auth
-        if auth is not None and (not isinstance(auth, str) or not auth):
-            raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if call.stream else "application/json",
-            "anthropic-version": ANTHROPIC_VERSION,
-        }
+        check_auth(call)
+        fixed = {"anthropic-version": ANTHROPIC_VERSION}
         betas = call.params.get("betas")
         if isinstance(betas, str) and betas:
-            headers["anthropic-beta"] = betas
-        if call.headers:
-            headers.update(call.headers)
-        if auth:
-            headers["x-api-key"] = auth
-        return Request(
-            "POST",
-            call.endpoint,
-            headers,
-            _encode(provider, body),
-            _secrets(auth, call.headers, call.endpoint),
-            call,
-        )
+            fixed["anthropic-beta"] = betas
+        return json_request(call, body, _headers(call, fixed))
 
     def streams(self, request: Request, content_type: str | None) -> bool:
         return CODEC.streams(request, content_type)

@@ -53,8 +53,18 @@ from ..errors import (
     StreamInterruptedError,
 )
 from ..types import Finish, FunctionDelta, Piece, ToolCallDelta, Usage
-from .base import Call, Request, body_too_large, media_type, status_error
-from .openai_chat import _REFUSED, _encode, _json_loads, _json_or_refused, _secrets
+from .base import (
+    Call,
+    Request,
+    call_status_error,
+    check_auth,
+    json_request,
+    media_type,
+    read_document,
+    request_headers,
+    text_only,
+)
+from .jsonbody import json_loads, standard_json
 from .sse import EventTooLargeError, SSEParser
 from .toolcalls import new_call_id
 
@@ -147,9 +157,7 @@ class Gemini:
         if isinstance(extra, str):  # one name, not its letters
             extra = (extra,)
         _check_parameters(provider, call.params, extra)
-        auth = call.auth
-        if auth is not None and (not isinstance(auth, str) or not auth):
-            raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
+        check_auth(call)
         params = {**(call.defaults or {}), **call.params}
         body = _body(provider, call.messages, params)
         for name in extra:  # top-level fields of Gemini's own (safetySettings, ...)
@@ -157,22 +165,10 @@ class Gemini:
                 body[name] = params[name]
         action = ":streamGenerateContent?alt=sse" if call.stream else ":generateContent"
         url = f"{call.endpoint}/{_model_segment(provider, call.model)}{action}"
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if call.stream else "application/json",
-        }
-        if call.headers:
-            headers.update(call.headers)
-        if auth:
-            headers["x-goog-api-key"] = auth
-        return Request(
-            "POST",
-            url,
-            headers,
-            _encode(provider, body),
-            _secrets(auth, call.headers, call.endpoint),
-            call,
+        headers = request_headers(
+            call.stream, call.headers, call.auth, auth_header="x-goog-api-key", scheme=""
         )
+        return json_request(call, body, headers, url)
 
     def streams(self, request: Request, content_type: str | None) -> bool:
         """An event stream when one was asked for and the server sends one; a JSON
@@ -187,26 +183,16 @@ class Gemini:
         (without ``structured``, text only); the error an HTML page, a body that is not
         JSON, an error document or one past ``max_body_bytes`` is."""
         call = request.call
-        if len(body) > call.max_body_bytes:
-            raise body_too_large(call.provider, url, call.max_body_bytes)
+        doc = read_document(
+            request,
+            url,
+            status,
+            content_type,
+            body,
+            html_hint="check the url: it should be the Gemini API's base url",
+            json_hint="the url may not be a Gemini API endpoint",
+        )
         shown = safe_url(url)
-        if media_type(content_type) == "text/html" or body.lstrip()[:1] == b"<":
-            raise ProviderResponseError(
-                call.provider,
-                f"answered with an HTML page instead of JSON (HTTP {status})",
-                url=shown,
-                body=excerpt(body, request.secrets),
-                hint="check the url: it should be the Gemini API's base url",
-            )
-        doc = _json_or_refused(body)
-        if doc is _REFUSED:
-            raise ProviderResponseError(
-                call.provider,
-                "answered with something that is not JSON",
-                url=shown,
-                body=excerpt(body, request.secrets) or "(empty body)",
-                hint="the url may not be a Gemini API endpoint",
-            )
         reader = _Reader(call.provider, shown, request.secrets)
         pieces: list[Piece] = []
         for item in doc if isinstance(doc, list) else [doc]:
@@ -231,9 +217,7 @@ class Gemini:
             pieces.append(reader.usage)
         if reader.finish is not None:
             pieces.append(reader.finish)
-        if call.structured:
-            return pieces
-        return [piece for piece in pieces if type(piece) is str]
+        return text_only(request, pieces)
 
     def decoder(self, request: Request, url: str) -> GeminiStreamDecoder:
         call = request.call
@@ -262,16 +246,7 @@ class Gemini:
         retry_after = headers.get("Retry-After") or (
             _retry_delay(found) if found is not None else None
         )
-        err = status_error(
-            call.provider,
-            status,
-            reason,
-            url,
-            retry_after,
-            said if said is not None else body,
-            request.secrets,
-            credential_variable=call.credential_variable,
-        )
+        err = call_status_error(request, url, status, reason, retry_after, body, said)
         if found is None or status != 400:
             return err
         if "API_KEY_INVALID" in _error_reasons(found):
@@ -799,7 +774,7 @@ class GeminiStreamDecoder:
         self._secrets = secrets
         self._structured = structured
         self._parser = SSEParser(max_event_bytes)
-        self._loads = _json_loads()
+        self._loads = json_loads()
         self._reader = _Reader(provider, url, secrets)
         self._sent_finish = False
         self._error: BaseException | None = None  # met after pieces; end() raises it
@@ -840,15 +815,7 @@ class GeminiStreamDecoder:
         try:
             doc = self._loads(data)
         except ValueError:
-            try:
-                doc = json.loads(data)
-            except ValueError:
-                raise ProviderResponseError(
-                    self._provider,
-                    "sent an event that is not JSON",
-                    url=self._url,
-                    body=excerpt(data, self._secrets),
-                ) from None
+            doc = standard_json(self._provider, data, self._url, self._secrets)
         if isinstance(doc, dict) and "error" in doc:
             raise StreamInterruptedError(
                 self._provider,
