@@ -58,6 +58,7 @@ from ..types import Finish, FunctionDelta, Piece, Reasoning, ToolCallDelta, Usag
 from .base import (
     Call,
     Request,
+    StreamDecoder,
     call_status_error,
     check_auth,
     json_request,
@@ -66,7 +67,7 @@ from .base import (
     request_headers,
     text_only,
 )
-from .jsonbody import json_loads, standard_json
+from .eventstream import EventStreamDecoder
 from .sse import EventTooLargeError, SSEParser
 
 __all__ = [
@@ -174,11 +175,8 @@ class AnthropicMessages:
         pieces = _message_pieces(request.call.provider, doc, safe_url(url), request.secrets)
         return text_only(request, pieces)
 
-    def decoder(self, request: Request, url: str) -> MessagesStreamDecoder:
-        call = request.call
-        return MessagesStreamDecoder(
-            call.provider, safe_url(url), request.secrets, call.max_event_bytes, call.structured
-        )
+    def decoder(self, request: Request, url: str) -> StreamDecoder:
+        return MessagesStreamDecoder(request, url)
 
     def error(
         self,
@@ -608,7 +606,7 @@ def _text(value: Any) -> str:
     return value
 
 
-class MessagesStreamDecoder:
+class MessagesStreamDecoder(EventStreamDecoder):
     """The pieces of a Messages event stream, fed its body's bytes as they arrive
     (:class:`~providerhub._codecs.base.StreamDecoder`): text deltas, tool calls as OpenAI
     streams them (id and name in a call's first fragment, then pieces of its arguments),
@@ -617,97 +615,45 @@ class MessagesStreamDecoder:
     Events of kinds it does not know are passed over, as the API's versioning policy
     asks of clients."""
 
-    __slots__ = (
-        "_blocks",
-        "_error",
-        "_loads",
-        "_parser",
-        "_provider",
-        "_secrets",
-        "_structured",
-        "_tools",
-        "_url",
-        "_usage",
-        "done",
-        "started",
-    )
+    __slots__ = ("_blocks", "_tools", "_usage", "started")
 
-    def __init__(
-        self,
-        provider: str,
-        url: str,
-        secrets: list[str | None],
-        max_event_bytes: int,
-        structured: bool = True,
-    ) -> None:
-        self._provider = provider
-        self._url = url  # safe to show
-        self._secrets = secrets
-        self._structured = structured
-        self._parser = SSEParser(max_event_bytes)
-        self._loads = json_loads()
+    def __init__(self, request: Request, url: str, *, structured: bool | None = None) -> None:
+        super().__init__(request, url, structured=structured)
         self._blocks: dict[int, list[Any]] = {}
         """Open content blocks by index: [type, tool index, arguments sent]."""
         self._tools = 0
         self._usage: dict[str, int] = {}
-        self._error: BaseException | None = None  # met after pieces; end() raises it
-        self.done = False
         self.started = False
 
     def feed(self, data: bytes) -> list[Piece]:
-        if self.done:
-            return []
-        pieces: list[Piece] = []
-        too_large = None
-        try:
-            try:
-                events = self._parser.feed(data)
-            except EventTooLargeError as exc:
-                events = exc.events  # those before it first
-                too_large = ProviderResponseError(
-                    self._provider,
-                    f"sent an event larger than {exc.limit} bytes",
-                    url=self._url,
-                    hint="raise max_event_bytes if such events are expected",
-                )
-            for text, name, _ in events:
-                if name == "ping":
-                    continue
-                try:
-                    doc = self._loads(text)
-                except ValueError:
-                    doc = standard_json(self._provider, text, self._url, self._secrets)
-                if name == "error" or (isinstance(doc, dict) and doc.get("type") == "error"):
-                    raise _error_answer(
-                        self._provider, doc, self._url, self._secrets, interrupted=True
-                    )
-                if not isinstance(doc, dict):
-                    raise ProviderResponseError(
-                        self._provider, "sent an event that is not a JSON object", url=self._url
-                    )
-                if doc.get("type") == "message_stop":
-                    self.done = True
-                    break  # the answer is whole: what follows is not read
-                try:
-                    self._event(doc, pieces)
-                except (KeyError, TypeError, AttributeError, ValueError):
-                    raise _malformed(
-                        self._provider, f"a {name} event", text, self._url, self._secrets
-                    ) from None
-            if too_large is not None and not self.done:
-                raise too_large
-        except ProviderError as error:
-            if not pieces:
-                raise
-            self._error = error  # after the pieces before it: end() raises it
-            self.done = True
+        pieces = super().feed(data)
         if pieces:
             self.started = True
             if not self._structured:
                 pieces = [piece for piece in pieces if type(piece) is str]
         return pieces
 
-    def _event(self, doc: dict[str, Any], pieces: list[Piece]) -> None:
+    def _event(self, data: str, name: str, pieces: list[Piece]) -> bool:
+        if name == "ping":
+            return False
+        doc = self._json(data)
+        if name == "error" or (isinstance(doc, dict) and doc.get("type") == "error"):
+            raise _error_answer(self._provider, doc, self._url, self._secrets, interrupted=True)
+        if not isinstance(doc, dict):
+            raise ProviderResponseError(
+                self._provider, "sent an event that is not a JSON object", url=self._url
+            )
+        if doc.get("type") == "message_stop":
+            return True
+        try:
+            self._read(doc, pieces)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            raise _malformed(
+                self._provider, f"a {name} event", data, self._url, self._secrets
+            ) from None
+        return False
+
+    def _read(self, doc: dict[str, Any], pieces: list[Piece]) -> None:
         """Add the pieces of one event, ``doc``, to ``pieces``."""
         kind = doc["type"]
         if kind == "content_block_delta":
@@ -769,25 +715,16 @@ class MessagesStreamDecoder:
             if isinstance(reason, str) and reason:
                 pieces.append(Finish(FINISH_REASONS.get(reason, reason)))
 
-    def end(self) -> list[Piece]:
-        error = self._error
-        if error is not None:
-            self._error = None
-            raise error
+    def _ended(self) -> list[Piece]:
         if not self.done:
-            raise StreamInterruptedError(
-                self._provider,
-                f"the stream from {self._url} ended before message_stop",
-                url=self._url,
-                hint="the answer is incomplete: try again",
-            )
+            raise self._interrupted("ended before message_stop")
         return []
 
 
 # -- passing Messages through ----------------------------------------------------------------
 
 
-class NativeMessages:
+class NativeMessages(AnthropicMessages):
     """Anthropic's Messages API spoken natively, for a client that speaks it too (the
     gateway's ``/v1/messages``): the request the client sent goes out as it is (its
     ``cache_control``, ``thinking``, ``top_k`` and blocks untouched), with the provider's
@@ -822,34 +759,17 @@ class NativeMessages:
             fixed["anthropic-beta"] = betas
         return json_request(call, body, _headers(call, fixed))
 
-    def streams(self, request: Request, content_type: str | None) -> bool:
-        return CODEC.streams(request, content_type)
-
     def decode(
         self, request: Request, url: str, status: int, content_type: str | None, body: bytes
     ) -> list[Piece]:
         """The document, checked as :meth:`AnthropicMessages.decode` checks it (an error
         document raises), then passed on whole, after its usage."""
-        pieces = CODEC.decode(request, url, status, content_type, body)
+        pieces = super().decode(request, url, status, content_type, body)
         return [*(p for p in pieces if type(p) is Usage), Verbatim(body)]
 
     def decoder(self, request: Request, url: str) -> NativeStreamDecoder:
-        call = request.call
-        watcher = MessagesStreamDecoder(
-            call.provider, safe_url(url), request.secrets, call.max_event_bytes, True
-        )
-        return NativeStreamDecoder(watcher, call.max_event_bytes)
-
-    def error(
-        self,
-        request: Request,
-        url: str,
-        status: int,
-        reason: str | None,
-        headers: Mapping[str, str],
-        body: bytes,
-    ) -> ProviderError:
-        return CODEC.error(request, url, status, reason, headers, body)
+        watcher = MessagesStreamDecoder(request, url, structured=True)
+        return NativeStreamDecoder(watcher, request.call.max_event_bytes)
 
 
 class NativeStreamDecoder:

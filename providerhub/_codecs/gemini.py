@@ -39,7 +39,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -50,7 +50,6 @@ from ..errors import (
     InvalidRequestError,
     ProviderError,
     ProviderResponseError,
-    StreamInterruptedError,
 )
 from ..types import Finish, FunctionDelta, Piece, ToolCallDelta, Usage
 from .base import (
@@ -64,8 +63,7 @@ from .base import (
     request_headers,
     text_only,
 )
-from .jsonbody import json_loads, standard_json
-from .sse import EventTooLargeError, SSEParser
+from .eventstream import EventStreamDecoder
 from .toolcalls import new_call_id
 
 __all__ = [
@@ -220,10 +218,7 @@ class Gemini:
         return text_only(request, pieces)
 
     def decoder(self, request: Request, url: str) -> GeminiStreamDecoder:
-        call = request.call
-        return GeminiStreamDecoder(
-            call.provider, safe_url(url), request.secrets, call.max_event_bytes, call.structured
-        )
+        return GeminiStreamDecoder(request, url)
 
     def error(
         self,
@@ -740,7 +735,7 @@ def _usage(found: Any) -> Usage | None:
     return Usage(*counts, total if type(total) is int else None)
 
 
-class GeminiStreamDecoder:
+class GeminiStreamDecoder(EventStreamDecoder):
     """The pieces of a Gemini event stream (``alt=sse``), fed its body's bytes as they
     arrive (:class:`~providerhub._codecs.base.StreamDecoder`): each event a
     ``GenerateContentResponse``, whose text and tool calls are given as they come, its
@@ -748,104 +743,37 @@ class GeminiStreamDecoder:
     text only. The stream has no end marker: it ends with the body, and one that ends
     without a ``finishReason`` raises :class:`StreamInterruptedError`."""
 
-    __slots__ = (
-        "_error",
-        "_loads",
-        "_parser",
-        "_provider",
-        "_reader",
-        "_secrets",
-        "_sent_finish",
-        "_structured",
-        "_url",
-        "done",
-    )
+    __slots__ = ("_reader", "_sent_finish")
 
-    def __init__(
-        self,
-        provider: str,
-        url: str,
-        secrets: list[str | None],
-        max_event_bytes: int,
-        structured: bool = True,
-    ) -> None:
-        self._provider = provider
-        self._url = url  # safe to show
-        self._secrets = secrets
-        self._structured = structured
-        self._parser = SSEParser(max_event_bytes)
-        self._loads = json_loads()
-        self._reader = _Reader(provider, url, secrets)
+    def __init__(self, request: Request, url: str) -> None:
+        super().__init__(request, url)
+        self._reader = _Reader(self._provider, self._url, self._secrets)
         self._sent_finish = False
-        self._error: BaseException | None = None  # met after pieces; end() raises it
-        self.done = False
 
     @property
     def started(self) -> bool:
         return self._reader.started
 
-    def feed(self, data: bytes) -> list[Piece]:
-        if self.done:
-            return []
-        pieces: list[Piece] = []
-        too_large = None
-        try:
-            try:
-                events: Iterable[Any] = self._parser.feed(data)
-            except EventTooLargeError as exc:
-                events = exc.events  # those before it first
-                too_large = ProviderResponseError(
-                    self._provider,
-                    f"sent an event larger than {exc.limit} bytes",
-                    url=self._url,
-                    hint="raise max_event_bytes if such events are expected",
-                )
-            for event in events:
-                pieces += self._event(event.data)
-            if too_large is not None:
-                raise too_large
-        except ProviderError as error:
-            if not pieces:
-                raise
-            self._error = error  # after the pieces before it: end() raises it
-            self.done = True
-        return pieces
-
-    def _event(self, data: str) -> list[Piece]:
-        try:
-            doc = self._loads(data)
-        except ValueError:
-            doc = standard_json(self._provider, data, self._url, self._secrets)
+    def _event(self, data: str, name: str, pieces: list[Piece]) -> bool:
+        doc = self._json(data)
         if isinstance(doc, dict) and "error" in doc:
-            raise StreamInterruptedError(
-                self._provider,
-                f"the stream from {self._url} broke off with an error",
-                url=self._url,
-                body=excerpt(_error_said(doc) or data, self._secrets),
-                hint="the answer is incomplete: try again",
-            )
+            said = excerpt(_error_said(doc) or data, self._secrets)
+            raise self._interrupted("broke off with an error", said)
         reader = self._reader
-        pieces = reader.read(doc)
+        found = reader.read(doc)
         if not self._structured:
-            return [piece for piece in pieces if type(piece) is str]
+            pieces.extend(piece for piece in found if type(piece) is str)
+            return False
+        pieces.extend(found)
         if reader.finish is not None and not self._sent_finish:
             self._sent_finish = True
             pieces.append(reader.finish)
-        return pieces
+        return False  # no end marker: the stream ends with the body
 
-    def end(self) -> list[Piece]:
-        error = self._error
-        if error is not None:
-            self._error = None
-            raise error
+    def _ended(self) -> list[Piece]:
         reader = self._reader
         if reader.finish is None:
-            raise StreamInterruptedError(
-                self._provider,
-                f"the stream from {self._url} ended before a finishReason",
-                url=self._url,
-                hint="the answer is incomplete: try again",
-            )
+            raise self._interrupted("ended before a finishReason")
         if self._structured and reader.usage is not None:
             return [reader.usage]
         return []
