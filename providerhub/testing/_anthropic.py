@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._server import OpenAIServer, RecordedRequest, Reply, _Handler
+from ._server import _EVENT_STREAM, OpenAIServer, RecordedRequest, Reply, _Handler
 
 __all__ = ["ERROR_TYPES", "AnthropicReply", "AnthropicServer"]
 
@@ -236,18 +236,7 @@ class _MessagesHandler(_Handler):
         super()._send(status, body, ctype, {"request-id": self._request_id, **headers})
 
     def _answer(self, reply: Reply, request: dict[str, Any], recorded: RecordedRequest) -> None:
-        stopping = self.server.owner._stopping
-        if reply.fault is not None and reply.after is None:
-            if reply.fault == "reset":
-                self._reset()
-                return
-            if reply.fault == "stall":
-                stopping.wait(reply.delay)
-        if reply.body is not None:
-            content = reply.body(recorded) if callable(reply.body) else reply.body
-            raw = content.encode() if isinstance(content, str) else content
-            ctype = reply.content_type or "application/octet-stream"
-            self._send(reply.status, raw, ctype, reply.headers)
+        if self._scripted(reply, recorded):
             return
         model = str(request.get("model"))
         chunks = list(reply.chunks) if reply.chunks is not None else _echo(request, model)
@@ -290,16 +279,8 @@ class _MessagesHandler(_Handler):
         }
 
     def _event_stream(self, reply: Reply, chunks: list[str], request: dict[str, Any]) -> None:
-        stopping = self.server.owner._stopping
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("request-id", self._request_id)
         self._split = isinstance(reply, AnthropicReply) and reply.split
-        for key, value in reply.headers.items():
-            self.send_header(key, value)
-        self.end_headers()
+        self._stream_head(reply, {**_EVENT_STREAM, "request-id": self._request_id})
         usage = _usage(reply, request, chunks)
         started = {**self._message(reply, request, []), "content": [], "stop_reason": None}
         started["usage"] = {**usage, "output_tokens": 1}
@@ -326,12 +307,8 @@ class _MessagesHandler(_Handler):
                 {"index": index, "content_block": {"type": "text", "text": ""}},
             )
             for number, text in enumerate(chunks):
-                if reply.fault is not None and reply.after == number and self._fault(reply):
+                if self._before_chunk(reply, number):
                     return
-                if reply.wait is not None and reply.after == number:
-                    reply.wait.wait(30)
-                if reply.chunk_delay:
-                    stopping.wait(reply.chunk_delay)
                 self._delta(index, {"type": "text_delta", "text": text})
             self._sse("content_block_stop", {"index": index})
             index += 1

@@ -273,17 +273,7 @@ class _GeminiHandler(_Handler):
         return True
 
     def _answer_gemini(self, reply: GeminiReply, asked: _Asked, recorded: RecordedRequest) -> None:
-        if reply.fault is not None and reply.after is None:
-            if reply.fault == "reset":
-                self._reset()
-                return
-            if reply.fault == "stall":
-                self.owner._stopping.wait(reply.delay)
-        if reply.body is not None:
-            content = reply.body(recorded) if callable(reply.body) else reply.body
-            raw = content.encode() if isinstance(content, str) else content
-            ctype = reply.content_type or "application/octet-stream"
-            self._send(reply.status, raw, ctype, reply.headers)
+        if self._scripted(reply, recorded):
             return
         chunks = _chunks(reply, asked)
         if asked.stream:
@@ -293,13 +283,8 @@ class _GeminiHandler(_Handler):
         self._send(reply.status, json.dumps(whole, indent=2).encode(), _JSON, reply.headers)
 
     def _stream_gemini(self, reply: GeminiReply, chunks: list[dict[str, Any]]) -> None:
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Content-Disposition", "attachment")
-        self.send_header("Transfer-Encoding", "chunked")
-        for key, value in reply.headers.items():
-            self.send_header(key, value)
-        self.end_headers()
+        head = {"Content-Type": "text/event-stream", "Content-Disposition": "attachment"}
+        self._stream_head(reply, head)
         for index, chunk in enumerate(chunks):
             if reply.fault is not None and reply.after == index and self._gemini_fault(reply):
                 return
