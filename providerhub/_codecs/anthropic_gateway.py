@@ -16,11 +16,12 @@ answers with.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidRequestError
+from .bridge import BridgedRequest, ChunkEvents, Dumps, compact, read_stream
 from .completions import new_id
 
 __all__ = [
@@ -32,8 +33,6 @@ __all__ = [
     "error_type",
     "message_document",
 ]
-
-Dumps = Callable[[Any], bytes]
 
 _FIELDS = frozenset(
     {
@@ -79,21 +78,12 @@ _ERROR_TYPES = {
 
 
 @dataclass
-class MessagesRequest:
+class MessagesRequest(BridgedRequest):
     """A ``POST /v1/messages`` request read: the chat completion to make (``chat``, with
     ``model``, ``messages`` and ``stream``), and the request as the client sent it
     (``original``), for a provider that speaks Messages itself."""
 
-    chat: dict[str, Any]
     original: dict[str, Any]
-
-    @property
-    def model(self) -> str:
-        return str(self.chat["model"])
-
-    @property
-    def stream(self) -> bool:
-        return bool(self.chat.get("stream"))
 
 
 def chat_request(doc: Any) -> MessagesRequest:
@@ -133,12 +123,7 @@ def chat_request(doc: Any) -> MessagesRequest:
     for index, turn in enumerate(turns):
         messages.extend(_turn(turn, f"messages.{index}"))
     chat: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
-    stream = doc.get("stream", False)
-    if not isinstance(stream, bool):
-        raise InvalidRequestError("stream: must be true or false", param="stream")
-    if stream:
-        chat["stream"] = True
-        chat["stream_options"] = {"include_usage": True}
+    read_stream(doc, chat, "stream: must be true or false")
     for name in ("temperature", "top_p"):
         if doc.get(name) is not None:
             chat[name] = doc[name]
@@ -398,11 +383,7 @@ def message_document(completion: Mapping[str, Any], request: MessagesRequest) ->
     }
 
 
-def _compact(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-class MessageEvents:
+class MessageEvents(ChunkEvents):
     """The Messages event stream of one streamed chat completion, as Server-Sent Events
     (``event: <type>`` and ``data: <json>``), fed the chat stream as it arrives.
 
@@ -415,7 +396,7 @@ class MessageEvents:
     """
 
     def __init__(
-        self, request: MessagesRequest, *, model: str | None = None, dumps: Dumps = _compact
+        self, request: MessagesRequest, *, model: str | None = None, dumps: Dumps = compact
     ) -> None:
         self._dumps = dumps
         self.id = new_id("msg_")
@@ -476,24 +457,6 @@ class MessageEvents:
                 + b'"delta":{"type":"text_delta","text":'
             )
         return b"".join((out, self._text_head, self._dumps(delta), b"}}\n\n"))
-
-    def chunk(self, chunk: Mapping[str, Any]) -> bytes:
-        """The events of a chat completion chunk ``chunk`` (its JSON form): its text and
-        tool-call fragments; its usage and finish reason go to :meth:`finish`."""
-        if chunk.get("usage"):
-            self._usage = chunk["usage"]
-        out = b""
-        for choice in chunk.get("choices") or ():
-            if choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                out += self.text(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                out += self._call(call)
-            if choice.get("finish_reason"):
-                self._finish = choice["finish_reason"]
-        return out
 
     def _call(self, call: Mapping[str, Any]) -> bytes:
         index = call.get("index", 0)
