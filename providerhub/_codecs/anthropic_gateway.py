@@ -16,7 +16,7 @@ answers with.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,9 +173,7 @@ def _turn(turn: Any, where: str) -> list[dict[str, Any]]:
     # tool messages, which come first; the rest of the turn follows as a user message.
     found: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
-    for number, block in enumerate(content):
-        spot = f"{where}.content.{number}"
-        kind = block.get("type") if isinstance(block, dict) else None
+    for spot, kind, block in _blocks(content, where):
         if kind == "tool_result":
             found.append(_tool_result(block, spot))
         elif kind == "text":
@@ -196,12 +194,18 @@ def _turn(turn: Any, where: str) -> list[dict[str, Any]]:
     return found
 
 
+def _blocks(content: list[Any], where: str) -> Iterator[tuple[str, str | None, Any]]:
+    """Each block of a turn's ``content``: where it stands (for an error), its type, the
+    block."""
+    for number, block in enumerate(content):
+        kind = block.get("type") if isinstance(block, dict) else None
+        yield f"{where}.content.{number}", kind, block
+
+
 def _assistant(content: list[Any], where: str) -> dict[str, Any]:
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
-    for number, block in enumerate(content):
-        spot = f"{where}.content.{number}"
-        kind = block.get("type") if isinstance(block, dict) else None
+    for spot, kind, block in _blocks(content, where):
         if kind == "text":
             texts.append(_text(block, spot))
         elif kind == "tool_use":
