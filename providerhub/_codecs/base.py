@@ -1,5 +1,7 @@
-"""What a wire dialect's codec is: the values and the two interfaces every codec has, and
-the HTTP status policy they share.
+"""What a wire dialect's codec is: the values and the two interfaces every codec has, the
+HTTP status policy they share, and the steps every codec takes (the credential checked,
+the headers, the JSON request with its secrets, a whole answer read), for a codec to call
+rather than to write again.
 
 A codec does no I/O: no sockets, no clocks, no timeouts. It turns a :class:`Call` (the
 OpenAI-shaped parameters of a chat completion) into a :class:`Request` (method, url,

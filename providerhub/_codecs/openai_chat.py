@@ -25,6 +25,9 @@ from ..errors import (
 )
 from ..types import Finish, FunctionDelta, Piece, Reasoning, ToolCallDelta, Usage
 from .base import Call, Request, body_too_large, media_type, status_error
+
+# The steps every dialect shares, under the names this module's code (and the tests, and
+# code written against it) has always used.
 from .base import request_headers as _request_headers
 from .base import request_secrets as _secrets
 from .jsonbody import REFUSED as _REFUSED
