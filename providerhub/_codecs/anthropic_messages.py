@@ -42,7 +42,6 @@ transient, so the router retries them.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
@@ -61,10 +60,12 @@ from .base import (
     StreamDecoder,
     call_status_error,
     check_auth,
+    extra_parameters,
     json_request,
     media_type,
     read_document,
     request_headers,
+    stray_parameter,
     text_only,
 )
 from .eventstream import EventStreamDecoder
@@ -132,9 +133,7 @@ class AnthropicMessages:
         cannot be translated or sent (see the module's docstring)."""
         provider = call.provider
         params = {**(call.defaults or {}), **call.params}
-        extra = call.extra_parameters
-        if isinstance(extra, str):  # one name, not its letters
-            extra = (extra,)
+        extra = extra_parameters(call)
         _check_parameters(provider, params, extra)
         check_auth(call)
         system, messages = _messages(provider, call.messages)
@@ -220,12 +219,10 @@ def _headers(call: Call, fixed: dict[str, str]) -> dict[str, str]:
 
 
 def _check_parameters(provider: str, params: Mapping[str, Any], extra: Collection[str]) -> None:
-    for key in params:
-        if key in MESSAGES_PARAMETERS or key in extra:
-            continue
+    stray = stray_parameter(params, MESSAGES_PARAMETERS, extra)
+    if stray is not None:
+        key, tip = stray
         known = sorted(MESSAGES_PARAMETERS.union(extra))
-        close = difflib.get_close_matches(key, known, n=1)
-        tip = f"; did you mean {close[0]!r}?" if close else ""
         raise InvalidRequestError(
             f"{provider} (Anthropic's Messages API) cannot take the parameter {key!r}{tip}: "
             f"it takes {', '.join(known)}; leave {key!r} out",

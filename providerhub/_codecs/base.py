@@ -13,7 +13,8 @@ or a typed error. A driver (:mod:`providerhub._http`) moves the bytes over a tra
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import difflib
+from collections.abc import Collection, Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Any, NamedTuple, Protocol
@@ -41,6 +42,7 @@ __all__ = [
     "body_too_large",
     "call_status_error",
     "check_auth",
+    "extra_parameters",
     "json_request",
     "media_type",
     "parse_retry_after",
@@ -48,6 +50,7 @@ __all__ = [
     "request_headers",
     "request_secrets",
     "status_error",
+    "stray_parameter",
     "text_only",
 ]
 
@@ -171,6 +174,27 @@ def check_auth(call: Call) -> None:
     auth = call.auth
     if auth is not None and (not isinstance(auth, str) or not auth):
         raise InvalidRequestError(f"the credential for {call.provider} must be a non-empty string")
+
+
+def extra_parameters(call: Call) -> Collection[str]:
+    """The parameters beyond the dialect's own that ``call``'s endpoint takes: one name
+    given as a string is that name, not its letters."""
+    extra = call.extra_parameters
+    return (extra,) if isinstance(extra, str) else extra
+
+
+def stray_parameter(
+    params: Iterable[str], known: Collection[str], extra: Collection[str]
+) -> tuple[str, str] | None:
+    """The first of ``params`` that is neither ``known`` to the dialect nor among
+    ``extra``, with the tip naming the closest of them (``"; did you mean 'x'?"``, as
+    :func:`~providerhub._validation.did_you_mean` words it: that module is above the
+    codecs), for the codec's error; None when there is none."""
+    for key in params:
+        if key not in known and key not in extra:
+            close = difflib.get_close_matches(key, sorted({*known, *extra}), n=1)
+            return key, f"; did you mean {close[0]!r}?" if close else ""
+    return None
 
 
 def request_headers(

@@ -36,7 +36,6 @@ counts as its ``Retry-After``, and a 400 ``API_KEY_INVALID`` is an
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Collection, Mapping
@@ -57,10 +56,12 @@ from .base import (
     Request,
     call_status_error,
     check_auth,
+    extra_parameters,
     json_request,
     media_type,
     read_document,
     request_headers,
+    stray_parameter,
     text_only,
 )
 from .eventstream import EventStreamDecoder
@@ -151,9 +152,7 @@ class Gemini:
         part Gemini has no form for, a ``tool`` message answering no call, or a value JSON
         cannot carry."""
         provider = call.provider
-        extra = call.extra_parameters
-        if isinstance(extra, str):  # one name, not its letters
-            extra = (extra,)
+        extra = extra_parameters(call)
         _check_parameters(provider, call.params, extra)
         check_auth(call)
         params = {**(call.defaults or {}), **call.params}
@@ -268,12 +267,9 @@ CODEC = Gemini()
 
 
 def _check_parameters(provider: str, params: Mapping[str, Any], extra: Collection[str]) -> None:
-    for key in params:
-        if key in GEMINI_PARAMETERS or key in extra:
-            continue
-        known = sorted(GEMINI_PARAMETERS.union(extra))
-        close = difflib.get_close_matches(key, known, n=1)
-        tip = f"; did you mean {close[0]!r}?" if close else ""
+    stray = stray_parameter(params, GEMINI_PARAMETERS, extra)
+    if stray is not None:
+        key, tip = stray
         raise InvalidRequestError(
             f"{provider} does not take the parameter {key!r}{tip} (Gemini's codec "
             f"translates: {', '.join(sorted(GEMINI_PARAMETERS))}"

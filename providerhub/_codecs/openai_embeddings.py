@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import difflib
 import json
 import struct
 from array import array
@@ -32,9 +31,11 @@ from .base import (
     StreamDecoder,
     call_status_error,
     check_auth,
+    extra_parameters,
     json_request,
     read_document,
     request_headers,
+    stray_parameter,
 )
 from .openai_chat import error_message
 
@@ -173,17 +174,13 @@ def from_base64(text: str) -> list[float]:
 def check_parameters(call: Call) -> None:
     """:class:`InvalidRequestError` for a parameter of ``call`` that is not an embeddings
     field (:data:`EMBEDDING_PARAMETERS`) nor among its ``extra_parameters``."""
-    params = call.params
-    unknown = [
-        k for k in params if k not in EMBEDDING_PARAMETERS and k not in call.extra_parameters
-    ]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], sorted(EMBEDDING_PARAMETERS), n=1)
-        tip = f"; did you mean {close[0]!r}?" if close else ""
+    stray = stray_parameter(call.params, EMBEDDING_PARAMETERS, extra_parameters(call))
+    if stray is not None:
+        key, tip = stray
         raise InvalidRequestError(
-            f"{call.provider} does not take the embeddings parameter {unknown[0]!r}{tip} "
+            f"{call.provider} does not take the embeddings parameter {key!r}{tip} "
             f"(it takes: {', '.join(sorted(EMBEDDING_PARAMETERS))})",
-            param=unknown[0],
+            param=key,
         )
 
 
