@@ -140,12 +140,7 @@ class _MessagesHandler(_Handler):
         owner = self.server.owner
         assert isinstance(owner, AnthropicServer)
         self._request_id = f"req_local_{owner._next_id():06d}"
-        with owner._lock:
-            owner.requests.append(
-                RecordedRequest(
-                    "GET", self.path, dict(self.headers.items()), b"", self.client_address[:2]
-                )
-            )
+        owner._keep(self._recorded())
         if self.path.split("?")[0].rstrip("/") != "/v1/models":
             self._refuse(404, "not_found_error", f"Not found: {self.path}")
             return
@@ -172,25 +167,20 @@ class _MessagesHandler(_Handler):
         self._send(200, json.dumps(page).encode(), "application/json", {})
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
         owner = self.server.owner
         assert isinstance(owner, AnthropicServer)
         number = owner._next_id()
-        recorded = RecordedRequest(
-            "POST", self.path, dict(self.headers.items()), body, self.client_address[:2]
-        )
+        recorded = self._recorded()
+        body = recorded.body
         self._request_id = f"req_local_{number:06d}"
         self._message_id = f"msg_local_{number:06d}"
         if self.path.split("?")[0].rstrip("/") != "/v1/messages":
-            with owner._lock:
-                owner.requests.append(recorded)
+            owner._keep(recorded)
             self._refuse(404, "not_found_error", f"Not found: {self.path}")
             return
         refused = self._refusal(owner, body)
         if refused is not None:
-            with owner._lock:
-                owner.requests.append(recorded)
+            owner._keep(recorded)
             self._refuse(*refused)
             return
         reply = owner._next_reply(recorded)

@@ -159,11 +159,6 @@ class GeminiServer(OpenAIServer):
         self.start()
         return self
 
-    def _refused(self, request: RecordedRequest) -> None:
-        """Keep a request that was answered without a scripted reply."""
-        with self._lock:
-            self.requests.append(request)
-
 
 def _error_info(reason: str) -> dict[str, Any]:
     return {
@@ -195,21 +190,16 @@ class _GeminiHandler(_Handler):
         return found
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        recorded = RecordedRequest(
-            "POST", self.path, dict(self.headers.items()), raw, self.client_address[:2]
-        )
-        asked = self._checked(recorded, raw)
+        recorded = self._recorded()
+        asked = self._checked(recorded, recorded.body)
         if asked is None:
-            self.owner._refused(recorded)
+            self.owner._keep(recorded)
             return
         reply = _as_gemini(self.owner._next_reply(recorded))
         self._answer_gemini(reply, asked, recorded)
 
     def do_GET(self) -> None:
-        recorded = RecordedRequest("GET", self.path, dict(self.headers.items()), b"")
-        self.owner._refused(recorded)  # a list takes no scripted reply either
+        self.owner._keep(self._recorded())  # a list takes no scripted reply either
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         if not _LIST.match(parts.path):

@@ -237,6 +237,11 @@ class OpenAIServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def _keep(self, request: RecordedRequest) -> None:
+        """Keep a request that is answered without a scripted reply (refused, or a list)."""
+        with self._lock:
+            self.requests.append(request)
+
     def _next_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
             self.requests.append(request)
@@ -279,13 +284,18 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read :attr:`OpenAIServer.requests` instead of a log."""
 
-    def do_POST(self) -> None:
+    def _recorded(self) -> RecordedRequest:
+        """The request being handled, its body read (``Content-Length`` bytes)."""
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        owner = self.server.owner
-        recorded = RecordedRequest(
-            "POST", self.path, dict(self.headers.items()), body, self.client_address[:2]
+        return RecordedRequest(
+            self.command, self.path, dict(self.headers.items()), body, self.client_address[:2]
         )
+
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        recorded = self._recorded()
+        body = recorded.body
         path = self.path.rstrip("/")
         if not path.endswith(("/chat/completions", "/embeddings")):
             self._send(404, b'{"error": {"message": "not found"}}', "application/json", {})
