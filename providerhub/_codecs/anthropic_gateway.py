@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidRequestError
-from .bridge import BridgedRequest, ChunkEvents, Dumps, compact, read_stream
+from .bridge import (
+    BridgedRequest,
+    ChunkEvents,
+    Dumps,
+    cached_tokens,
+    compact,
+    read_answer,
+    read_stream,
+)
 from .completions import new_id
 
 __all__ = [
@@ -330,7 +338,7 @@ def _tool_choice(choice: Any) -> dict[str, Any]:
 
 def _usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
     usage = usage or {}
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    cached = cached_tokens(usage)
     return {
         "input_tokens": max((usage.get("prompt_tokens") or 0) - cached, 0),
         "output_tokens": usage.get("completion_tokens") or 0,
@@ -359,20 +367,17 @@ def message_document(completion: Mapping[str, Any], request: MessagesRequest) ->
     answered ``request``: a text block, a ``tool_use`` block per tool call (``input``
     parsed from its arguments, its chat id kept), ``stop_reason`` and usage (cached
     prompt tokens as ``cache_read_input_tokens``)."""
-    choices = completion.get("choices") or [{}]
-    message = choices[0].get("message") or {}
+    answer = read_answer(completion)
     content: list[dict[str, Any]] = []
-    if message.get("content"):
-        content.append({"type": "text", "text": message["content"]})
-    calls = message.get("tool_calls") or []
-    for call in calls:
-        function = call.get("function") or {}
+    if answer.text:
+        content.append({"type": "text", "text": answer.text})
+    for call in answer.calls:
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id") or new_id("toolu_"),
-                "name": function.get("name") or "",
-                "input": _input(function.get("arguments") or ""),
+                "id": call.id or new_id("toolu_"),
+                "name": call.name,
+                "input": _input(call.arguments),
             }
         )
     return {
@@ -381,7 +386,7 @@ def message_document(completion: Mapping[str, Any], request: MessagesRequest) ->
         "role": "assistant",
         "model": completion.get("model") or request.model,
         "content": content,
-        "stop_reason": _stop_reason(choices[0].get("finish_reason"), bool(calls)),
+        "stop_reason": _stop_reason(answer.finish, bool(answer.calls)),
         "stop_sequence": None,
         "usage": _usage(completion.get("usage")),
     }

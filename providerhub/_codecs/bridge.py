@@ -9,11 +9,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import InvalidRequestError
 
-__all__ = ["BridgedRequest", "ChunkEvents", "Dumps", "compact", "read_stream"]
+__all__ = [
+    "BridgedRequest",
+    "ChatAnswer",
+    "ChunkEvents",
+    "Dumps",
+    "ToolCall",
+    "cached_tokens",
+    "compact",
+    "read_answer",
+    "read_stream",
+]
 
 Dumps = Callable[[Any], bytes]
 """How an event writer writes JSON (the gateway passes its fastest)."""
@@ -50,6 +60,42 @@ class BridgedRequest:
     @property
     def stream(self) -> bool:
         return bool(self.chat.get("stream"))
+
+
+class ToolCall(NamedTuple):
+    """A tool call of a chat answer: its chat id (None when the answer gave none), its
+    function's name and its JSON arguments ("" when they are missing)."""
+
+    id: str | None
+    name: str
+    arguments: str
+
+
+class ChatAnswer(NamedTuple):
+    """A whole chat completion's first choice, as the document writers read it."""
+
+    text: Any
+    """The message's content (None or "" for none)."""
+    calls: list[ToolCall]
+    finish: str | None
+
+
+def read_answer(completion: Mapping[str, Any]) -> ChatAnswer:
+    """The first choice of the chat completion ``completion`` (its JSON form)."""
+    choices = completion.get("choices") or [{}]
+    message = choices[0].get("message") or {}
+    calls = []
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        calls.append(
+            ToolCall(call.get("id"), function.get("name") or "", function.get("arguments") or "")
+        )
+    return ChatAnswer(message.get("content"), calls, choices[0].get("finish_reason"))
+
+
+def cached_tokens(usage: Mapping[str, Any]) -> int:
+    """The prompt tokens a chat ``usage`` says were read from the provider's cache."""
+    return (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
 
 
 class ChunkEvents:

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidRequestError
-from .bridge import BridgedRequest, ChunkEvents, Dumps, compact, read_stream
+from .bridge import (
+    BridgedRequest,
+    ChunkEvents,
+    Dumps,
+    cached_tokens,
+    compact,
+    read_answer,
+    read_stream,
+)
 from .completions import new_id
 
 __all__ = ["ResponseEvents", "ResponsesRequest", "chat_request", "response_document"]
@@ -352,7 +360,7 @@ def _usage(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     given = usage.get("prompt_tokens") or 0
     taken = usage.get("completion_tokens") or 0
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    cached = cached_tokens(usage)
     reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
     return {
         "input_tokens": given,
@@ -440,21 +448,14 @@ def response_document(
     tool call (its ``call_id`` the chat call's id), ``output_text``, usage in Responses'
     terms, and ``status`` ``incomplete`` when the answer stopped at ``max_output_tokens``
     or a content filter."""
-    choices = completion.get("choices") or [{}]
-    message = choices[0].get("message") or {}
+    answer = read_answer(completion)
     output: list[dict[str, Any]] = []
-    text = message.get("content")
-    if text:
-        output.append(_message_item(new_id("msg_"), text, "completed"))
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
+    if answer.text:
+        output.append(_message_item(new_id("msg_"), answer.text, "completed"))
+    for call in answer.calls:
         output.append(
             _call_item(
-                new_id("fc_"),
-                call.get("id") or new_id("call_"),
-                function.get("name") or "",
-                function.get("arguments") or "",
-                "completed",
+                new_id("fc_"), call.id or new_id("call_"), call.name, call.arguments, "completed"
             )
         )
     return _envelope(
@@ -465,7 +466,7 @@ def response_document(
         "completed",
         output,
         _usage(completion.get("usage")),
-        choices[0].get("finish_reason"),
+        answer.finish,
     )
 
 
