@@ -16,7 +16,9 @@ by position or keyword, request parameters in ``**kwargs``) and :class:`CreateCo
 At run time the parameters are written once too, as :meth:`Hub._prepare
 <providerhub.Hub._prepare>`'s, which every callable forwards its arguments to;
 :func:`signed` gives each callable its name and those parameters, so that ``help()`` and
-:func:`inspect.signature` show them as if written out.
+:func:`inspect.signature` show them as if written out. The ``embeddings.create`` of the
+two clients are declared the same way: :class:`CreateEmbedding`, with :meth:`Hub._prepare_embeddings
+<providerhub.Hub._prepare_embeddings>`'s parameters.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from ._routing.router import Auth, ProviderChoice, Stream
     from ._timeout import TimeoutLike
 
-__all__ = ["Create", "CreateCompletion", "__getattr__", "acreate", "create"]
+__all__ = ["Create", "CreateCompletion", "CreateEmbedding", "__getattr__", "acreate", "create"]
 
 Whole_co = TypeVar("Whole_co", covariant=True)
 Streamed_co = TypeVar("Streamed_co", covariant=True)
@@ -134,6 +136,32 @@ class CreateCompletion(Protocol[Whole_co, Streamed_co]):
         retries: int | Retry | None = None,
         **params: Any,
     ) -> Whole_co | Streamed_co: ...
+
+
+Returned_co = TypeVar("Returned_co", covariant=True)
+
+
+class CreateEmbedding(Protocol[Returned_co]):
+    """``embeddings.create(*, model, input, encoding_format="float", dimensions=None,
+    user=None, provider=None, auth=None, timeout=None, retries=None)`` of
+    :class:`~providerhub.Client` (``Returned_co`` a
+    :class:`~providerhub.types.CreateEmbeddingResponse`) and of
+    :class:`~providerhub.AsyncClient` (a coroutine of one); at run time the parameters
+    are :meth:`Hub._prepare_embeddings <providerhub.Hub._prepare_embeddings>`'s."""
+
+    def __call__(
+        self,
+        *,
+        model: str,
+        input: str | list[str] | list[int] | list[list[int]],
+        encoding_format: str = "float",
+        dimensions: int | None = None,
+        user: str | None = None,
+        provider: ProviderChoice = None,
+        auth: Auth = None,
+        timeout: TimeoutLike = None,
+        retries: int | Retry | None = None,
+    ) -> Returned_co: ...
 
 
 def _create(*args: Any, **kwargs: Any) -> str | Stream:

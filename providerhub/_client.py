@@ -26,13 +26,10 @@ from ._routing import router as _router
 from .types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse, Piece
 
 if TYPE_CHECKING:
-    from urllib3.util import Retry
-
-    from ._api import CreateCompletion
+    from ._api import CreateCompletion, CreateEmbedding
     from ._provider import Provider
     from ._routing.arouter import AsyncStream
     from ._routing.router import Call, Stream
-    from ._timeout import TimeoutLike
 
 __all__ = [
     "AsyncChunkStream",
@@ -232,19 +229,21 @@ class _Vectors:
     """The sink of an embeddings call: keeps the provider's answer, then gives it in the
     format asked for."""
 
-    __slots__ = ("response",)
+    __slots__ = ("encoding_format", "response")
 
-    def __init__(self) -> None:
+    def __init__(self, request: Mapping[str, Any]) -> None:
+        self.encoding_format = request.get("encoding_format", "float")
+        """The format asked for: ``"float"``, or ``"base64"``."""
         self.response: CreateEmbeddingResponse | None = None
 
     def add(self, piece: Piece) -> None:
         if isinstance(piece, CreateEmbeddingResponse):
             self.response = piece
 
-    def answer(self, call: Call, served_by: str, encoding_format: str) -> CreateEmbeddingResponse:
+    def answer(self, call: Call, served_by: str) -> CreateEmbeddingResponse:
         response = self.response
         assert response is not None  # the provider's pieces were checked: it gave one
-        if encoding_format == "base64":
+        if self.encoding_format == "base64":
             for item in response.data:
                 if not isinstance(item.embedding, str):
                     item.embedding = to_base64(item.embedding)
@@ -259,19 +258,7 @@ class Embeddings:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def create(
-        self,
-        *,
-        model: str,
-        input: str | list[str] | list[int] | list[list[int]],
-        encoding_format: str = "float",
-        dimensions: int | None = None,
-        user: str | None = None,
-        provider: _router.ProviderChoice = None,
-        auth: _router.Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-    ) -> CreateEmbeddingResponse:
+    def _create(self, **request: Any) -> CreateEmbeddingResponse:
         """The vectors of ``input`` (a string, a list of strings, a list of token ids or a
         list of such lists) by the embedding model ``model``: one
         :class:`~providerhub.types.Embedding` per input, in their order.
@@ -280,20 +267,13 @@ class Embeddings:
         passed on. Bad input raises :class:`~providerhub.errors.InvalidRequestError`
         before any provider is asked; routing, retries, fallback, cooldowns and rate
         limits are those of a chat completion (the routing arguments too)."""
-        call, candidates = self._client.hub._prepare_embeddings(
-            model,
-            input,
-            encoding_format=encoding_format,
-            dimensions=dimensions,
-            user=user,
-            provider=provider,
-            auth=auth,
-            timeout=timeout,
-            retries=retries,
-        )
-        vectors = _Vectors()
-        served_by = _router.collect(call, candidates, vectors.add)
-        return vectors.answer(call, served_by, encoding_format)
+        call, candidates = self._client.hub._prepare_embeddings(**request)
+        vectors = _Vectors(request)
+        return vectors.answer(call, _router.collect(call, candidates, vectors.add))
+
+    create: CreateEmbedding[CreateEmbeddingResponse] = signed(
+        _create, Hub._prepare_embeddings, "create", keywords=True
+    )
 
 
 class AsyncEmbeddings:
@@ -302,36 +282,17 @@ class AsyncEmbeddings:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def create(
-        self,
-        *,
-        model: str,
-        input: str | list[str] | list[int] | list[list[int]],
-        encoding_format: str = "float",
-        dimensions: int | None = None,
-        user: str | None = None,
-        provider: _router.ProviderChoice = None,
-        auth: _router.Auth = None,
-        timeout: TimeoutLike = None,
-        retries: int | Retry | None = None,
-    ) -> CreateEmbeddingResponse:
+    async def _create(self, **request: Any) -> CreateEmbeddingResponse:
         """:meth:`Embeddings.create`, awaited. Cancelling the task closes the HTTP
         response."""
         hub = self._client.hub
-        call, candidates = hub._prepare_embeddings(
-            model,
-            input,
-            encoding_format=encoding_format,
-            dimensions=dimensions,
-            user=user,
-            provider=provider,
-            auth=auth,
-            timeout=timeout,
-            retries=retries,
-        )
-        vectors = _Vectors()
-        served_by = await hub._acollect(call, candidates, vectors.add)
-        return vectors.answer(call, served_by, encoding_format)
+        call, candidates = hub._prepare_embeddings(**request)
+        vectors = _Vectors(request)
+        return vectors.answer(call, await hub._acollect(call, candidates, vectors.add))
+
+    create: CreateEmbedding[Coroutine[Any, Any, CreateEmbeddingResponse]] = signed(
+        _create, Hub._prepare_embeddings, "create", keywords=True
+    )
 
 
 class _OverHub:

@@ -75,9 +75,9 @@ def signed(
     (:meth:`Hub._prepare`), named ``name`` and showing the parameters of ``parameters`` with
     its own return annotation to ``help()`` and :func:`inspect.signature`.
 
-    ``unbound`` leaves ``self`` out (a module-level function); ``keywords`` makes ``model``
-    and ``messages`` keyword-only and calls ``**kwargs`` ``**params``, as the clients'
-    ``create`` takes them. The result is typed ``Any``: the attribute it is assigned to is
+    ``unbound`` leaves ``self`` out (a module-level function); ``keywords`` makes ``model``,
+    ``messages`` and ``input`` keyword-only and calls ``**kwargs`` ``**params``, as the
+    clients' ``create`` takes them. The result is typed ``Any``: the attribute it is assigned to is
     annotated with its signature, a protocol of :mod:`providerhub._api`."""
     shown = list(inspect.signature(parameters).parameters.values())[1 if unbound else 0 :]
     if keywords:
@@ -85,7 +85,7 @@ def signed(
             p.replace(name="params")
             if p.kind is p.VAR_KEYWORD
             else p.replace(kind=p.KEYWORD_ONLY)
-            if p.name in ("model", "messages")
+            if p.name in ("model", "messages", "input")
             else p
             for p in shown
         ]
@@ -565,7 +565,7 @@ class Hub:
     def _prepare_embeddings(
         self,
         model: str,
-        input: Any,
+        input: str | list[str] | list[int] | list[list[int]],
         *,
         encoding_format: str = "float",
         dimensions: int | None = None,

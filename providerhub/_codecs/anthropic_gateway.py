@@ -16,11 +16,20 @@ answers with.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidRequestError
+from .bridge import (
+    BridgedRequest,
+    ChunkEvents,
+    Dumps,
+    cached_tokens,
+    compact,
+    read_answer,
+    read_stream,
+)
 from .completions import new_id
 
 __all__ = [
@@ -32,8 +41,6 @@ __all__ = [
     "error_type",
     "message_document",
 ]
-
-Dumps = Callable[[Any], bytes]
 
 _FIELDS = frozenset(
     {
@@ -79,21 +86,12 @@ _ERROR_TYPES = {
 
 
 @dataclass
-class MessagesRequest:
+class MessagesRequest(BridgedRequest):
     """A ``POST /v1/messages`` request read: the chat completion to make (``chat``, with
     ``model``, ``messages`` and ``stream``), and the request as the client sent it
     (``original``), for a provider that speaks Messages itself."""
 
-    chat: dict[str, Any]
     original: dict[str, Any]
-
-    @property
-    def model(self) -> str:
-        return str(self.chat["model"])
-
-    @property
-    def stream(self) -> bool:
-        return bool(self.chat.get("stream"))
 
 
 def chat_request(doc: Any) -> MessagesRequest:
@@ -133,12 +131,7 @@ def chat_request(doc: Any) -> MessagesRequest:
     for index, turn in enumerate(turns):
         messages.extend(_turn(turn, f"messages.{index}"))
     chat: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
-    stream = doc.get("stream", False)
-    if not isinstance(stream, bool):
-        raise InvalidRequestError("stream: must be true or false", param="stream")
-    if stream:
-        chat["stream"] = True
-        chat["stream_options"] = {"include_usage": True}
+    read_stream(doc, chat, "stream: must be true or false")
     for name in ("temperature", "top_p"):
         if doc.get(name) is not None:
             chat[name] = doc[name]
@@ -188,9 +181,7 @@ def _turn(turn: Any, where: str) -> list[dict[str, Any]]:
     # tool messages, which come first; the rest of the turn follows as a user message.
     found: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
-    for number, block in enumerate(content):
-        spot = f"{where}.content.{number}"
-        kind = block.get("type") if isinstance(block, dict) else None
+    for spot, kind, block in _blocks(content, where):
         if kind == "tool_result":
             found.append(_tool_result(block, spot))
         elif kind == "text":
@@ -211,12 +202,18 @@ def _turn(turn: Any, where: str) -> list[dict[str, Any]]:
     return found
 
 
+def _blocks(content: list[Any], where: str) -> Iterator[tuple[str, str | None, Any]]:
+    """Each block of a turn's ``content``: where it stands (for an error), its type, the
+    block."""
+    for number, block in enumerate(content):
+        kind = block.get("type") if isinstance(block, dict) else None
+        yield f"{where}.content.{number}", kind, block
+
+
 def _assistant(content: list[Any], where: str) -> dict[str, Any]:
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
-    for number, block in enumerate(content):
-        spot = f"{where}.content.{number}"
-        kind = block.get("type") if isinstance(block, dict) else None
+    for spot, kind, block in _blocks(content, where):
         if kind == "text":
             texts.append(_text(block, spot))
         elif kind == "tool_use":
@@ -341,7 +338,7 @@ def _tool_choice(choice: Any) -> dict[str, Any]:
 
 def _usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
     usage = usage or {}
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    cached = cached_tokens(usage)
     return {
         "input_tokens": max((usage.get("prompt_tokens") or 0) - cached, 0),
         "output_tokens": usage.get("completion_tokens") or 0,
@@ -370,20 +367,17 @@ def message_document(completion: Mapping[str, Any], request: MessagesRequest) ->
     answered ``request``: a text block, a ``tool_use`` block per tool call (``input``
     parsed from its arguments, its chat id kept), ``stop_reason`` and usage (cached
     prompt tokens as ``cache_read_input_tokens``)."""
-    choices = completion.get("choices") or [{}]
-    message = choices[0].get("message") or {}
+    answer = read_answer(completion)
     content: list[dict[str, Any]] = []
-    if message.get("content"):
-        content.append({"type": "text", "text": message["content"]})
-    calls = message.get("tool_calls") or []
-    for call in calls:
-        function = call.get("function") or {}
+    if answer.text:
+        content.append({"type": "text", "text": answer.text})
+    for call in answer.calls:
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id") or new_id("toolu_"),
-                "name": function.get("name") or "",
-                "input": _input(function.get("arguments") or ""),
+                "id": call.id or new_id("toolu_"),
+                "name": call.name,
+                "input": _input(call.arguments),
             }
         )
     return {
@@ -392,17 +386,13 @@ def message_document(completion: Mapping[str, Any], request: MessagesRequest) ->
         "role": "assistant",
         "model": completion.get("model") or request.model,
         "content": content,
-        "stop_reason": _stop_reason(choices[0].get("finish_reason"), bool(calls)),
+        "stop_reason": _stop_reason(answer.finish, bool(answer.calls)),
         "stop_sequence": None,
         "usage": _usage(completion.get("usage")),
     }
 
 
-def _compact(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-class MessageEvents:
+class MessageEvents(ChunkEvents):
     """The Messages event stream of one streamed chat completion, as Server-Sent Events
     (``event: <type>`` and ``data: <json>``), fed the chat stream as it arrives.
 
@@ -415,7 +405,7 @@ class MessageEvents:
     """
 
     def __init__(
-        self, request: MessagesRequest, *, model: str | None = None, dumps: Dumps = _compact
+        self, request: MessagesRequest, *, model: str | None = None, dumps: Dumps = compact
     ) -> None:
         self._dumps = dumps
         self.id = new_id("msg_")
@@ -476,24 +466,6 @@ class MessageEvents:
                 + b'"delta":{"type":"text_delta","text":'
             )
         return b"".join((out, self._text_head, self._dumps(delta), b"}}\n\n"))
-
-    def chunk(self, chunk: Mapping[str, Any]) -> bytes:
-        """The events of a chat completion chunk ``chunk`` (its JSON form): its text and
-        tool-call fragments; its usage and finish reason go to :meth:`finish`."""
-        if chunk.get("usage"):
-            self._usage = chunk["usage"]
-        out = b""
-        for choice in chunk.get("choices") or ():
-            if choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                out += self.text(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                out += self._call(call)
-            if choice.get("finish_reason"):
-                self._finish = choice["finish_reason"]
-        return out
 
     def _call(self, call: Mapping[str, Any]) -> bytes:
         index = call.get("index", 0)

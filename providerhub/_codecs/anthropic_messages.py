@@ -42,7 +42,6 @@ transient, so the router retries them.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
@@ -55,8 +54,21 @@ from ..errors import (
     StreamInterruptedError,
 )
 from ..types import Finish, FunctionDelta, Piece, Reasoning, ToolCallDelta, Usage, Verbatim
-from .base import Call, Request, body_too_large, media_type, status_error
-from .openai_chat import _encode, _json_loads, _secrets, _standard_json
+from .base import (
+    Call,
+    Request,
+    StreamDecoder,
+    call_status_error,
+    check_auth,
+    extra_parameters,
+    json_request,
+    media_type,
+    read_document,
+    request_headers,
+    stray_parameter,
+    text_only,
+)
+from .eventstream import EventStreamDecoder
 from .sse import EventTooLargeError, SSEParser
 
 __all__ = [
@@ -121,13 +133,9 @@ class AnthropicMessages:
         cannot be translated or sent (see the module's docstring)."""
         provider = call.provider
         params = {**(call.defaults or {}), **call.params}
-        extra = call.extra_parameters
-        if isinstance(extra, str):  # one name, not its letters
-            extra = (extra,)
+        extra = extra_parameters(call)
         _check_parameters(provider, params, extra)
-        auth = call.auth
-        if auth is not None and (not isinstance(auth, str) or not auth):
-            raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
+        check_auth(call)
         system, messages = _messages(provider, call.messages)
         body: dict[str, Any] = {
             "model": call.model,
@@ -142,23 +150,7 @@ class AnthropicMessages:
                 body[key] = params[key]
         if call.stream:
             body["stream"] = True
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if call.stream else "application/json",
-            "anthropic-version": ANTHROPIC_VERSION,
-        }
-        if call.headers:
-            headers.update(call.headers)
-        if auth:
-            headers["x-api-key"] = auth
-        return Request(
-            "POST",
-            call.endpoint,
-            headers,
-            _encode(provider, body),
-            _secrets(auth, call.headers, call.endpoint),
-            call,
-        )
+        return json_request(call, body, _headers(call, {"anthropic-version": ANTHROPIC_VERSION}))
 
     def streams(self, request: Request, content_type: str | None) -> bool:
         """An event stream when one was asked for and the server sends one."""
@@ -170,21 +162,20 @@ class AnthropicMessages:
         """The pieces of a whole Message (without ``structured``, its text only), or the
         error an HTML page, text that is not JSON, an error document or a body past
         ``max_body_bytes`` is."""
-        call = request.call
-        if len(body) > call.max_body_bytes:
-            raise body_too_large(call.provider, url, call.max_body_bytes)
-        shown = safe_url(url)
-        doc = _document(call.provider, body, status, media_type(content_type), shown, request)
-        pieces = _message_pieces(call.provider, doc, shown, request.secrets)
-        if call.structured:
-            return pieces
-        return [piece for piece in pieces if type(piece) is str]
-
-    def decoder(self, request: Request, url: str) -> MessagesStreamDecoder:
-        call = request.call
-        return MessagesStreamDecoder(
-            call.provider, safe_url(url), request.secrets, call.max_event_bytes, call.structured
+        doc = read_document(
+            request,
+            url,
+            status,
+            content_type,
+            body,
+            html_hint="likely a proxy's or a login page; check the url, or use another provider",
+            json_hint="the url may not be an Anthropic Messages endpoint",
         )
+        pieces = _message_pieces(request.call.provider, doc, safe_url(url), request.secrets)
+        return text_only(request, pieces)
+
+    def decoder(self, request: Request, url: str) -> StreamDecoder:
+        return MessagesStreamDecoder(request, url)
 
     def error(
         self,
@@ -199,21 +190,14 @@ class AnthropicMessages:
         showing the body's ``error.type`` and ``error.message`` and the ``request-id``;
         HTTP 529 and an ``overloaded_error`` are transient, as 503 is."""
         kind, message = _error_of(body)
-        said: bytes | str = body
+        said = message
         if message is not None:
             said = f"{kind}: {message}" if kind else message
             request_id = headers.get("request-id")
             if request_id:
                 said += f" (request-id {request_id})"
-        error = status_error(
-            request.call.provider,
-            status,
-            reason,
-            url,
-            headers.get("Retry-After"),
-            said,
-            request.secrets,
-            credential_variable=request.call.credential_variable,
+        error = call_status_error(
+            request, url, status, reason, headers.get("Retry-After"), body, said
         )
         if status == 529 or kind == "overloaded_error":
             error.transient = True  # Anthropic's "overloaded": a later try may well pass
@@ -227,13 +211,18 @@ CODEC = AnthropicMessages()
 # -- requests --------------------------------------------------------------------------------
 
 
+def _headers(call: Call, fixed: dict[str, str]) -> dict[str, str]:
+    """The request's headers: the credential goes in ``x-api-key``."""
+    return request_headers(
+        call.stream, call.headers, call.auth, fixed=fixed, auth_header="x-api-key", scheme=""
+    )
+
+
 def _check_parameters(provider: str, params: Mapping[str, Any], extra: Collection[str]) -> None:
-    for key in params:
-        if key in MESSAGES_PARAMETERS or key in extra:
-            continue
+    stray = stray_parameter(params, MESSAGES_PARAMETERS, extra)
+    if stray is not None:
+        key, tip = stray
         known = sorted(MESSAGES_PARAMETERS.union(extra))
-        close = difflib.get_close_matches(key, known, n=1)
-        tip = f"; did you mean {close[0]!r}?" if close else ""
         raise InvalidRequestError(
             f"{provider} (Anthropic's Messages API) cannot take the parameter {key!r}{tip}: "
             f"it takes {', '.join(known)}; leave {key!r} out",
@@ -490,31 +479,6 @@ def _tool_result(provider: str, number: int, message: dict[str, Any]) -> dict[st
 # -- answers ---------------------------------------------------------------------------------
 
 
-def _document(
-    provider: str, raw: bytes, status: int, content_type: str, url: str, request: Request
-) -> Any:
-    """The JSON document of a whole answer, or the error an HTML page or text that is not
-    JSON is."""
-    if content_type == "text/html" or raw.lstrip()[:1] == b"<":
-        raise ProviderResponseError(
-            provider,
-            f"answered with an HTML page instead of JSON (HTTP {status})",
-            url=url,
-            body=excerpt(raw, request.secrets),
-            hint="likely a proxy's or a login page; check the url, or use another provider",
-        )
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise ProviderResponseError(
-            provider,
-            "answered with something that is not JSON",
-            url=url,
-            body=excerpt(raw, request.secrets) or "(empty body)",
-            hint="the url may not be an Anthropic Messages endpoint",
-        ) from None
-
-
 def _message_pieces(provider: str, doc: Any, url: str, secrets: list[str | None]) -> list[Piece]:
     """The pieces of a whole Message: thinking, text and tool calls in the order of its
     content blocks, then its usage and its finish reason."""
@@ -639,7 +603,7 @@ def _text(value: Any) -> str:
     return value
 
 
-class MessagesStreamDecoder:
+class MessagesStreamDecoder(EventStreamDecoder):
     """The pieces of a Messages event stream, fed its body's bytes as they arrive
     (:class:`~providerhub._codecs.base.StreamDecoder`): text deltas, tool calls as OpenAI
     streams them (id and name in a call's first fragment, then pieces of its arguments),
@@ -648,97 +612,45 @@ class MessagesStreamDecoder:
     Events of kinds it does not know are passed over, as the API's versioning policy
     asks of clients."""
 
-    __slots__ = (
-        "_blocks",
-        "_error",
-        "_loads",
-        "_parser",
-        "_provider",
-        "_secrets",
-        "_structured",
-        "_tools",
-        "_url",
-        "_usage",
-        "done",
-        "started",
-    )
+    __slots__ = ("_blocks", "_tools", "_usage", "started")
 
-    def __init__(
-        self,
-        provider: str,
-        url: str,
-        secrets: list[str | None],
-        max_event_bytes: int,
-        structured: bool = True,
-    ) -> None:
-        self._provider = provider
-        self._url = url  # safe to show
-        self._secrets = secrets
-        self._structured = structured
-        self._parser = SSEParser(max_event_bytes)
-        self._loads = _json_loads()
+    def __init__(self, request: Request, url: str, *, structured: bool | None = None) -> None:
+        super().__init__(request, url, structured=structured)
         self._blocks: dict[int, list[Any]] = {}
         """Open content blocks by index: [type, tool index, arguments sent]."""
         self._tools = 0
         self._usage: dict[str, int] = {}
-        self._error: BaseException | None = None  # met after pieces; end() raises it
-        self.done = False
         self.started = False
 
     def feed(self, data: bytes) -> list[Piece]:
-        if self.done:
-            return []
-        pieces: list[Piece] = []
-        too_large = None
-        try:
-            try:
-                events = self._parser.feed(data)
-            except EventTooLargeError as exc:
-                events = exc.events  # those before it first
-                too_large = ProviderResponseError(
-                    self._provider,
-                    f"sent an event larger than {exc.limit} bytes",
-                    url=self._url,
-                    hint="raise max_event_bytes if such events are expected",
-                )
-            for text, name, _ in events:
-                if name == "ping":
-                    continue
-                try:
-                    doc = self._loads(text)
-                except ValueError:
-                    doc = _standard_json(self._provider, text, self._url, self._secrets)
-                if name == "error" or (isinstance(doc, dict) and doc.get("type") == "error"):
-                    raise _error_answer(
-                        self._provider, doc, self._url, self._secrets, interrupted=True
-                    )
-                if not isinstance(doc, dict):
-                    raise ProviderResponseError(
-                        self._provider, "sent an event that is not a JSON object", url=self._url
-                    )
-                if doc.get("type") == "message_stop":
-                    self.done = True
-                    break  # the answer is whole: what follows is not read
-                try:
-                    self._event(doc, pieces)
-                except (KeyError, TypeError, AttributeError, ValueError):
-                    raise _malformed(
-                        self._provider, f"a {name} event", text, self._url, self._secrets
-                    ) from None
-            if too_large is not None and not self.done:
-                raise too_large
-        except ProviderError as error:
-            if not pieces:
-                raise
-            self._error = error  # after the pieces before it: end() raises it
-            self.done = True
+        pieces = super().feed(data)
         if pieces:
             self.started = True
             if not self._structured:
                 pieces = [piece for piece in pieces if type(piece) is str]
         return pieces
 
-    def _event(self, doc: dict[str, Any], pieces: list[Piece]) -> None:
+    def _event(self, data: str, name: str, pieces: list[Piece]) -> bool:
+        if name == "ping":
+            return False
+        doc = self._json(data)
+        if name == "error" or (isinstance(doc, dict) and doc.get("type") == "error"):
+            raise _error_answer(self._provider, doc, self._url, self._secrets, interrupted=True)
+        if not isinstance(doc, dict):
+            raise ProviderResponseError(
+                self._provider, "sent an event that is not a JSON object", url=self._url
+            )
+        if doc.get("type") == "message_stop":
+            return True
+        try:
+            self._read(doc, pieces)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            raise _malformed(
+                self._provider, f"a {name} event", data, self._url, self._secrets
+            ) from None
+        return False
+
+    def _read(self, doc: dict[str, Any], pieces: list[Piece]) -> None:
         """Add the pieces of one event, ``doc``, to ``pieces``."""
         kind = doc["type"]
         if kind == "content_block_delta":
@@ -800,25 +712,16 @@ class MessagesStreamDecoder:
             if isinstance(reason, str) and reason:
                 pieces.append(Finish(FINISH_REASONS.get(reason, reason)))
 
-    def end(self) -> list[Piece]:
-        error = self._error
-        if error is not None:
-            self._error = None
-            raise error
+    def _ended(self) -> list[Piece]:
         if not self.done:
-            raise StreamInterruptedError(
-                self._provider,
-                f"the stream from {self._url} ended before message_stop",
-                url=self._url,
-                hint="the answer is incomplete: try again",
-            )
+            raise self._interrupted("ended before message_stop")
         return []
 
 
 # -- passing Messages through ----------------------------------------------------------------
 
 
-class NativeMessages:
+class NativeMessages(AnthropicMessages):
     """Anthropic's Messages API spoken natively, for a client that speaks it too (the
     gateway's ``/v1/messages``): the request the client sent goes out as it is (its
     ``cache_control``, ``thinking``, ``top_k`` and blocks untouched), with the provider's
@@ -846,58 +749,24 @@ class NativeMessages:
         body["model"] = call.model
         if call.stream:
             body["stream"] = True
-        auth = call.auth
-        if auth is not None and (not isinstance(auth, str) or not auth):
-            raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if call.stream else "application/json",
-            "anthropic-version": ANTHROPIC_VERSION,
-        }
+        check_auth(call)
+        fixed = {"anthropic-version": ANTHROPIC_VERSION}
         betas = call.params.get("betas")
         if isinstance(betas, str) and betas:
-            headers["anthropic-beta"] = betas
-        if call.headers:
-            headers.update(call.headers)
-        if auth:
-            headers["x-api-key"] = auth
-        return Request(
-            "POST",
-            call.endpoint,
-            headers,
-            _encode(provider, body),
-            _secrets(auth, call.headers, call.endpoint),
-            call,
-        )
-
-    def streams(self, request: Request, content_type: str | None) -> bool:
-        return CODEC.streams(request, content_type)
+            fixed["anthropic-beta"] = betas
+        return json_request(call, body, _headers(call, fixed))
 
     def decode(
         self, request: Request, url: str, status: int, content_type: str | None, body: bytes
     ) -> list[Piece]:
         """The document, checked as :meth:`AnthropicMessages.decode` checks it (an error
         document raises), then passed on whole, after its usage."""
-        pieces = CODEC.decode(request, url, status, content_type, body)
+        pieces = super().decode(request, url, status, content_type, body)
         return [*(p for p in pieces if type(p) is Usage), Verbatim(body)]
 
     def decoder(self, request: Request, url: str) -> NativeStreamDecoder:
-        call = request.call
-        watcher = MessagesStreamDecoder(
-            call.provider, safe_url(url), request.secrets, call.max_event_bytes, True
-        )
-        return NativeStreamDecoder(watcher, call.max_event_bytes)
-
-    def error(
-        self,
-        request: Request,
-        url: str,
-        status: int,
-        reason: str | None,
-        headers: Mapping[str, str],
-        body: bytes,
-    ) -> ProviderError:
-        return CODEC.error(request, url, status, reason, headers, body)
+        watcher = MessagesStreamDecoder(request, url, structured=True)
+        return NativeStreamDecoder(watcher, request.call.max_event_bytes)
 
 
 class NativeStreamDecoder:

@@ -1,5 +1,7 @@
-"""What a wire dialect's codec is: the values and the two interfaces every codec has, and
-the HTTP status policy they share.
+"""What a wire dialect's codec is: the values and the two interfaces every codec has, the
+HTTP status policy they share, and the steps every codec takes (the credential checked,
+the headers, the JSON request with its secrets, a whole answer read), for a codec to call
+rather than to write again.
 
 A codec does no I/O: no sockets, no clocks, no timeouts. It turns a :class:`Call` (the
 OpenAI-shaped parameters of a chat completion) into a :class:`Request` (method, url,
@@ -11,7 +13,8 @@ or a typed error. A driver (:mod:`providerhub._http`) moves the bytes over a tra
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import difflib
+from collections.abc import Collection, Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Any, NamedTuple, Protocol
@@ -20,12 +23,14 @@ from .. import _settings as settings
 from .._redaction import excerpt, safe_url, url_secrets
 from ..errors import (
     AuthenticationError,
+    InvalidRequestError,
     ProviderError,
     ProviderHTTPError,
     ProviderResponseError,
     RateLimitError,
 )
 from ..types import Piece
+from .jsonbody import REFUSED, document_loads, encode, json_or_refused
 from .sse import DEFAULT_MAX_EVENT_BYTES
 
 __all__ = [
@@ -35,9 +40,18 @@ __all__ = [
     "Request",
     "StreamDecoder",
     "body_too_large",
+    "call_status_error",
+    "check_auth",
+    "extra_parameters",
+    "json_request",
     "media_type",
     "parse_retry_after",
+    "read_document",
+    "request_headers",
+    "request_secrets",
     "status_error",
+    "stray_parameter",
+    "text_only",
 ]
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -149,6 +163,171 @@ class Codec(Protocol):
         """The typed error for an error ``status`` from ``url``, whose body starts with
         ``body``."""
         ...
+
+
+# -- the steps codecs share -------------------------------------------------------------
+
+
+def check_auth(call: Call) -> None:
+    """:class:`InvalidRequestError` for a credential that is given but is not a non-empty
+    string: the caller's mistake, found before sending."""
+    auth = call.auth
+    if auth is not None and (not isinstance(auth, str) or not auth):
+        raise InvalidRequestError(f"the credential for {call.provider} must be a non-empty string")
+
+
+def extra_parameters(call: Call) -> Collection[str]:
+    """The parameters beyond the dialect's own that ``call``'s endpoint takes: one name
+    given as a string is that name, not its letters."""
+    extra = call.extra_parameters
+    return (extra,) if isinstance(extra, str) else extra
+
+
+def stray_parameter(
+    params: Iterable[str], known: Collection[str], extra: Collection[str]
+) -> tuple[str, str] | None:
+    """The first of ``params`` that is neither ``known`` to the dialect nor among
+    ``extra``, with the tip naming the closest of them (``"; did you mean 'x'?"``, as
+    :func:`~providerhub._validation.did_you_mean` words it: that module is above the
+    codecs), for the codec's error; None when there is none."""
+    for key in params:
+        if key not in known and key not in extra:
+            close = difflib.get_close_matches(key, sorted({*known, *extra}), n=1)
+            return key, f"; did you mean {close[0]!r}?" if close else ""
+    return None
+
+
+def request_headers(
+    stream: bool,
+    headers: Mapping[str, str] | None,
+    auth: str | None,
+    *,
+    fixed: Mapping[str, str] | None = None,
+    auth_header: str = "Authorization",
+    scheme: str = "Bearer ",
+) -> dict[str, str]:
+    """The headers of a JSON request: its content type, what it accepts (an event stream
+    for ``stream``), the dialect's ``fixed`` headers, then the provider's ``headers``
+    (which override them), then the credential ``auth`` as ``auth_header``, after
+    ``scheme``."""
+    found = {
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+    }
+    if fixed:
+        found.update(fixed)
+    if headers:
+        found.update(headers)
+    if auth:
+        found[auth_header] = f"{scheme}{auth}"
+    return found
+
+
+# Configured header values this long may be credentials (an api-key header, say); shorter
+# ones are not worth hiding, and hiding them would garble messages.
+_SECRET_HEADER_CHARS = 8
+
+
+def request_secrets(
+    auth: str | None, headers: Mapping[str, str] | None, endpoint: str
+) -> list[str | None]:
+    """What no message of the call may show: the credential, the values of the headers
+    the provider configured, and the credentials in the endpoint's url."""
+    found: list[str | None] = [auth, *url_secrets(endpoint)]
+    if headers:
+        found += [v for v in headers.values() if len(v) >= _SECRET_HEADER_CHARS]
+    return found
+
+
+def json_request(
+    call: Call, body: dict[str, Any], headers: dict[str, str], url: str | None = None
+) -> Request:
+    """The POST of ``body`` as JSON for ``call``, to ``url`` (by default the call's
+    endpoint), or :class:`InvalidRequestError` naming what JSON cannot carry."""
+    return Request(
+        "POST",
+        call.endpoint if url is None else url,
+        headers,
+        encode(call.provider, body),
+        request_secrets(call.auth, call.headers, call.endpoint),
+        call,
+    )
+
+
+def read_document(
+    request: Request,
+    url: str,
+    status: int,
+    content_type: str | None,
+    body: bytes,
+    *,
+    html_hint: str,
+    json_hint: str,
+) -> Any:
+    """The JSON document of a whole answer ``body`` from ``url``, or the error it is: one
+    past ``max_body_bytes``, an HTML page (``html_hint`` says what it may be), text that
+    is not JSON (``json_hint`` says what the url may be)."""
+    call = request.call
+    if len(body) > call.max_body_bytes:
+        raise body_too_large(call.provider, url, call.max_body_bytes)
+    shown = safe_url(url)
+    if media_type(content_type) == "text/html" or body.lstrip()[:1] == b"<":
+        raise ProviderResponseError(
+            call.provider,
+            f"answered with an HTML page instead of JSON (HTTP {status})",
+            url=shown,
+            body=excerpt(body, request.secrets),
+            hint=html_hint,
+        )
+    try:
+        doc = document_loads()(body)
+    except ValueError:
+        doc = json_or_refused(body)
+    if doc is REFUSED:
+        raise ProviderResponseError(
+            call.provider,
+            "answered with something that is not JSON",
+            url=shown,
+            body=excerpt(body, request.secrets) or "(empty body)",
+            hint=json_hint,
+        )
+    return doc
+
+
+def text_only(request: Request, pieces: list[Piece]) -> list[Piece]:
+    """``pieces`` for the call of ``request``: all of them when it is ``structured``,
+    else its text alone."""
+    if request.call.structured:
+        return pieces
+    return [piece for piece in pieces if type(piece) is str]
+
+
+def call_status_error(
+    request: Request,
+    url: str,
+    status: int,
+    reason: str | None,
+    retry_after_header: str | None,
+    body: bytes,
+    said: str | None,
+    *,
+    what: str = "chat completions",
+) -> ProviderError:
+    """:func:`status_error` for the call of ``request`` (its provider, secrets and
+    credential variable): ``said`` is the message the codec found in ``body``, None for
+    none (the body itself is shown)."""
+    call = request.call
+    return status_error(
+        call.provider,
+        status,
+        reason,
+        url,
+        retry_after_header,
+        said if said is not None else body,
+        request.secrets,
+        credential_variable=call.credential_variable,
+        what=what,
+    )
 
 
 def media_type(content_type: str | None) -> str:

@@ -36,10 +36,9 @@ counts as its ``Retry-After``, and a 400 ``API_KEY_INVALID`` is an
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -50,12 +49,22 @@ from ..errors import (
     InvalidRequestError,
     ProviderError,
     ProviderResponseError,
-    StreamInterruptedError,
 )
 from ..types import Finish, FunctionDelta, Piece, ToolCallDelta, Usage
-from .base import Call, Request, body_too_large, media_type, status_error
-from .openai_chat import _REFUSED, _encode, _json_loads, _json_or_refused, _secrets
-from .sse import EventTooLargeError, SSEParser
+from .base import (
+    Call,
+    Request,
+    call_status_error,
+    check_auth,
+    extra_parameters,
+    json_request,
+    media_type,
+    read_document,
+    request_headers,
+    stray_parameter,
+    text_only,
+)
+from .eventstream import EventStreamDecoder
 from .toolcalls import new_call_id
 
 __all__ = [
@@ -143,13 +152,9 @@ class Gemini:
         part Gemini has no form for, a ``tool`` message answering no call, or a value JSON
         cannot carry."""
         provider = call.provider
-        extra = call.extra_parameters
-        if isinstance(extra, str):  # one name, not its letters
-            extra = (extra,)
+        extra = extra_parameters(call)
         _check_parameters(provider, call.params, extra)
-        auth = call.auth
-        if auth is not None and (not isinstance(auth, str) or not auth):
-            raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
+        check_auth(call)
         params = {**(call.defaults or {}), **call.params}
         body = _body(provider, call.messages, params)
         for name in extra:  # top-level fields of Gemini's own (safetySettings, ...)
@@ -157,22 +162,10 @@ class Gemini:
                 body[name] = params[name]
         action = ":streamGenerateContent?alt=sse" if call.stream else ":generateContent"
         url = f"{call.endpoint}/{_model_segment(provider, call.model)}{action}"
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if call.stream else "application/json",
-        }
-        if call.headers:
-            headers.update(call.headers)
-        if auth:
-            headers["x-goog-api-key"] = auth
-        return Request(
-            "POST",
-            url,
-            headers,
-            _encode(provider, body),
-            _secrets(auth, call.headers, call.endpoint),
-            call,
+        headers = request_headers(
+            call.stream, call.headers, call.auth, auth_header="x-goog-api-key", scheme=""
         )
+        return json_request(call, body, headers, url)
 
     def streams(self, request: Request, content_type: str | None) -> bool:
         """An event stream when one was asked for and the server sends one; a JSON
@@ -187,26 +180,16 @@ class Gemini:
         (without ``structured``, text only); the error an HTML page, a body that is not
         JSON, an error document or one past ``max_body_bytes`` is."""
         call = request.call
-        if len(body) > call.max_body_bytes:
-            raise body_too_large(call.provider, url, call.max_body_bytes)
+        doc = read_document(
+            request,
+            url,
+            status,
+            content_type,
+            body,
+            html_hint="check the url: it should be the Gemini API's base url",
+            json_hint="the url may not be a Gemini API endpoint",
+        )
         shown = safe_url(url)
-        if media_type(content_type) == "text/html" or body.lstrip()[:1] == b"<":
-            raise ProviderResponseError(
-                call.provider,
-                f"answered with an HTML page instead of JSON (HTTP {status})",
-                url=shown,
-                body=excerpt(body, request.secrets),
-                hint="check the url: it should be the Gemini API's base url",
-            )
-        doc = _json_or_refused(body)
-        if doc is _REFUSED:
-            raise ProviderResponseError(
-                call.provider,
-                "answered with something that is not JSON",
-                url=shown,
-                body=excerpt(body, request.secrets) or "(empty body)",
-                hint="the url may not be a Gemini API endpoint",
-            )
         reader = _Reader(call.provider, shown, request.secrets)
         pieces: list[Piece] = []
         for item in doc if isinstance(doc, list) else [doc]:
@@ -231,15 +214,10 @@ class Gemini:
             pieces.append(reader.usage)
         if reader.finish is not None:
             pieces.append(reader.finish)
-        if call.structured:
-            return pieces
-        return [piece for piece in pieces if type(piece) is str]
+        return text_only(request, pieces)
 
     def decoder(self, request: Request, url: str) -> GeminiStreamDecoder:
-        call = request.call
-        return GeminiStreamDecoder(
-            call.provider, safe_url(url), request.secrets, call.max_event_bytes, call.structured
-        )
+        return GeminiStreamDecoder(request, url)
 
     def error(
         self,
@@ -262,16 +240,7 @@ class Gemini:
         retry_after = headers.get("Retry-After") or (
             _retry_delay(found) if found is not None else None
         )
-        err = status_error(
-            call.provider,
-            status,
-            reason,
-            url,
-            retry_after,
-            said if said is not None else body,
-            request.secrets,
-            credential_variable=call.credential_variable,
-        )
+        err = call_status_error(request, url, status, reason, retry_after, body, said)
         if found is None or status != 400:
             return err
         if "API_KEY_INVALID" in _error_reasons(found):
@@ -298,12 +267,9 @@ CODEC = Gemini()
 
 
 def _check_parameters(provider: str, params: Mapping[str, Any], extra: Collection[str]) -> None:
-    for key in params:
-        if key in GEMINI_PARAMETERS or key in extra:
-            continue
-        known = sorted(GEMINI_PARAMETERS.union(extra))
-        close = difflib.get_close_matches(key, known, n=1)
-        tip = f"; did you mean {close[0]!r}?" if close else ""
+    stray = stray_parameter(params, GEMINI_PARAMETERS, extra)
+    if stray is not None:
+        key, tip = stray
         raise InvalidRequestError(
             f"{provider} does not take the parameter {key!r}{tip} (Gemini's codec "
             f"translates: {', '.join(sorted(GEMINI_PARAMETERS))}"
@@ -765,7 +731,7 @@ def _usage(found: Any) -> Usage | None:
     return Usage(*counts, total if type(total) is int else None)
 
 
-class GeminiStreamDecoder:
+class GeminiStreamDecoder(EventStreamDecoder):
     """The pieces of a Gemini event stream (``alt=sse``), fed its body's bytes as they
     arrive (:class:`~providerhub._codecs.base.StreamDecoder`): each event a
     ``GenerateContentResponse``, whose text and tool calls are given as they come, its
@@ -773,112 +739,37 @@ class GeminiStreamDecoder:
     text only. The stream has no end marker: it ends with the body, and one that ends
     without a ``finishReason`` raises :class:`StreamInterruptedError`."""
 
-    __slots__ = (
-        "_error",
-        "_loads",
-        "_parser",
-        "_provider",
-        "_reader",
-        "_secrets",
-        "_sent_finish",
-        "_structured",
-        "_url",
-        "done",
-    )
+    __slots__ = ("_reader", "_sent_finish")
 
-    def __init__(
-        self,
-        provider: str,
-        url: str,
-        secrets: list[str | None],
-        max_event_bytes: int,
-        structured: bool = True,
-    ) -> None:
-        self._provider = provider
-        self._url = url  # safe to show
-        self._secrets = secrets
-        self._structured = structured
-        self._parser = SSEParser(max_event_bytes)
-        self._loads = _json_loads()
-        self._reader = _Reader(provider, url, secrets)
+    def __init__(self, request: Request, url: str) -> None:
+        super().__init__(request, url)
+        self._reader = _Reader(self._provider, self._url, self._secrets)
         self._sent_finish = False
-        self._error: BaseException | None = None  # met after pieces; end() raises it
-        self.done = False
 
     @property
     def started(self) -> bool:
         return self._reader.started
 
-    def feed(self, data: bytes) -> list[Piece]:
-        if self.done:
-            return []
-        pieces: list[Piece] = []
-        too_large = None
-        try:
-            try:
-                events: Iterable[Any] = self._parser.feed(data)
-            except EventTooLargeError as exc:
-                events = exc.events  # those before it first
-                too_large = ProviderResponseError(
-                    self._provider,
-                    f"sent an event larger than {exc.limit} bytes",
-                    url=self._url,
-                    hint="raise max_event_bytes if such events are expected",
-                )
-            for event in events:
-                pieces += self._event(event.data)
-            if too_large is not None:
-                raise too_large
-        except ProviderError as error:
-            if not pieces:
-                raise
-            self._error = error  # after the pieces before it: end() raises it
-            self.done = True
-        return pieces
-
-    def _event(self, data: str) -> list[Piece]:
-        try:
-            doc = self._loads(data)
-        except ValueError:
-            try:
-                doc = json.loads(data)
-            except ValueError:
-                raise ProviderResponseError(
-                    self._provider,
-                    "sent an event that is not JSON",
-                    url=self._url,
-                    body=excerpt(data, self._secrets),
-                ) from None
+    def _event(self, data: str, name: str, pieces: list[Piece]) -> bool:
+        doc = self._json(data)
         if isinstance(doc, dict) and "error" in doc:
-            raise StreamInterruptedError(
-                self._provider,
-                f"the stream from {self._url} broke off with an error",
-                url=self._url,
-                body=excerpt(_error_said(doc) or data, self._secrets),
-                hint="the answer is incomplete: try again",
-            )
+            said = excerpt(_error_said(doc) or data, self._secrets)
+            raise self._interrupted("broke off with an error", said)
         reader = self._reader
-        pieces = reader.read(doc)
+        found = reader.read(doc)
         if not self._structured:
-            return [piece for piece in pieces if type(piece) is str]
+            pieces.extend(piece for piece in found if type(piece) is str)
+            return False
+        pieces.extend(found)
         if reader.finish is not None and not self._sent_finish:
             self._sent_finish = True
             pieces.append(reader.finish)
-        return pieces
+        return False  # no end marker: the stream ends with the body
 
-    def end(self) -> list[Piece]:
-        error = self._error
-        if error is not None:
-            self._error = None
-            raise error
+    def _ended(self) -> list[Piece]:
         reader = self._reader
         if reader.finish is None:
-            raise StreamInterruptedError(
-                self._provider,
-                f"the stream from {self._url} ended before a finishReason",
-                url=self._url,
-                hint="the answer is incomplete: try again",
-            )
+            raise self._interrupted("ended before a finishReason")
         if self._structured and reader.usage is not None:
             return [reader.usage]
         return []

@@ -12,13 +12,11 @@ the ``reasoning_content`` vLLM and DeepSeek send as :class:`~providerhub.types.R
 from __future__ import annotations
 
 import difflib
-import functools
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from .._redaction import excerpt, one_line, safe_url, url_secrets
-from .._speedups import scan_json
+from .._redaction import excerpt, safe_url
 from ..errors import (
     InvalidRequestError,
     ProviderError,
@@ -27,6 +25,18 @@ from ..errors import (
 )
 from ..types import Finish, FunctionDelta, Piece, Reasoning, ToolCallDelta, Usage
 from .base import Call, Request, body_too_large, media_type, status_error
+
+# The steps every dialect shares, under the names this module's code (and the tests, and
+# code written against it) has always used.
+from .base import request_headers as _request_headers
+from .base import request_secrets as _secrets
+from .jsonbody import REFUSED as _REFUSED
+from .jsonbody import document_loads as _document_loads
+from .jsonbody import dumps
+from .jsonbody import encode as _encode
+from .jsonbody import json_loads as _json_loads
+from .jsonbody import json_or_refused as _json_or_refused
+from .jsonbody import standard_json as _standard_json
 from .sse import EventTooLargeError, SSEParser
 from .template import TextTemplate, learn
 from .toolcalls import ToolCallStream, tool_calls_of
@@ -178,71 +188,6 @@ def _check_parameters(
             f"{also})",
             param=key,
         )
-
-
-def _request_headers(
-    stream: bool, headers: Mapping[str, str] | None, auth: str | None
-) -> dict[str, str]:
-    found = {
-        "Content-Type": "application/json",
-        "Accept": "text/event-stream" if stream else "application/json",
-    }
-    if headers:
-        found.update(headers)
-    if auth:
-        found["Authorization"] = f"Bearer {auth}"
-    return found
-
-
-# allow_nan=False: NaN and Infinity are not JSON, and a server would refuse the request
-# they went out in; they are refused before sending instead, as the caller's mistake.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def dumps(body: Any) -> bytes:
-    """``body`` as compact UTF-8 JSON; ``ValueError`` for NaN or an infinity."""
-    return _ENCODER.encode(body).encode("utf-8")
-
-
-def _encode(provider: str, body: dict[str, Any]) -> bytes:
-    """``body`` as JSON, or :class:`InvalidRequestError` naming the field JSON cannot
-    carry (a ``set``, an arbitrary object): the caller's mistake, found before sending."""
-    try:
-        return dumps(body)
-    except (TypeError, ValueError, RecursionError) as exc:
-        # RecursionError: nested past what the encoder can follow (the hub refuses
-        # anything nested past MAX_DEPTH before this; a direct call may not).
-        reason = one_line(exc, typed=False)
-        field = next((key for key, value in body.items() if not _encodable(value)), None)
-        what = "the messages" if field == "messages" else f"the parameter {field!r}"
-        raise InvalidRequestError(
-            f"{what if field else 'the request'} for {provider} cannot be sent as JSON: {reason}",
-            param=field,
-        ) from None
-
-
-def _encodable(value: Any) -> bool:
-    try:
-        dumps(value)
-    except (TypeError, ValueError, RecursionError):
-        return False
-    return True
-
-
-# Configured header values this long may be credentials (an api-key header, say); shorter
-# ones are not worth hiding, and hiding them would garble messages.
-_SECRET_HEADER_CHARS = 8
-
-
-def _secrets(
-    auth: str | None, headers: Mapping[str, str] | None, endpoint: str
-) -> list[str | None]:
-    """What no message of the call may show: the credential, the values of the headers
-    the provider configured, and the credentials in the endpoint's url."""
-    found: list[str | None] = [auth, *url_secrets(endpoint)]
-    if headers:
-        found += [v for v in headers.values() if len(v) >= _SECRET_HEADER_CHARS]
-    return found
 
 
 def error_message(answer: bytes | str | Any) -> str | None:
@@ -635,62 +580,8 @@ def _malformed(provider: str, data: str, url: str, secrets: list[str | None]) ->
     )
 
 
-def _standard_json(provider: str, data: str, url: str, secrets: list[str | None]) -> Any:
-    """An event's data that the fast parser refused, as the standard library reads it, so
-    that ``providerhub[fast]`` never changes what is accepted (orjson refuses ``NaN`` and
-    integers past 64 bits, which ``json`` reads); an error when neither reads it."""
-    try:
-        return scan_json(data)
-    except ValueError:
-        raise ProviderResponseError(
-            provider,
-            "sent an event that is not JSON",
-            url=url,
-            body=excerpt(data, secrets),
-        ) from None
-
-
-_REFUSED = object()
-
-
-def _json_or_refused(raw: bytes) -> Any:
-    """A body the fast parser refused, as the standard library reads it (see
-    :func:`_standard_json`), or :data:`_REFUSED` when neither reads it."""
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return _REFUSED
-
-
 def _json_or_text(data: str) -> Any:
     try:
         return json.loads(data)
     except ValueError:
         return data
-
-
-@functools.cache
-def _json_loads() -> Callable[[str], Any]:
-    """orjson's ``loads`` when it is installed (``providerhub[fast]``), else the standard
-    library's (:func:`providerhub._speedups.scan_json`): stream events are parsed once
-    each, so this is the hot path. What orjson refuses goes to the standard library
-    (:func:`_standard_json`), so both read the same events."""
-    try:
-        import orjson  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return scan_json
-    loads: Callable[[str], Any] = orjson.loads
-    return loads
-
-
-@functools.cache
-def _document_loads() -> Callable[[bytes], Any]:
-    """:func:`_json_loads` for a whole body: orjson's ``loads``, else ``json.loads``. What
-    orjson refuses goes to ``json.loads`` (:func:`_json_or_refused`), so both read the
-    same answers."""
-    try:
-        import orjson  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return json.loads
-    loads: Callable[[bytes], Any] = orjson.loads
-    return loads

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import difflib
 import json
 import struct
 from array import array
@@ -26,19 +25,25 @@ from typing import Any
 from .._redaction import excerpt, safe_url
 from ..errors import InvalidRequestError, ProviderError, ProviderResponseError
 from ..types import CreateEmbeddingResponse, Embedding, EmbeddingUsage, Piece
-from .base import Call, Request, StreamDecoder, body_too_large, media_type, status_error
-
-# The request's pieces are the chat dialect's: the same headers, JSON and secrets.
-from .openai_chat import _document_loads as document_loads
-from .openai_chat import _encode as to_json
-from .openai_chat import _request_headers as request_headers
-from .openai_chat import _secrets as request_secrets
+from .base import (
+    Call,
+    Request,
+    StreamDecoder,
+    call_status_error,
+    check_auth,
+    extra_parameters,
+    json_request,
+    read_document,
+    request_headers,
+    stray_parameter,
+)
 from .openai_chat import error_message
 
 __all__ = [
     "CODEC",
     "EMBEDDING_PARAMETERS",
     "OpenAIEmbeddings",
+    "check_parameters",
     "from_base64",
     "input_count",
     "result_of",
@@ -52,41 +57,27 @@ EMBEDDING_PARAMETERS = frozenset({"input", "dimensions", "user", "encoding_forma
 
 class OpenAIEmbeddings:
     """The OpenAI embeddings codec (:class:`~providerhub._codecs.base.Codec`). The call's
-    ``messages`` and ``stream`` are not used: embeddings are neither."""
+    ``messages`` and ``stream`` are not used: embeddings are neither. Another dialect of
+    the same call (:mod:`providerhub._codecs.gemini_embeddings`) subclasses it, with its
+    own :meth:`encode` and reading of the document."""
 
     __slots__ = ()
+
+    what = "embeddings"
+    """The endpoint an HTTP 404 says is not there."""
+    hint = "the url may not be an OpenAI-compatible endpoint"
+    """What a url whose answer is not JSON may be."""
 
     def encode(self, call: Call) -> Request:
         """The request for ``call``, or :class:`InvalidRequestError` for a parameter that
         is not an embeddings field (nor among ``extra_parameters``), a missing ``input``,
         an empty credential or a value JSON cannot carry."""
-        provider = call.provider
-        params = call.params
-        unknown = [
-            k for k in params if k not in EMBEDDING_PARAMETERS and k not in call.extra_parameters
-        ]
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], sorted(EMBEDDING_PARAMETERS), n=1)
-            tip = f"; did you mean {close[0]!r}?" if close else ""
-            raise InvalidRequestError(
-                f"{provider} does not take the embeddings parameter {unknown[0]!r}{tip} "
-                f"(it takes: {', '.join(sorted(EMBEDDING_PARAMETERS))})",
-                param=unknown[0],
-            )
-        if "input" not in params:
-            raise InvalidRequestError(f"an embeddings request to {provider} needs input")
-        auth = call.auth
-        if auth is not None and (not isinstance(auth, str) or not auth):
-            raise InvalidRequestError(f"the credential for {provider} must be a non-empty string")
-        body = {"model": call.model, **params}
-        return Request(
-            "POST",
-            call.endpoint,
-            request_headers(False, call.headers, auth),
-            to_json(provider, body),
-            request_secrets(auth, call.headers, call.endpoint),
-            call,
-        )
+        check_parameters(call)
+        if "input" not in call.params:
+            raise InvalidRequestError(f"an embeddings request to {call.provider} needs input")
+        check_auth(call)
+        body = {"model": call.model, **call.params}
+        return json_request(call, body, request_headers(False, call.headers, call.auth))
 
     def streams(self, request: Request, content_type: str | None) -> bool:
         """Never: an embeddings answer is one document."""
@@ -98,51 +89,43 @@ class OpenAIEmbeddings:
         """The answer as one :class:`~providerhub.types.CreateEmbeddingResponse`, or the
         error an HTML page, text that is not JSON, an error document, a document without
         vectors or a body past ``max_body_bytes`` is."""
-        call = request.call
-        provider = call.provider
-        if len(body) > call.max_body_bytes:
-            raise body_too_large(provider, url, call.max_body_bytes)
-        shown = safe_url(url)
-        if media_type(content_type) == "text/html" or body.lstrip()[:1] == b"<":
-            raise ProviderResponseError(
-                provider,
-                f"answered with an HTML page instead of JSON (HTTP {status})",
-                url=shown,
-                body=excerpt(body, request.secrets),
-                hint="check the url, or use another provider",
-            )
+        # orjson when installed (read_document), as for chat answers: a list of vectors is
+        # mostly floats to read, which the standard library reads six times slower.
+        doc = self.document(request, url, status, content_type, body)
         try:
-            # orjson when installed, as for chat answers: a list of vectors is mostly floats
-            # to read, which the standard library reads six times slower.
-            doc = document_loads()(body)
-        except ValueError:
-            doc = _json_or_refused(body)
-        if doc is _REFUSED:
-            raise ProviderResponseError(
-                provider,
-                "answered with something that is not JSON",
-                url=shown,
-                body=excerpt(body, request.secrets) or "(empty body)",
-                hint="the url may not be an OpenAI-compatible endpoint",
-            )
-        if isinstance(doc, dict) and "error" in doc:
-            raise ProviderResponseError(
-                provider,
-                "answered with an error",
-                url=shown,
-                body=excerpt(error_message(doc) or json.dumps(doc["error"]), request.secrets),
-                hint="the service could not make the embeddings",
-            )
-        try:
-            return [_response(doc, call.model)]
+            return [_response(doc, request.call.model)]
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ProviderResponseError(
-                provider,
+                request.call.provider,
                 f"answered with JSON that is not an embeddings list ({exc})",
-                url=shown,
+                url=safe_url(url),
                 body=excerpt(body[:2000], request.secrets),
                 hint="the url may not be an OpenAI-compatible embeddings endpoint",
             ) from None
+
+    def document(
+        self, request: Request, url: str, status: int, content_type: str | None, body: bytes
+    ) -> Any:
+        """The JSON document of the answer, or the error an HTML page, text that is not
+        JSON, a body past ``max_body_bytes`` or an error document (``error.message``) is."""
+        doc = read_document(
+            request,
+            url,
+            status,
+            content_type,
+            body,
+            html_hint="check the url, or use another provider",
+            json_hint=self.hint,
+        )
+        if isinstance(doc, dict) and "error" in doc:
+            raise ProviderResponseError(
+                request.call.provider,
+                "answered with an error",
+                url=safe_url(url),
+                body=excerpt(error_message(doc) or json.dumps(doc["error"]), request.secrets),
+                hint="the service could not make the embeddings",
+            )
+        return doc
 
     def decoder(self, request: Request, url: str) -> StreamDecoder:
         # Not reached: streams() is always False.
@@ -159,17 +142,10 @@ class OpenAIEmbeddings:
     ) -> ProviderError:
         """The typed error for an error status (:func:`~providerhub._codecs.base.status_error`),
         showing the body's ``error.message`` when it has one."""
-        found = error_message(body)
-        return status_error(
-            request.call.provider,
-            status,
-            reason,
-            url,
-            headers.get("Retry-After"),
-            found if found is not None else body,
-            request.secrets,
-            credential_variable=request.call.credential_variable,
-            what="embeddings",
+        retry_after = headers.get("Retry-After")
+        said = error_message(body)
+        return call_status_error(
+            request, url, status, reason, retry_after, body, said, what=self.what
         )
 
 
@@ -195,16 +171,17 @@ def from_base64(text: str) -> list[float]:
     return list(struct.unpack(f"<{len(raw) // 4}f", raw))
 
 
-_REFUSED = object()
-
-
-def _json_or_refused(body: bytes) -> Any:
-    """What orjson refused (NaN, integers past 64 bits), as the standard library reads it;
-    :data:`_REFUSED` when neither reads it."""
-    try:
-        return json.loads(body)
-    except ValueError:
-        return _REFUSED
+def check_parameters(call: Call) -> None:
+    """:class:`InvalidRequestError` for a parameter of ``call`` that is not an embeddings
+    field (:data:`EMBEDDING_PARAMETERS`) nor among its ``extra_parameters``."""
+    stray = stray_parameter(call.params, EMBEDDING_PARAMETERS, extra_parameters(call))
+    if stray is not None:
+        key, tip = stray
+        raise InvalidRequestError(
+            f"{call.provider} does not take the embeddings parameter {key!r}{tip} "
+            f"(it takes: {', '.join(sorted(EMBEDDING_PARAMETERS))})",
+            param=key,
+        )
 
 
 def input_count(value: Any) -> int:

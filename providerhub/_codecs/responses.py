@@ -16,18 +16,24 @@ refused with a message saying so), and ``store`` is accepted but never honoured.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidRequestError
+from .bridge import (
+    BridgedRequest,
+    ChunkEvents,
+    Dumps,
+    cached_tokens,
+    compact,
+    read_answer,
+    read_stream,
+)
 from .completions import new_id
 
 __all__ = ["ResponseEvents", "ResponsesRequest", "chat_request", "response_document"]
-
-Dumps = Callable[[Any], bytes]
 
 # Fields that change nothing a stateless bridge does, accepted and left out: hints to
 # OpenAI's own service (caching, tiers, retention), and what the answer only echoes.
@@ -74,20 +80,11 @@ _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"
 
 
 @dataclass
-class ResponsesRequest:
+class ResponsesRequest(BridgedRequest):
     """A ``POST /v1/responses`` request read: the chat completion to make (``chat``, with
     ``model``, ``messages`` and ``stream``), and what the answer echoes back."""
 
-    chat: dict[str, Any]
     echo: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def model(self) -> str:
-        return str(self.chat["model"])
-
-    @property
-    def stream(self) -> bool:
-        return bool(self.chat.get("stream"))
 
 
 def chat_request(doc: Any) -> ResponsesRequest:
@@ -132,13 +129,7 @@ def chat_request(doc: Any) -> ResponsesRequest:
         messages.append({"role": "system", "content": instructions})
     messages.extend(_messages(doc.get("input")))
     chat: dict[str, Any] = {"model": model, "messages": messages}
-    stream = doc.get("stream", False)
-    if not isinstance(stream, bool):
-        raise InvalidRequestError("stream must be true or false", param="stream")
-    if stream:
-        chat["stream"] = True
-        # response.completed carries usage, which a chat stream gives only when asked.
-        chat["stream_options"] = {"include_usage": True}
+    read_stream(doc, chat, "stream must be true or false")
     echo: dict[str, Any] = {
         "instructions": instructions,
         "tools": [],
@@ -369,7 +360,7 @@ def _usage(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     given = usage.get("prompt_tokens") or 0
     taken = usage.get("completion_tokens") or 0
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    cached = cached_tokens(usage)
     reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
     return {
         "input_tokens": given,
@@ -457,21 +448,14 @@ def response_document(
     tool call (its ``call_id`` the chat call's id), ``output_text``, usage in Responses'
     terms, and ``status`` ``incomplete`` when the answer stopped at ``max_output_tokens``
     or a content filter."""
-    choices = completion.get("choices") or [{}]
-    message = choices[0].get("message") or {}
+    answer = read_answer(completion)
     output: list[dict[str, Any]] = []
-    text = message.get("content")
-    if text:
-        output.append(_message_item(new_id("msg_"), text, "completed"))
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
+    if answer.text:
+        output.append(_message_item(new_id("msg_"), answer.text, "completed"))
+    for call in answer.calls:
         output.append(
             _call_item(
-                new_id("fc_"),
-                call.get("id") or new_id("call_"),
-                function.get("name") or "",
-                function.get("arguments") or "",
-                "completed",
+                new_id("fc_"), call.id or new_id("call_"), call.name, call.arguments, "completed"
             )
         )
     return _envelope(
@@ -482,15 +466,11 @@ def response_document(
         "completed",
         output,
         _usage(completion.get("usage")),
-        choices[0].get("finish_reason"),
+        answer.finish,
     )
 
 
-def _compact(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-class ResponseEvents:
+class ResponseEvents(ChunkEvents):
     """The Responses event stream of one streamed chat completion, as Server-Sent Events
     (``event: <type>`` and ``data: <json>``), fed the chat stream as it arrives.
 
@@ -508,7 +488,7 @@ class ResponseEvents:
         request: ResponsesRequest,
         *,
         model: str | None = None,
-        dumps: Dumps = _compact,
+        dumps: Dumps = compact,
         response_id: str | None = None,
         created_at: int | None = None,
     ) -> None:
@@ -526,7 +506,7 @@ class ResponseEvents:
         self._calls: dict[int, dict[str, Any]] = {}
         self._arguments: dict[int, list[str]] = {}
         self._call_at: dict[int, int] = {}
-        self._usage: dict[str, Any] | None = None
+        self._usage: Mapping[str, Any] | None = None  # as the chat stream sent it
         self._finish: str | None = None
         self._delta_head = b""
         self._delta_middle = b""
@@ -545,7 +525,7 @@ class ResponseEvents:
             self.model,
             status,
             output,
-            self._usage if status != "in_progress" else None,
+            _usage(self._usage) if status != "in_progress" else None,
             self._finish,
         )
 
@@ -605,20 +585,7 @@ class ResponseEvents:
         tool-call fragments, and its usage and finish reason, which :meth:`finish` uses."""
         if chunk.get("model"):
             self.model = chunk["model"]
-        if chunk.get("usage"):
-            self._usage = _usage(chunk["usage"])
-        out = b""
-        for choice in chunk.get("choices") or ():
-            if choice.get("index", 0) != 0:
-                continue  # the first choice is the answer, as for chat
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                out += self.text(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                out += self._call(call)
-            if choice.get("finish_reason"):
-                self._finish = choice["finish_reason"]
-        return out
+        return super().chunk(chunk)
 
     def _call(self, call: Mapping[str, Any]) -> bytes:
         index = call.get("index", 0)

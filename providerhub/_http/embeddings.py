@@ -29,34 +29,35 @@ if TYPE_CHECKING:
 __all__ = ["acreate_embedding", "create_embedding"]
 
 
-def _request(
-    codec: Codec,
+def _encoded(
     provider: str,
     endpoint: str,
     model: str,
-    params: dict[str, Any],
-    auth: str | None,
-    headers: Mapping[str, str] | None,
-    max_body_bytes: int,
-    credential_variable: str | None,
-    extra_parameters: Collection[str],
-) -> Request:
-    """The encoded request: checked before anything is sent."""
-    return codec.encode(
-        Call(
-            provider,
-            endpoint,
-            model,
-            [],
-            False,
-            params,
-            extra_parameters=extra_parameters,
-            auth=auth,
-            headers=headers,
-            credential_variable=credential_variable,
-            max_body_bytes=max_body_bytes,
-        )
+    input: Any,
+    *,
+    auth: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    credential_variable: str | None = None,
+    extra_parameters: Collection[str] = (),
+    codec: Codec = CODEC,
+    **params: Any,
+) -> tuple[Codec, Request]:
+    """The codec and its request for ``input``: checked before anything is sent."""
+    call = Call(
+        provider,
+        endpoint,
+        model,
+        [],
+        False,
+        {"input": input, **params},
+        extra_parameters=extra_parameters,
+        auth=auth,
+        headers=headers,
+        credential_variable=credential_variable,
+        max_body_bytes=max_body_bytes,
     )
+    return codec, codec.encode(call)
 
 
 def _only(provider: str, pieces: list[Piece]) -> CreateEmbeddingResponse:
@@ -72,36 +73,20 @@ def create_embedding(
     model: str,
     input: Any,
     *,
-    auth: str | None = None,
     timeout: TimeoutLike = None,
     session: requests.Session | None = None,
-    headers: Mapping[str, str] | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    credential_variable: str | None = None,
-    extra_parameters: Collection[str] = (),
-    codec: Codec = CODEC,
-    **params: Any,
+    **options: Any,
 ) -> CreateEmbeddingResponse:
     """POST an embeddings request for ``input`` to ``endpoint`` and return its vectors.
 
-    ``params`` are OpenAI's other embeddings fields (``dimensions``, ``user``), or named in
-    ``extra_parameters``; ``codec`` is the dialect (OpenAI's embeddings by default); the
-    other options are those of :func:`providerhub.plugin.chat_completion`. Failures raise
-    the typed errors of :mod:`providerhub.errors`, naming ``provider``, with no credential
-    in their messages.
+    ``options`` are ``auth``, ``headers``, ``max_body_bytes``, ``credential_variable`` and
+    ``extra_parameters``, as for :func:`providerhub.plugin.chat_completion`; ``codec``, the
+    dialect (OpenAI's embeddings by default); and OpenAI's other embeddings fields
+    (``dimensions``, ``user``), or those named in ``extra_parameters``. Failures raise the
+    typed errors of :mod:`providerhub.errors`, naming ``provider``, with no credential in
+    their messages.
     """
-    request = _request(
-        codec,
-        provider,
-        endpoint,
-        model,
-        {"input": input, **params},
-        auth,
-        headers,
-        max_body_bytes,
-        credential_variable,
-        extra_parameters,
-    )
+    codec, request = _encoded(provider, endpoint, model, input, **options)
     http = session if session is not None else transport.default_session()
     pieces = exchange(codec, request, to_timeout(timeout), transport.RequestsTransport(http))
     return _only(provider, list(pieces))
@@ -113,31 +98,14 @@ async def acreate_embedding(
     model: str,
     input: Any,
     *,
-    auth: str | None = None,
     timeout: TimeoutLike = None,
     session: aiohttp.ClientSession | None = None,
-    headers: Mapping[str, str] | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    credential_variable: str | None = None,
-    extra_parameters: Collection[str] = (),
-    codec: Codec = CODEC,
-    **params: Any,
+    **options: Any,
 ) -> CreateEmbeddingResponse:
     """:func:`create_embedding` for asyncio, over ``session`` (an
     ``aiohttp.ClientSession``; without one, a session of its own, closed with the call).
     Cancelling the task closes the HTTP response."""
-    request = _request(
-        codec,
-        provider,
-        endpoint,
-        model,
-        {"input": input, **params},
-        auth,
-        headers,
-        max_body_bytes,
-        credential_variable,
-        extra_parameters,
-    )
+    codec, request = _encoded(provider, endpoint, model, input, **options)
     limits = to_timeout(timeout)
     if session is not None:
         pieces = aexchange(codec, request, limits, atransport.transport_for(session))

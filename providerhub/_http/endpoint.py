@@ -29,7 +29,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from .. import _settings as settings
@@ -198,7 +198,7 @@ class HTTPProvider:
     ) -> None:
         bad = _Bad(f"{type(self).__name__} {name!r}")
         self.name: str = _check_name(bad, name)
-        dialect = _check_codec(bad, codec)
+        dialect = _known(bad, "codec", codec, CODECS, "codec")
         self.codec: str = codec
         self._dialect = dialect
         self.url: str = _check_url(bad, url)
@@ -210,7 +210,9 @@ class HTTPProvider:
         )
         self.model: list[str] = _check_models(bad, models, empty=bool(self.embedding_models))
         self.embedding_codec: str = embedding_codec
-        self._embedding_dialect = _check_embedding_codec(bad, embedding_codec)
+        self._embedding_dialect = _known(
+            bad, "embedding_codec", embedding_codec, EMBEDDING_CODECS, "embeddings codec"
+        )
         if self.embedding_models:
             _check_doubled_prefix(bad, self.url, self._embedding_dialect.path)
         flags = _check_capabilities(bad, capabilities)
@@ -452,25 +454,18 @@ def _check_name(bad: _Bad, name: Any) -> str:
     return name
 
 
-def _check_codec(bad: _Bad, codec: Any) -> Dialect:
-    found = CODECS.get(codec) if isinstance(codec, str) else None
-    if found is None:
-        tip = did_you_mean(str(codec), CODECS)
-        raise bad(
-            "codec",
-            f"is {codec!r}, which is not a known codec{tip} (the codecs are: {', '.join(CODECS)})",
-        )
-    return found
+_D = TypeVar("_D")
 
 
-def _check_embedding_codec(bad: _Bad, codec: Any) -> EmbeddingDialect:
-    found = EMBEDDING_CODECS.get(codec) if isinstance(codec, str) else None
+def _known(bad: _Bad, field: str, key: Any, table: Mapping[str, _D], what: str) -> _D:
+    """The entry of ``table`` that the declaration's ``field`` names (``key``), or its
+    error naming the ``what`` there are."""
+    found = table.get(key) if isinstance(key, str) else None
     if found is None:
-        tip = did_you_mean(str(codec), EMBEDDING_CODECS)
+        tip = did_you_mean(str(key), table)
         raise bad(
-            "embedding_codec",
-            f"is {codec!r}, which is not a known embeddings codec{tip} (they are: "
-            f"{', '.join(EMBEDDING_CODECS)})",
+            field,
+            f"is {key!r}, which is not a known {what}{tip} (the {what}s are: {', '.join(table)})",
         )
     return found
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._server import OpenAIServer, RecordedRequest, Reply, _Handler
+from ._server import _EVENT_STREAM, OpenAIServer, RecordedRequest, Reply, _Handler
 
 __all__ = ["ERROR_TYPES", "AnthropicReply", "AnthropicServer"]
 
@@ -140,12 +140,7 @@ class _MessagesHandler(_Handler):
         owner = self.server.owner
         assert isinstance(owner, AnthropicServer)
         self._request_id = f"req_local_{owner._next_id():06d}"
-        with owner._lock:
-            owner.requests.append(
-                RecordedRequest(
-                    "GET", self.path, dict(self.headers.items()), b"", self.client_address[:2]
-                )
-            )
+        owner._keep(self._recorded())
         if self.path.split("?")[0].rstrip("/") != "/v1/models":
             self._refuse(404, "not_found_error", f"Not found: {self.path}")
             return
@@ -172,25 +167,20 @@ class _MessagesHandler(_Handler):
         self._send(200, json.dumps(page).encode(), "application/json", {})
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
         owner = self.server.owner
         assert isinstance(owner, AnthropicServer)
         number = owner._next_id()
-        recorded = RecordedRequest(
-            "POST", self.path, dict(self.headers.items()), body, self.client_address[:2]
-        )
+        recorded = self._recorded()
+        body = recorded.body
         self._request_id = f"req_local_{number:06d}"
         self._message_id = f"msg_local_{number:06d}"
         if self.path.split("?")[0].rstrip("/") != "/v1/messages":
-            with owner._lock:
-                owner.requests.append(recorded)
+            owner._keep(recorded)
             self._refuse(404, "not_found_error", f"Not found: {self.path}")
             return
         refused = self._refusal(owner, body)
         if refused is not None:
-            with owner._lock:
-                owner.requests.append(recorded)
+            owner._keep(recorded)
             self._refuse(*refused)
             return
         reply = owner._next_reply(recorded)
@@ -236,18 +226,7 @@ class _MessagesHandler(_Handler):
         super()._send(status, body, ctype, {"request-id": self._request_id, **headers})
 
     def _answer(self, reply: Reply, request: dict[str, Any], recorded: RecordedRequest) -> None:
-        stopping = self.server.owner._stopping
-        if reply.fault is not None and reply.after is None:
-            if reply.fault == "reset":
-                self._reset()
-                return
-            if reply.fault == "stall":
-                stopping.wait(reply.delay)
-        if reply.body is not None:
-            content = reply.body(recorded) if callable(reply.body) else reply.body
-            raw = content.encode() if isinstance(content, str) else content
-            ctype = reply.content_type or "application/octet-stream"
-            self._send(reply.status, raw, ctype, reply.headers)
+        if self._scripted(reply, recorded):
             return
         model = str(request.get("model"))
         chunks = list(reply.chunks) if reply.chunks is not None else _echo(request, model)
@@ -290,16 +269,8 @@ class _MessagesHandler(_Handler):
         }
 
     def _event_stream(self, reply: Reply, chunks: list[str], request: dict[str, Any]) -> None:
-        stopping = self.server.owner._stopping
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("request-id", self._request_id)
         self._split = isinstance(reply, AnthropicReply) and reply.split
-        for key, value in reply.headers.items():
-            self.send_header(key, value)
-        self.end_headers()
+        self._stream_head(reply, {**_EVENT_STREAM, "request-id": self._request_id})
         usage = _usage(reply, request, chunks)
         started = {**self._message(reply, request, []), "content": [], "stop_reason": None}
         started["usage"] = {**usage, "output_tokens": 1}
@@ -326,12 +297,8 @@ class _MessagesHandler(_Handler):
                 {"index": index, "content_block": {"type": "text", "text": ""}},
             )
             for number, text in enumerate(chunks):
-                if reply.fault is not None and reply.after == number and self._fault(reply):
+                if self._before_chunk(reply, number):
                     return
-                if reply.wait is not None and reply.after == number:
-                    reply.wait.wait(30)
-                if reply.chunk_delay:
-                    stopping.wait(reply.chunk_delay)
                 self._delta(index, {"type": "text_delta", "text": text})
             self._sse("content_block_stop", {"index": index})
             index += 1

@@ -159,11 +159,6 @@ class GeminiServer(OpenAIServer):
         self.start()
         return self
 
-    def _refused(self, request: RecordedRequest) -> None:
-        """Keep a request that was answered without a scripted reply."""
-        with self._lock:
-            self.requests.append(request)
-
 
 def _error_info(reason: str) -> dict[str, Any]:
     return {
@@ -195,21 +190,16 @@ class _GeminiHandler(_Handler):
         return found
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        recorded = RecordedRequest(
-            "POST", self.path, dict(self.headers.items()), raw, self.client_address[:2]
-        )
-        asked = self._checked(recorded, raw)
+        recorded = self._recorded()
+        asked = self._checked(recorded, recorded.body)
         if asked is None:
-            self.owner._refused(recorded)
+            self.owner._keep(recorded)
             return
         reply = _as_gemini(self.owner._next_reply(recorded))
         self._answer_gemini(reply, asked, recorded)
 
     def do_GET(self) -> None:
-        recorded = RecordedRequest("GET", self.path, dict(self.headers.items()), b"")
-        self.owner._refused(recorded)  # a list takes no scripted reply either
+        self.owner._keep(self._recorded())  # a list takes no scripted reply either
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         if not _LIST.match(parts.path):
@@ -273,17 +263,7 @@ class _GeminiHandler(_Handler):
         return True
 
     def _answer_gemini(self, reply: GeminiReply, asked: _Asked, recorded: RecordedRequest) -> None:
-        if reply.fault is not None and reply.after is None:
-            if reply.fault == "reset":
-                self._reset()
-                return
-            if reply.fault == "stall":
-                self.owner._stopping.wait(reply.delay)
-        if reply.body is not None:
-            content = reply.body(recorded) if callable(reply.body) else reply.body
-            raw = content.encode() if isinstance(content, str) else content
-            ctype = reply.content_type or "application/octet-stream"
-            self._send(reply.status, raw, ctype, reply.headers)
+        if self._scripted(reply, recorded):
             return
         chunks = _chunks(reply, asked)
         if asked.stream:
@@ -293,13 +273,8 @@ class _GeminiHandler(_Handler):
         self._send(reply.status, json.dumps(whole, indent=2).encode(), _JSON, reply.headers)
 
     def _stream_gemini(self, reply: GeminiReply, chunks: list[dict[str, Any]]) -> None:
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Content-Disposition", "attachment")
-        self.send_header("Transfer-Encoding", "chunked")
-        for key, value in reply.headers.items():
-            self.send_header(key, value)
-        self.end_headers()
+        head = {"Content-Type": "text/event-stream", "Content-Disposition": "attachment"}
+        self._stream_head(reply, head)
         for index, chunk in enumerate(chunks):
             if reply.fault is not None and reply.after == index and self._gemini_fault(reply):
                 return

@@ -237,6 +237,11 @@ class OpenAIServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def _keep(self, request: RecordedRequest) -> None:
+        """Keep a request that is answered without a scripted reply (refused, or a list)."""
+        with self._lock:
+            self.requests.append(request)
+
     def _next_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
             self.requests.append(request)
@@ -264,6 +269,10 @@ class _HTTPServer(ThreadingHTTPServer):
             self.owner.errors.append(exc)
 
 
+_EVENT_STREAM = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+"""The head of an OpenAI event stream."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # TCP_NODELAY: an answer goes out as its head and then its body (or its events), and
@@ -275,13 +284,18 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read :attr:`OpenAIServer.requests` instead of a log."""
 
-    def do_POST(self) -> None:
+    def _recorded(self) -> RecordedRequest:
+        """The request being handled, its body read (``Content-Length`` bytes)."""
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        owner = self.server.owner
-        recorded = RecordedRequest(
-            "POST", self.path, dict(self.headers.items()), body, self.client_address[:2]
+        return RecordedRequest(
+            self.command, self.path, dict(self.headers.items()), body, self.client_address[:2]
         )
+
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        recorded = self._recorded()
+        body = recorded.body
         path = self.path.rstrip("/")
         if not path.endswith(("/chat/completions", "/embeddings")):
             self._send(404, b'{"error": {"message": "not found"}}', "application/json", {})
@@ -296,19 +310,48 @@ class _Handler(BaseHTTPRequestHandler):
             request = {}
         self._answer(reply, request, recorded)
 
-    def _answer(self, reply: Reply, request: dict[str, Any], recorded: RecordedRequest) -> None:
-        stopping = self.server.owner._stopping
+    def _scripted(self, reply: Reply, recorded: RecordedRequest) -> bool:
+        """Do what ``reply`` asks before any answer (a reset, a stall) and send its
+        scripted body; True when that answered the request, whatever the dialect."""
         if reply.fault is not None and reply.after is None:
             if reply.fault == "reset":
                 self._reset()
-                return
+                return True
             if reply.fault == "stall":
-                stopping.wait(reply.delay)
-        if reply.body is not None:
-            content = reply.body(recorded) if callable(reply.body) else reply.body
-            raw = content.encode() if isinstance(content, str) else content
-            ctype = reply.content_type or "application/octet-stream"
-            self._send(reply.status, raw, ctype, reply.headers)
+                self.server.owner._stopping.wait(reply.delay)
+        if reply.body is None:
+            return False
+        content = reply.body(recorded) if callable(reply.body) else reply.body
+        raw = content.encode() if isinstance(content, str) else content
+        ctype = reply.content_type or "application/octet-stream"
+        self._send(reply.status, raw, ctype, reply.headers)
+        return True
+
+    def _stream_head(self, reply: Reply, headers: Mapping[str, str]) -> None:
+        """Send the head of an event stream: ``reply``'s status, the dialect's
+        ``headers``, chunked, then ``reply``'s own headers."""
+        self.send_response(reply.status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        for key, value in reply.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+
+    def _before_chunk(self, reply: Reply, index: int) -> bool:
+        """Do what ``reply`` asks before its chunk number ``index`` of text (its fault,
+        its wait, its delay between chunks); True when the stream must end there."""
+        if reply.after == index:
+            if reply.fault is not None and self._fault(reply):
+                return True
+            if reply.wait is not None:
+                reply.wait.wait(30)
+        if reply.chunk_delay:
+            self.server.owner._stopping.wait(reply.chunk_delay)
+        return False
+
+    def _answer(self, reply: Reply, request: dict[str, Any], recorded: RecordedRequest) -> None:
+        if self._scripted(reply, recorded):
             return
         model = str(request.get("model", "unknown-model"))
         if recorded.path.rstrip("/").endswith("/embeddings"):
@@ -382,23 +425,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(reply.status, json.dumps(doc).encode(), "application/json", reply.headers)
 
     def _stream(self, reply: Reply, chunks: list[str], model: str, usage: bool) -> None:
-        stopping = self.server.owner._stopping
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        for key, value in reply.headers.items():
-            self.send_header(key, value)
-        self.end_headers()
+        self._stream_head(reply, _EVENT_STREAM)
         role = {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
         self._event(json.dumps(role))
         for index, text in enumerate(chunks):
-            if reply.fault is not None and reply.after == index and self._fault(reply):
+            if self._before_chunk(reply, index):
                 return
-            if reply.wait is not None and reply.after == index:
-                reply.wait.wait(30)
-            if reply.chunk_delay:
-                stopping.wait(reply.chunk_delay)
             delta = {
                 "id": "chatcmpl-local",
                 "object": "chat.completion.chunk",
