@@ -575,7 +575,11 @@ def _usage(found: Any, into: dict[str, int] | None = None) -> Usage | None:
     prompt = sum(counts.get(key, 0) for key in prompt_keys) if "input_tokens" in counts else None
     completion = counts.get("output_tokens")
     total = None if prompt is None or completion is None else prompt + completion
-    return Usage(prompt, completion, total)
+    cached, created = (
+        counts.get("cache_read_input_tokens"),
+        counts.get("cache_creation_input_tokens"),
+    )
+    return Usage(prompt, completion, total, cached, cache_creation_tokens=created)
 
 
 def _error_of(body: bytes | str | Any) -> tuple[str | None, str | None]:
