@@ -75,6 +75,7 @@ _WHERE = {
     "help_texts": ("providerhub._cli", "help_texts"),
     "hub_module": ("providerhub", "_hub"),
     "is_loopback": ("providerhub.server._serve", "is_loopback"),
+    "keys_module": ("providerhub.server", "_keys"),
     "lean": ("providerhub._transports", "lean"),
     "provider_options": ("providerhub._options", "provider_options"),
     "redact": ("providerhub._redaction", "redact"),
