@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from providerhub.errors import ConfigurationError
-from providerhub.testing import OpenAIServer, Reply
+from providerhub.testing import AnthropicReply, AnthropicServer, OpenAIServer, Reply
 
 from . import _internals as internals
 from ._gateway import Gateway, clean_environment
@@ -120,6 +120,7 @@ def _seconds_to_midnight() -> float:
     return math.ceil(now / 86400) * 86400 - now
 
 
+@pytest.mark.slow  # serve processes
 def test_answers_whole_and_streamed_are_priced_in_the_metrics(
     upstream: OpenAIServer, tmp_path: Path
 ) -> None:
@@ -171,6 +172,7 @@ def test_answers_whole_and_streamed_are_priced_in_the_metrics(
         assert gateway.stop() == 0
 
 
+@pytest.mark.slow  # serve processes
 def test_a_key_over_its_budget_gets_429_before_any_provider_is_asked(
     upstream: OpenAIServer, tmp_path: Path
 ) -> None:
@@ -199,6 +201,7 @@ def test_a_key_over_its_budget_gets_429_before_any_provider_is_asked(
         assert gateway.stop() == 0
 
 
+@pytest.mark.slow  # serve processes
 def test_the_openai_sdk_reads_the_budget_refusal_as_a_rate_limit(
     upstream: OpenAIServer, tmp_path: Path
 ) -> None:
@@ -216,6 +219,7 @@ def test_the_openai_sdk_reads_the_budget_refusal_as_a_rate_limit(
         assert gateway.stop() == 0
 
 
+@pytest.mark.slow  # serve processes
 def test_a_budget_is_exact_across_two_servers_sharing_redis(
     upstream: OpenAIServer, redis_server: RedisServer, redis_url: str, tmp_path: Path
 ) -> None:
@@ -246,6 +250,51 @@ def test_a_budget_is_exact_across_two_servers_sharing_redis(
         assert Decimal(_metrics(second)[_spend("team")]) == Decimal("0.5")
     finally:
         assert [first.stop(), second.stop()] == [0, 0]
+
+
+@pytest.mark.slow  # a serve process
+def test_anthropic_answers_passed_through_and_translated_are_priced_by_the_plugin(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("providerhub_anthropic")
+    usage = {
+        "input_tokens": 10,
+        "cache_read_input_tokens": 5000,
+        "cache_creation_input_tokens": 0,
+        "output_tokens": 200,
+    }
+    model = "claude-haiku-4-5"  # 1 / 5 USD, cache reads 0.1: 0.00151 USD an answer
+    with AnthropicServer(api_key="sk-ant-upstream") as upstream:
+        (tmp_path / "config.toml").write_text("", encoding="utf-8")
+        env = clean_environment(
+            PROVIDERHUB_CONFIG=str(tmp_path / "config.toml"),
+            PROVIDERHUB_ANTHROPIC_URL=upstream.url,
+            PROVIDERHUB_ANTHROPIC_API_KEY="sk-ant-upstream",
+            PROVIDERHUB_DISABLE_PLUGINS="gravityengine,gemini,openai-compatible",
+        )
+        gateway = Gateway(tmp_path, env)
+        try:
+            upstream.script(*(AnthropicReply.text("Hi", usage=usage) for _ in range(3)))
+            headers = {"Content-Type": "application/json"}
+            for stream in (False, True):  # /v1/messages: passed through, whole and streamed
+                doc = {"model": model, "max_tokens": 64, "messages": MESSAGES, "stream": stream}
+                status, _, body = gateway.request(
+                    "POST", "/v1/messages", json.dumps(doc).encode(), headers
+                )
+                assert status == 200, body
+            doc = {"model": model, "messages": MESSAGES, "stream": True}  # translated
+            status, _, body = gateway.request(
+                "POST", "/v1/chat/completions", json.dumps(doc).encode(), headers
+            )
+            assert status == 200 and b'"usage"' not in body
+            metrics = _metrics(gateway)
+            labels = f'provider="anthropic",model="{model}",key=""'
+            assert Decimal(metrics[f"providerhub_spend_usd_total{{{labels}}}"]) == Decimal(
+                "0.00453"
+            )
+            assert metrics[f'providerhub_tokens_total{{{labels},type="cached"}}'] == "15000"
+        finally:
+            assert gateway.stop() == 0
 
 
 def test_periods_and_their_ends_are_utc_days_and_months() -> None:

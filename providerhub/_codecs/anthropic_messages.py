@@ -881,8 +881,10 @@ class NativeMessages:
         self, request: Request, url: str, status: int, content_type: str | None, body: bytes
     ) -> list[Piece]:
         """The document, checked as :meth:`AnthropicMessages.decode` checks it (an error
-        document raises), then passed on whole, after its usage."""
-        pieces = CODEC.decode(request, url, status, content_type, body)
+        document raises), then passed on whole, after its usage (read whatever the call's
+        ``structured``, as the stream's decoder reads it: the limiter and the spend count it)."""
+        watched = request._replace(call=request.call._replace(structured=True))
+        pieces = CODEC.decode(watched, url, status, content_type, body)
         return [*(p for p in pieces if type(p) is Usage), Verbatim(body)]
 
     def decoder(self, request: Request, url: str) -> NativeStreamDecoder:
