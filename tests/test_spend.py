@@ -4,11 +4,13 @@ they are declared or configured."""
 
 from __future__ import annotations
 
+import types
 from decimal import Decimal
 from typing import Any, Callable
 
 import pytest
 
+import providerhub
 from providerhub.plugin import HTTPProvider, PluginError, Price
 from providerhub.types import Usage
 from tests import _internals as internals
@@ -379,3 +381,32 @@ def test_the_configuration_table_overrides_the_declared_prices() -> None:
         spend.prices_from_table({"m": {"output": 1}})
     with pytest.raises(ValueError, match="must be a table"):
         spend.prices_from_table({"m": 3})
+
+
+def _module(prices: Any) -> types.ModuleType:
+    module = types.ModuleType("seeded")
+    module.url = "http://seeded.invalid"  # type: ignore[attr-defined]
+    module.model = ["m"]  # type: ignore[attr-defined]
+    module.supports_stream = False  # type: ignore[attr-defined]
+    module.needs_auth = False  # type: ignore[attr-defined]
+    module._create_completion = lambda model, messages, stream, **kw: iter(["x"])  # type: ignore[attr-defined]
+    module.prices = prices  # type: ignore[attr-defined]
+    return module
+
+
+def test_a_seed_contract_module_declares_prices_by_attribute() -> None:
+    with providerhub.Hub(load_entrypoints=False) as hub:
+        provider = hub.register(_module({"m": {"input": 1, "output": "2.5"}}))
+        assert provider.prices == {"m": Price(1, 2.5)}
+        with pytest.raises(PluginError, match=r"provider 'other': prices\['m'\]: input must be"):
+            hub.register(_module({"m": {"input": -1, "output": 1}}), "other")
+
+
+def test_the_plugins_ship_the_prices_they_are_sure_of() -> None:
+    anthropic_plugin = pytest.importorskip("providerhub_anthropic")
+    gemini_plugin = pytest.importorskip("providerhub_gemini")
+    assert anthropic_plugin.provider.prices["claude-haiku-4-5"] == HAIKU_45
+    assert anthropic_plugin.provider.prices["claude-opus-4-5-20251101"] == OPUS_45
+    assert gemini_plugin.provider.prices["gemini-2.5-flash"] == FLASH_25
+    assert gemini_plugin.provider.prices["gemini-2.5-flash-lite"] == FLASH_LITE_25
+    assert "gemini-2.5-pro" not in gemini_plugin.provider.prices  # priced by prompt length
