@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from providerhub.errors import ConfigurationError
-from providerhub.testing import AnthropicReply, AnthropicServer, OpenAIServer, Reply
+from providerhub.testing import AnthropicReply, AnthropicServer, FakeClock, OpenAIServer, Reply
 
 from . import _internals as internals
 from ._gateway import Gateway, clean_environment
@@ -53,6 +53,11 @@ def _config(tmp: Path, upstream: OpenAIServer) -> Path:
 [endpoints.acme]
 url = "{upstream.url}"
 models = ["{PRICED}", "{FREE}"]
+embedding_models = ["embed-model"]
+
+[prices."embed-model"]
+input = 0.02
+output = 0
 
 [prices."{PRICED}"]
 input = 2.5
@@ -156,7 +161,16 @@ def test_answers_whole_and_streamed_are_priced_in_the_metrics(
         assert _chat(gateway, OPEN_KEY, FREE)[0] == 200
         assert _chat(gateway, OPEN_KEY)[0] == 200
 
+        # Embeddings: their prompt tokens, at the input price (one token a word here).
+        doc = {"model": "embed-model", "input": "one two three"}
+        headers = {"Authorization": f"Bearer {OPEN_KEY}", "Content-Type": "application/json"}
+        status, _, body = gateway.request(
+            "POST", "/v1/embeddings", json.dumps(doc).encode(), headers
+        )
+        assert status == 200 and json.loads(body)["usage"]["prompt_tokens"] == 3
+
         metrics = _metrics(gateway)
+        assert Decimal(metrics[_spend("open", "embed-model")]) == Decimal("0.00000006")
         assert Decimal(metrics[_spend("open")]) == Decimal("0.021")  # 3 x 0.007, exactly
         assert metrics[_tokens("prompt")] == "3000"
         assert metrics[_tokens("completion")] == "1500"
@@ -331,3 +345,60 @@ def test_a_wrong_price_in_the_file_is_refused_at_start(tmp_path: Path) -> None:
     config.write_text('[prices."m"]\ninput = 1\noutput = 10\n', encoding="utf-8")
     by_model, _ = internals._config.load({"PROVIDERHUB_CONFIG": str(config)}).prices
     assert set(by_model) == {"m"}
+
+
+def _budgeted(period: str = "day") -> Any:
+    return internals._config.ClientKey(b"\0" * 32, "team", None, 10**12, period)
+
+
+def test_a_budget_holds_until_its_period_ends_then_starts_again() -> None:
+    import asyncio
+
+    clock = FakeClock(start=1798761599.0)  # 2026-12-31 23:59:59 UTC
+    key = _budgeted()
+    keys = internals.Keys((key,), internals.MemoryLimiter(), clock=clock)
+
+    async def run() -> list[Any]:
+        seen = [await keys.over_budget(key)]
+        await keys.spend(key, 10**12 - 1)
+        seen.append(await keys.over_budget(key))  # a picodollar short: still in
+        await keys.spend(key, 1)
+        seen.append(await keys.over_budget(key))
+        clock.advance(1)  # 2027-01-01 00:00:00: a new day
+        seen.append(await keys.over_budget(key))
+        return seen
+
+    first, short, over, next_day = asyncio.run(run())
+    assert (first, short, next_day) == (None, None, None)
+    assert over is not None and (over.spent, over.budget, over.retry_after) == (10**12, 10**12, 1)
+    failure = internals._errors.over_budget(over)
+    assert failure.status == 429 and failure.retry_after == 1
+    assert "resets at 2027-01-01T00:00:00Z, in 1 s" in failure.message
+
+
+@pytest.mark.parametrize("fail_closed", [False, True])
+def test_a_budget_while_redis_is_down_is_counted_here_or_refused(fail_closed: bool) -> None:
+    import asyncio
+
+    from ._redis import free_port
+
+    state = internals.RedisState(f"redis://127.0.0.1:{free_port()}/0", fail_closed=fail_closed)
+    key = _budgeted("month")
+    keys = internals.Keys((key,), state.limiter, state.budgets())
+
+    async def run() -> tuple[Any, Any]:
+        before = await keys.over_budget(key)
+        await keys.spend(key, 10**12)  # Redis is down: counted in this process
+        after = await keys.over_budget(key)
+        await state.aclose()
+        return before, after
+
+    before, after = asyncio.run(run())
+    if fail_closed:
+        assert before == after and type(before).__name__ == "Refusal"
+        failure = internals._errors.over_budget(before)
+        assert failure.status == 503 and "budget of this client key cannot be counted" in (
+            failure.message
+        )
+    else:
+        assert before is None and after is not None and after.spent == 10**12

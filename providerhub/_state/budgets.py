@@ -24,8 +24,9 @@ class Budgets:
         """Whether the counts are shared with other processes now."""
         return False
 
-    async def aspent(self, name: str, period: str) -> int:
-        """What the key ``name`` has spent in ``period``, in picodollars."""
+    async def aspent(self, name: str, period: str) -> int | None:
+        """What the key ``name`` has spent in ``period``, in picodollars; None when it
+        cannot be known (a shared store that is down, and fails closed)."""
         return self.spent(name, period)
 
     async def aadd(self, name: str, period: str, picodollars: int, ttl: int) -> int:

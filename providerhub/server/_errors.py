@@ -345,9 +345,13 @@ def rate_limited(name: str, wait: float) -> Failure:
     )
 
 
-def over_budget(over: OverBudget) -> Failure:
+def over_budget(over: OverBudget | Refusal) -> Failure:
     """The answer to a client key that has spent its budget for the period: 429, saying
-    so and when it resets, with ``Retry-After``."""
+    so and when it resets, with ``Retry-After``; or, for a
+    :class:`~providerhub._state.limits.Refusal`, the 503 saying that its spend cannot be
+    counted."""
+    if isinstance(over, Refusal):
+        return _uncounted("the budget of this client key", over)
     resets = datetime.fromtimestamp(over.resets, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Failure(
         429,

@@ -121,14 +121,17 @@ class Keys:
         seconds = max(1, math.ceil(wait))
         return Refusal(seconds, wait.reason) if isinstance(wait, Refusal) else seconds
 
-    async def over_budget(self, key: ClientKey) -> OverBudget | None:
+    async def over_budget(self, key: ClientKey) -> OverBudget | Refusal | None:
         """None when ``key`` has no budget or is within it, else what it spent (one Redis
-        round trip with a shared state)."""
+        round trip with a shared state); a :class:`~providerhub._state.limits.Refusal`
+        when that cannot be known (the shared state fails closed, and is down)."""
         if key.budget is None:
             return None
         now = self._clock()
         label, ends = period_of(key.budget_period, now)
         spent = await self.budgets.aspent(key.name, label)
+        if spent is None:
+            return Refusal(1, "its budget cannot be counted")
         if spent < key.budget:
             return None
         retry = max(1, math.ceil(ends - now))

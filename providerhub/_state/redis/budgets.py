@@ -23,10 +23,12 @@ READ = "return redis.call('GET', KEYS[1]) or '0'"
 class RedisBudgets(Budgets):
     """:class:`~providerhub._state.budgets.Budgets` in Redis. While Redis cannot be
     reached, spend is counted in the process (and added to Redis's count no more: what
-    was spent meanwhile is not shared)."""
+    was spent meanwhile is not shared); with ``fail_closed``, what a key spent is then
+    unknown, and its requests are refused."""
 
-    def __init__(self, link: Link, prefix: str) -> None:
+    def __init__(self, link: Link, prefix: str, *, fail_closed: bool = False) -> None:
         super().__init__()
+        self.fail_closed = fail_closed
         self._link = link
         self._prefix = prefix
         self._add = Script(ADD)
@@ -39,12 +41,12 @@ class RedisBudgets(Budgets):
     def key(self, name: str, period: str) -> str:
         return f"{self._prefix}:{hash_tag('b', name)}:spend:{period}"
 
-    async def aspent(self, name: str, period: str) -> int:
+    async def aspent(self, name: str, period: str) -> int | None:
         keys = [self.key(name, period)]
         try:
             found = await self._link.arun(lambda r: self._read.acall(keys=keys, client=r))
         except Down:
-            return self.spent(name, period)
+            return None if self.fail_closed else self.spent(name, period)
         return int(found)
 
     async def aadd(self, name: str, period: str, picodollars: int, ttl: int) -> int:

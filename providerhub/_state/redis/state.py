@@ -100,7 +100,7 @@ class RedisState(State):
 
     def budgets(self) -> RedisBudgets:
         """The client keys' spend, counted in Redis exactly across every process."""
-        return RedisBudgets(self._link, self.prefix)
+        return RedisBudgets(self._link, self.prefix, fail_closed=self.fail_closed)
 
     def ping(self) -> bool:
         """Whether Redis answers now (and, if it was down, the state is shared again)."""
