@@ -222,10 +222,18 @@ def test_the_openai_sdk_reads_the_budget_refusal_as_a_rate_limit(
     openai = pytest.importorskip("openai")
     gateway = Gateway(tmp_path, _env(_config(tmp_path, upstream)))
     try:
+        upstream.script(Reply.text("ok", usage=CACHED_USAGE))
         upstream.script(*(Reply.text("ok", usage=TENTH) for _ in range(10)))
         client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=TEAM_KEY, max_retries=0)
-        for _ in range(10):
+        # The SDK reads the usage's details as OpenAI's own.
+        usage = client.chat.completions.create(model=PRICED, messages=MESSAGES).usage
+        assert usage is not None and usage.prompt_tokens_details is not None
+        assert usage.prompt_tokens_details.cached_tokens == 400
+        assert usage.completion_tokens_details is not None
+        assert usage.completion_tokens_details.reasoning_tokens == 200
+        for _ in range(9):  # 0.007 + 9 x 0.1 + the last below: over 1 USD
             client.chat.completions.create(model=PRICED, messages=MESSAGES)
+        client.chat.completions.create(model=PRICED, messages=MESSAGES)
         with pytest.raises(openai.RateLimitError, match="budget"):
             client.chat.completions.create(model=PRICED, messages=MESSAGES)
         client.close()
