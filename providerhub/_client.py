@@ -23,7 +23,7 @@ from ._codecs.completions import Assembler, Chunker
 from ._codecs.openai_embeddings import to_base64
 from ._hub import Hub, get_hub, signed
 from ._routing import router as _router
-from .types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse, Piece
+from .types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse, Piece, Usage
 
 if TYPE_CHECKING:
     from ._api import CreateCompletion, CreateEmbedding
@@ -111,6 +111,12 @@ class AsyncChunkStream(AsyncIterator[ChatCompletionChunk]):
     @property
     def provider(self) -> str | None:
         return self._stream.provider
+
+    @property
+    def usage(self) -> Usage | None:
+        """The usage the provider reported, once the stream has ended (whether or not
+        ``stream_options`` asked for a chunk of it); None when it did not say."""
+        return self._chunker.usage
 
     def __aiter__(self) -> AsyncChunkStream:
         return self

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 from . import _params as _params
 from . import _settings as settings
 from ._contract import CAPABILITIES
+from ._spend import declared_prices
 from ._state.limits import Limits
 from .errors import PluginError
 
@@ -61,6 +62,7 @@ class Provider:
         "needs_auth",
         "obj",
         "plugin",
+        "prices",
         "supports_stream",
         "version",
     )
@@ -102,6 +104,12 @@ class Provider:
             self.limits = Limits.of(obj)
         except ValueError as exc:
             raise PluginError(f"provider {name!r}: {exc}") from None
+        try:
+            self.prices = declared_prices(getattr(obj, "prices", None), f"provider {name!r}")
+        except ValueError as exc:
+            raise PluginError(str(exc)) from None
+        """Its models' prices, as it declares them (an optional ``prices`` field: model
+        name to :class:`~providerhub._spend.Price`, or to a mapping of its fields)."""
         self.limit_key = "provider:" + name
         """What its rate limit is counted under (see :class:`providerhub._state.limits.Limiter`)."""
         self._declared_url: str = obj.url

@@ -27,6 +27,8 @@ The names, by what they are for:
   :class:`ToolCallDelta` (with :class:`FunctionDelta`), :class:`Usage`, :class:`Finish`,
   :class:`Reasoning`;
 - limits: :class:`Timeout`;
+- what a model costs: :class:`Price` (US dollars per million input, output and cached
+  input tokens), for a declaration's ``prices``;
 - keeping secrets out of messages: :func:`redact`;
 - errors: the typed errors of :mod:`providerhub.errors`, which a provider raises to say
   what went wrong.
@@ -44,6 +46,7 @@ from ._params import render as render_params
 from ._redaction import redact
 from ._settings import api_key_variable, credential, url_variable
 from ._settings import url as base_url
+from ._spend import Price
 from ._timeout import Timeout, TimeoutLike
 from .errors import (
     AuthenticationError,
@@ -75,6 +78,7 @@ __all__ = [
     "Param",
     "Piece",
     "PluginError",
+    "Price",
     "ProviderConfigurationError",
     "ProviderConnectionError",
     "ProviderError",

@@ -59,11 +59,20 @@ def _drop_none(items: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Usage:
-    """Token counts, as the provider reported them."""
+    """Token counts, as the provider reported them.
+
+    ``cached_tokens`` are the prompt's tokens read from the provider's prompt cache and
+    ``cache_creation_tokens`` those written to it (Anthropic's), both counted in
+    ``prompt_tokens`` too; ``reasoning_tokens`` are the answer's reasoning (thinking)
+    tokens, counted in ``completion_tokens`` too, as OpenAI counts them. Each is None
+    when the provider did not say."""
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cache_creation_tokens: int | None = None
 
     @property
     def tokens(self) -> int:
@@ -74,15 +83,38 @@ class Usage:
         return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """OpenAI's ``usage`` object: the details (``prompt_tokens_details``,
+        ``completion_tokens_details``) only when the provider gave them."""
+        doc: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.cached_tokens is not None or self.cache_creation_tokens is not None:
+            doc["prompt_tokens_details"] = _drop_none(
+                {
+                    "cached_tokens": self.cached_tokens,
+                    "cache_creation_tokens": self.cache_creation_tokens,
+                }
+            )
+        if self.reasoning_tokens is not None:
+            doc["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Usage:
-        return cls(doc.get("prompt_tokens"), doc.get("completion_tokens"), doc.get("total_tokens"))
+        prompt = doc.get("prompt_tokens_details")
+        completion = doc.get("completion_tokens_details")
+        prompt = prompt if isinstance(prompt, dict) else {}
+        completion = completion if isinstance(completion, dict) else {}
+        return cls(
+            doc.get("prompt_tokens"),
+            doc.get("completion_tokens"),
+            doc.get("total_tokens"),
+            prompt.get("cached_tokens"),
+            completion.get("reasoning_tokens"),
+            prompt.get("cache_creation_tokens"),
+        )
 
 
 @dataclass

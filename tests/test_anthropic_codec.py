@@ -103,7 +103,7 @@ EXPECTED = [
     ToolCallDelta(0, None, None, FunctionDelta(None, "1}")),
     ToolCallDelta(1, "toolu_02", "function", FunctionDelta("g", "")),
     ToolCallDelta(1, None, None, FunctionDelta(None, "{}")),
-    Usage(15, 7, 22),
+    Usage(15, 7, 22, cached_tokens=2, cache_creation_tokens=3),
     Finish("tool_calls"),
 ]
 
@@ -438,7 +438,7 @@ def test_documents_decode_to_pieces() -> None:
         Reasoning("Let me think"),
         "Sure.",
         ToolCallDelta(0, "toolu_9", "function", FunctionDelta("f", '{"q": "é"}')),
-        Usage(5, 6, 11),
+        Usage(5, 6, 11, cached_tokens=1),
         Finish("tool_calls"),
     ]
     assert ANTHROPIC.decode(_request(False, structured=False), URL, 200, None, body) == ["Sure."]

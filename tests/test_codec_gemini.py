@@ -100,7 +100,7 @@ EXPECTED = [
     " wörld 🌍",
     ("call", 0, "get_weather", '{"city": "Oslo"}'),
     Finish("tool_calls"),
-    Usage(4, 9, 13),
+    Usage(4, 9, 13, reasoning_tokens=3),
 ]
 
 

@@ -539,7 +539,11 @@ def _usage(found: Any, into: dict[str, int] | None = None) -> Usage | None:
     prompt = sum(counts.get(key, 0) for key in prompt_keys) if "input_tokens" in counts else None
     completion = counts.get("output_tokens")
     total = None if prompt is None or completion is None else prompt + completion
-    return Usage(prompt, completion, total)
+    cached, created = (
+        counts.get("cache_read_input_tokens"),
+        counts.get("cache_creation_input_tokens"),
+    )
+    return Usage(prompt, completion, total, cached, cache_creation_tokens=created)
 
 
 def _error_of(body: bytes | str | Any) -> tuple[str | None, str | None]:
@@ -760,8 +764,10 @@ class NativeMessages(AnthropicMessages):
         self, request: Request, url: str, status: int, content_type: str | None, body: bytes
     ) -> list[Piece]:
         """The document, checked as :meth:`AnthropicMessages.decode` checks it (an error
-        document raises), then passed on whole, after its usage."""
-        pieces = super().decode(request, url, status, content_type, body)
+        document raises), then passed on whole, after its usage (read whatever the call's
+        ``structured``, as the stream's decoder reads it: the limiter and the spend count it)."""
+        watched = request._replace(call=request.call._replace(structured=True))
+        pieces = super().decode(watched, url, status, content_type, body)
         return [*(p for p in pieces if type(p) is Usage), Verbatim(body)]
 
     def decoder(self, request: Request, url: str) -> NativeStreamDecoder:

@@ -166,6 +166,12 @@ class Chunker:
         self._finish: str | None = None
         self._usage: Usage | None = None
 
+    @property
+    def usage(self) -> Usage | None:
+        """The usage the provider reported (the last of it), whether or not a chunk
+        carries it: None until it comes, or when it never does."""
+        return self._usage
+
     def _chunk(
         self, delta: Delta, finish: str | None = None, *, choices: bool = True, **extra: Any
     ) -> ChatCompletionChunk:

@@ -728,7 +728,13 @@ def _usage(found: Any) -> Usage | None:
     counts = (prompt if type(prompt) is int else None, completion)
     if counts == (None, None) and type(total) is not int:
         return None
-    return Usage(*counts, total if type(total) is int else None)
+    cached = found.get("cachedContentTokenCount")  # counted in promptTokenCount too
+    return Usage(
+        *counts,
+        total if type(total) is int else None,
+        cached if type(cached) is int else None,
+        thoughts if type(thoughts) is int else None,
+    )
 
 
 class GeminiStreamDecoder(EventStreamDecoder):

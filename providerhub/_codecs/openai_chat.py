@@ -312,7 +312,16 @@ def _usage(found: Any) -> Usage | None:
     if not any(type(count) is int for count in counts):
         return None
     prompt, completion, total = (count if type(count) is int else None for count in counts)
-    return Usage(prompt, completion, total)
+    # The details a cost needs: cached prompt tokens, reasoning tokens (each counted in
+    # prompt_tokens and completion_tokens already).
+    cached = _detail(found.get("prompt_tokens_details"), "cached_tokens")
+    reasoning = _detail(found.get("completion_tokens_details"), "reasoning_tokens")
+    return Usage(prompt, completion, total, cached, reasoning)
+
+
+def _detail(details: Any, key: str) -> int | None:
+    value = details.get(key) if isinstance(details, dict) else None
+    return value if type(value) is int else None
 
 
 def _first_choice(choices: list[Any]) -> Any:

@@ -46,6 +46,7 @@ from .._contract import CAPABILITIES
 from .._options import REQUEST_FIELDS, ROUTING_ARGUMENTS, provider_options
 from .._params import render as render_params
 from .._redaction import redact
+from .._spend import Price, declared_prices
 from .._validation import did_you_mean
 from ..errors import InvalidRequestError, PluginError
 from ..types import CreateEmbeddingResponse, Piece
@@ -155,7 +156,8 @@ class HTTPProvider:
     minute. ``defaults`` are body fields a caller's parameters override;
     ``extra_parameters`` the parameters beyond the codec's that it takes and sends on as
     given; ``headers`` are sent with every request (no credential: that is
-    ``credential``'s).
+    ``credential``'s). ``prices`` maps model names to their :class:`~providerhub.plugin.Price`
+    (US dollars per million tokens), which the gateway counts spend with.
 
     Every field is checked here: a wrong one raises
     :class:`~providerhub.errors.PluginError` naming the provider and the field, so
@@ -195,6 +197,7 @@ class HTTPProvider:
         headers: Mapping[str, str] | None = None,
         embedding_models: Iterable[str] = (),
         embedding_codec: str = "openai-embeddings",
+        prices: Mapping[str, Price] | None = None,
     ) -> None:
         bad = _Bad(f"{type(self).__name__} {name!r}")
         self.name: str = _check_name(bad, name)
@@ -240,6 +243,11 @@ class HTTPProvider:
             bad, defaults, dialect.parameters | self.extra_parameters
         )
         self.headers: dict[str, str] = _check_headers(bad, "headers", headers, key.header)
+        try:
+            self.prices: dict[str, Price] = declared_prices(prices, bad.who)
+        except ValueError as exc:
+            raise PluginError(str(exc), setting="prices") from None
+        """Its models' prices (see :class:`~providerhub.plugin.Price`)."""
         self.params: str = render_params(self.name, self._create_completion)
 
     def __repr__(self) -> str:

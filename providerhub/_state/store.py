@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
+from .budgets import Budgets
 from .health import Health
 from .limits import Limiter, MemoryLimiter
 
@@ -100,6 +101,10 @@ class State:
         loop goes on while the shared store answers, and Redis is asked once a second at
         most, however often this is called, so the answer may be up to a second old."""
         return self.status()
+
+    def budgets(self) -> Budgets:
+        """The client keys' spend, counted where this state keeps its counts."""
+        return Budgets()
 
     def close(self) -> None:
         """Release what the state holds (connections); harmless to call again."""

@@ -26,9 +26,10 @@ from .._provider import Provider
 from .._redaction import url_secrets
 from .._routing.arouter import AsyncStream
 from .._routing.plan import Call
+from .._spend import Prices, cost
 from .._validation import MAX_DEPTH
 from ..errors import InvalidRequestError
-from ..types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse, Verbatim
+from ..types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse, Usage, Verbatim
 from . import _errors as errors
 from ._config import ClientKey, ServerSettings
 from ._dialects import COUNT_TOKENS, DIALECTS, Dialect, Events, Read
@@ -136,9 +137,11 @@ class _Watch:
     Told by the protocol (:data:`DISCONNECT_EXTENSION`) where it can: a task per request
     that waits on ``receive()`` costs more than the rest of the app's own work on it."""
 
-    __slots__ = ("disconnected", "events", "finished", "request", "started", "task")
+    __slots__ = ("disconnected", "events", "finished", "key", "request", "started", "task")
 
     def __init__(self, receive: Receive, on_disconnect: OnDisconnect | None) -> None:
+        self.key: ClientKey | None = None
+        """The client key of the request, whose spend its answer counts to."""
         self.events: Events | None = None
         """A client dialect's stream writer, once its stream began (to end it)."""
         self.finished = False
@@ -177,8 +180,11 @@ class App:
     def __init__(self, hub: Hub, settings: ServerSettings) -> None:
         self.hub = hub
         self.settings = settings
-        self.keys = Keys(settings.keys, hub.state.limiter)
+        self.keys = Keys(settings.keys, hub.state.limiter, hub.state.budgets())
         self.metrics = Metrics()
+        by_model, by_provider = settings.prices
+        declared = {name: p.prices for name, p in hub.providers.items()}
+        self.prices = Prices(declared, by_model, by_provider)
         client = AsyncClient(hub)
         self._create = client.chat.completions.create
         self._embeddings = client.embeddings.create
@@ -414,8 +420,9 @@ class App:
             route = EMBEDDINGS
         shape = None if dialect is None else dialect.error
         keys = self.keys
+        key: ClientKey | None = None
         if keys.required:
-            key: ClientKey | None = keys.find(authorization)
+            key = keys.find(authorization)
             if key is None:
                 failure = errors.unauthorized(authorization is not None)
                 await self._fail(send, headers, failure, route, shape)
@@ -424,6 +431,11 @@ class App:
             if wait:
                 await self._fail(send, headers, errors.rate_limited(key.name, wait), route, shape)
                 return
+            if key.budget is not None:
+                over = await keys.over_budget(key)
+                if over is not None:
+                    await self._fail(send, headers, errors.over_budget(over), route, shape)
+                    return
         if content_length is not None and (
             not content_length.isdigit() or int(content_length) > self._max_body
         ):
@@ -478,6 +490,7 @@ class App:
             stream = request.pop("stream", False) is True
             own = len(headers)  # the answer's headers before _stream or _complete add theirs
             watch = _Watch(receive, on_disconnect)
+            watch.key = key
             try:
                 if embeddings:
                     status = await self._embed(send, headers, request, watch)
@@ -518,6 +531,9 @@ class App:
             watch.finished = True
             return await self._error(send, headers, exc)
         watch.finished = True
+        due = self._account(watch.key, completion.provider, completion.model, completion.usage)
+        if due:
+            await self._charge(watch.key, due)
         body = self._scrub(dumps(completion.to_dict()))
         headers.append(_JSON)
         if completion.provider:
@@ -542,6 +558,11 @@ class App:
             watch.finished = True
             return await self._error(send, headers, exc)
         watch.finished = True
+        used = answer.usage
+        usage = Usage(used.prompt_tokens, 0, used.total_tokens)
+        due = self._account(watch.key, answer.provider, answer.model, usage)
+        if due:
+            await self._charge(watch.key, due)
         body = self._scrub(dumps(answer.to_dict()))
         headers.append(_JSON)
         if answer.provider:
@@ -558,6 +579,14 @@ class App:
         watch: _Watch,
     ) -> int:
         chunks: AsyncChunkStream | None = None
+        # The usage is asked for upstream whatever the client asked, for the spend; its
+        # chunk reaches the client only if the client asked for it.
+        options = request.get("stream_options")
+        hide_usage = options is None or (
+            isinstance(options, dict) and options.get("include_usage") is not True
+        )
+        if hide_usage:
+            request["stream_options"] = {**(options or {}), "include_usage": True}
         try:
             try:
                 chunks = await self._create(stream=True, timeout=self._upstream, **request)
@@ -575,6 +604,7 @@ class App:
             watch.started = True
             if first is None:
                 watch.finished = True
+                await self._streamed(watch.key, chunks, request["model"])
                 await send({"type": "http.response.body", "body": _DONE})
                 return 200
             scrub = self._scrub
@@ -598,6 +628,8 @@ class App:
                     except StopAsyncIteration:
                         break
                     if not isinstance(chunk, str):
+                        if hide_usage and not chunk.choices:
+                            continue  # the usage chunk, which the client did not ask for
                         event = b"data: " + scrub(dumps(chunk.to_dict())) + b"\n\n"
                     elif plain:
                         event = event_head + dumps(chunk) + event_tail
@@ -611,9 +643,11 @@ class App:
                 failure = self._failure(exc, headers, mid_answer=True)
                 event = b"data: " + dumps(failure.body()) + b"\n\n"
                 watch.finished = True
+                await self._streamed(watch.key, chunks, first.model)
                 await send({"type": "http.response.body", "body": event})
                 return failure.status
             watch.finished = True
+            await self._streamed(watch.key, chunks, first.model)
             await send({"type": "http.response.body", "body": _DONE})
             return 200
         finally:
@@ -668,15 +702,20 @@ class App:
                 await self._fail(send, headers, failure, None, error_shape)
                 return failure.status
             watch.finished = True
+            usage = next((p for p in reversed(pieces) if type(p) is Usage), None)
+            due = self._account(watch.key, provider, call.model, usage)
+            if due:
+                await self._charge(watch.key, due)
             body = b"".join(p.data for p in pieces if type(p) is Verbatim)
             headers.append(_JSON)
             headers.append((PROVIDER_HEADER, provider.encode()))
             await _respond(send, 200, headers, self._scrub(body))
             return 200
         stream = self.hub._astream(call, candidates)
+        used: list[Usage] = []
         try:
             try:
-                first = await _next_verbatim(stream)
+                first = await _next_verbatim(stream, used)
             except Exception as exc:
                 watch.finished = True
                 failure = self._failure(exc, headers)
@@ -690,6 +729,7 @@ class App:
             events = watch.events = _MESSAGES.events(read, None, dumps)
             if first is None:
                 watch.finished = True
+                await self._passed_spend(watch.key, stream.provider, call.model, used)
                 await send({"type": "http.response.body", "body": b""})
                 return 200
             self.metrics.first_token.observe(time.perf_counter() - started)
@@ -698,17 +738,19 @@ class App:
             try:
                 while True:
                     await send({"type": "http.response.body", "body": body, "more_body": True})
-                    data = await _next_verbatim(stream)
+                    data = await _next_verbatim(stream, used)
                     if data is None:
                         break
                     body = scrub(data)
             except Exception as exc:
                 failure = self._failure(exc, headers, mid_answer=True)
                 watch.finished = True
+                await self._passed_spend(watch.key, stream.provider, call.model, used)
                 event = _MESSAGES.broken(events, failure)
                 await send({"type": "http.response.body", "body": event})
                 return failure.status
             watch.finished = True
+            await self._passed_spend(watch.key, stream.provider, call.model, used)
             await send({"type": "http.response.body", "body": b""})
             return 200
         finally:
@@ -765,6 +807,9 @@ class App:
                 return failure.status
             if chunks is None:
                 watch.finished = True
+                due = self._account(watch.key, answer.provider, answer.model, answer.usage)
+                if due:
+                    await self._charge(watch.key, due)
                 body = self._scrub(dumps(dialect.document(answer.to_dict(), read)))
                 headers.append(_JSON)
                 if answer.provider:
@@ -801,14 +846,51 @@ class App:
             except Exception as exc:
                 failure = self._failure(exc, headers, mid_answer=True)
                 watch.finished = True
+                await self._streamed(watch.key, chunks, request["model"])
                 await send({"type": "http.response.body", "body": dialect.broken(events, failure)})
                 return failure.status
             watch.finished = True
+            await self._streamed(watch.key, chunks, request["model"])
             await send({"type": "http.response.body", "body": scrub(events.finish())})
             return 200
         finally:
             if chunks is not None:
                 await chunks.aclose()
+
+    # -- spend -------------------------------------------------------------------------
+
+    def _account(
+        self, key: ClientKey | None, provider: str | None, model: str, usage: Usage | None
+    ) -> int:
+        """Count an answer's tokens and cost in the metrics; the picodollars to charge to
+        ``key``'s budget (0: none, or it has no budget)."""
+        price = self.prices.find(provider, model)
+        spent = cost(usage, price)
+        self.metrics.spent(provider or "", model, "" if key is None else key.name, usage, spent)
+        if key is None or key.budget is None or not isinstance(spent, int):
+            return 0
+        return spent
+
+    async def _charge(self, key: ClientKey | None, picodollars: int) -> None:
+        """Count ``picodollars`` against ``key``'s budget, before the answer's last bytes
+        go out: a client that has its answer finds it counted, on every replica."""
+        if key is not None:
+            await self.keys.spend(key, picodollars)
+
+    async def _streamed(self, key: ClientKey | None, chunks: AsyncChunkStream, model: str) -> None:
+        """Account for a stream that ended (its usage, when the provider sent it)."""
+        due = self._account(key, chunks.provider, model, chunks.usage)
+        if due:
+            await self._charge(key, due)
+
+    async def _passed_spend(
+        self, key: ClientKey | None, provider: str | None, model: str, used: list[Usage]
+    ) -> None:
+        """Account for a passed-through stream that ended: its last usage piece (the
+        codec merges a stream's counts into each)."""
+        due = self._account(key, provider, model, used[-1] if used else None)
+        if due:
+            await self._charge(key, due)
 
     def _scrub(self, data: bytes) -> bytes:
         # An upstream that echoes its credential back must not hand it to clients.
@@ -1086,9 +1168,9 @@ def _read(
     return dict(read.chat), read
 
 
-async def _next_verbatim(stream: AsyncStream) -> bytes | None:
-    """The next frame a pass-through stream passes on (its usage pieces are the
-    limiter's), or None at its end."""
+async def _next_verbatim(stream: AsyncStream, used: list[Usage]) -> bytes | None:
+    """The next frame a pass-through stream passes on, or None at its end; its usage
+    pieces (the limiter's) are appended to ``used``, for the spend."""
     while True:
         try:
             piece = await stream.__anext__()
@@ -1097,6 +1179,8 @@ async def _next_verbatim(stream: AsyncStream) -> bytes | None:
         if type(piece) is Verbatim:
             data: bytes = piece.data
             return data
+        if type(piece) is Usage:
+            used.append(piece)
 
 
 def _request_id(headers: list[tuple[bytes, bytes]]) -> str:

@@ -17,6 +17,13 @@
     name = "ci"                    # optional; shown in logs, never the key
     sha256 = "9f86d081884c7d65..." # hex SHA-256 of the key: the file holds no key
     rpm = 600                      # optional requests per minute, per worker
+    budget_usd = 25                # optional: US dollars this key may spend per period
+    budget_period = "month"        # "month" (the default) or "day", in UTC
+
+    [prices."gpt-4o"]              # USD per million tokens; overrides the plugins' prices
+    input = 2.5
+    output = 10
+    cached_input = 1.25            # optional (the input price when left out)
 
 ``PROVIDERHUB_SERVER_API_KEYS`` adds keys given in clear (comma-separated, no name, no
 limit); ``PROVIDERHUB_SERVER_MAX_BODY_BYTES``, ``PROVIDERHUB_SERVER_MAX_CONCURRENCY``,
@@ -34,11 +41,13 @@ import os
 import re
 import string
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
+from .._spend import Price, prices_from_table
 from .._timeout import DEFAULT_TIMEOUT, MAX_SECONDS, Timeout
 from ..errors import ConfigurationError
 
@@ -101,20 +110,26 @@ _FIELDS = (
     "cors_origins",
     "upstream_timeout",
 )
-_KEY_FIELDS = ("name", "sha256", "rpm")
+_KEY_FIELDS = ("name", "sha256", "rpm", "budget_usd", "budget_period")
+BUDGET_PERIODS = ("month", "day")
 
 
 @dataclass(frozen=True)
 class ClientKey:
     """A client key the server accepts: the SHA-256 ``digest`` of the key, an optional
-    ``name`` (for logs and metrics; never the key) and an optional ``rpm`` limit."""
+    ``name`` (for logs and metrics; never the key), an optional ``rpm`` limit, and an
+    optional ``budget`` (picodollars, 10^-12 USD) per ``budget_period`` (``"month"`` or
+    ``"day"``, UTC)."""
 
     digest: bytes
     name: str
     rpm: int | None = None
+    budget: int | None = None
+    budget_period: str = "month"
 
     def __repr__(self) -> str:
-        return f"<ClientKey {self.name!r} rpm={self.rpm}>"
+        budget = "" if self.budget is None else f" budget={self.budget}pUSD/{self.budget_period}"
+        return f"<ClientKey {self.name!r} rpm={self.rpm}{budget}>"
 
 
 @dataclass(frozen=True)
@@ -135,6 +150,8 @@ class ServerSettings:
     """The origins whose browser pages may call the server (``*``: any); none by default."""
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
     """The total timeout of each call the server makes (see :meth:`upstream_limits`)."""
+    prices: tuple[Mapping[str, Price], Mapping[tuple[str, str], Price]] = ({}, {})
+    """The configuration file's ``[prices]``: by model, and by provider and model."""
 
     def upstream_limits(self) -> Timeout:
         """The timeout of each call: :data:`upstream_timeout` for the whole of it, and
@@ -160,8 +177,13 @@ def load(environ: dict[str, str] | None = None) -> ServerSettings:
     not start half configured."""
     env = os.environ if environ is None else environ
     path = config_path(dict(env))
-    table = _server_table(path, named=bool(env.get(CONFIG_VARIABLE)))
+    document = _document(path, named=bool(env.get(CONFIG_VARIABLE)))
+    table = _server_table(document, path)
     where = f"{path} [server]"
+    try:
+        prices = prices_from_table(document.get("prices", {}), f"{path} [prices]")
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
     keys = [_file_key(entry, i, where) for i, entry in enumerate(_keys_of(table, where))]
     names = [k.name for k in keys]
@@ -197,10 +219,11 @@ def load(environ: dict[str, str] | None = None) -> ServerSettings:
         upstream_timeout=_seconds(
             table, "upstream_timeout", env, UPSTREAM_TIMEOUT_VARIABLE, DEFAULT_UPSTREAM_TIMEOUT
         ),
+        prices=prices,
     )
 
 
-def _server_table(path: Path, *, named: bool) -> dict[str, Any]:
+def _document(path: Path, *, named: bool) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -214,9 +237,13 @@ def _server_table(path: Path, *, named: bool) -> dict[str, Any]:
     else:  # the same parser, published on its own for Pythons without tomllib
         import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
     try:
-        document = tomllib.loads(raw.decode("utf-8"))
+        document: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigurationError(f"{path}: is not a valid TOML file: {exc}") from None
+    return document
+
+
+def _server_table(document: dict[str, Any], path: Path) -> dict[str, Any]:
     table = document.get("server", {})
     if not isinstance(table, dict):
         raise ConfigurationError(f"{path}: [server] must be a table")
@@ -261,7 +288,30 @@ def _file_key(entry: Any, index: int, where: str) -> ClientKey:
     rpm = entry.get("rpm")
     if rpm is not None and (isinstance(rpm, bool) or not isinstance(rpm, int) or rpm < 1):
         raise ConfigurationError(f"{at}: rpm must be a positive whole number of requests")
-    return ClientKey(bytes.fromhex(digest), name, rpm)
+    budget = entry.get("budget_usd")
+    if budget is not None:
+        budget = _budget(budget, at)
+    period = entry.get("budget_period", "month")
+    if period not in BUDGET_PERIODS:
+        raise ConfigurationError(
+            f'{at}: budget_period must be "month" or "day" (UTC), not {period!r}'
+        )
+    if "budget_period" in entry and budget is None:
+        raise ConfigurationError(f"{at}: budget_period needs budget_usd, the dollars per period")
+    return ClientKey(bytes.fromhex(digest), name, rpm, budget, period)
+
+
+def _budget(value: Any, at: str) -> int:
+    """``budget_usd`` in picodollars."""
+    wrong = ConfigurationError(f"{at}: budget_usd must be a positive number of US dollars")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise wrong
+    if isinstance(value, float) and not math.isfinite(value):
+        raise wrong
+    picodollars = Decimal(str(value)).scaleb(12)
+    if picodollars <= 0:
+        raise wrong
+    return int(picodollars.to_integral_value(ROUND_CEILING))
 
 
 def _chosen(

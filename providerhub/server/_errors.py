@@ -30,8 +30,11 @@ import logging
 import math
 import traceback
 from collections.abc import Iterable
+from datetime import datetime, timezone
+from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
+from .._spend import plain
 from .._state.limits import Refusal
 from ..errors import (
     AllProvidersFailedError,
@@ -53,6 +56,7 @@ from ..plugin import redact
 
 if TYPE_CHECKING:
     from .._hub import Hub
+    from ._keys import OverBudget
 
 __all__ = ["Failure", "failure_for", "log_failure"]
 
@@ -339,6 +343,32 @@ def rate_limited(name: str, wait: float) -> Failure:
         f"the client key {name!r} is over its requests-per-minute limit; retry in {wait} s",
         retry_after=wait,
     )
+
+
+def over_budget(over: OverBudget | Refusal) -> Failure:
+    """The answer to a client key that has spent its budget for the period: 429, saying
+    so and when it resets, with ``Retry-After``; or, for a
+    :class:`~providerhub._state.limits.Refusal`, the 503 saying that its spend cannot be
+    counted."""
+    if isinstance(over, Refusal):
+        return _uncounted("the budget of this client key", over)
+    resets = datetime.fromtimestamp(over.resets, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Failure(
+        429,
+        "insufficient_quota",
+        "budget_exceeded",
+        f"the client key {over.name!r} has spent {_dollars(over.spent)} USD of its budget of "
+        f"{_dollars(over.budget)} USD for this {over.period} (UTC); the budget resets at "
+        f"{resets}, in {over.retry_after} s",
+        retry_after=over.retry_after,
+    )
+
+
+def _dollars(picodollars: int) -> str:
+    # To the hundredth of a cent, rounded up: a spend just over the budget never reads as
+    # the budget itself.
+    cents = Decimal(picodollars).scaleb(-12).quantize(Decimal("0.0001"), ROUND_CEILING)
+    return plain(cents)
 
 
 ECHO_LIMIT = 200

@@ -15,9 +15,12 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from .._spend import plain, usd
+
 if TYPE_CHECKING:
     from .._hub import Hub
     from .._state.store import StateStatus
+    from ..types import Usage
 
 __all__ = ["ATTEMPTS", "CLOSED", "Histogram", "Metrics", "closed", "watch_attempts"]
 
@@ -111,6 +114,35 @@ class Metrics:
         self.latency = {False: Histogram(), True: Histogram()}
         self.first_token = Histogram()
         self.in_flight = 0
+        self.tokens: dict[tuple[str, str, str, str], int] = {}
+        """Tokens answered, by provider, model, client key name and type."""
+        self.spend: dict[tuple[str, str, str], int] = {}
+        """Picodollars spent, by provider, model and client key name."""
+        self.unpriced: dict[tuple[str, str, str, str], int] = {}
+        """Answers not priced, by provider, model, client key name and why."""
+
+    def spent(
+        self, provider: str, model: str, key: str, usage: Usage | None, cost: int | str
+    ) -> None:
+        """Count an answer's tokens and its ``cost`` (picodollars, or why it has none)."""
+        if usage is not None:
+            tokens = self.tokens
+            for kind, count in (
+                ("prompt", usage.prompt_tokens),
+                ("completion", usage.completion_tokens),
+                ("cached", usage.cached_tokens),
+                ("cache_creation", usage.cache_creation_tokens),
+                ("reasoning", usage.reasoning_tokens),
+            ):
+                if count:
+                    labels = (provider, model, key, kind)
+                    tokens[labels] = tokens.get(labels, 0) + count
+        if isinstance(cost, int):
+            labels3 = (provider, model, key)
+            self.spend[labels3] = self.spend.get(labels3, 0) + cost
+        else:
+            labels = (provider, model, key, cost)
+            self.unpriced[labels] = self.unpriced.get(labels, 0) + 1
 
     def answered(self, route: str, status: int) -> None:
         key = (route, status)
@@ -204,6 +236,39 @@ class Metrics:
             "# TYPE providerhub_provider_consecutive_failures gauge",
             *failures,
         ]
+        out += [
+            "# HELP providerhub_tokens_total Tokens of the answers served, by provider, model, "
+            "client key and type: prompt, completion (reasoning included), and of those "
+            "cached (prompt tokens read from the provider's cache), cache_creation (written "
+            "to it) and reasoning.",
+            "# TYPE providerhub_tokens_total counter",
+        ]
+        for (provider, model, key, kind), count in sorted(self.tokens.items()):
+            out.append(
+                f'providerhub_tokens_total{{provider="{_label(provider)}",model="{_label(model)}",'
+                f'key="{_label(key)}",type="{kind}"}} {count}'
+            )
+        out += [
+            "# HELP providerhub_spend_usd_total US dollars the answers served cost at their "
+            "models' prices, by provider, model and client key (exact sums).",
+            "# TYPE providerhub_spend_usd_total counter",
+        ]
+        for (provider, model, key), picodollars in sorted(self.spend.items()):
+            out.append(
+                f'providerhub_spend_usd_total{{provider="{_label(provider)}",'
+                f'model="{_label(model)}",key="{_label(key)}"}} {plain(usd(picodollars))}'
+            )
+        out += [
+            "# HELP providerhub_unpriced_answers_total Answers not counted in the spend, by "
+            "provider, model, client key and reason: no_usage (the provider did not report "
+            "it) or no_price (no price is known for the model).",
+            "# TYPE providerhub_unpriced_answers_total counter",
+        ]
+        for (provider, model, key, reason), count in sorted(self.unpriced.items()):
+            out.append(
+                f'providerhub_unpriced_answers_total{{provider="{_label(provider)}",'
+                f'model="{_label(model)}",key="{_label(key)}",reason="{reason}"}} {count}'
+            )
         out += [
             "# HELP providerhub_state_shared Whether cooldowns and rate-limit counts are "
             "shared with other processes now (1), or kept by this one alone (0: in memory, "

@@ -90,8 +90,9 @@ class Reply:
     finish_reason: str | None = None
     """The finish reason sent; by default ``"tool_calls"`` when there are tool calls,
     else ``"stop"``."""
-    usage: Mapping[str, int] | None = None
-    """Token usage: sent in a document, and in a stream asked for with
+    usage: Mapping[str, Any] | None = None
+    """Token usage (with OpenAI's ``prompt_tokens_details`` and
+    ``completion_tokens_details`` if given): sent in a document, and in a stream asked for with
     ``stream_options={"include_usage": true}`` as a last chunk with empty ``choices``."""
     dialect: str = "openai"
     """How tool calls are streamed: one of :data:`DIALECTS`."""

@@ -12,7 +12,7 @@ The key is ``auth=``, else ``PROVIDERHUB_ANTHROPIC_API_KEY``, else ``ANTHROPIC_A
 
 from __future__ import annotations
 
-from providerhub.plugin import Credential, HTTPProvider, Register, hookimpl
+from providerhub.plugin import Credential, HTTPProvider, Price, Register, hookimpl
 
 NAME = "anthropic"
 """The provider's name: the ``<NAME>`` of ``PROVIDERHUB_ANTHROPIC_URL`` and
@@ -37,6 +37,21 @@ EXTRA_PARAMETERS = ["top_k", "thinking"]
 ``thinking`` (``{"type": "enabled", "budget_tokens": N}``), whose blocks come back as
 ``reasoning_content``."""
 
+_OPUS_4_5 = Price(input=5, output=25, cached_input=0.5, cache_write=6.25)
+_HAIKU_4_5 = Price(input=1, output=5, cached_input=0.1, cache_write=1.25)
+
+PRICES = {
+    "claude-opus-4-5": _OPUS_4_5,
+    "claude-opus-4-5-20251101": _OPUS_4_5,
+    "claude-haiku-4-5": _HAIKU_4_5,
+    "claude-haiku-4-5-20251001": _HAIKU_4_5,
+}
+"""List prices, USD per million tokens, from Anthropic's pricing page
+(claude.com/pricing, "API"): input, output, cache reads (a tenth of the input price) and
+cache writes of the default five-minute cache (1.25 times it). The models whose price is
+not known for sure here are left out: their answers are counted as unpriced until the
+configuration file's ``[prices]`` table gives one."""
+
 provider = HTTPProvider(
     name=NAME,
     url="https://api.anthropic.com",
@@ -45,6 +60,7 @@ provider = HTTPProvider(
     capabilities=["stream", "tools", "vision"],
     credential=Credential(env="ANTHROPIC_API_KEY", header="x-api-key", scheme=""),
     extra_parameters=EXTRA_PARAMETERS,
+    prices=PRICES,
 )
 
 

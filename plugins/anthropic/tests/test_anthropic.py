@@ -132,6 +132,7 @@ def test_a_stream_sent_a_byte_at_a_time_gives_the_same_answer(
         "prompt_tokens": 28,
         "completion_tokens": 9,
         "total_tokens": 37,
+        "prompt_tokens_details": {"cached_tokens": 3, "cache_creation_tokens": 5},
     }
 
 

@@ -10,7 +10,7 @@ read), and goes in the ``x-goog-api-key`` header, never in the url.
 
 from __future__ import annotations
 
-from providerhub.plugin import Credential, HTTPProvider, Register, hookimpl
+from providerhub.plugin import Credential, HTTPProvider, Price, Register, hookimpl
 
 NAME = "gemini"
 """The provider's name: the ``<NAME>`` of ``PROVIDERHUB_GEMINI_URL`` and
@@ -26,6 +26,19 @@ MODELS = [
 """The models routed to Gemini: the current stable ones that answer ``generateContent``
 with text, tools and images."""
 
+PRICES = {
+    "gemini-2.5-flash": Price(input=0.3, output=2.5, cached_input=0.03),
+    "gemini-2.5-flash-lite": Price(input=0.1, output=0.4, cached_input=0.01),
+    "gemini-2.0-flash": Price(input=0.1, output=0.4, cached_input=0.025),
+    "gemini-2.0-flash-lite": Price(input=0.075, output=0.3),
+}
+"""List prices of the paid tier, USD per million text tokens, from
+ai.google.dev/gemini-api/docs/pricing: input, output (thinking tokens are billed as
+output, and counted in ``completion_tokens``) and context-cache reads.
+``gemini-2.5-pro`` is left out: its price depends on the prompt's length (above 200k
+tokens it doubles), which one price per model cannot say; set it in the configuration
+file's ``[prices]`` table for the prompts you send."""
+
 provider = HTTPProvider(
     name=NAME,
     url="https://generativelanguage.googleapis.com",  # PROVIDERHUB_GEMINI_URL overrides it
@@ -34,6 +47,7 @@ provider = HTTPProvider(
     # response_format's json_schema goes on as generationConfig.responseJsonSchema.
     capabilities=["stream", "tools", "vision", "json_schema"],
     credential=Credential(env="GEMINI_API_KEY", header="x-goog-api-key", scheme=""),
+    prices=PRICES,
 )
 
 

@@ -173,7 +173,12 @@ def test_tool_calls_get_ids_usage_and_the_finish_reason(
     assert all(i.startswith("call_") for i in ids) and len(set(ids)) == 2
     # Completion tokens count the thoughts too, as OpenAI's count reasoning tokens.
     assert r.usage is not None
-    assert r.usage.to_dict() == {"prompt_tokens": 11, "completion_tokens": 12, "total_tokens": 23}
+    assert r.usage.to_dict() == {
+        "prompt_tokens": 11,
+        "completion_tokens": 12,
+        "total_tokens": 23,
+        "completion_tokens_details": {"reasoning_tokens": 5},
+    }
 
     pointed.script(GeminiReply.tools(*calls, usage=USAGE))
     chunks = list(

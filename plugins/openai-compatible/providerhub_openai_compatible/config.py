@@ -38,7 +38,7 @@ from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from providerhub.plugin import ConfigurationError, provider_options, url_variable
+from providerhub.plugin import ConfigurationError, Price, provider_options, url_variable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -227,6 +227,9 @@ class Endpoint:
     """Tokens per minute, counted from the usage its answers report (None: no limit)."""
     embedding_models: tuple[str, ...] = ()
     """The embedding models it serves, whose requests go to ``{url}/v1/embeddings``."""
+    prices: Mapping[str, Price] = field(default_factory=dict)
+    """Its models' prices (a preset's; the configuration file's ``[prices]`` table sets
+    or overrides them, see the gateway's docs)."""
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,19 @@ service for all of them.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
-from providerhub.plugin import Offer, Register, api_key_variable, base_url, credential, url_variable
+from providerhub.plugin import (
+    Offer,
+    Price,
+    Register,
+    api_key_variable,
+    base_url,
+    credential,
+    url_variable,
+)
 
 from .config import DEFAULT_PATH, Endpoint
 from .provider import EndpointProvider
@@ -41,8 +50,9 @@ SOURCE = "the catalog"
 class Preset(NamedTuple):
     """One service or local server of the catalog: its ``name`` (the provider's), base
     ``url``, a few ``models``, the capabilities it takes (``tools``, ``vision``,
-    ``json_schema``; every preset streams), and ``key_env``, the service's own key
-    variable (None for a local server, which needs no key)."""
+    ``json_schema``; every preset streams), ``key_env``, the service's own key
+    variable (None for a local server, which needs no key), and ``prices``, the list
+    prices of those of its models whose price is known (US dollars per million tokens)."""
 
     name: str
     url: str
@@ -51,6 +61,7 @@ class Preset(NamedTuple):
     vision: bool = False
     json_schema: bool = False
     key_env: str | None = None
+    prices: Mapping[str, Price] = MappingProxyType({})
 
     @property
     def local(self) -> bool:
@@ -69,6 +80,7 @@ class Preset(NamedTuple):
             tools=self.tools,
             vision=self.vision,
             json_schema=self.json_schema,
+            prices=self.prices,
         )
 
 
@@ -82,6 +94,15 @@ PRESETS: dict[str, Preset] = {
             vision=True,
             json_schema=True,
             key_env="OPENAI_API_KEY",
+            # OpenAI's list prices (openai.com/api/pricing, standard tier), USD per
+            # million tokens: input, output, cached input.
+            prices={
+                "gpt-4.1": Price(input=2, output=8, cached_input=0.5),
+                "gpt-4.1-mini": Price(input=0.4, output=1.6, cached_input=0.1),
+                "gpt-4o": Price(input=2.5, output=10, cached_input=1.25),
+                "gpt-4o-mini": Price(input=0.15, output=0.6, cached_input=0.075),
+                "o4-mini": Price(input=1.1, output=4.4, cached_input=0.275),
+            },
         ),
         Preset(
             "groq",
@@ -95,6 +116,12 @@ PRESETS: dict[str, Preset] = {
             vision=True,
             json_schema=True,
             key_env="GROQ_API_KEY",
+            # Groq's list prices (groq.com/pricing), USD per million tokens; the other
+            # two models are left out, their prices not known for sure here.
+            prices={
+                "llama-3.3-70b-versatile": Price(input=0.59, output=0.79),
+                "llama-3.1-8b-instant": Price(input=0.05, output=0.08),
+            },
         ),
         Preset(
             "mistral",

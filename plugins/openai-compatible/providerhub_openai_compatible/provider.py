@@ -49,6 +49,7 @@ class EndpointProvider(HTTPProvider):
             # vLLM's and llama.cpp's parameters, and the file's extra_parameters.
             extra_parameters=DEFAULT_EXTRA_PARAMETERS.union(endpoint.extra_parameters),
             headers=endpoint.headers,
+            prices=endpoint.prices,
         )
         self.source: str = endpoint.source
         table = f"in its [endpoints.{endpoint.name}] table"

@@ -14,8 +14,10 @@ from typing import Callable
 import pytest
 
 import providerhub
+from providerhub.plugin import Price
 from providerhub.testing import OpenAIServer, RecordedRequest, Reply
 from providerhub_openai_compatible.presets import PRESETS
+from providerhub_openai_compatible.provider import EndpointProvider
 
 HI = [{"role": "user", "content": "Hi"}]
 KEY = "gsk-test-4f1c9e2a7b"
@@ -241,3 +243,14 @@ def test_providers_shows_the_catalog_and_what_activates_each(tmp_path: Path) -> 
     assert available["ollama"]["activate"] == ["PROVIDERHUB_OLLAMA_URL"]
     assert available["groq"]["distribution"] == "providerhub-openai-compatible"
     assert "xai" not in available
+
+
+def test_the_openai_and_groq_presets_carry_their_list_prices() -> None:
+    from providerhub_openai_compatible.presets import PRESETS
+
+    openai_preset = PRESETS["openai"]
+    assert openai_preset.prices["gpt-4o"] == Price(input=2.5, output=10, cached_input=1.25)
+    assert set(openai_preset.prices) == set(openai_preset.models)
+    assert EndpointProvider(openai_preset.endpoint()).prices["o4-mini"] == Price(1.1, 4.4, 0.275)
+    assert PRESETS["groq"].prices["llama-3.1-8b-instant"] == Price(0.05, 0.08)
+    assert not PRESETS["mistral"].prices  # not known for sure: none rather than a guess

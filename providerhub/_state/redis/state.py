@@ -9,6 +9,7 @@ from ... import _settings as settings
 from ...errors import ConfigurationError
 from ..health import Health
 from ..store import State, StateStatus
+from .budgets import RedisBudgets
 from .connections import Down, Link, cluster_option, one_line, redact_url
 from .health import RedisHealth
 from .limits import RedisLimiter
@@ -96,6 +97,10 @@ class RedisState(State):
             refresh=self.refresh,
             probe_ttl=self.probe_ttl,
         )
+
+    def budgets(self) -> RedisBudgets:
+        """The client keys' spend, counted in Redis exactly across every process."""
+        return RedisBudgets(self._link, self.prefix, fail_closed=self.fail_closed)
 
     def ping(self) -> bool:
         """Whether Redis answers now (and, if it was down, the state is shared again)."""
