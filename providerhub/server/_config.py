@@ -24,6 +24,9 @@ limit); ``PROVIDERHUB_SERVER_MAX_BODY_BYTES``, ``PROVIDERHUB_SERVER_MAX_CONCURRE
 ``PROVIDERHUB_SERVER_BODY_TIMEOUT``, ``PROVIDERHUB_SERVER_WRITE_TIMEOUT``,
 ``PROVIDERHUB_SERVER_CORS_ORIGINS`` (comma-separated) and
 ``PROVIDERHUB_SERVER_UPSTREAM_TIMEOUT`` override the file's values.
+
+The ``[response_cache]`` table (and its ``PROVIDERHUB_RESPONSE_CACHE_*`` variables) is
+read here too, by :func:`providerhub._cache.load_settings`.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ import re
 import string
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from .._cache import CacheSettings
+from .._cache import load_settings as load_cache_settings
 from .._timeout import DEFAULT_TIMEOUT, MAX_SECONDS, Timeout
 from ..errors import ConfigurationError
 
@@ -135,6 +140,8 @@ class ServerSettings:
     """The origins whose browser pages may call the server (``*``: any); none by default."""
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
     """The total timeout of each call the server makes (see :meth:`upstream_limits`)."""
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    """The response cache's settings: the ``[response_cache]`` table (off by default)."""
 
     def upstream_limits(self) -> Timeout:
         """The timeout of each call: :data:`upstream_timeout` for the whole of it, and
@@ -172,7 +179,8 @@ def load(environ: dict[str, str] | None = None) -> ServerSettings:
     not start half configured."""
     env = os.environ if environ is None else environ
     path = config_path(dict(env))
-    table = _server_table(path, named=bool(env.get(CONFIG_VARIABLE)))
+    document = _document(path, named=bool(env.get(CONFIG_VARIABLE)))
+    table = _server_table(document, path)
     where = f"{path} [server]"
 
     keys = [_file_key(entry, i, where) for i, entry in enumerate(_keys_of(table, where))]
@@ -209,10 +217,11 @@ def load(environ: dict[str, str] | None = None) -> ServerSettings:
         upstream_timeout=_seconds(
             table, "upstream_timeout", env, UPSTREAM_TIMEOUT_VARIABLE, DEFAULT_UPSTREAM_TIMEOUT
         ),
+        cache=load_cache_settings(document.get("response_cache"), env, str(path)),
     )
 
 
-def _server_table(path: Path, *, named: bool) -> dict[str, Any]:
+def _document(path: Path, *, named: bool) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -226,9 +235,13 @@ def _server_table(path: Path, *, named: bool) -> dict[str, Any]:
     else:  # the same parser, published on its own for Pythons without tomllib
         import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
     try:
-        document = tomllib.loads(raw.decode("utf-8"))
+        document: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigurationError(f"{path}: is not a valid TOML file: {exc}") from None
+    return document
+
+
+def _server_table(document: dict[str, Any], path: Path) -> dict[str, Any]:
     table = document.get("server", {})
     if not isinstance(table, dict):
         raise ConfigurationError(f"{path}: [server] must be a table")

@@ -9,6 +9,7 @@ from ... import _settings as settings
 from ...errors import ConfigurationError
 from ..health import Health
 from ..store import State, StateStatus
+from .cache import RedisCache
 from .connections import Down, Link, cluster_option, one_line, redact_url
 from .health import RedisHealth
 from .limits import RedisLimiter
@@ -96,6 +97,11 @@ class RedisState(State):
             refresh=self.refresh,
             probe_ttl=self.probe_ttl,
         )
+
+    def response_cache(self, timeout: float) -> RedisCache:
+        """The response cache's store in this Redis (see :mod:`providerhub._cache`), each
+        command bounded by ``timeout`` seconds."""
+        return RedisCache(self._link, self.prefix, timeout)
 
     def ping(self) -> bool:
         """Whether Redis answers now (and, if it was down, the state is shared again)."""
