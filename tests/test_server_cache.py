@@ -19,7 +19,7 @@ import pytest
 from providerhub.testing import OpenAIServer, Reply
 
 from ._gateway import Gateway, clean_environment, poll
-from ._redis import RedisServer
+from ._redis import RedisClusterServers, RedisServer
 
 pytest.importorskip("uvicorn")
 pytest.importorskip("aiohttp")
@@ -333,6 +333,7 @@ def test_a_frozen_redis_is_a_miss_within_the_timeout(
     text = _fresh()
     _request(first, text)
     assert _request(first, text)[1]["x-providerhub-cache"] == "hit"
+    sockets = first.sockets()
     redis_server.pause()
     try:
         began = time.monotonic()
@@ -343,3 +344,43 @@ def test_a_frozen_redis_is_a_miss_within_the_timeout(
         assert took < 0.5
     finally:
         redis_server.resume()
+    # Redis answers again: hits again, and the connection given up on is not left open.
+    assert poll(lambda: _request(first, text)[1]["x-providerhub-cache"] == "hit")
+    assert poll(lambda: first.sockets() <= sockets)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisClusterServers]:
+    servers = RedisClusterServers().start()
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+def test_entries_in_a_redis_cluster(cluster: RedisClusterServers) -> None:
+    """A cluster's commands go to the node of the entry's key (on threads of the loop's
+    executor): an entry kept is found, with its TTL, and a key not there is a miss."""
+    import asyncio
+
+    from ._internals import RedisState, _cache
+
+    async def scenario() -> tuple[object, object, object]:
+        state = RedisState(cluster.url)  # ?cluster=true
+        try:
+            store = state.response_cache(1.0)
+            missing = await store.aget("0" * 64)
+            await store.aput("1" * 64, _cache.Entry("upstream", b"{}"), 0.2)
+            found = await store.aget("1" * 64)
+            deadline = time.monotonic() + 3
+            expired = found
+            while expired is not None and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+                expired = await store.aget("1" * 64)
+            return missing, found, expired
+        finally:
+            await state.aclose()
+
+    missing, found, expired = asyncio.run(scenario())
+    assert missing is None and expired is None
+    assert found == _cache.Entry("upstream", b"{}")
