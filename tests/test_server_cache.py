@@ -131,6 +131,33 @@ def test_a_repeated_request_is_answered_from_the_cache(
     assert json.loads(first)["choices"][0]["message"]["content"].endswith(text)  # the echo
 
 
+def _metric(gateway: Gateway, line: str) -> float:
+    status, _, body = gateway.request("GET", "/metrics")
+    assert status == 200
+    for found in body.decode().splitlines():
+        if found.startswith(line + " "):
+            return float(found.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {line} in /metrics")
+
+
+HITS = 'providerhub_response_cache_lookups_total{result="hit",store="memory"}'
+MISSES = 'providerhub_response_cache_lookups_total{result="miss",store="memory"}'
+
+
+def test_metrics_count_hits_and_misses(gateway: Gateway) -> None:
+    hits, misses = _metric(gateway, HITS), _metric(gateway, MISSES)
+    entries = _metric(gateway, "providerhub_response_cache_entries")
+    text = _fresh()
+    for _ in range(3):
+        _request(gateway, text)
+    _request(gateway, text, model=PLAIN)  # not cached: not looked up
+    _request(gateway, text, Cache_Control="no-cache")  # not looked up either
+    assert _metric(gateway, HITS) == hits + 2
+    assert _metric(gateway, MISSES) == misses + 1
+    assert _metric(gateway, "providerhub_response_cache_entries") == entries + 1
+    assert _metric(gateway, "providerhub_response_cache_bytes") > 0
+
+
 def test_an_alias_shares_the_entry_of_its_model(gateway: Gateway, upstream: OpenAIServer) -> None:
     text = _fresh()
     assert _request(gateway, text)[1]["x-providerhub-cache"] == "miss"
@@ -283,6 +310,8 @@ def test_replicas_share_entries_through_redis(
         assert headers["x-providerhub-cache"] == "hit" and again == answer
         assert len(upstream.requests) == before
     assert _request(second, text, key=OTHER)[1]["x-providerhub-cache"] == "miss"
+    redis_hits = 'providerhub_response_cache_lookups_total{result="hit",store="redis"}'
+    assert _metric(second, redis_hits) == 2
     with redis_server.client() as client:
         keys = client.keys("providerhub:cache:*")
         assert len(keys) == 3

@@ -334,6 +334,8 @@ class App:
             await self._ready(send, base)
         elif route == "/metrics":
             body = self.metrics.render(self.hub, await self.hub.state.acheck())
+            if self.cache is not None:
+                body += self.cache.render()
             headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8"), *base]
             await _respond(send, 200, headers, body)
             self.metrics.answered(route, 200)
@@ -495,7 +497,7 @@ class App:
                 lookup = self.cache.plan(request, stream, client, cache_control)
                 if lookup is not None:
                     if lookup.read:
-                        entry = await self.cache.store.aget(lookup.key)
+                        entry = await self.cache.find(lookup)
                         if entry is not None:
                             await self._cached(send, headers, entry.provider, entry.body, stream)
                             metrics.answered(route, 200)

@@ -74,6 +74,8 @@ class GatewayCache:
     def __init__(self, settings: CacheSettings, hub: Hub) -> None:
         self.settings = settings
         self._aliases = hub.aliases
+        self.hits = 0
+        self.misses = 0
         self.store: ResponseStore
         response_cache = getattr(hub.state, "response_cache", None)
         if response_cache is not None:  # RedisState: entries shared with every replica
@@ -111,6 +113,38 @@ class GatewayCache:
         partition = SHARED if self.settings.shared else "key:" + client
         key = request_key(request, model=routed, partition=partition, stream=stream)
         return Lookup(key, ttl, stream, read, write)
+
+    async def find(self, lookup: Lookup) -> Entry | None:
+        """The entry of ``lookup``, or None (a miss), counted for :meth:`render`."""
+        entry = await self.store.aget(lookup.key)
+        if entry is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return entry
+
+    def render(self) -> bytes:
+        """The cache's lines of ``/metrics``: this worker's lookups by result, and what
+        its memory store holds."""
+        store = self.store.kind
+        out = [
+            "# HELP providerhub_response_cache_lookups_total Chat completions looked up in "
+            "the response cache, by result (hit or miss) and store (memory or redis).",
+            "# TYPE providerhub_response_cache_lookups_total counter",
+            f'providerhub_response_cache_lookups_total{{result="hit",store="{store}"}} {self.hits}',
+            f'providerhub_response_cache_lookups_total{{result="miss",store="{store}"}} '
+            f"{self.misses}",
+        ]
+        if isinstance(self.store, MemoryCache):
+            out += [
+                "# HELP providerhub_response_cache_entries Entries in this worker's memory.",
+                "# TYPE providerhub_response_cache_entries gauge",
+                f"providerhub_response_cache_entries {len(self.store)}",
+                "# HELP providerhub_response_cache_bytes Bytes of answers in this worker's memory.",
+                "# TYPE providerhub_response_cache_bytes gauge",
+                f"providerhub_response_cache_bytes {self.store.bytes}",
+            ]
+        return ("\n".join(out) + "\n").encode()
 
     async def keep(self, lookup: Lookup, recorder: Recorder) -> None:
         """Keep the answer ``recorder`` saw, when it is whole."""
