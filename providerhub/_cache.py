@@ -89,7 +89,8 @@ class CacheSettings:
     max_bytes: int = DEFAULT_MAX_BYTES
     shared: bool = False
     timeout: float = DEFAULT_TIMEOUT
-    models: Mapping[str, ModelCache] = field(default_factory=dict)
+    # Out of the hash (a dict has none): the settings stay hashable, as ServerSettings was.
+    models: Mapping[str, ModelCache] = field(default_factory=dict, hash=False)
 
     @property
     def used(self) -> bool:

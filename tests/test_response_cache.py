@@ -149,6 +149,7 @@ enabled = false
     )
     assert settings.used and not settings.enabled and settings.shared
     assert (settings.max_entries, settings.max_bytes, settings.timeout) == (5, 1000, 0.02)
+    assert hash(settings) == hash(settings)  # settings are values, as before the cache
     assert settings.ttl_for("gpt-4o", "gpt-4o") == 3600
     assert settings.ttl_for("alias", "gpt-4o") == 3600  # an alias of it too
     assert settings.ttl_for("other", "other") is None
