@@ -73,7 +73,7 @@ class GatewayCache:
 
     def __init__(self, settings: CacheSettings, hub: Hub) -> None:
         self.settings = settings
-        self._aliases = hub.aliases
+        self._hub = hub  # its aliases read at each request: one added later counts
         self.hits = 0
         self.misses = 0
         self.store: ResponseStore
@@ -99,7 +99,7 @@ class GatewayCache:
         cache, or None when its model's answers are not cached, or the client asked for
         neither lookup nor keeping."""
         model: str = request["model"]
-        routed = self._aliases.get(model, model)
+        routed = self._hub.aliases.get(model, model)
         ttl = self.settings.ttl_for(model, routed)
         if ttl is None:
             return None
