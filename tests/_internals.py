@@ -45,6 +45,7 @@ _WHERE = {
     "ToolCallStream": ("providerhub._codecs.toolcalls", "ToolCallStream"),
     "WORKERS": ("providerhub._routing._aio", "WORKERS"),
     "Workers": ("providerhub._routing.pump", "Workers"),
+    "_cache": ("providerhub", "_cache"),
     "_config": ("providerhub.server", "_config"),
     "_errors": ("providerhub.server", "_errors"),
     "_json_loads": ("providerhub._codecs.openai_chat", "_json_loads"),

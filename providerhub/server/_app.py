@@ -31,6 +31,7 @@ from .._validation import MAX_DEPTH
 from ..errors import InvalidRequestError
 from ..types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse, Usage, Verbatim
 from . import _errors as errors
+from ._caching import HIT, MISS, GatewayCache, Recorder
 from ._config import ClientKey, ServerSettings
 from ._dialects import COUNT_TOKENS, DIALECTS, Dialect, Events, Read
 from ._keys import Keys
@@ -197,6 +198,7 @@ class App:
         self._upstream = settings.upstream_limits()
         self._secrets = _upstream_secrets(hub)
         self._secret_bytes = tuple(s.encode() for s in self._secrets)
+        self.cache = GatewayCache.of(settings.cache, hub)
         watch_attempts()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -251,6 +253,7 @@ class App:
         origin = None
         api_key = None
         betas = None
+        cache_control = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
@@ -264,6 +267,8 @@ class App:
                 content_length = value
             elif name == b"origin":
                 origin = value
+            elif name == b"cache-control":
+                cache_control = value
         if request_id is None or not _valid_request_id(request_id):
             request_id = os.urandom(12).hex().encode()
         base = [(REQUEST_ID_HEADER, request_id)]
@@ -275,7 +280,13 @@ class App:
                 extensions = scope.get("extensions")
                 on_disconnect = extensions and extensions.get(DISCONNECT_EXTENSION)
                 await self._chat(
-                    receive, send, base, authorization, content_length, on_disconnect or None
+                    receive,
+                    send,
+                    base,
+                    authorization,
+                    content_length,
+                    on_disconnect or None,
+                    cache_control=cache_control,
                 )
             else:
                 await self._other_method(scope, send, base, CHAT, origin)
@@ -329,6 +340,8 @@ class App:
             await self._ready(send, base)
         elif route == "/metrics":
             body = self.metrics.render(self.hub, await self.hub.state.acheck())
+            if self.cache is not None:
+                body += self.cache.render()
             headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8"), *base]
             await _respond(send, 200, headers, body)
             self.metrics.answered(route, 200)
@@ -411,6 +424,7 @@ class App:
         counting: bool = False,
         embeddings: bool = False,
         betas: bytes | None = None,
+        cache_control: bytes | None = None,
     ) -> None:
         """Serve a chat completion in OpenAI's chat dialect, or in ``dialect``'s
         (``counting``: Anthropic's token count, estimated), or OpenAI's embeddings
@@ -421,6 +435,7 @@ class App:
         shape = None if dialect is None else dialect.error
         keys = self.keys
         key: ClientKey | None = None
+        client = ""
         if keys.required:
             key = keys.find(authorization)
             if key is None:
@@ -436,6 +451,7 @@ class App:
                 if over is not None:
                     await self._fail(send, headers, errors.over_budget(over), route, shape)
                     return
+            client = key.name
         if content_length is not None and (
             not content_length.isdigit() or int(content_length) > self._max_body
         ):
@@ -488,6 +504,19 @@ class App:
                 await self._fail(send, headers, request, route, shape)
                 return
             stream = request.pop("stream", False) is True
+            recorder = lookup = None
+            if self.cache is not None and dialect is None and not embeddings:
+                lookup = self.cache.plan(request, stream, client, cache_control)
+                if lookup is not None:
+                    if lookup.read:
+                        entry = await self.cache.find(lookup)
+                        if entry is not None:
+                            await self._cached(send, headers, entry.provider, entry.body, stream)
+                            metrics.answered(route, 200)
+                            return
+                        headers.append(MISS)
+                    if lookup.write:
+                        send = recorder = Recorder(send)
             own = len(headers)  # the answer's headers before _stream or _complete add theirs
             watch = _Watch(receive, on_disconnect)
             watch.key = key
@@ -502,6 +531,8 @@ class App:
                     status = await self._stream(send, headers, request, started, watch)
                 else:
                     status = await self._complete(send, headers, request, watch)
+                if recorder is not None and lookup is not None and self.cache is not None:
+                    await self.cache.keep(lookup, recorder)
             except asyncio.CancelledError:
                 _uncancel()
                 if watch.disconnected:
@@ -540,6 +571,22 @@ class App:
             headers.append((PROVIDER_HEADER, completion.provider.encode()))
         await _respond(send, 200, headers, body)
         return 200
+
+    async def _cached(
+        self,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        provider: str,
+        body: bytes,
+        stream: bool,
+    ) -> None:
+        """Answer with a cached answer's ``body``: a stream's events at once, as they were
+        first sent, or the document."""
+        headers.extend(_SSE_HEADERS if stream else (_JSON,))
+        if provider:
+            headers.append((PROVIDER_HEADER, provider.encode()))
+        headers.append(HIT)
+        await _respond(send, 200, headers, body)
 
     async def _embed(
         self,

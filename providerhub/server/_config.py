@@ -31,6 +31,9 @@ limit); ``PROVIDERHUB_SERVER_MAX_BODY_BYTES``, ``PROVIDERHUB_SERVER_MAX_CONCURRE
 ``PROVIDERHUB_SERVER_BODY_TIMEOUT``, ``PROVIDERHUB_SERVER_WRITE_TIMEOUT``,
 ``PROVIDERHUB_SERVER_CORS_ORIGINS`` (comma-separated) and
 ``PROVIDERHUB_SERVER_UPSTREAM_TIMEOUT`` override the file's values.
+
+The ``[response_cache]`` table (and its ``PROVIDERHUB_RESPONSE_CACHE_*`` variables) is
+read here too, by :func:`providerhub._cache.load_settings`.
 """
 
 from __future__ import annotations
@@ -42,11 +45,13 @@ import re
 import string
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
+from .._cache import CacheSettings
+from .._cache import load_settings as load_cache_settings
 from .._spend import Price, prices_from_table
 from .._timeout import DEFAULT_TIMEOUT, MAX_SECONDS, Timeout
 from ..errors import ConfigurationError
@@ -152,6 +157,8 @@ class ServerSettings:
     """The total timeout of each call the server makes (see :meth:`upstream_limits`)."""
     prices: tuple[Mapping[str, Price], Mapping[tuple[str, str], Price]] = ({}, {})
     """The configuration file's ``[prices]``: by model, and by provider and model."""
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    """The response cache's settings: the ``[response_cache]`` table (off by default)."""
 
     def upstream_limits(self) -> Timeout:
         """The timeout of each call: :data:`upstream_timeout` for the whole of it, and
@@ -220,6 +227,7 @@ def load(environ: dict[str, str] | None = None) -> ServerSettings:
             table, "upstream_timeout", env, UPSTREAM_TIMEOUT_VARIABLE, DEFAULT_UPSTREAM_TIMEOUT
         ),
         prices=prices,
+        cache=load_cache_settings(document.get("response_cache"), env, str(path)),
     )
 
 

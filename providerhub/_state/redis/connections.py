@@ -385,6 +385,9 @@ class _InThreads:
         method = getattr(self._link.client, name)
         return await asyncio.get_running_loop().run_in_executor(None, method, *args)
 
+    async def execute(self, *args: object) -> Any:
+        return await self._run("execute_command", *args)
+
     async def evalsha(self, sha: str, numkeys: int, *args: object) -> Any:
         return await self._run("evalsha", sha, numkeys, *args)
 

@@ -57,6 +57,8 @@ def parse(buffer: bytearray, position: int) -> tuple[Any, int] | None:
         return items, after
     if kind == b"+":
         return line, after
+    if kind == b"_":  # RESP3's null (redis-py 8 speaks RESP3): a GET of no key
+        return None, after
     if kind == b"-":
         return reply_error(line.decode(errors="replace")), after
     raise ValueError(f"unknown reply type {kind!r}")

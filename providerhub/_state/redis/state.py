@@ -10,6 +10,7 @@ from ...errors import ConfigurationError
 from ..health import Health
 from ..store import State, StateStatus
 from .budgets import RedisBudgets
+from .cache import RedisCache
 from .connections import Down, Link, cluster_option, one_line, redact_url
 from .health import RedisHealth
 from .limits import RedisLimiter
@@ -101,6 +102,11 @@ class RedisState(State):
     def budgets(self) -> RedisBudgets:
         """The client keys' spend, counted in Redis exactly across every process."""
         return RedisBudgets(self._link, self.prefix, fail_closed=self.fail_closed)
+
+    def response_cache(self, timeout: float) -> RedisCache:
+        """The response cache's store in this Redis (see :mod:`providerhub._cache`), each
+        command bounded by ``timeout`` seconds."""
+        return RedisCache(self._link, self.prefix, timeout)
 
     def ping(self) -> bool:
         """Whether Redis answers now (and, if it was down, the state is shared again)."""
