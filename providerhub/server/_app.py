@@ -32,8 +32,12 @@ from ..types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse
 from . import _errors as errors
 from ._config import ClientKey, ServerSettings
 from ._dialects import COUNT_TOKENS, DIALECTS, Dialect, Events, Read
+from ._instrument import instrument
 from ._keys import Keys
 from ._metrics import Metrics, watch_attempts
+
+if TYPE_CHECKING:
+    from ._reload import Reloader
 
 if TYPE_CHECKING:
     from .._provider import Provider
@@ -175,12 +179,19 @@ class App:
     """The ASGI application of :func:`providerhub.server.create_app`."""
 
     def __init__(self, hub: Hub, settings: ServerSettings) -> None:
+        self.metrics = Metrics()
+        self.reloader: Reloader | None = None
+        """What reloads the configuration on SIGHUP (set by ``providerhub serve``)."""
+        self.configure(hub, settings)
+        watch_attempts()
+
+    def configure(self, hub: Hub, settings: ServerSettings) -> None:
+        """Serve with ``hub`` and ``settings`` from now on: at start, and on a reload
+        (:mod:`._reload`), when requests under way keep what they began with."""
         self.hub = hub
         self.settings = settings
         self.keys = Keys(settings.keys, hub.state.limiter)
-        self.metrics = Metrics()
         client = AsyncClient(hub)
-        self._create = client.chat.completions.create
         self._embeddings = client.embeddings.create
         self._max_body = settings.max_body_bytes
         self._max_concurrency = settings.max_concurrency
@@ -191,7 +202,10 @@ class App:
         self._upstream = settings.upstream_limits()
         self._secrets = _upstream_secrets(hub)
         self._secret_bytes = tuple(s.encode() for s in self._secrets)
-        watch_attempts()
+        telemetry = instrument(self, hub, settings)
+        self._create = telemetry.around_create(client.chat.completions.create)
+        recorded = telemetry.around(App._chat.__get__(self))
+        self._chat = recorded  # type: ignore[method-assign, assignment]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -206,6 +220,8 @@ class App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self._warm_up()
+                if self.reloader is not None:
+                    self.reloader.install()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.hub.aclose()
