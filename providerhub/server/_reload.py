@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 from . import _config
@@ -31,7 +32,19 @@ if TYPE_CHECKING:
 
 __all__ = ["Reloader", "retire"]
 
-logger = logging.getLogger("providerhub.server")
+logger = logging.getLogger("providerhub.server.reload")
+
+
+def _heard() -> None:
+    """Have the reload's lines go to standard error when nothing else configures where
+    they go (as under ``providerhub serve``): an operator who sent SIGHUP looks there."""
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
 
 
 def _new_hub(old: Hub) -> Hub:
@@ -52,7 +65,7 @@ class Reloader:
         self.app = app
         self._new_hub = new_hub
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[bool]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.reloads = 0
         """Reloads done; refused ones are not counted."""
 
@@ -60,6 +73,7 @@ class Reloader:
         """Reload on SIGHUP (on this event loop; where the platform has the signal)."""
         hangup = getattr(signal, "SIGHUP", None)
         if hangup is not None:
+            _heard()
             asyncio.get_running_loop().add_signal_handler(hangup, self._hangup)
 
     def uninstall(self) -> None:
@@ -68,7 +82,13 @@ class Reloader:
             asyncio.get_running_loop().remove_signal_handler(hangup)
 
     def _hangup(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.reload())
+        self._keep(asyncio.get_running_loop().create_task(self.reload()))
+
+    def _retire(self, hub: Hub) -> None:
+        self._keep(asyncio.get_running_loop().create_task(retire(hub)))
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        # The loop holds tasks weakly: one nobody holds may vanish before it ends.
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -83,10 +103,8 @@ class Reloader:
                 logger.error("reload refused, the configuration in force stays: %s", exc)
                 return False
             old = app.hub
-            loop = asyncio.get_running_loop()
             try:
-                # Plugins read files: off the loop, which goes on serving meanwhile.
-                hub = await loop.run_in_executor(None, self._new_hub, old)
+                hub = await self._built(old)
             except Exception as exc:
                 logger.error(
                     "reload refused, the configuration in force stays: the providers "
@@ -114,13 +132,39 @@ class Reloader:
                 return False
             _apply_connection_limits(settings)
             if old is not hub:
-                loop.call_later(drain, lambda: loop.create_task(retire(old)))
+                asyncio.get_running_loop().call_later(drain, self._retire, old)
             self.reloads += 1
             keys = f"{len(settings.keys)} client key(s)" if settings.keys else "no client key"
             logger.info(
                 "reloaded %s: %s, %d provider(s)", settings.source, keys, len(hub.providers)
             )
             return True
+
+    async def _built(self, old: Hub) -> Hub:
+        """A new hub, made on a thread of its own (plugins import modules and read files)
+        while the loop goes on serving; the thread ends with it, so reloads leave none."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Hub] = loop.create_future()
+
+        def give(hub: Hub | None, exc: BaseException | None) -> None:
+            if done.cancelled():
+                return
+            if exc is not None:
+                done.set_exception(exc)
+            else:
+                assert hub is not None
+                done.set_result(hub)
+
+        def build() -> None:
+            try:
+                hub = self._new_hub(old)
+            except BaseException as exc:
+                loop.call_soon_threadsafe(give, None, exc)
+            else:
+                loop.call_soon_threadsafe(give, hub, None)
+
+        threading.Thread(target=build, name="providerhub-reload", daemon=True).start()
+        return await done
 
 
 def _apply_connection_limits(settings: _config.ServerSettings) -> None:
