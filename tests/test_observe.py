@@ -99,6 +99,7 @@ def test_timings_access_log_and_spans(gateway: Gateway, upstream: OpenAIServer) 
     upstream.script(Reply.text("Hello", usage=USAGE), Reply.text("a", "b", "c", usage=USAGE))
     answer = client.chat.completions.create(model=MODEL, messages=messages)  # type: ignore[arg-type]
     assert answer.usage is not None and answer.usage.prompt_tokens == 11
+    threads, sockets = gateway.threads(), gateway.sockets()  # the pools made by the first call
     chunks = list(
         client.chat.completions.create(
             model=MODEL,
@@ -156,6 +157,8 @@ def test_timings_access_log_and_spans(gateway: Gateway, upstream: OpenAIServer) 
     assert attempt["attributes"]["server.address"] == "127.0.0.1"
     assert attempt["attributes"]["gen_ai.request.model"] == MODEL
 
+    # Recording made no thread and left no connection open.
+    assert poll(lambda: gateway.sockets() <= sockets) and gateway.threads() == threads
     # Neither a message, nor a client's or an upstream's key, anywhere in the server's output.
     log = gateway.log()
     assert SECRET_TEXT not in log and KEY not in log and UPSTREAM_KEY not in log
