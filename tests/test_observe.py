@@ -32,6 +32,7 @@ UPSTREAM_KEY = "sk-upstream-OBSERVE-9191"
 SECRET_TEXT = "the-private-words-of-a-user-4711"
 MODEL = "gpt-3.5-turbo-16k"
 CHAT = "/v1/chat/completions"
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 
 
@@ -227,7 +228,7 @@ def test_otel_spans_in_process(upstream: OpenAIServer, monkeypatch: pytest.Monke
         client.chat.completions.create(
             model=MODEL,
             messages=[{"role": "user", "content": SECRET_TEXT}],
-            extra_headers={"x-request-id": "in-process-1"},
+            extra_headers={"x-request-id": "in-process-1", "traceparent": TRACEPARENT},
         )
     finally:
         server.should_exit = True
@@ -238,6 +239,10 @@ def test_otel_spans_in_process(upstream: OpenAIServer, monkeypatch: pytest.Monke
     (gateway_span,) = [s for s in spans if s.kind == trace.SpanKind.SERVER]
     attempts = [s for s in spans if s.kind == trace.SpanKind.CLIENT]
     assert gateway_span.name == f"chat {MODEL}"
+    # The client's trace goes on: the same trace id, its span the gateway's parent.
+    assert gateway_span.context.trace_id == int(TRACEPARENT.split("-")[1], 16)
+    assert gateway_span.parent is not None
+    assert gateway_span.parent.span_id == int(TRACEPARENT.split("-")[2], 16)
     attributes = dict(gateway_span.attributes or {})
     assert attributes["gen_ai.operation.name"] == "chat"
     assert attributes["gen_ai.request.model"] == MODEL

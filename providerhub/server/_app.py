@@ -206,6 +206,8 @@ class App:
         self._create = telemetry.around_create(client.chat.completions.create)
         recorded = telemetry.around(App._chat.__get__(self))
         self._chat = recorded  # type: ignore[method-assign, assignment]
+        traced = telemetry.around_http(App._http.__get__(self))
+        self._http = traced  # type: ignore[method-assign, assignment]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

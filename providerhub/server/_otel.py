@@ -12,6 +12,9 @@ default, from ``opentelemetry-exporter-otlp``; ``console``; ``none``), batched a
 ``OTEL_BSP_*`` variables say, and the resource of ``OTEL_SERVICE_NAME`` and
 ``OTEL_RESOURCE_ATTRIBUTES``.
 
+A request's ``traceparent`` (read by the propagators ``OTEL_PROPAGATORS`` names, W3C trace
+context by default) makes its span a child of the client's.
+
 Attempts are recorded as they end, from the router's attempt observer, with the start
 they had (their end less their seconds): the routing loop carries no span.
 """
@@ -20,11 +23,11 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
-from ._telemetry import Exchange, usage_of
+from ._telemetry import Exchange, incoming, usage_of
 
 if TYPE_CHECKING:
     from .._hub import Hub
@@ -70,13 +73,29 @@ def _exporter(name: str) -> Any:
     )
 
 
+class _Headers:
+    """Reads an ASGI request's headers (pairs of lower-case bytes) for a propagator."""
+
+    def get(self, carrier: list[tuple[bytes, bytes]], key: str) -> list[str] | None:
+        name = key.lower().encode("latin-1")
+        found = [value.decode("latin-1") for n, value in carrier if n == name]
+        return found or None
+
+    def keys(self, carrier: list[tuple[bytes, bytes]]) -> list[str]:
+        return [n.decode("latin-1") for n, _ in carrier]
+
+
+_HEADERS = _Headers()
+
+
 class Tracing:
     """Makes the spans of the requests of an app over ``hub``."""
 
     def __init__(self, hub: Hub, provider: Any = None) -> None:
-        from opentelemetry import trace
+        from opentelemetry import propagate, trace
         from opentelemetry.trace import SpanKind, StatusCode
 
+        self._extract = propagate.extract
         self._trace = trace
         self._tracer = trace.get_tracer(
             "providerhub", tracer_provider=provider if provider is not None else tracer_provider()
@@ -89,8 +108,13 @@ class Tracing:
 
     def begin(self, exchange: Exchange) -> None:
         exchange.started_ns = time.time_ns()
+        headers = incoming()
+        parent = None
+        if headers:
+            # A client's trace (W3C ``traceparent``, or what OTEL_PROPAGATORS names) goes on.
+            parent = self._extract(headers, getter=cast(Any, _HEADERS))
         exchange.span = self._tracer.start_span(
-            "gateway", kind=self._server, start_time=exchange.started_ns
+            "gateway", context=parent, kind=self._server, start_time=exchange.started_ns
         )
 
     def attempt(

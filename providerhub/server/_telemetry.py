@@ -79,6 +79,17 @@ def current() -> Exchange | None:
     return _current.get()
 
 
+_incoming: ContextVar[list[tuple[bytes, bytes]] | None] = ContextVar(
+    "providerhub_incoming", default=None
+)
+
+
+def incoming() -> list[tuple[bytes, bytes]] | None:
+    """The headers of the request being served, when traces are on (for its trace's
+    parent)."""
+    return _incoming.get()
+
+
 _tracing: Tracing | None = None
 """The spans of attempts, when some app of this process traces."""
 
@@ -159,6 +170,21 @@ class Telemetry:
             self.tracing.end(exchange, seconds)
         if self.access_log is not None:
             self.access_log.write(exchange, seconds)
+
+    def around_http(self, http: Chat) -> Chat:
+        """``http`` (the app's ``_http``), its request's headers kept for the spans when
+        traces are on; as it is otherwise."""
+        if self.tracing is None:
+            return http
+
+        async def traced(scope: Any, receive: Any, send: Any) -> None:
+            token = _incoming.set(scope["headers"])
+            try:
+                await http(scope, receive, send)
+            finally:
+                _incoming.reset(token)
+
+        return traced
 
     def around_create(self, create: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         """``create`` (the client's), its answer kept on the request's record: what the
