@@ -48,6 +48,7 @@ _WHERE = {
     "_config": ("providerhub.server", "_config"),
     "_errors": ("providerhub.server", "_errors"),
     "_access_log": ("providerhub.server", "_access_log"),
+    "_otel": ("providerhub.server", "_otel"),
     "_json_loads": ("providerhub._codecs.openai_chat", "_json_loads"),
     "_limits": ("providerhub._state", "limits"),
     "_openai_compat": ("providerhub._http", "chat"),

@@ -261,3 +261,35 @@ def test_otel_spans_in_process(upstream: OpenAIServer, monkeypatch: pytest.Monke
         assert dict(span.attributes or {})["server.address"] == "127.0.0.1"
     text = repr([dict(s.attributes or {}) for s in spans])
     assert SECRET_TEXT not in text and UPSTREAM_KEY not in text
+
+
+def test_the_settings_are_checked(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[server]\naccess_log = "json"\notel = true\n', encoding="utf-8")
+    empty = tmp_path / "empty.toml"
+    empty.write_text("", encoding="utf-8")
+
+    def load(path: Path, **env: str) -> Any:
+        return _internals._config.load({"PROVIDERHUB_CONFIG": str(path), **env})
+
+    assert load(empty).access_log == "" and load(empty).otel is False
+    assert load(config).access_log == "json" and load(config).otel is True
+    on = load(empty, PROVIDERHUB_SERVER_ACCESS_LOG="json", PROVIDERHUB_SERVER_OTEL="1")
+    assert on.access_log == "json" and on.otel is True
+    off = load(config, PROVIDERHUB_SERVER_ACCESS_LOG="off", PROVIDERHUB_SERVER_OTEL="false")
+    assert off.access_log == "" and off.otel is False
+    with pytest.raises(providerhub.ConfigurationError, match='must be "json" or "off"'):
+        load(empty, PROVIDERHUB_SERVER_ACCESS_LOG="xml")
+    with pytest.raises(providerhub.ConfigurationError, match="must be true or false"):
+        load(empty, PROVIDERHUB_SERVER_OTEL="maybe")
+    config.write_text("[server]\notel = 1\n", encoding="utf-8")
+    with pytest.raises(providerhub.ConfigurationError, match="otel must be true or false"):
+        load(config)
+
+
+def test_an_exporter_not_installed_is_named() -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    with pytest.raises(providerhub.ConfigurationError, match="opentelemetry-exporter-otlp"):
+        _internals._otel._exporter("otlp")
+    with pytest.raises(providerhub.ConfigurationError, match="'zipkin-nope'"):
+        _internals._otel._exporter("zipkin-nope")

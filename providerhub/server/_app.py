@@ -192,7 +192,6 @@ class App:
         self.settings = settings
         self.keys = Keys(settings.keys, hub.state.limiter)
         client = AsyncClient(hub)
-        self._embeddings = client.embeddings.create
         self._max_body = settings.max_body_bytes
         self._max_concurrency = settings.max_concurrency
         self._body_timeout = settings.body_timeout
@@ -204,6 +203,7 @@ class App:
         self._secret_bytes = tuple(s.encode() for s in self._secrets)
         telemetry = instrument(self, hub, settings)
         self._create = telemetry.around_create(client.chat.completions.create)
+        self._embeddings = telemetry.around_create(client.embeddings.create)
         recorded = telemetry.around(App._chat.__get__(self))
         self._chat = recorded  # type: ignore[method-assign, assignment]
         traced = telemetry.around_http(App._http.__get__(self))
