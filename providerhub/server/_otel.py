@@ -96,6 +96,9 @@ class Tracing:
         from opentelemetry.trace import SpanKind, StatusCode
 
         self._extract = propagate.extract
+        self._fields = frozenset(
+            f.lower().encode("latin-1") for f in propagate.get_global_textmap().fields
+        )
         self._trace = trace
         self._tracer = trace.get_tracer(
             "providerhub", tracer_provider=provider if provider is not None else tracer_provider()
@@ -110,8 +113,11 @@ class Tracing:
         exchange.started_ns = time.time_ns()
         headers = incoming()
         parent = None
-        if headers:
-            # A client's trace (W3C ``traceparent``, or what OTEL_PROPAGATORS names) goes on.
+        fields = self._fields
+        # A client's trace (W3C ``traceparent``, or what OTEL_PROPAGATORS names) goes on;
+        # the propagators are asked only when a header of theirs came (seldom: they cost
+        # more than the span).
+        if headers and any(name in fields for name, _ in headers):
             parent = self._extract(headers, getter=cast(Any, _HEADERS))
         exchange.span = self._tracer.start_span(
             "gateway", context=parent, kind=self._server, start_time=exchange.started_ns
@@ -126,13 +132,13 @@ class Tracing:
         outcome: str,
         seconds: float,
     ) -> None:
+        # Few attributes: the SDK checks each one, which is most of a span's cost.
         end = time.time_ns()
         operation = _OPERATIONS.get(exchange.route or "", "chat")
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": operation,
             "gen_ai.provider.name": provider,
             "gen_ai.request.model": model,
-            "providerhub.attempt": attempt,
             "providerhub.outcome": outcome,
         }
         host = self._host(provider)
@@ -165,8 +171,6 @@ class Tracing:
             "gen_ai.operation.name": operation,
             "http.route": route,
             "http.response.status_code": exchange.status,
-            "providerhub.attempts": exchange.attempts,
-            "providerhub.upstream_seconds": exchange.upstream,
         }
         if model:
             attributes["gen_ai.request.model"] = model
