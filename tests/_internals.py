@@ -16,6 +16,7 @@ from typing import Any
 
 _WHERE = {
     "ANTHROPIC": ("providerhub._codecs.anthropic_messages", "CODEC"),
+    "App": ("providerhub.server._app", "App"),
     "Assembler": ("providerhub._codecs.completions", "Assembler"),
     "CODEC": ("providerhub._codecs.openai_chat", "CODEC"),
     "Call": ("providerhub._codecs.base", "Call"),
@@ -48,6 +49,8 @@ _WHERE = {
     "_cache": ("providerhub", "_cache"),
     "_config": ("providerhub.server", "_config"),
     "_errors": ("providerhub.server", "_errors"),
+    "_access_log": ("providerhub.server", "_access_log"),
+    "_otel": ("providerhub.server", "_otel"),
     "_json_loads": ("providerhub._codecs.openai_chat", "_json_loads"),
     "_limits": ("providerhub._state", "limits"),
     "_openai_compat": ("providerhub._http", "chat"),

@@ -33,6 +33,7 @@ SLOW_MODULES = frozenset(
     {
         "test_cli.py",  # runs the command line in subprocesses
         "test_redis_cluster.py",
+        "test_reload.py",  # serve processes sent SIGHUP
         "test_server.py",  # serve processes and the openai SDK against them
         "test_server_lifecycle.py",  # serve processes started and stopped
         "test_server_limits.py",

@@ -260,7 +260,8 @@ def test_health_readiness_and_metrics(
         >= 1
     )
     assert _metric(text, 'providerhub_server_request_duration_seconds_count{stream="false"}') >= 1
-    assert 'providerhub_server_time_to_first_token_seconds_bucket{le="+Inf"}' in text
+    overhead = 'providerhub_server_overhead_seconds_bucket{route="/v1/chat/completions",le="+Inf"}'
+    assert _metric(text, overhead) >= 1
     assert _metric(text, "providerhub_server_in_flight_requests") == 0
     assert 'providerhub_provider_cooldown_seconds{provider="gravityengine"}' in text
     assert _metric(text, 'providerhub_state_shared{backend="memory"}') == 0

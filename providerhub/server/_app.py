@@ -34,8 +34,12 @@ from . import _errors as errors
 from ._caching import HIT, MISS, GatewayCache, Recorder
 from ._config import ClientKey, ServerSettings
 from ._dialects import COUNT_TOKENS, DIALECTS, Dialect, Events, Read
+from ._instrument import instrument
 from ._keys import Keys
 from ._metrics import Metrics, watch_attempts
+
+if TYPE_CHECKING:
+    from ._reload import Reloader
 
 if TYPE_CHECKING:
     from .._provider import Provider
@@ -179,16 +183,22 @@ class App:
     """The ASGI application of :func:`providerhub.server.create_app`."""
 
     def __init__(self, hub: Hub, settings: ServerSettings) -> None:
+        self.metrics = Metrics()
+        self.reloader: Reloader | None = None
+        """What reloads the configuration on SIGHUP (set by ``providerhub serve``)."""
+        self.configure(hub, settings)
+        watch_attempts()
+
+    def configure(self, hub: Hub, settings: ServerSettings) -> None:
+        """Serve with ``hub`` and ``settings`` from now on: at start, and on a reload
+        (:mod:`._reload`), when requests under way keep what they began with."""
         self.hub = hub
         self.settings = settings
         self.keys = Keys(settings.keys, hub.state.limiter, hub.state.budgets())
-        self.metrics = Metrics()
         by_model, by_provider = settings.prices
         declared = {name: p.prices for name, p in hub.providers.items()}
         self.prices = Prices(declared, by_model, by_provider)
         client = AsyncClient(hub)
-        self._create = client.chat.completions.create
-        self._embeddings = client.embeddings.create
         self._max_body = settings.max_body_bytes
         self._max_concurrency = settings.max_concurrency
         self._body_timeout = settings.body_timeout
@@ -199,7 +209,13 @@ class App:
         self._secrets = _upstream_secrets(hub)
         self._secret_bytes = tuple(s.encode() for s in self._secrets)
         self.cache = GatewayCache.of(settings.cache, hub)
-        watch_attempts()
+        telemetry = instrument(self, hub, settings)
+        self._create = telemetry.around_create(client.chat.completions.create)
+        self._embeddings = telemetry.around_create(client.embeddings.create)
+        recorded = telemetry.around(App._chat.__get__(self))
+        self._chat = recorded  # type: ignore[method-assign, assignment]
+        traced = telemetry.around_http(App._http.__get__(self))
+        self._http = traced  # type: ignore[method-assign, assignment]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -214,6 +230,8 @@ class App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self._warm_up()
+                if self.reloader is not None:
+                    self.reloader.install()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.hub.aclose()

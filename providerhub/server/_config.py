@@ -12,6 +12,8 @@
     write_timeout = 30             # seconds an answer may wait on a client not reading
     cors_origins = ["https://app.example.com"]  # browsers' origins allowed; none by default
     upstream_timeout = 120         # seconds a request may take upstream, retries included
+    access_log = "json"            # a JSON line per request on providerhub.access; off by default
+    otel = true                    # OpenTelemetry spans (providerhub[otel]); off by default
 
     [[server.keys]]
     name = "ci"                    # optional; shown in logs, never the key
@@ -30,7 +32,8 @@ limit); ``PROVIDERHUB_SERVER_MAX_BODY_BYTES``, ``PROVIDERHUB_SERVER_MAX_CONCURRE
 ``PROVIDERHUB_SERVER_MAX_HEADER_BYTES``, ``PROVIDERHUB_SERVER_HEADER_TIMEOUT``,
 ``PROVIDERHUB_SERVER_BODY_TIMEOUT``, ``PROVIDERHUB_SERVER_WRITE_TIMEOUT``,
 ``PROVIDERHUB_SERVER_CORS_ORIGINS`` (comma-separated) and
-``PROVIDERHUB_SERVER_UPSTREAM_TIMEOUT`` override the file's values.
+``PROVIDERHUB_SERVER_UPSTREAM_TIMEOUT``, ``PROVIDERHUB_SERVER_ACCESS_LOG`` and
+``PROVIDERHUB_SERVER_OTEL`` override the file's values.
 
 The ``[response_cache]`` table (and its ``PROVIDERHUB_RESPONSE_CACHE_*`` variables) is
 read here too, by :func:`providerhub._cache.load_settings`.
@@ -57,6 +60,7 @@ from .._timeout import DEFAULT_TIMEOUT, MAX_SECONDS, Timeout
 from ..errors import ConfigurationError
 
 __all__ = [
+    "ACCESS_LOG_VARIABLE",
     "BODY_TIMEOUT_VARIABLE",
     "CORS_ORIGINS_VARIABLE",
     "HEADER_TIMEOUT_VARIABLE",
@@ -64,6 +68,7 @@ __all__ = [
     "MAX_BODY_VARIABLE",
     "MAX_CONCURRENCY_VARIABLE",
     "MAX_HEADER_VARIABLE",
+    "OTEL_VARIABLE",
     "UPSTREAM_TIMEOUT_VARIABLE",
     "WRITE_TIMEOUT_VARIABLE",
     "ClientKey",
@@ -82,6 +87,8 @@ WRITE_TIMEOUT_VARIABLE = "PROVIDERHUB_SERVER_WRITE_TIMEOUT"
 CORS_ORIGINS_VARIABLE = "PROVIDERHUB_SERVER_CORS_ORIGINS"
 UPSTREAM_TIMEOUT_VARIABLE = "PROVIDERHUB_SERVER_UPSTREAM_TIMEOUT"
 CONFIG_VARIABLE = "PROVIDERHUB_CONFIG"
+ACCESS_LOG_VARIABLE = "PROVIDERHUB_SERVER_ACCESS_LOG"
+OTEL_VARIABLE = "PROVIDERHUB_SERVER_OTEL"
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 """Room for a conversation with a few base64 images; a larger body is refused (413)."""
@@ -114,6 +121,8 @@ _FIELDS = (
     "write_timeout",
     "cors_origins",
     "upstream_timeout",
+    "access_log",
+    "otel",
 )
 _KEY_FIELDS = ("name", "sha256", "rpm", "budget_usd", "budget_period")
 BUDGET_PERIODS = ("month", "day")
@@ -159,6 +168,10 @@ class ServerSettings:
     """The configuration file's ``[prices]``: by model, and by provider and model."""
     cache: CacheSettings = field(default_factory=CacheSettings)
     """The response cache's settings: the ``[response_cache]`` table (off by default)."""
+    access_log: str = ""
+    """``"json"``: a JSON line per request (:mod:`._access_log`); ``""``: none."""
+    otel: bool = False
+    """Whether requests and attempts are traced with OpenTelemetry (:mod:`._otel`)."""
 
     def upstream_limits(self) -> Timeout:
         """The timeout of each call: :data:`upstream_timeout` for the whole of it, and
@@ -228,6 +241,8 @@ def load(environ: dict[str, str] | None = None) -> ServerSettings:
         ),
         prices=prices,
         cache=load_cache_settings(document.get("response_cache"), env, str(path)),
+        access_log=_access_log(table, env),
+        otel=_switch(table, "otel", env, OTEL_VARIABLE),
     )
 
 
@@ -360,6 +375,32 @@ def _seconds(table: dict[str, Any], field: str, env: Any, variable: str, default
     ):
         raise ConfigurationError(f"{where} must be a positive number of seconds, not {value!r}")
     return float(value)
+
+
+def _access_log(table: dict[str, Any], env: Any) -> str:
+    value, where = _chosen(table, "access_log", env, ACCESS_LOG_VARIABLE, "", str, "a string")
+    if value in ("off", "none"):
+        value = ""
+    if value not in ("", "json"):
+        raise ConfigurationError(f'{where} must be "json" or "off", not {value!r}')
+    return str(value)
+
+
+_TRUE = {"1": True, "true": True, "yes": True, "on": True}
+_FALSE = {"0": False, "false": False, "no": False, "off": False}
+
+
+def _switch(table: dict[str, Any], field: str, env: Any, variable: str) -> bool:
+    def parse(raw: str) -> bool:
+        words = {**_TRUE, **_FALSE}
+        if raw.lower() not in words:
+            raise ValueError(raw)
+        return words[raw.lower()]
+
+    value, where = _chosen(table, field, env, variable, False, parse, "true or false (1 or 0)")
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{where} must be true or false, not {value!r}")
+    return value
 
 
 _ORIGIN = re.compile(r"https?://[^/?#\s]+")

@@ -16,16 +16,21 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .._spend import plain, usd
+from ._telemetry import current
 
 if TYPE_CHECKING:
     from .._hub import Hub
     from .._state.store import StateStatus
     from ..types import Usage
+    from ._telemetry import Exchange
 
 __all__ = ["ATTEMPTS", "CLOSED", "Histogram", "Metrics", "closed", "watch_attempts"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 """Seconds: from a local upstream's millisecond to a long answer's minute."""
+
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1)
+"""Seconds of the gateway's own time: from a tenth of a millisecond up."""
 
 
 class Histogram:
@@ -112,7 +117,9 @@ class Metrics:
     def __init__(self) -> None:
         self.requests: dict[tuple[str, int], int] = {}
         self.latency = {False: Histogram(), True: Histogram()}
-        self.first_token = Histogram()
+        self.first_token = _FirstToken()
+        self.overhead: dict[str, Histogram] = {}
+        self.first_tokens: dict[str, Histogram] = {}
         self.in_flight = 0
         self.tokens: dict[tuple[str, str, str, str], int] = {}
         """Tokens answered, by provider, model, client key name and type."""
@@ -147,6 +154,24 @@ class Metrics:
     def answered(self, route: str, status: int) -> None:
         key = (route, status)
         self.requests[key] = self.requests.get(key, 0) + 1
+        exchange = current()
+        if exchange is not None:
+            exchange.route = route
+            exchange.status = status
+
+    def timed(self, exchange: Exchange, seconds: float) -> None:
+        """Count a request that took ``seconds`` in all: the gateway's part of them, and
+        its time to first token (a stream's), under its route."""
+        route = exchange.route
+        if route is None:  # gone before it was answered (its body never came)
+            return
+        overhead = self.overhead.get(route)
+        if overhead is None:
+            overhead = self.overhead[route] = Histogram(OVERHEAD_BUCKETS)
+            self.first_tokens[route] = Histogram()
+        overhead.observe(max(0.0, seconds - exchange.upstream))
+        if exchange.first_token is not None:
+            self.first_tokens[route].observe(exchange.first_token)
 
     def render(self, hub: Hub, state: StateStatus) -> bytes:
         """The metrics text of this app over ``hub``, whose state is ``state`` now."""
@@ -167,10 +192,7 @@ class Metrics:
             label = f'stream="{str(stream).lower()}"'
             out += histogram.lines("providerhub_server_request_duration_seconds", label)
         out += [
-            "# HELP providerhub_server_time_to_first_token_seconds Streams, from the request "
-            "to the first chunk sent.",
-            "# TYPE providerhub_server_time_to_first_token_seconds histogram",
-            *self.first_token.lines("providerhub_server_time_to_first_token_seconds", ""),
+            *self._timing_lines(),
             "# HELP providerhub_server_in_flight_requests Chat completion requests being "
             "served now.",
             "# TYPE providerhub_server_in_flight_requests gauge",
@@ -277,6 +299,40 @@ class Metrics:
             f'providerhub_state_shared{{backend="{_label(state.backend)}"}} {int(state.shared)}',
         ]
         return ("\n".join(out) + "\n").encode()
+
+    def _timing_lines(self) -> list[str]:
+        """Time to first token and the gateway's own time, by route."""
+        out = [
+            "# HELP providerhub_server_time_to_first_token_seconds Streams, from the request "
+            "to the first chunk sent, by route.",
+            "# TYPE providerhub_server_time_to_first_token_seconds histogram",
+        ]
+        for route, histogram in sorted(self.first_tokens.items()):
+            if histogram.count:
+                name = "providerhub_server_time_to_first_token_seconds"
+                out += histogram.lines(name, f'route="{_label(route)}"')
+        out += [
+            "# HELP providerhub_server_overhead_seconds The gateway's own time per request, "
+            "by route: the whole request's less its attempts at providers (reading the "
+            "body, admission, routing, backoff between retries, encoding and writing).",
+            "# TYPE providerhub_server_overhead_seconds histogram",
+        ]
+        for route, histogram in sorted(self.overhead.items()):
+            label = f'route="{_label(route)}"'
+            out += histogram.lines("providerhub_server_overhead_seconds", label)
+        return out
+
+
+class _FirstToken:
+    """Where the app puts a stream's time to its first token: on the request's record,
+    counted under its route once the request ends (:meth:`Metrics.timed`)."""
+
+    __slots__ = ()
+
+    def observe(self, seconds: float) -> None:
+        exchange = current()
+        if exchange is not None:
+            exchange.first_token = seconds
 
 
 def _label(value: str) -> str:

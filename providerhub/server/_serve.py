@@ -1,5 +1,5 @@
 """``providerhub serve``: the app under uvicorn, on loopback unless keys are set, with a
-graceful stop on SIGTERM."""
+graceful stop on SIGTERM and a reload of the configuration on SIGHUP (:mod:`._reload`)."""
 
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ def worker_app() -> Any:
     """The app of one uvicorn worker (the factory ``providerhub serve`` names); the
     worker's connections get its limits."""
     from . import create_app
+    from ._reload import Reloader
 
     app = create_app()
+    app.reloader = Reloader(app)  # SIGHUP reads the configuration file again
     if _httptools():
         from . import _protocol
 
