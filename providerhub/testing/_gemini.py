@@ -189,11 +189,15 @@ class _GeminiHandler(_Handler):
         assert isinstance(found, GeminiServer)
         return found
 
+    _refusing: RecordedRequest | None = None
+    """A request being checked: kept (:meth:`_keep_refused`) before a refusal goes out, so
+    that a client that reads the refusal finds the request recorded."""
+
     def do_POST(self) -> None:
-        recorded = self._recorded()
+        recorded = self._refusing = self._recorded()
         asked = self._checked(recorded, recorded.body)
+        self._refusing = None
         if asked is None:
-            self.owner._keep(recorded)
             return
         reply = _as_gemini(self.owner._next_reply(recorded))
         self._answer_gemini(reply, asked, recorded)
@@ -258,6 +262,7 @@ class _GeminiHandler(_Handler):
         if expected is not None and key != expected:
             message = "API key not valid. Please pass a valid API key."
             body = _error_body(400, message, details=[_error_info("API_KEY_INVALID")])
+            self._keep_refused()
             self._send(400, body.encode(), _JSON, {})
             return False
         return True
@@ -299,7 +304,13 @@ class _GeminiHandler(_Handler):
         return self._fault(reply)
 
     def _error(self, status: int, message: str, status_name: str | None = None) -> None:
+        self._keep_refused()
         self._send(status, _error_body(status, message, status_name).encode(), _JSON, {})
+
+    def _keep_refused(self) -> None:
+        refused, self._refusing = self._refusing, None
+        if refused is not None:
+            self.owner._keep(refused)
 
 
 # -- what a request may hold ---------------------------------------------------------------
