@@ -57,6 +57,7 @@ _WHERE = {
     "_scan": ("providerhub._speedups", "scan_json"),
     "_session": ("providerhub._transports", "session"),
     "_speedups": ("providerhub", "_speedups"),
+    "abortable": ("providerhub._transports", "abortable"),
     "_spend": ("providerhub", "_spend"),
     "anthropic_usage": ("providerhub._codecs.anthropic_messages", "_usage"),
     "gemini_usage": ("providerhub._codecs.gemini", "_usage"),

@@ -16,7 +16,7 @@ from urllib3.util import Retry
 import providerhub
 from providerhub.testing import OpenAIServer, Reply
 
-from ._internals import Workers, aio
+from ._internals import Workers, abortable, aio
 from ._support import Endpoint, await_until, sockets, threads, wait_until
 
 MODEL = "gpt-3.5-turbo-16k"
@@ -256,3 +256,20 @@ def test_workers_run_at_most_their_limit_and_end_when_idle() -> None:
     assert wait_until(lambda: not mine())
     assert sorted(ran) == [0, 1, 2]
     assert [t.state for t in tickets] == ["done", "done", "done", "cancelled"]
+
+
+def test_a_connection_given_back_twice_is_lent_to_one_call_only() -> None:
+    # An aborted stream's response can be closed by the aborting thread and by its worker,
+    # each giving the connection back: in the pool twice, it was lent to two calls at once
+    # (http.client's ResponseNotReady).
+    pool = abortable._ConnectionPool("127.0.0.1", 9, maxsize=2)
+    try:
+        conn, other = pool._get_conn(), pool._get_conn()  # the pool has room for both
+        pool._put_conn(conn)
+        pool._put_conn(conn)
+        first, second = pool._get_conn(), pool._get_conn()
+        assert first is conn
+        assert second is not conn
+        pool._put_conn(other)
+    finally:
+        pool.close()

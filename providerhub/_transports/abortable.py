@@ -14,6 +14,7 @@ Imported, with ``requests``, when the first session is made.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from requests.adapters import HTTPAdapter
@@ -61,20 +62,34 @@ def _forget(conn: Any) -> None:
         abort.unwatch(conn)
 
 
+_GIVING_BACK = threading.Lock()
+
+
+def _give_back(pool: _Pool, conn: Any, put: Any) -> None:
+    """Put ``conn`` back in ``pool`` once. An aborted stream's response may be closed by
+    the thread that aborts it while the worker reading it closes it too; each gives the
+    connection back, and twice in the pool it would be lent to two calls at once (which
+    ``http.client`` meets as ``ResponseNotReady``)."""
+    _forget(conn)  # before another call can take it
+    with _GIVING_BACK:
+        waiting = getattr(pool.pool, "queue", None)
+        if conn is not None and waiting is not None and any(c is conn for c in waiting):
+            return
+        put(conn)
+
+
 class _ConnectionPool(HTTPConnectionPool):
     ConnectionCls = _Connection
 
     def _put_conn(self, conn: Any) -> None:
-        _forget(conn)  # before another call can take it
-        super()._put_conn(conn)
+        _give_back(self, conn, super()._put_conn)
 
 
 class _TLSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = _TLSConnection
 
     def _put_conn(self, conn: Any) -> None:
-        _forget(conn)
-        super()._put_conn(conn)
+        _give_back(self, conn, super()._put_conn)
 
 
 _POOLS: dict[str, type[_Pool]] = {"http": _ConnectionPool, "https": _TLSConnectionPool}
