@@ -11,10 +11,11 @@ p99 of the per-request time in microseconds, and the median added over a handler
 recording at all. With ``--gateway``, the same app serves real requests too (uvicorn on
 127.0.0.1 in this process, over the suite's OpenAI-compatible stand-in): blocks of
 sequential chat completions on one keep-alive connection, with and without spans (the
-in-memory exporter, synchronous), alternated, and the medians of the calls compared.
-docs/benchmarks.md has the figures::
+in-memory exporter behind ``--processor``: ``batch``, as deployed, or ``simple``),
+alternated, and the medians of the calls compared. docs/benchmarks.md has the figures::
 
-    .venv/bin/python bench/telemetry.py [--requests 20000] [--gateway [--rounds 50 --calls 100]]
+    .venv/bin/python bench/telemetry.py [--requests 20000]
+    .venv/bin/python bench/telemetry.py --gateway [--rounds 50] [--calls 100] [--processor batch]
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ async def _run(case: str, requests: int) -> list[float]:
     return times
 
 
-def _gateway(rounds: int, calls: int) -> None:
+def _gateway(rounds: int, calls: int, processor: str) -> None:
     import http.client
     import json
     import os
@@ -116,7 +117,7 @@ def _gateway(rounds: int, calls: int) -> None:
     import uvicorn
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     import providerhub
@@ -126,7 +127,8 @@ def _gateway(rounds: int, calls: int) -> None:
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    chosen = BatchSpanProcessor if processor == "batch" else SimpleSpanProcessor
+    provider.add_span_processor(chosen(exporter))
     trace.set_tracer_provider(provider)
     with OpenAIServer() as upstream:
         os.environ["PROVIDERHUB_GRAVITYENGINE_URL"] = upstream.url
@@ -170,7 +172,10 @@ def _gateway(rounds: int, calls: int) -> None:
         server.should_exit = True
         runner.join(10)
     off, on = (statistics.median(times[o]) * 1e6 for o in (False, True))
-    print(f"gateway: {rounds} blocks of {calls} calls each way, alternated; median of the calls:")
+    print(
+        f"gateway ({processor} span processor): {rounds} blocks of {calls} calls each way, "
+        "alternated; median of the calls:"
+    )
     print(f"  spans off {off:.0f} µs, on {on:.0f} µs, added {on - off:+.1f} µs")
 
 
@@ -180,9 +185,15 @@ def main() -> None:
     parser.add_argument("--gateway", action="store_true", help="also through a served app")
     parser.add_argument("--rounds", type=int, default=50, help="gateway blocks each way")
     parser.add_argument("--calls", type=int, default=100, help="calls a gateway block")
+    parser.add_argument(
+        "--processor",
+        choices=("batch", "simple"),
+        default="batch",
+        help="the gateway's span processor: batch (as deployed) or simple",
+    )
     args = parser.parse_args()
     if args.gateway:
-        _gateway(args.rounds, args.calls)
+        _gateway(args.rounds, args.calls, args.processor)
     cases = ["none", "timings", "access log", "otel (simple)", "otel (batch)"]
     base = None
     print(f"{'case':<16}{'median µs':>12}{'p99 µs':>10}{'added µs':>11}")
