@@ -140,11 +140,12 @@ def test_timings_access_log_and_spans(gateway: Gateway, upstream: OpenAIServer) 
     assert (stream["input_tokens"], stream["output_tokens"]) == (11, 7)
     assert refused["status"] == 401 and refused["key"] is None and refused["provider"] is None
 
-    assert poll(lambda: len(_spans(gateway.log())) >= 4)
+    assert poll(lambda: len(_spans(gateway.log())) >= 2)
     spans = _spans(gateway.log())
     servers = [s for s in spans if s["kind"] == "SpanKind.SERVER"]
-    attempts = [s for s in spans if s["kind"] == "SpanKind.CLIENT"]
-    assert len(attempts) == 2 and len(servers) >= 2
+    # Each answered at its first attempt: one span a request, which says where it went.
+    assert [s for s in spans if s["kind"] == "SpanKind.CLIENT"] == []
+    assert len(servers) >= 2
     first = servers[0]
     assert first["name"] == f"chat {MODEL}"
     assert first["attributes"]["gen_ai.request.model"] == MODEL
@@ -152,11 +153,8 @@ def test_timings_access_log_and_spans(gateway: Gateway, upstream: OpenAIServer) 
     assert first["attributes"]["gen_ai.usage.output_tokens"] == 7
     assert first["attributes"]["gen_ai.provider.name"] == "gravityengine"
     assert first["resource"]["attributes"]["service.name"] == "gateway-under-test"
-    attempt = attempts[0]
-    assert attempt["parent_id"] == first["context"]["span_id"]
-    assert attempt["context"]["trace_id"] == first["context"]["trace_id"]
-    assert attempt["attributes"]["server.address"] == "127.0.0.1"
-    assert attempt["attributes"]["gen_ai.request.model"] == MODEL
+    assert first["attributes"]["server.address"] == "127.0.0.1"
+    assert isinstance(first["attributes"]["server.port"], int)
 
     # Recording made no thread and left no connection open.
     assert poll(lambda: gateway.sockets() <= sockets) and gateway.threads() == threads

@@ -132,6 +132,12 @@ class Tracing:
         outcome: str,
         seconds: float,
     ) -> None:
+        host = self._host(provider)
+        if outcome == "ok" and exchange.attempts == 1:
+            # Answered at once, as nearly every request is: the request's span says all an
+            # attempt's would, and one span costs the SDK half of two.
+            exchange.peer = host
+            return
         # Few attributes: the SDK checks each one, which is most of a span's cost.
         end = time.time_ns()
         operation = _OPERATIONS.get(exchange.route or "", "chat")
@@ -141,7 +147,6 @@ class Tracing:
             "gen_ai.request.model": model,
             "providerhub.outcome": outcome,
         }
-        host = self._host(provider)
         if host is not None:
             attributes["server.address"] = host[0]
             if host[1] is not None:
@@ -184,6 +189,11 @@ class Tracing:
             attributes["gen_ai.usage.output_tokens"] = output_tokens
         if exchange.first_token is not None:
             attributes["providerhub.time_to_first_token_seconds"] = exchange.first_token
+        peer = exchange.peer
+        if peer is not None:
+            attributes["server.address"] = peer[0]
+            if peer[1] is not None:
+                attributes["server.port"] = peer[1]
         span.set_attributes(attributes)
         if exchange.status >= 500:
             span.set_attribute("error.type", str(exchange.status))

@@ -36,6 +36,7 @@ class Exchange:
         "headers",
         "key",
         "model",
+        "peer",
         "provider",
         "route",
         "span",
@@ -66,6 +67,9 @@ class Exchange:
         answered), kept only when an access log or traces are on."""
         self.key: str | None = None
         """The client key's name."""
+        self.peer: tuple[str, int | None] | None = None
+        """The host (and port) of a request's one and successful attempt, which has no span
+        of its own: its request's span carries it."""
         self.headers: list[tuple[bytes, bytes]] | None = None
         """The answer's headers (the first holds the request id)."""
         self.span: Any = None
