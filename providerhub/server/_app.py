@@ -580,15 +580,9 @@ class App:
             watch.finished = True
             return await self._error(send, headers, exc)
         watch.finished = True
-        due = self._account(watch.key, completion.provider, completion.model, completion.usage)
-        if due:
-            await self._charge(watch.key, due)
+        await self._spend(watch.key, completion.provider, completion.model, completion.usage)
         body = self._scrub(dumps(completion.to_dict()))
-        headers.append(_JSON)
-        if completion.provider:
-            headers.append((PROVIDER_HEADER, completion.provider.encode()))
-        await _respond(send, 200, headers, body)
-        return 200
+        return await self._whole(send, headers, completion.provider, body)
 
     async def _cached(
         self,
@@ -625,15 +619,9 @@ class App:
         watch.finished = True
         used = answer.usage
         usage = Usage(used.prompt_tokens, 0, used.total_tokens)
-        due = self._account(watch.key, answer.provider, answer.model, usage)
-        if due:
-            await self._charge(watch.key, due)
+        await self._spend(watch.key, answer.provider, answer.model, usage)
         body = self._scrub(dumps(answer.to_dict()))
-        headers.append(_JSON)
-        if answer.provider:
-            headers.append((PROVIDER_HEADER, answer.provider.encode()))
-        await _respond(send, 200, headers, body)
-        return 200
+        return await self._whole(send, headers, answer.provider, body)
 
     async def _stream(
         self,
@@ -669,7 +657,7 @@ class App:
             watch.started = True
             if first is None:
                 watch.finished = True
-                await self._streamed(watch.key, chunks, request["model"])
+                await self._spend(watch.key, chunks.provider, request["model"], chunks.usage)
                 await send({"type": "http.response.body", "body": _DONE})
                 return 200
             scrub = self._scrub
@@ -708,11 +696,11 @@ class App:
                 failure = self._failure(exc, headers, mid_answer=True)
                 event = b"data: " + dumps(failure.body()) + b"\n\n"
                 watch.finished = True
-                await self._streamed(watch.key, chunks, first.model)
+                await self._spend(watch.key, chunks.provider, first.model, chunks.usage)
                 await send({"type": "http.response.body", "body": event})
                 return failure.status
             watch.finished = True
-            await self._streamed(watch.key, chunks, first.model)
+            await self._spend(watch.key, chunks.provider, first.model, chunks.usage)
             await send({"type": "http.response.body", "body": _DONE})
             return 200
         finally:
@@ -768,14 +756,9 @@ class App:
                 return failure.status
             watch.finished = True
             usage = next((p for p in reversed(pieces) if type(p) is Usage), None)
-            due = self._account(watch.key, provider, call.model, usage)
-            if due:
-                await self._charge(watch.key, due)
+            await self._spend(watch.key, provider, call.model, usage)
             body = b"".join(p.data for p in pieces if type(p) is Verbatim)
-            headers.append(_JSON)
-            headers.append((PROVIDER_HEADER, provider.encode()))
-            await _respond(send, 200, headers, self._scrub(body))
-            return 200
+            return await self._whole(send, headers, provider, self._scrub(body))
         stream = self.hub._astream(call, candidates)
         used: list[Usage] = []
         try:
@@ -794,7 +777,9 @@ class App:
             events = watch.events = _MESSAGES.events(read, None, dumps)
             if first is None:
                 watch.finished = True
-                await self._passed_spend(watch.key, stream.provider, call.model, used)
+                await self._spend(
+                    watch.key, stream.provider, call.model, used[-1] if used else None
+                )
                 await send({"type": "http.response.body", "body": b""})
                 return 200
             self.metrics.first_token.observe(time.perf_counter() - started)
@@ -810,12 +795,14 @@ class App:
             except Exception as exc:
                 failure = self._failure(exc, headers, mid_answer=True)
                 watch.finished = True
-                await self._passed_spend(watch.key, stream.provider, call.model, used)
+                await self._spend(
+                    watch.key, stream.provider, call.model, used[-1] if used else None
+                )
                 event = _MESSAGES.broken(events, failure)
                 await send({"type": "http.response.body", "body": event})
                 return failure.status
             watch.finished = True
-            await self._passed_spend(watch.key, stream.provider, call.model, used)
+            await self._spend(watch.key, stream.provider, call.model, used[-1] if used else None)
             await send({"type": "http.response.body", "body": b""})
             return 200
         finally:
@@ -872,15 +859,9 @@ class App:
                 return failure.status
             if chunks is None:
                 watch.finished = True
-                due = self._account(watch.key, answer.provider, answer.model, answer.usage)
-                if due:
-                    await self._charge(watch.key, due)
+                await self._spend(watch.key, answer.provider, answer.model, answer.usage)
                 body = self._scrub(dumps(dialect.document(answer.to_dict(), read)))
-                headers.append(_JSON)
-                if answer.provider:
-                    headers.append((PROVIDER_HEADER, answer.provider.encode()))
-                await _respond(send, 200, headers, body)
-                return 200
+                return await self._whole(send, headers, answer.provider, body)
             headers.extend(_SSE_HEADERS)
             if chunks.provider:
                 headers.append((PROVIDER_HEADER, chunks.provider.encode()))
@@ -911,11 +892,11 @@ class App:
             except Exception as exc:
                 failure = self._failure(exc, headers, mid_answer=True)
                 watch.finished = True
-                await self._streamed(watch.key, chunks, request["model"])
+                await self._spend(watch.key, chunks.provider, request["model"], chunks.usage)
                 await send({"type": "http.response.body", "body": dialect.broken(events, failure)})
                 return failure.status
             watch.finished = True
-            await self._streamed(watch.key, chunks, request["model"])
+            await self._spend(watch.key, chunks.provider, request["model"], chunks.usage)
             await send({"type": "http.response.body", "body": scrub(events.finish())})
             return 200
         finally:
@@ -924,38 +905,26 @@ class App:
 
     # -- spend -------------------------------------------------------------------------
 
-    def _account(
+    async def _spend(
         self, key: ClientKey | None, provider: str | None, model: str, usage: Usage | None
-    ) -> int:
-        """Count an answer's tokens and cost in the metrics; the picodollars to charge to
-        ``key``'s budget (0: none, or it has no budget)."""
-        price = self.prices.find(provider, model)
-        spent = cost(usage, price)
-        self.metrics.spent(provider or "", model, "" if key is None else key.name, usage, spent)
-        if key is None or key.budget is None or not isinstance(spent, int):
-            return 0
-        return spent
-
-    async def _charge(self, key: ClientKey | None, picodollars: int) -> None:
-        """Count ``picodollars`` against ``key``'s budget, before the answer's last bytes
-        go out: a client that has its answer finds it counted, on every replica."""
-        if key is not None:
-            await self.keys.spend(key, picodollars)
-
-    async def _streamed(self, key: ClientKey | None, chunks: AsyncChunkStream, model: str) -> None:
-        """Account for a stream that ended (its usage, when the provider sent it)."""
-        due = self._account(key, chunks.provider, model, chunks.usage)
-        if due:
-            await self._charge(key, due)
-
-    async def _passed_spend(
-        self, key: ClientKey | None, provider: str | None, model: str, used: list[Usage]
     ) -> None:
-        """Account for a passed-through stream that ended: its last usage piece (the
-        codec merges a stream's counts into each)."""
-        due = self._account(key, provider, model, used[-1] if used else None)
-        if due:
-            await self._charge(key, due)
+        """Count an answer's tokens and cost in the metrics, and charge the cost to
+        ``key``'s budget when it has one, before the answer's last bytes go out: a client
+        that has its answer finds it counted, on every replica."""
+        spent = cost(usage, self.prices.find(provider, model))
+        self.metrics.spent(provider or "", model, "" if key is None else key.name, usage, spent)
+        if key is not None and key.budget is not None and isinstance(spent, int) and spent:
+            await self.keys.spend(key, spent)
+
+    async def _whole(
+        self, send: Send, headers: list[tuple[bytes, bytes]], provider: str | None, body: bytes
+    ) -> int:
+        """Answer 200 with a whole JSON document ``body``, naming the ``provider``."""
+        headers.append(_JSON)
+        if provider:
+            headers.append((PROVIDER_HEADER, provider.encode()))
+        await _respond(send, 200, headers, body)
+        return 200
 
     def _scrub(self, data: bytes) -> bytes:
         # An upstream that echoes its credential back must not hand it to clients.
