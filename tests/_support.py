@@ -136,3 +136,40 @@ async def await_until(condition: Callable[[], bool], seconds: float = 5.0) -> bo
             return True
         await asyncio.sleep(0.005)
     return condition()
+
+
+class ReplayServer:
+    """A real HTTP server on 127.0.0.1 that answers every POST with ``body``, an event
+    stream set by the test: for checking what an SDK makes of bytes a dialect wrote."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        owner = self
+        self.body = b""
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("content-length", str(len(owner.body)))
+                self.end_headers()
+                self.wfile.write(owner.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass  # the test's output stays its own
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ReplayServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)

@@ -5,9 +5,7 @@ events and parses each tool's input, reads them from a real local HTTP server)."
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from providerhub.errors import InvalidRequestError
 
 from ._internals import anthropic_gateway as dialect
+from ._support import ReplayServer
 
 anthropic = pytest.importorskip("anthropic")
 
@@ -326,45 +325,22 @@ def test_the_token_count_grows_with_the_text_and_counts_images() -> None:
 # -- streams, read by the SDK from a real server ----------------------------------------------
 
 
-class _Replay(BaseHTTPRequestHandler):
-    body = b""
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("content-length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args: Any) -> None:
-        pass  # the test's output stays its own
-
-
 @pytest.fixture
-def replay() -> Iterator[tuple[Any, type[_Replay]]]:
-    handler = type("Replay", (_Replay,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server, handler
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+def replay() -> Iterator[ReplayServer]:
+    with ReplayServer() as server:
+        yield server
 
 
-def client_for(server: ThreadingHTTPServer) -> Any:
-    host, port = server.server_address[:2]
-    return anthropic.Anthropic(base_url=f"http://{host}:{port}", api_key="k", max_retries=0)
+def client_for(server: ReplayServer) -> Any:
+    return anthropic.Anthropic(base_url=server.url, api_key="k", max_retries=0)
 
 
 ASK = {"model": "claude-x", "max_tokens": 99, "messages": [{"role": "user", "content": "hi"}]}
 
 
 def test_a_stream_with_text_and_tool_use_is_rebuilt_by_the_sdk(
-    replay: tuple[ThreadingHTTPServer, type[_Replay]],
+    replay: ReplayServer,
 ) -> None:
-    server, handler = replay
     events = dialect.MessageEvents(dialect.chat_request({**ASK, "stream": True}))
     body = events.start()
     body += events.chunk(chunk("Let me "))
@@ -397,8 +373,8 @@ def test_a_stream_with_text_and_tool_use_is_rebuilt_by_the_sdk(
     )
     body += events.chunk(chunk(finish="tool_calls"))
     body += events.chunk({"choices": [], "usage": USAGE})
-    handler.body = body + events.finish()
-    client = client_for(server)
+    replay.body = body + events.finish()
+    client = client_for(replay)
     with client.messages.stream(**ASK) as stream:
         kinds = [(e.type, getattr(getattr(e, "delta", None), "type", None)) for e in stream]
         message = stream.get_final_message()
@@ -432,12 +408,11 @@ def test_a_stream_with_text_and_tool_use_is_rebuilt_by_the_sdk(
 
 
 def test_raw_events_are_the_sdks_known_events_and_a_break_raises(
-    replay: tuple[ThreadingHTTPServer, type[_Replay]],
+    replay: ReplayServer,
 ) -> None:
-    server, handler = replay
     events = dialect.MessageEvents(dialect.chat_request({**ASK, "stream": True}))
-    handler.body = events.start() + events.text("par") + events.fail(503, "the provider broke")
-    client = client_for(server)
+    replay.body = events.start() + events.text("par") + events.fail(503, "the provider broke")
+    client = client_for(replay)
     seen = []
     with pytest.raises(anthropic.APIStatusError) as caught:
         for event in client.messages.create(**ASK, stream=True):

@@ -6,9 +6,7 @@ order, reads the events from a real local HTTP server)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -16,6 +14,7 @@ import pytest
 from providerhub.errors import InvalidRequestError
 
 from ._internals import responses
+from ._support import ReplayServer
 
 openai = pytest.importorskip("openai")
 
@@ -266,31 +265,10 @@ def test_an_answer_cut_at_its_length_is_incomplete() -> None:
 # -- streams, read by the SDK from a real server ----------------------------------------------
 
 
-class _Replay(BaseHTTPRequestHandler):
-    body = b""
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("content-length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args: Any) -> None:
-        pass  # the test's output stays its own
-
-
 @pytest.fixture
-def replay() -> Iterator[tuple[ThreadingHTTPServer, type[_Replay]]]:
-    handler = type("Replay", (_Replay,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server, handler
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+def replay() -> Iterator[ReplayServer]:
+    with ReplayServer() as server:
+        yield server
 
 
 def stream_of(request: Any, chunks: list[dict[str, Any] | str]) -> bytes:
@@ -301,19 +279,17 @@ def stream_of(request: Any, chunks: list[dict[str, Any] | str]) -> bytes:
     return out + events.finish()
 
 
-def client_for(server: ThreadingHTTPServer) -> Any:
-    host, port = server.server_address[:2]
-    return openai.OpenAI(base_url=f"http://{host}:{port}/v1", api_key="k", max_retries=0)
+def client_for(server: ReplayServer) -> Any:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
 
 
 def test_a_streamed_answer_with_text_and_calls_is_read_whole_by_the_sdk_helper(
-    replay: tuple[ThreadingHTTPServer, type[_Replay]],
+    replay: ReplayServer,
 ) -> None:
-    server, handler = replay
     request = responses.chat_request(
         {"model": "m", "input": "hi", "stream": True, "tools": [WEATHER]}
     )
-    handler.body = stream_of(
+    replay.body = stream_of(
         request,
         [
             chunk("Let "),
@@ -343,7 +319,7 @@ def test_a_streamed_answer_with_text_and_calls_is_read_whole_by_the_sdk_helper(
             chunk(usage=USAGE) | {"choices": []},
         ],
     )
-    client = client_for(server)
+    client = client_for(replay)
     with client.responses.stream(model="m", input="hi", tools=[WEATHER]) as stream:
         kinds = [event.type for event in stream]
         final = stream.get_final_response()
@@ -379,12 +355,11 @@ def test_a_streamed_answer_with_text_and_calls_is_read_whole_by_the_sdk_helper(
 
 
 def test_raw_events_parse_as_known_sdk_events_with_rising_sequence_numbers(
-    replay: tuple[ThreadingHTTPServer, type[_Replay]],
+    replay: ReplayServer,
 ) -> None:
-    server, handler = replay
     request = responses.chat_request({"model": "m", "input": "hi", "stream": True})
-    handler.body = stream_of(request, ["Hel", "lo", chunk(finish="length")])
-    events = list(client_for(server).responses.create(model="m", input="hi", stream=True))
+    replay.body = stream_of(request, ["Hel", "lo", chunk(finish="length")])
+    events = list(client_for(replay).responses.create(model="m", input="hi", stream=True))
     known = openai.types.responses.ResponseStreamEvent.__args__  # the union's members
     assert all(isinstance(event, known) for event in events)
     assert [e.sequence_number for e in events] == list(range(len(events)))
