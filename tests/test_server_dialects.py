@@ -413,3 +413,28 @@ def test_a_pass_through_retries_an_overloaded_provider_before_the_answer_begins(
         message = stream.get_final_message()
     assert message.content[0].text == "Fine now."
     assert len(claude_upstream.requests) == before + 2
+
+
+@pytest.mark.parametrize("route", ["/v1/messages", "/v1/responses"])
+def test_hostile_bodies_are_refused_in_the_routes_own_shape_before_any_upstream(
+    gateway: Gateway, upstream: OpenAIServer, claude_upstream: AnthropicServer, route: str
+) -> None:
+    before = len(upstream.requests), len(claude_upstream.requests)
+    auth = {"x-api-key": KEY, "content-type": "application/json"}
+    deep = b'{"model": "m", "input": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    bodies = [b"{not json", b"[1, 2]", deep, b'{"model": 7}']
+    for body in bodies:
+        status, _, data = gateway.request("POST", route, body, auth)
+        doc = json.loads(data)
+        assert status == 400, (body[:20], data)
+        if route == "/v1/messages":
+            assert doc["type"] == "error" and doc["error"]["type"] == "invalid_request_error"
+        else:
+            assert doc["error"]["type"] == "invalid_request_error"
+        assert upstream.url not in data.decode() and claude_upstream.url not in data.decode()
+    # Past the body cap (16 MiB by default): 413, in the route's shape too.
+    status, _, data = gateway.request("POST", route, b"x" * (17 * 1024 * 1024), auth)
+    assert status == 413
+    if route == "/v1/messages":
+        assert json.loads(data)["error"]["type"] == "request_too_large"
+    assert (len(upstream.requests), len(claude_upstream.requests)) == before
